@@ -1,0 +1,5 @@
+import sys
+
+from metaflood.cli import main
+
+sys.exit(main())

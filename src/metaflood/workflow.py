@@ -1,0 +1,81 @@
+"""Set-up the Snakefile runs before any rule: job environment and configuration checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from metaflood.config import check_config, normalise_dates
+from metaflood.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def prepare_job_environment(src_dir: str | Path) -> None:
+    """Let every job run `python -m metaflood` with this interpreter and this source tree.
+
+    Jobs inherit the environment of Snakemake: putting the package's source on
+    PYTHONPATH makes it importable without an install (conda environments, cluster
+    nodes), and putting this interpreter's directory first on PATH means a virtual
+    environment need not be activated. With --sdm conda, the environment's own bin
+    directory is put in front again by Snakemake.
+    """
+    src = str(src_dir)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if src not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([src, *paths])
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if path[:1] != [bin_dir]:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, *path])
+
+
+def checked_config(config: dict) -> dict:
+    """Dates as ISO strings, so the JSON schema can check them as text."""
+    config.update(normalise_dates(config))
+    return config
+
+
+def semantic_errors(config: dict) -> str | None:
+    """The first error the JSON schema cannot see, as a message naming the key."""
+    try:
+        check_config(config)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def schema_error(config: dict, schema_path: str | Path = SCHEMA_PATH) -> str | None:
+    """One line naming the key that breaks the schema (snakemake's message is a page long)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"{where}: {error.message}"
+
+
+def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Everything the workflow checks at start-up, for one file, with YAML line numbers."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror})") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping of keys")
+    config = normalise_dates(config)
+    message = schema_error(config, schema_path)
+    if message:
+        raise ConfigError(f"{path}: {message}")
+    check_config(config)
+    return config

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from rio_cogeo.cogeo import cog_validate
+
+from metaflood.classes import colormap
+from metaflood.errors import InputError
+from metaflood.raster import atomic_path, read_checked, write_cog
+
+
+def test_cog_with_overviews_descriptions_and_colormap(tmp_path):
+    data = np.random.default_rng(0).integers(0, 8, (1, 600, 700)).astype(np.uint8)
+    path = write_cog(
+        tmp_path / "classes.tif",
+        data,
+        crs="EPSG:32634",
+        transform=from_origin(600000, 3630000, 2, 2),
+        nodata=255,
+        descriptions=["class"],
+        colormap=colormap(),
+    )
+    valid, errors, _ = cog_validate(str(path))
+    assert valid, errors
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == [2, 4]
+        assert src.descriptions == ("class",)
+        assert src.nodata == 255
+        assert src.colormap(1)[3] == (0, 0, 255, 255)
+        assert (src.read() == data).all()
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.tif"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_description_count_must_match(tmp_path):
+    with pytest.raises(ValueError, match="2 descriptions for 3 bands"):
+        write_cog(
+            tmp_path / "x.tif",
+            np.zeros((3, 4, 4), np.float32),
+            crs="EPSG:32634",
+            transform=from_origin(0, 0, 1, 1),
+            nodata=np.nan,
+            descriptions=["a", "b"],
+        )
+
+
+def test_corrupt_and_crs_less_files_are_input_errors(tmp_path):
+    good = write_cog(
+        tmp_path / "good.tif",
+        np.ones((1, 300, 300), np.float32),
+        crs="EPSG:32634",
+        transform=from_origin(0, 0, 1, 1),
+        nodata=np.nan,
+    )
+    truncated = tmp_path / "truncated.tif"
+    truncated.write_bytes(good.read_bytes()[:1500])
+    with pytest.raises(InputError, match="truncated.tif"):
+        read_checked(truncated)
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_text("not a tiff")
+    with pytest.raises(InputError, match="cannot be read as a raster"):
+        read_checked(garbage)
+    plain = tmp_path / "nocrs.tif"
+    with rasterio.open(
+        plain, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8"
+    ) as dst:
+        dst.write(np.zeros((1, 4, 4), np.uint8))
+    with pytest.raises(InputError, match="has no coordinate reference system"):
+        read_checked(plain)

@@ -1,0 +1,53 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metaflood.errors import ConfigError
+from metaflood.workflow import check_config_file, prepare_job_environment, schema_error
+from tests.conftest import demo_event_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_config_is_valid():
+    config = check_config_file(ROOT / "config.yaml")
+    assert list(config["events"]) == ["demo"]
+
+
+def test_schema_error_names_the_key():
+    config = {"events": {"e": demo_event_config()}, "model": {"tile": 100}}
+    assert schema_error(config) == "model.tile: 100 is not a multiple of 32"
+    config["model"] = {"device": "tpu"}
+    assert schema_error(config).startswith("model.device: 'tpu' does not match")
+    assert schema_error({"events": {"e": demo_event_config()}}) is None
+
+
+def test_overlap_must_stay_below_half_the_tile(tmp_path):
+    path = tmp_path / "c.yaml"
+    config = {"events": {"e": demo_event_config()}, "model": {"tile": 128, "overlap": 64}}
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="model.overlap: 64 px must be less than half"):
+        check_config_file(path)
+
+
+def test_yaml_errors_carry_the_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("events:\n  e:\n    aoi: {bbox: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line 4, column 1\)"):
+        check_config_file(path)
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        check_config_file(path)
+
+
+def test_jobs_find_this_interpreter_and_the_source(monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    prepare_job_environment(ROOT / "src")
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(ROOT / "src"), "/elsewhere"]
+    prepare_job_environment(ROOT / "src")  # idempotent
+    assert os.environ["PYTHONPATH"].count(str(ROOT / "src")) == 1

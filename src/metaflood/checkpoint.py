@@ -1,0 +1,171 @@
+"""MetaRS checkpoints: one self-describing file, written atomically, read without pickle code.
+
+A checkpoint carries everything inference needs besides the weights (architecture,
+class names, band names, normalisation), so a model cannot silently be applied to data
+it was not trained for; and the training state, so an interrupted training resumes.
+Loading uses `weights_only=True`: a checkpoint from elsewhere cannot execute code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metaflood.classes import CLASS_NAMES, NUM_CLASSES
+from metaflood.data import Normalization
+from metaflood.errors import ModelError
+from metaflood.model.metars import MetaRS, MetaRSConfig
+
+FORMAT = "metaflood-metars/1"
+REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "normalization")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: MetaRS,
+    normalization: Normalization,
+    *,
+    training: dict[str, Any] | None = None,
+    class_names: Sequence[str] = CLASS_NAMES,
+) -> Path:
+    """Write the checkpoint; a crash mid-write leaves any previous file intact."""
+    cfg = model.config
+    if len(class_names) != cfg.num_classes:
+        raise ModelError(f"{len(class_names)} class names for {cfg.num_classes} classes")
+    payload = {
+        "format": FORMAT,
+        "model_config": cfg.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "class_names": list(class_names),
+        "sar_bands": list(cfg.sar_bands),
+        "optical_bands": list(cfg.optical_bands),
+        "normalization": normalization.to_dict(),
+        "training": training or {},
+    }
+    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then move it into place.
+
+    The temporary file is created like any other file (not with mkstemp's 0600), so the
+    result is readable by the group as the umask allows: checkpoints are shared.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint's contents, checked for the expected format."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        raise ModelError(
+            f"{path}: not a readable metaflood checkpoint (only plain tensors and types are "
+            f"accepted): {err}"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ModelError(f"{path}: format {found!r}, expected {FORMAT!r}")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ModelError(f"{path}: checkpoint lacks {missing}")
+    return ckpt
+
+
+def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> MetaRS:
+    """The network described by a loaded checkpoint, with its weights."""
+    model = MetaRS(MetaRSConfig.from_dict(ckpt["model_config"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as err:
+        raise ModelError(f"{path}: weights do not fit the stored architecture: {err}") from err
+    return model
+
+
+@dataclass
+class InferenceModel:
+    """A model ready for inference, with what is needed to prepare its inputs."""
+
+    model: MetaRS
+    config: MetaRSConfig
+    normalization: Normalization
+    class_names: list[str]
+
+    @property
+    def sar_bands(self) -> list[str]:
+        return list(self.config.sar_bands)
+
+    @property
+    def optical_bands(self) -> list[str]:
+        return list(self.config.optical_bands)
+
+
+def check_compatible(
+    ckpt: dict,
+    path: str | os.PathLike,
+    expected_classes: int = NUM_CLASSES,
+    available_bands: Sequence[str] | None = None,
+) -> None:
+    """Refuse a checkpoint whose classes or input bands do not match the workflow's data."""
+    names = list(ckpt["class_names"])
+    n = int(ckpt["model_config"].get("num_classes", len(names)))
+    if n != expected_classes or len(names) != expected_classes:
+        raise ModelError(
+            f"{path}: checkpoint predicts {n} classes ({', '.join(names)}), but the workflow "
+            f"expects {expected_classes} classes ({', '.join(CLASS_NAMES[:expected_classes])})"
+        )
+    if available_bands is None:
+        return
+    cfg = ckpt["model_config"]
+    needed = [*cfg.get("sar_bands", []), *cfg.get("optical_bands", [])]
+    missing = [b for b in needed if b not in set(available_bands)]
+    if missing:
+        raise ModelError(
+            f"{path}: checkpoint needs bands {needed}; the data lacks {missing} "
+            f"(data bands: {list(available_bands)})"
+        )
+
+
+def load_for_inference(
+    path: str | os.PathLike,
+    expected_classes: int = NUM_CLASSES,
+    available_bands: Sequence[str] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> InferenceModel:
+    """Load, check against the data's bands and the workflow's classes, and set eval mode."""
+    ckpt = load_checkpoint(path, map_location="cpu")
+    check_compatible(ckpt, path, expected_classes, available_bands)
+    model = build_model(ckpt, path).to(map_location).eval()
+    return InferenceModel(
+        model=model,
+        config=model.config,
+        normalization=Normalization.from_dict(ckpt["normalization"]),
+        class_names=list(ckpt["class_names"]),
+    )
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """The device to run on; "auto" is CUDA when usable, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} was asked for but CUDA is not available")
+    return dev

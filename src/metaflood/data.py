@@ -1,0 +1,258 @@
+"""Training data: synthetic scenes at the model resolution, normalisation, random crops.
+
+Native simulator rasters are brought to the model grid the way co-registration brings
+real scenes there (SAR averaged in linear power, optical averaged, labels by majority),
+so the model is trained on inputs that look like what it will be given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from metaflood.classes import IGNORE_INDEX, NUM_CLASSES
+from metaflood.sar import to_db
+
+Sample = dict[str, np.ndarray]  # sar (2, h, w) dB, optical (4, h, w), label (h, w) uint8
+PERIODS = ("pre", "post")
+# Validation scenes use seeds far from the training seeds so the two never share a scene.
+VALIDATION_SEED_OFFSET = 100_000
+
+
+# --- resampling to the model grid ------------------------------------------------------
+
+
+def resample_factor(native_resolution: float, model_resolution: float) -> int:
+    """Integer block size from native to model pixels (the grids must nest)."""
+    ratio = model_resolution / native_resolution
+    factor = round(ratio)
+    if factor < 1 or abs(ratio - factor) > 1e-6:
+        raise ValueError(
+            f"model resolution {model_resolution} m is not a whole multiple of the native "
+            f"resolution {native_resolution} m"
+        )
+    return factor
+
+
+def _blocks(a: np.ndarray, f: int) -> np.ndarray:
+    """View (..., H, W) as (..., h, w, f*f) blocks, dropping an incomplete edge."""
+    h, w = a.shape[-2] // f, a.shape[-1] // f
+    a = a[..., : h * f, : w * f]
+    a = a.reshape(*a.shape[:-2], h, f, w, f)
+    a = np.moveaxis(a, -3, -2)  # (..., h, w, f, f)
+    return a.reshape(*a.shape[:-2], f * f)
+
+
+def block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """Mean over f x f blocks of the last two axes."""
+    if f == 1:
+        return np.asarray(a, dtype=np.float32)
+    return _blocks(np.asarray(a, dtype=np.float64), f).mean(axis=-1).astype(np.float32)
+
+
+def sar_to_model_grid(linear: np.ndarray, f: int) -> np.ndarray:
+    """Linear power -> block mean in linear power -> dB (averaging dB biases low)."""
+    return to_db(block_mean(linear, f))
+
+
+def block_mode(labels: np.ndarray, f: int, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Majority class of each f x f block (ties to the lower class); all-ignored stays ignored."""
+    labels = np.asarray(labels)
+    if f == 1:
+        return labels.astype(np.uint8)
+    blocks = _blocks(labels, f)
+    counts = np.stack([(blocks == c).sum(axis=-1) for c in range(num_classes)], axis=-1)
+    mode = counts.argmax(axis=-1).astype(np.uint8)
+    mode[counts.sum(axis=-1) == 0] = IGNORE_INDEX
+    return mode
+
+
+def to_model_grid(sar_linear: np.ndarray, optical: np.ndarray, label: np.ndarray, f: int) -> Sample:
+    return {
+        "sar": sar_to_model_grid(sar_linear, f),
+        "optical": block_mean(optical, f),
+        "label": block_mode(label, f),
+    }
+
+
+# --- synthetic pools -------------------------------------------------------------------
+
+
+def make_synthetic_pool(
+    n_scenes: int,
+    scene_size_m: float,
+    native_resolution: float,
+    model_resolution: float,
+    seed: int,
+    *,
+    layout: str = "random",
+) -> list[Sample]:
+    """Samples from `n_scenes` simulated events (seeds seed..seed+n-1), both periods each.
+
+    Post-event optical is simulated cloud-free: the optical head must learn what it sees
+    under clear sky; clouds are handled at inference time by routing, not by the model.
+    """
+    from metaflood.simulate import SceneSpec, simulate_event
+
+    f = resample_factor(native_resolution, model_resolution)
+    size = int(round(scene_size_m / native_resolution))
+    if size // f < 32:
+        raise ValueError(f"scenes of {scene_size_m} m are smaller than 32 model pixels")
+    pool: list[Sample] = []
+    for i in range(n_scenes):
+        spec = SceneSpec(
+            seed=seed + i,
+            height=size,
+            width=size,
+            resolution=native_resolution,
+            layout=layout,
+            cloud_fraction=0.0,
+            post_optical=True,
+        )
+        event = simulate_event(spec)
+        for period in PERIODS:
+            pool.append(
+                to_model_grid(event.sar[period], event.optical[period], event.landcover[period], f)
+            )
+    return pool
+
+
+def make_validation_pool(
+    n_scenes: int, scene_size_m: float, native_resolution: float, model_resolution: float, seed: int
+) -> list[Sample]:
+    """A held-out pool from seeds no training pool of a sane size reaches."""
+    return make_synthetic_pool(
+        n_scenes, scene_size_m, native_resolution, model_resolution, seed + VALIDATION_SEED_OFFSET
+    )
+
+
+# --- normalisation ---------------------------------------------------------------------
+
+
+@dataclass
+class Normalization:
+    """Per-band mean and standard deviation of each modality (SAR in dB)."""
+
+    sar_mean: list[float]
+    sar_std: list[float]
+    optical_mean: list[float]
+    optical_std: list[float]
+
+    @classmethod
+    def from_pool(cls, pool: Sequence[Sample]) -> Normalization:
+        sar_mean, sar_std = _band_stats([s["sar"] for s in pool])
+        opt_mean, opt_std = _band_stats([s["optical"] for s in pool])
+        return cls(sar_mean, sar_std, opt_mean, opt_std)
+
+    def to_dict(self) -> dict[str, dict[str, list[float]]]:
+        return {
+            "sar": {"mean": list(self.sar_mean), "std": list(self.sar_std)},
+            "optical": {"mean": list(self.optical_mean), "std": list(self.optical_std)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Normalization:
+        return cls(
+            [float(v) for v in data["sar"]["mean"]],
+            [float(v) for v in data["sar"]["std"]],
+            [float(v) for v in data["optical"]["mean"]],
+            [float(v) for v in data["optical"]["std"]],
+        )
+
+    def apply(self, x: np.ndarray, modality: str) -> np.ndarray:
+        """(bands, ...) array standardised band by band, as float32."""
+        mean = np.asarray(getattr(self, f"{modality}_mean"), dtype=np.float32)
+        std = np.asarray(getattr(self, f"{modality}_std"), dtype=np.float32)
+        if x.shape[0] != mean.size:
+            raise ValueError(f"{modality}: {x.shape[0]} bands, normalisation has {mean.size}")
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        return ((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+
+
+def _band_stats(arrays: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
+    n = 0
+    total = None
+    total_sq = None
+    for a in arrays:
+        flat = a.reshape(a.shape[0], -1).astype(np.float64)
+        s, sq = flat.sum(axis=1), (flat**2).sum(axis=1)
+        total = s if total is None else total + s
+        total_sq = sq if total_sq is None else total_sq + sq
+        n += flat.shape[1]
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+    std = np.maximum(std, 1e-6)  # a constant band must not divide by zero
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+# --- crops -----------------------------------------------------------------------------
+
+
+def augment(sample: Sample, rng: np.random.Generator, crop: int) -> Sample:
+    """A random crop, flips and a 90-degree rotation, applied identically to every array."""
+    h, w = sample["label"].shape
+    if h < crop or w < crop:
+        raise ValueError(f"crop {crop} is larger than a {h}x{w} sample")
+    y = int(rng.integers(0, h - crop + 1))
+    x = int(rng.integers(0, w - crop + 1))
+    flip_v, flip_h = bool(rng.integers(2)), bool(rng.integers(2))
+    k = int(rng.integers(4))
+    out = {}
+    for key, a in sample.items():
+        a = a[..., y : y + crop, x : x + crop]
+        if flip_v:
+            a = a[..., ::-1, :]
+        if flip_h:
+            a = a[..., ::-1]
+        a = np.rot90(a, k, axes=(-2, -1))
+        out[key] = np.ascontiguousarray(a)
+    return out
+
+
+class SyntheticCrops(Dataset):
+    """Normalised random crops from a pool; item i is the same crop on every run and resume.
+
+    Each item draws from its own generator seeded by (seed, i), so the batches of an
+    interrupted and resumed training run are those of an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        pool: Sequence[Sample],
+        crop: int,
+        normalization: Normalization,
+        length: int,
+        seed: int,
+    ):
+        if not pool:
+            raise ValueError("empty training pool")
+        self.pool = pool
+        self.crop = crop
+        self.normalization = normalization
+        self.length = length
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < self.length:
+            raise IndexError(i)
+        rng = np.random.default_rng([self.seed, i])
+        sample = self.pool[int(rng.integers(len(self.pool)))]
+        s = augment(sample, rng, self.crop)
+        return {
+            "sar": torch.from_numpy(self.normalization.apply(s["sar"], "sar")),
+            "optical": torch.from_numpy(self.normalization.apply(s["optical"], "optical")),
+            "label": torch.from_numpy(s["label"].astype(np.int64)),
+        }
+
+    def batch(self, start: int, size: int) -> dict[str, torch.Tensor]:
+        """Items start..start+size-1 stacked: the batch of one training iteration."""
+        items = [self[i] for i in range(start, start + size)]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}

@@ -1,0 +1,115 @@
+"""ResNet encoders built from timm: the modality-specific ones and the shared meta encoder.
+
+Module names stay those of torchvision/timm (conv1, bn1, layer1.0.conv1, ...), so that
+published ResNet weights, and the authors' MetaRS checkpoint, map onto ours by name.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import timm
+import torch
+from timm.models.resnet import ResNet
+from torch import nn
+
+from metaflood.errors import ModelError
+
+MODALITIES = ("sar", "optical")
+# Output strides of the four feature maps every encoder returns.
+FEATURE_STRIDES = (4, 8, 16, 32)
+
+
+def create_resnet(name: str, width: int | None, in_chans: int) -> ResNet:
+    """A randomly initialised timm ResNet; `width` scales every stage (None = standard)."""
+    kwargs: dict = {}
+    if width is not None:
+        # Stage widths only; timm keeps the 64-channel stem, so resnet18 with width 64 is
+        # exactly the standard resnet18.
+        kwargs["channels"] = (width, 2 * width, 4 * width, 8 * width)
+    try:
+        net = timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=0, **kwargs)
+    except (RuntimeError, TypeError) as err:
+        raise ModelError(f"backbone {name!r} cannot be built by timm ({err})") from err
+    if not isinstance(net, ResNet):
+        raise ModelError(f"backbone {name!r} is not a timm ResNet")
+    return net
+
+
+class ResNetEncoder(nn.Module):
+    """A batch-norm ResNet body (no classifier): four maps at strides 4, 8, 16, 32."""
+
+    def __init__(self, backbone: str, width: int | None, in_chans: int):
+        super().__init__()
+        net = create_resnet(backbone, width, in_chans)
+        self.conv1 = net.conv1
+        self.bn1 = net.bn1
+        self.act1 = net.act1
+        self.maxpool = net.maxpool
+        self.layer1 = net.layer1
+        self.layer2 = net.layer2
+        self.layer3 = net.layer3
+        self.layer4 = net.layer4
+        self.channels: tuple[int, ...] = tuple(info["num_chs"] for info in net.feature_info[-4:])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        c2 = self.layer1(x)
+        c3 = self.layer2(c2)
+        c4 = self.layer3(c3)
+        c5 = self.layer4(c4)
+        return [c2, c3, c4, c5]
+
+
+class MetaFeatures(NamedTuple):
+    """What the meta encoder returns for one modality."""
+
+    features: list[torch.Tensor]  # strides 4, 8, 16, 32
+    in_maps: list[torch.Tensor]  # instance-normalised stem, layer1 and layer2 maps
+
+
+class MetaEncoder(nn.Module):
+    """One ResNet body shared by both modalities, entered through a stem per modality.
+
+    Instance normalisation without affine parameters in the stem and after the first two
+    stages removes each image's channel statistics (its modality "style"), so that the
+    deeper, shared layers see comparable inputs from SAR and optical; the normalised
+    maps are also where the MMR regulariser measures modality-specific correlations.
+    """
+
+    def __init__(self, backbone: str, width: int | None, sar_chans: int, optical_chans: int):
+        super().__init__()
+        net = create_resnet(backbone, width, sar_chans)
+        stem = create_resnet(backbone, width, optical_chans)
+        self.conv1 = net.conv1  # SAR stem: keeps the standard name (authors' convention)
+        self.optical_conv1 = stem.conv1
+        stem_chs = net.bn1.num_features
+        self.bn1 = nn.InstanceNorm2d(stem_chs, affine=False)
+        # Not in place: the instance-normalised stem map is returned as it is.
+        self.act1 = nn.ReLU(inplace=False)
+        self.maxpool = net.maxpool
+        self.layer1 = net.layer1
+        self.layer2 = net.layer2
+        self.layer3 = net.layer3
+        self.layer4 = net.layer4
+        self.channels: tuple[int, ...] = tuple(info["num_chs"] for info in net.feature_info[-4:])
+        self.in_layer1 = nn.InstanceNorm2d(self.channels[0], affine=False)
+        self.in_layer2 = nn.InstanceNorm2d(self.channels[1], affine=False)
+        # Channel counts of the instance-normalised maps (stem, layer1, layer2).
+        self.in_channels_list: tuple[int, ...] = (stem_chs, self.channels[0], self.channels[1])
+
+    def stem(self, modality: str) -> nn.Module:
+        if modality == "sar":
+            return self.conv1
+        if modality == "optical":
+            return self.optical_conv1
+        raise ValueError(f"unknown modality {modality!r} (expected one of {MODALITIES})")
+
+    def forward(self, x: torch.Tensor, modality: str) -> MetaFeatures:
+        s = self.bn1(self.stem(modality)(x))
+        x = self.maxpool(self.act1(s))
+        c2 = self.in_layer1(self.layer1(x))
+        c3 = self.in_layer2(self.layer2(c2))
+        c4 = self.layer3(c3)
+        c5 = self.layer4(c4)
+        return MetaFeatures([c2, c3, c4, c5], [s, c2, c3])

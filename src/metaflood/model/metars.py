@@ -1,0 +1,183 @@
+"""MetaRS: a shared meta-modal encoder plus modality-specific encoders and three heads.
+
+The SAR and optical heads each work from their own modality alone, so when one
+modality is missing the other's head still maps; the joint head fuses the two meta
+representations where both are present. Only the requested heads are computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metaflood.classes import NUM_CLASSES
+from metaflood.errors import ModelError
+from metaflood.model.backbone import MetaEncoder, MetaFeatures, ResNetEncoder
+from metaflood.model.decoder import SegmentationDecoder
+from metaflood.model.fusion import FusionUnit
+
+HEADS = ("sar", "optical", "joint")
+# Inputs are padded to a multiple of the deepest stride so every level aligns.
+SIZE_MULTIPLE = 32
+
+
+@dataclass
+class MetaRSConfig:
+    """Architecture of a MetaRS network; stored in every checkpoint."""
+
+    backbone: str = "resnet18"
+    width: int | None = 32
+    sar_bands: list[str] = field(default_factory=lambda: ["VV", "VH"])
+    optical_bands: list[str] = field(default_factory=lambda: ["blue", "green", "red", "nir"])
+    num_classes: int = NUM_CLASSES
+    fpn_channels: int = 64
+    decoder_channels: int = 64
+    se_reduction: int = 16
+
+    @classmethod
+    def authors(cls, **overrides: Any) -> MetaRSConfig:
+        """The published configuration (ResNet-50, 256-channel FPN, 128-channel decoder)."""
+        base = {"backbone": "resnet50", "width": None, "fpn_channels": 256, "decoder_channels": 128}
+        return cls(**{**base, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, ignore_unknown: bool = False) -> MetaRSConfig:
+        """Build from a dict; `ignore_unknown` lets the workflow's `model:` section (which
+        also holds inference options such as tile and device) be passed as it is."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown and not ignore_unknown:
+            raise ModelError(f"unknown model configuration keys: {unknown}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class ModalityHead(nn.Module):
+    """Per-modality head: fuse(specific, meta) + specific, concatenated with meta, decoded."""
+
+    def __init__(self, channels: Sequence[int], cfg: MetaRSConfig):
+        super().__init__()
+        self.project = nn.ModuleList(FusionUnit(c, cfg.se_reduction) for c in channels)
+        self.decoder = SegmentationDecoder(
+            [2 * c for c in channels], cfg.fpn_channels, cfg.decoder_channels, cfg.num_classes
+        )
+
+    def forward(self, specific: list[torch.Tensor], meta: list[torch.Tensor]) -> torch.Tensor:
+        feats = [
+            torch.cat([fuse(s, m) + s, m], dim=1)
+            for fuse, s, m in zip(self.project, specific, meta, strict=True)
+        ]
+        return self.decoder(feats)
+
+
+class JointHead(nn.Module):
+    """Joint head: fuse(meta SAR, meta optical) at every scale, decoded."""
+
+    def __init__(self, channels: Sequence[int], cfg: MetaRSConfig):
+        super().__init__()
+        self.fuse = nn.ModuleList(FusionUnit(c, cfg.se_reduction) for c in channels)
+        self.decoder = SegmentationDecoder(
+            list(channels), cfg.fpn_channels, cfg.decoder_channels, cfg.num_classes
+        )
+
+    def forward(
+        self, meta_sar: list[torch.Tensor], meta_optical: list[torch.Tensor]
+    ) -> torch.Tensor:
+        feats = [fuse(s, o) for fuse, s, o in zip(self.fuse, meta_sar, meta_optical, strict=True)]
+        return self.decoder(feats)
+
+
+def _pad(x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
+    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+
+
+class MetaRS(nn.Module):
+    """The MetaRS network; inputs are normalised (SAR dB, optical reflectance) tensors."""
+
+    def __init__(self, config: MetaRSConfig | None = None):
+        super().__init__()
+        cfg = config or MetaRSConfig()
+        self.config = cfg
+        n_sar, n_opt = len(cfg.sar_bands), len(cfg.optical_bands)
+        self.meta_encoder = MetaEncoder(cfg.backbone, cfg.width, n_sar, n_opt)
+        self.sar_encoder = ResNetEncoder(cfg.backbone, cfg.width, n_sar)
+        self.optical_encoder = ResNetEncoder(cfg.backbone, cfg.width, n_opt)
+        chans = self.meta_encoder.channels
+        self.sar_head = ModalityHead(chans, cfg)
+        self.optical_head = ModalityHead(chans, cfg)
+        self.joint_head = JointHead(chans, cfg)
+
+    def _check(self, x: torch.Tensor | None, modality: str) -> torch.Tensor:
+        bands = self.config.sar_bands if modality == "sar" else self.config.optical_bands
+        if x is None:
+            raise ValueError(f"the requested heads need the {modality} input")
+        if x.ndim != 4 or x.shape[1] != len(bands):
+            raise ModelError(
+                f"{modality} input has shape {tuple(x.shape)}; expected (N, {len(bands)}, H, W) "
+                f"for bands {bands}"
+            )
+        return _pad(x)
+
+    def forward(
+        self,
+        sar: torch.Tensor | None,
+        optical: torch.Tensor | None,
+        heads: Iterable[str] = HEADS,
+        features: bool | None = None,
+    ) -> dict[str, Any]:
+        """Logits (N, classes, H, W) of each requested head, keyed by head name.
+
+        With `features` (default: in training mode) also the meta features
+        ("meta_sar", "meta_optical": lists of 4 maps) and instance-normalised maps
+        ("in_sar", "in_optical": lists of 3 maps) of each modality that was encoded.
+        """
+        heads = tuple(dict.fromkeys(heads))
+        unknown = set(heads) - set(HEADS)
+        if unknown:
+            raise ValueError(f"unknown heads {sorted(unknown)}; expected some of {HEADS}")
+        features = self.training if features is None else features
+        need_sar = "sar" in heads or "joint" in heads
+        need_opt = "optical" in heads or "joint" in heads
+        ref = sar if need_sar else optical
+        size = ref.shape[-2:] if ref is not None else None
+
+        both = need_sar and need_opt and sar is not None and optical is not None
+        if both and (sar.shape[-2:] != optical.shape[-2:] or sar.shape[0] != optical.shape[0]):
+            raise ValueError(
+                f"SAR {tuple(sar.shape)} and optical {tuple(optical.shape)} inputs differ "
+                "in batch or size"
+            )
+        meta: dict[str, MetaFeatures] = {}
+        if need_sar:
+            sar = self._check(sar, "sar")
+            meta["sar"] = self.meta_encoder(sar, "sar")
+        if need_opt:
+            optical = self._check(optical, "optical")
+            meta["optical"] = self.meta_encoder(optical, "optical")
+
+        out: dict[str, Any] = {}
+        if "sar" in heads:
+            out["sar"] = self.sar_head(self.sar_encoder(sar), meta["sar"].features)
+        if "optical" in heads:
+            out["optical"] = self.optical_head(
+                self.optical_encoder(optical), meta["optical"].features
+            )
+        if "joint" in heads:
+            out["joint"] = self.joint_head(meta["sar"].features, meta["optical"].features)
+        for name in heads:
+            out[name] = out[name][..., : size[0], : size[1]]
+        if features:
+            for modality, m in meta.items():
+                out[f"meta_{modality}"] = m.features
+                out[f"in_{modality}"] = m.in_maps
+        return out

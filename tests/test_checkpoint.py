@@ -1,0 +1,114 @@
+"""Checkpoints: round trip through weights-only loading, and refusal of misfits."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from metaflood.checkpoint import (
+    FORMAT,
+    build_model,
+    load_checkpoint,
+    load_for_inference,
+    save_checkpoint,
+)
+from metaflood.data import Normalization
+from metaflood.errors import ModelError
+from metaflood.model import MetaRS, MetaRSConfig
+
+TINY = MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16)
+NORM = Normalization([-12.0, -19.0], [4.0, 4.5], [0.1, 0.12, 0.14, 0.25], [0.05] * 4)
+DATA_BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    torch.manual_seed(0)
+    model = MetaRS(TINY)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 2, 32, 32), torch.randn(2, 4, 32, 32))["joint"].sum().backward()
+    opt.step()
+    path = tmp_path_factory.mktemp("ckpt") / "m.pt"
+    training = {
+        "iteration": 3,
+        "total_iterations": 10,
+        "optimizer": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "train_config": {"lr": 1e-3, "seed": 0, "dataset": "synthetic"},
+    }
+    save_checkpoint(path, model, NORM, training=training)
+    return path, model
+
+
+def test_round_trip_with_weights_only(saved):
+    path, model = saved
+    assert list(path.parent.iterdir()) == [path]  # the temporary file is gone
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable, unlike mkstemp's 0600
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["format"] == FORMAT
+    assert raw["sar_bands"] == ["VV", "VH"] and raw["optical_bands"][-1] == "nir"
+    assert raw["normalization"]["sar"]["mean"] == [-12.0, -19.0]
+    assert raw["training"]["iteration"] == 3
+    assert len(raw["class_names"]) == 8
+
+    ckpt = load_checkpoint(path)
+    rebuilt = build_model(ckpt)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, rebuilt.state_dict()[key]), key
+    opt = torch.optim.AdamW(rebuilt.parameters(), lr=1e-3)
+    opt.load_state_dict(ckpt["training"]["optimizer"])
+
+
+def test_load_for_inference(saved):
+    path, model = saved
+    loaded = load_for_inference(path, available_bands=DATA_BANDS)
+    assert not loaded.model.training
+    assert loaded.normalization == NORM
+    assert loaded.sar_bands == ["VV", "VH"]
+    x, y = torch.randn(1, 2, 32, 32), torch.randn(1, 4, 32, 32)
+    model.eval()
+    with torch.inference_mode():
+        a = model(x, y, heads=("joint",))["joint"]
+        b = loaded.model(x, y, heads=("joint",))["joint"]
+    assert torch.equal(a, b)
+
+
+def test_wrong_class_count_is_refused(tmp_path):
+    model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16, num_classes=6))
+    path = tmp_path / "six.pt"
+    save_checkpoint(path, model, NORM, class_names=[f"c{i}" for i in range(6)])
+    with pytest.raises(ModelError, match=r"predicts 6 classes.*expects 8 classes"):
+        load_for_inference(path, expected_classes=8, available_bands=DATA_BANDS)
+
+
+def test_missing_bands_are_refused(tmp_path):
+    model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16, sar_bands=["HH"]))
+    path = tmp_path / "hh.pt"
+    save_checkpoint(path, model, Normalization([0.0], [1.0], [0.0] * 4, [1.0] * 4))
+    with pytest.raises(ModelError, match=r"needs bands \['HH'.*lacks \['HH'\].*data bands"):
+        load_for_inference(path, available_bands=DATA_BANDS)
+
+
+def test_pickled_objects_and_foreign_files_are_refused(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "obj": object.__new__(Normalization)}, evil)
+    with pytest.raises(ModelError, match="not a readable metaflood checkpoint"):
+        load_checkpoint(evil)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(ModelError, match="format None"):
+        load_checkpoint(other)
+    with pytest.raises(ModelError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_mismatched_weights_are_refused(saved, tmp_path):
+    path, _ = saved
+    ckpt = load_checkpoint(path)
+    ckpt["model_config"]["width"] = 16
+    with pytest.raises(ModelError, match="do not fit"):
+        build_model(ckpt)

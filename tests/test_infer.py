@@ -1,0 +1,292 @@
+"""Routed, tiled inference: routing, blending, products, and the heads that run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from metaflood.checkpoint import save_checkpoint
+from metaflood.classes import CLASS_NAMES, WATER, colormap
+from metaflood.data import Normalization, SyntheticCrops
+from metaflood.errors import InputError, ModelError
+from metaflood.infer import (
+    ROUTE_JOINT,
+    ROUTE_NONE,
+    ROUTE_OPTICAL,
+    ROUTE_OUTSIDE,
+    ROUTE_SAR,
+    blend_tiles,
+    head_weights,
+    predict_scene,
+    window_starts,
+    window_weight,
+)
+from metaflood.model import MetaRS, MetaRSConfig, metars_losses
+from metaflood.raster import write_cog
+
+UTM = "EPSG:32634"
+TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
+BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
+H, W = 96, 150  # neither a multiple of the tile nor of 32
+
+
+def _scene(rng, h=H, w=W):
+    """Water (dark SAR, dark NIR) on the left half, bright dry land on the right."""
+    water = np.zeros((h, w), bool)
+    water[:, : w // 2] = True
+    vv = np.where(water, -22.0, -8.0) + rng.normal(0, 1.0, (h, w))
+    vh = vv - 7.0
+    refl = np.where(water[None], 0.04, 0.25) + rng.normal(0, 0.01, (4, h, w))
+    stack = np.concatenate([np.stack([vv, vh]), refl]).astype(np.float32)
+    label = np.where(water, WATER, 4).astype(np.uint8)  # 4 = barren
+    return stack, label
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny MetaRS overfitted on the two-class scene, saved as a real checkpoint."""
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    stack, label = _scene(rng, 64, 128)
+    pool = [{"sar": stack[:2], "optical": stack[2:], "label": label}]
+    norm = Normalization.from_pool(pool)
+    torch.manual_seed(0)
+    model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16))
+    crops = SyntheticCrops(pool, 64, norm, length=4 * 25, seed=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for it in range(25):
+        b = crops.batch(4 * it, 4)
+        loss = metars_losses(model(b["sar"], b["optical"]), b["label"])["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, model, norm)
+    return path
+
+
+def _valid_pattern():
+    valid = np.full((H, W), 3, dtype=np.uint8)  # both
+    valid[40:70] = 1  # SAR only (e.g. under cloud)
+    valid[70:] = 2  # optical only (e.g. outside the SAR swath)
+    valid[80:, 100:120] = 0  # neither
+    valid[:, :3] = 255  # outside the AOI
+    return valid
+
+
+def _write_inputs(tmp_path, stack, valid):
+    aligned = write_cog(
+        tmp_path / "aligned.tif",
+        stack,
+        crs=UTM,
+        transform=TRANSFORM,
+        nodata=np.nan,
+        descriptions=BANDS,
+    )
+    valid_path = write_cog(
+        tmp_path / "valid.tif",
+        valid,
+        crs=UTM,
+        transform=TRANSFORM,
+        nodata=None,
+        categorical=True,
+    )
+    return aligned, valid_path
+
+
+def _outputs(tmp_path, tag=""):
+    return [tmp_path / f"{name}{tag}.tif" for name in ("class", "proba", "route")]
+
+
+def test_products_routing_and_accuracy(tmp_path, checkpoint):
+    stack, label = _scene(np.random.default_rng(1))
+    valid = _valid_pattern()
+    stack[:2, 10, 50] = np.nan  # a SAR hole the availability mask does not know about
+    aligned, valid_path = _write_inputs(tmp_path, stack, valid)
+    out_class, out_proba, out_route = _outputs(tmp_path)
+    summary = predict_scene(
+        aligned,
+        valid_path,
+        checkpoint,
+        out_class,
+        out_proba,
+        out_route,
+        tile=64,
+        overlap=16,
+        batch_size=3,
+        device="cpu",
+        threads=2,
+    )
+
+    expected_route = np.select(
+        [valid == 255, valid == 3, valid == 1, valid == 2],
+        [ROUTE_OUTSIDE, ROUTE_JOINT, ROUTE_SAR, ROUTE_OPTICAL],
+        ROUTE_NONE,
+    )
+    expected_route[10, 50] = ROUTE_OPTICAL
+    with rasterio.open(out_route) as src:
+        route = src.read(1)
+        assert src.nodata == 255 and src.descriptions == ("route",)
+        assert src.crs.to_string() == UTM and src.transform == TRANSFORM
+    np.testing.assert_array_equal(route, expected_route)
+    assert summary["pixels"]["joint"] == int((expected_route == ROUTE_JOINT).sum())
+    assert summary["pixels"]["none"] == 20 * 16
+
+    with rasterio.open(out_class) as src:
+        classes = src.read(1)
+        assert src.nodata == 255 and src.descriptions == ("class",)
+        assert src.crs.to_string() == UTM and src.transform == TRANSFORM
+        assert src.colormap(1)[WATER] == colormap()[WATER]
+    unmapped = (expected_route == ROUTE_NONE) | (expected_route == ROUTE_OUTSIDE)
+    assert (classes[unmapped] == 255).all()
+    for code in (ROUTE_JOINT, ROUTE_SAR, ROUTE_OPTICAL):
+        region = expected_route == code
+        is_water = classes[region] == WATER
+        assert (is_water == (label[region] == WATER)).mean() > 0.9, code
+
+    with rasterio.open(out_proba) as src:
+        proba = src.read()
+        assert src.count == 8 and src.descriptions == CLASS_NAMES and src.nodata == 255
+        assert src.transform == TRANSFORM
+    assert (proba[:, unmapped] == 255).all()
+    total = proba[:, ~unmapped].astype(int).sum(axis=0)
+    assert np.abs(total - 254).max() <= 8  # rounding of 8 bands
+    mapped_proba = proba[:, ~unmapped]
+    chosen = np.take_along_axis(mapped_proba, classes[~unmapped][None].astype(int), axis=0)[0]
+    np.testing.assert_array_equal(chosen, mapped_proba.max(axis=0))  # up to rounding ties
+
+
+def test_sar_only_scene_never_runs_optical_heads(tmp_path, checkpoint):
+    stack, _ = _scene(np.random.default_rng(2), 64, 100)
+    stack[2:] = np.nan  # no optical scene at all
+    valid = np.ones((64, 100), dtype=np.uint8)
+    aligned, valid_path = _write_inputs(tmp_path, stack, valid)
+    summary = predict_scene(
+        aligned, valid_path, checkpoint, *_outputs(tmp_path), tile=64, overlap=16, device="cpu"
+    )
+    tiles = summary["tiles"]
+    assert tiles["tiles_run"] == tiles["tiles"] == tiles["tiles_sar"] > 1
+    assert not any("optical" in k or "joint" in k for k in tiles)
+
+
+def test_result_barely_depends_on_tiling(tmp_path, checkpoint):
+    stack, _ = _scene(np.random.default_rng(3))
+    aligned, valid_path = _write_inputs(tmp_path, stack, _valid_pattern())
+    maps = []
+    for tile, overlap, tag in ((64, 16, "a"), (128, 32, "b"), (160, 0, "c")):
+        predict_scene(
+            aligned,
+            valid_path,
+            checkpoint,
+            *_outputs(tmp_path, tag),
+            tile=tile,
+            overlap=overlap,
+            device="cpu",
+        )
+        with rasterio.open(tmp_path / f"class{tag}.tif") as src:
+            maps.append(src.read(1))
+    assert (maps[0] == maps[1]).mean() > 0.97
+    assert (maps[0] == maps[2]).mean() > 0.97
+
+
+def test_wrong_grid_and_missing_band_are_refused(tmp_path, checkpoint):
+    stack, _ = _scene(np.random.default_rng(4), 32, 32)
+    aligned, _ = _write_inputs(tmp_path, stack, np.full((32, 32), 3, np.uint8))
+    shifted = write_cog(
+        tmp_path / "v2.tif",
+        np.full((32, 32), 3, np.uint8),
+        crs=UTM,
+        transform=from_origin(600002, 3630000, 2.0, 2.0),
+        nodata=None,
+    )
+    with pytest.raises(InputError, match="does not match"):
+        predict_scene(
+            aligned, shifted, checkpoint, *_outputs(tmp_path), tile=64, overlap=0, device="cpu"
+        )
+    no_nir = write_cog(
+        tmp_path / "nonir.tif",
+        stack[:5],
+        crs=UTM,
+        transform=TRANSFORM,
+        nodata=np.nan,
+        descriptions=BANDS[:5],
+    )
+    with pytest.raises(ModelError, match="nir"):
+        predict_scene(
+            no_nir,
+            tmp_path / "valid.tif",
+            checkpoint,
+            *_outputs(tmp_path),
+            tile=64,
+            overlap=0,
+            device="cpu",
+        )
+
+
+# --- tiling and blending, with a pointwise stand-in for the network ----------------------
+
+
+def _pointwise(rng):
+    """A per-pixel 'network': tiling cannot change its output, so blending must not."""
+    mats = {h: rng.normal(size=(8, 6)) for h in ("sar", "optical", "joint")}
+
+    def predict(sar, optical, heads):
+        x = np.concatenate([sar, optical], axis=1)  # (B, 6, t, t)
+        out = {}
+        for h in heads:
+            z = np.einsum("kc,bcyx->bkyx", mats[h], x)
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            out[h] = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    return predict
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(32, 0), (32, 8), (64, 16), (128, 0), (96, 40)])
+def test_blending_is_exact_for_any_tiling(tile, overlap):
+    rng = np.random.default_rng(5)
+    h, w = 70, 101
+    sar, opt = rng.normal(size=(2, h, w)), rng.normal(size=(4, h, w))
+    sar_ok = rng.random((h, w)) > 0.2
+    opt_ok = np.zeros((h, w), bool)
+    opt_ok[:, 40:] = True
+    weights = head_weights(sar_ok, opt_ok, sigma=3.0)
+    predict = _pointwise(rng)
+    direct = predict(sar[None], opt[None], ("sar", "optical", "joint"))
+    expected = sum(weights[k] * direct[k][0] for k in direct)
+    proba, stats = blend_tiles(
+        predict, sar, opt, weights, tile=tile, overlap=overlap, batch_size=2, num_classes=8
+    )
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
+    assert stats["tiles_run"] <= stats["tiles"]
+
+
+def test_head_weights_partition_and_blend_only_inside_both():
+    sar_ok = np.ones((40, 60), bool)
+    opt_ok = np.zeros((40, 60), bool)
+    opt_ok[:, :30] = True  # cloud over the right half
+    sar_ok[:5] = False
+    w = head_weights(sar_ok, opt_ok, sigma=4.0)
+    total = w["joint"] + w["sar"] + w["optical"]
+    valid = sar_ok | opt_ok
+    np.testing.assert_allclose(total[valid], 1.0, atol=1e-6)
+    assert (total[~valid] == 0).all()
+    assert (w["sar"][10:, 30:] == 1).all()  # SAR-only pixels: SAR head alone
+    assert (w["optical"][:5, :30] == 1).all()  # optical-only pixels: optical head alone
+    assert w["joint"][20, 0] == 1  # deep inside the clear area: joint head alone
+    row = w["joint"][20, :30]
+    assert 0 < row[-1] < 0.6 and (np.diff(row) <= 1e-6).all()  # fades out towards the cloud
+    assert np.abs(np.diff(row)).max() < 0.25
+
+
+def test_windows_cover_the_image():
+    assert window_starts(50, 64, 16) == [0]
+    starts = window_starts(150, 64, 16)
+    assert starts[0] == 0 and starts[-1] == 150 - 64
+    assert all(b - a <= 48 for a, b in zip(starts, starts[1:], strict=False))
+    wgt = window_weight(64, 16)
+    assert wgt.min() > 0 and wgt[32, 32] == 1 and wgt[0, 0] < wgt[8, 8] < 1

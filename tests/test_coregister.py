@@ -1,0 +1,152 @@
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from scipy import ndimage
+
+from metaflood.config import event_grid
+from metaflood.coregister import OPTICAL_VALID, SAR_VALID, VALID_NODATA, coregister_period
+from metaflood.errors import InputError
+from metaflood.sar import to_linear
+from tests.conftest import demo_event_config
+
+EVENT = demo_event_config()
+
+
+def native_frame(margin=20.0):
+    """A 1 m scene grid covering the event grid plus a margin."""
+    grid = event_grid(EVENT, "events.t")
+    left, bottom, right, top = grid.bounds
+    width = int(right - left + 2 * margin)
+    height = int(top - bottom + 2 * margin)
+    return from_origin(left - margin, top + margin, 1.0, 1.0), height, width
+
+
+def texture(shape, seed, shift=(0.0, 0.0)):
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.normal(size=shape), 3.0)
+    field = (field - field.mean()) / field.std()
+    return ndimage.shift(field, shift, order=3, mode="nearest")
+
+
+def scene_files(write_raster, tag, *, shift=(0.0, 0.0), cloud=None, sar_bands=2):
+    transform, h, w = native_frame()
+    base = texture((h, w), 1, shift)
+    sar_db = np.stack([-12 + 4 * base, -18 + 4 * base])[:sar_bands]
+    optical = np.stack([0.1 + 0.03 * base + 0.01 * i for i in range(4)]).astype(np.float32)
+    mask = np.zeros((h, w), np.uint8) if cloud is None else cloud
+    sar = write_raster(f"{tag}_sar.tif", to_linear(sar_db), transform=transform)
+    opt = write_raster(f"{tag}_optical.tif", optical, transform=transform)
+    msk = write_raster(f"{tag}_mask.tif", mask, transform=transform, nodata=255)
+    return sar, opt, msk
+
+
+def run(tmp_path, period, sar, optical, mask, reference):
+    out = {k: tmp_path / f"{period}_{k}" for k in ("stack.tif", "valid.tif", "report.json")}
+    report = coregister_period(
+        EVENT,
+        "t",
+        period,
+        sar=sar,
+        optical=optical,
+        optical_mask=mask,
+        reference=reference,
+        out_stack=out["stack.tif"],
+        out_valid=out["valid.tif"],
+        out_report=out["report.json"],
+    )
+    return report, out
+
+
+def test_products_are_on_the_event_grid(tmp_path, write_raster):
+    sar, opt, msk = scene_files(write_raster, "pre")
+    report, out = run(tmp_path, "pre", sar, opt, msk, sar)
+    grid = event_grid(EVENT, "events.t")
+    with rasterio.open(out["stack.tif"]) as src:
+        assert src.crs.to_string() == grid.crs and src.transform == grid.transform
+        assert src.descriptions == ("VV", "VH", "blue", "green", "red", "nir")
+        assert src.units[:2] == ("dB", "dB")
+        stack = src.read()
+    with rasterio.open(out["valid.tif"]) as src:
+        assert src.nodata == VALID_NODATA
+        valid = src.read(1)
+    inside = valid != VALID_NODATA
+    assert inside.mean() > 0.9
+    assert (valid[inside] == SAR_VALID | OPTICAL_VALID).all()
+    assert np.isnan(stack[:, ~inside]).all()
+    assert json.loads(out["report.json"].read_text())["coverage"]["sar_valid"] == 1.0
+
+
+def test_sar_is_averaged_in_linear_power(tmp_path, write_raster):
+    transform, h, w = native_frame()
+    checker = np.where((np.add.outer(np.arange(h), np.arange(w)) % 2) == 0, -10.0, -20.0)
+    sar = write_raster("sar.tif", to_linear(np.stack([checker, checker])), transform=transform)
+    _, opt, msk = scene_files(write_raster, "x")
+    _, out = run(tmp_path, "pre", sar, opt, msk, sar)
+    with rasterio.open(out["stack.tif"]) as src:
+        vv = src.read(1)
+    expected = 10 * np.log10((0.1 + 0.01) / 2)  # -12.6 dB, not the -15 dB of a dB average
+    assert np.nanmedian(vv) == pytest.approx(expected, abs=0.05)
+
+
+def test_a_cloudy_scene_pixel_makes_the_grid_pixel_unusable(tmp_path, write_raster):
+    transform, h, w = native_frame()
+    cloud = np.zeros((h, w), np.uint8)
+    cloud[::2, ::2] = 1  # one cloudy 1 m pixel in every 2 m grid pixel
+    sar, opt, msk = scene_files(write_raster, "c", cloud=cloud)
+    _, out = run(tmp_path, "pre", sar, opt, msk, sar)
+    with rasterio.open(out["valid.tif"]) as src:
+        valid = src.read(1)
+    inside = valid != VALID_NODATA
+    assert (valid[inside] == SAR_VALID).all()
+
+
+def test_post_sar_shift_is_estimated_and_applied(tmp_path, write_raster):
+    pre = scene_files(write_raster, "pre")
+    post = scene_files(write_raster, "post", shift=(1.6, -1.2))  # native 1 m pixels
+    report, out = run(tmp_path, "post", *post, pre[0])
+    estimate = report["shifts"]["sar_to_reference"]
+    assert estimate["applied"]
+    # 1.6 / -1.2 native pixels are 0.8 / -0.6 grid pixels; the correction is the opposite.
+    assert estimate["shift"] == pytest.approx([-0.8, 0.6], abs=0.1)
+    _, pre_out = run(tmp_path, "pre", *pre, pre[0])
+    with rasterio.open(out["stack.tif"]) as a, rasterio.open(pre_out["stack.tif"]) as b:
+        corrected, reference = a.read(1), b.read(1)
+    ok = np.isfinite(corrected) & np.isfinite(reference)
+    assert np.corrcoef(corrected[ok], reference[ok])[0, 1] > 0.99
+
+
+def test_errors_name_the_problem(tmp_path, write_raster):
+    sar, opt, msk = scene_files(write_raster, "e")
+    three_band = scene_files(write_raster, "b", sar_bands=1)[0]
+    with pytest.raises(InputError, match="expected 2 bands, found 1"):
+        run(tmp_path, "pre", three_band, opt, msk, sar)
+    transform, h, w = native_frame()
+    empty = write_raster("empty.tif", np.full((2, h, w), np.nan, np.float32), transform=transform)
+    with pytest.raises(InputError, match="every pixel is nodata"):
+        run(tmp_path, "pre", empty, opt, msk, sar)
+    far = write_raster(
+        "far.tif",
+        to_linear(np.full((2, 50, 50), -10.0, np.float32)),
+        transform=from_origin(100000, 1000000, 1, 1),
+    )
+    far_opt = write_raster(
+        "far_opt.tif",
+        np.full((4, 50, 50), 0.1, np.float32),
+        transform=from_origin(100000, 1000000, 1, 1),
+    )
+    far_mask = write_raster(
+        "far_mask.tif",
+        np.zeros((50, 50), np.uint8),
+        transform=from_origin(100000, 1000000, 1, 1),
+        nodata=255,
+    )
+    with pytest.raises(InputError, match="no pixel of the AOI has a valid"):
+        run(tmp_path, "pre", far, far_opt, far_mask, far)
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(sar.read_bytes()[:2000])
+    with pytest.raises(InputError, match="corrupt.tif"):
+        run(tmp_path, "pre", corrupt, opt, msk, sar)
+    assert not (tmp_path / "pre_stack.tif").exists()

@@ -1,0 +1,130 @@
+"""Map figures for the report: PNGs with legend, scale bar and north arrow."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+FIGURE_DPI = 110
+
+
+def stretch(band: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
+    """Percentile stretch to 0..1, robust to clouds and outliers."""
+    finite = band[np.isfinite(band)]
+    if finite.size == 0:
+        return np.zeros_like(band)
+    lo, hi = np.percentile(finite, [low, high])
+    return np.clip((band - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def true_colour(stack: np.ndarray) -> np.ndarray:
+    """RGB image from blue, green, red reflectance (bands 2..4 of the aligned stack)."""
+    rgb = np.stack([stack[4], stack[3], stack[2]], axis=-1)
+    lo, hi = 0.0, float(np.nanpercentile(rgb, 99)) if np.isfinite(rgb).any() else 1.0
+    image = np.clip((rgb - lo) / max(hi - lo, 1e-6), 0, 1) ** (1 / 1.4)
+    alpha = np.isfinite(rgb).all(axis=-1)
+    return np.dstack([np.nan_to_num(image), alpha.astype(float)])
+
+
+def sar_image(stack: np.ndarray) -> np.ndarray:
+    """VV backscatter in dB, -25..0 dB to black..white."""
+    vv = stack[0]
+    grey = np.clip((vv + 25.0) / 25.0, 0, 1)
+    alpha = np.isfinite(vv)
+    return np.dstack([np.nan_to_num(grey)] * 3 + [alpha.astype(float)])
+
+
+def _nice_length(width_m: float) -> float:
+    target = width_m / 5
+    magnitude = 10 ** np.floor(np.log10(target))
+    for step in (5, 2, 1):
+        if step * magnitude <= target:
+            return step * magnitude
+    return magnitude
+
+
+def add_scale_bar(ax, pixel_size: float, width_px: int, height_px: int) -> None:
+    length_m = _nice_length(width_px * pixel_size)
+    length_px = length_m / pixel_size
+    x0, y0 = width_px * 0.05, height_px * 0.94
+    ax.plot([x0, x0 + length_px], [y0, y0], color="black", linewidth=5, solid_capstyle="butt")
+    ax.plot([x0, x0 + length_px], [y0, y0], color="white", linewidth=2, solid_capstyle="butt")
+    label = f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m:g} m"
+    ax.text(
+        x0 + length_px / 2,
+        y0 - height_px * 0.02,
+        label,
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        color="black",
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+    )
+
+
+def add_north_arrow(ax, width_px: int, height_px: int) -> None:
+    """Grids are north-up (UTM rows run south), so north is the top of the image."""
+    x, y = width_px * 0.93, height_px * 0.16
+    ax.annotate(
+        "N",
+        xy=(x, y - height_px * 0.09),
+        xytext=(x, y),
+        ha="center",
+        va="center",
+        fontsize=10,
+        fontweight="bold",
+        arrowprops={"arrowstyle": "<|-", "color": "black", "lw": 1.5},
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+    )
+
+
+def map_png(
+    image: np.ndarray,
+    *,
+    title: str,
+    pixel_size: float,
+    legend: list[tuple[str, tuple[int, int, int]]] | None = None,
+    overlay: np.ndarray | None = None,
+) -> str:
+    """Render one map as a base64 PNG data URI (self-contained: no external file)."""
+    height, width = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(5.2, 5.2 * height / max(width, 1) + 0.4), dpi=FIGURE_DPI)
+    ax.imshow(image, interpolation="nearest")
+    if overlay is not None:
+        ax.imshow(overlay, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.set_axis_off()
+    add_scale_bar(ax, pixel_size, width, height)
+    add_north_arrow(ax, width, height)
+    if legend:
+        handles = [
+            Patch(facecolor=np.array(rgb) / 255, edgecolor="grey", label=name)
+            for name, rgb in legend
+        ]
+        ax.legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False
+        )
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def classes_rgba(classes: np.ndarray, colors: dict[int, tuple[int, int, int, int]]) -> np.ndarray:
+    """Class raster to RGBA through a colour table (unknown values transparent)."""
+    table = np.zeros((256, 4), dtype=float)
+    for value, rgba in colors.items():
+        table[value] = np.array(rgba) / 255
+    return table[classes]
+
+
+def listed(colors: list[tuple[int, int, int]]) -> ListedColormap:
+    return ListedColormap(np.array(colors) / 255)

@@ -1,0 +1,196 @@
+"""The whole workflow, run by snakemake on a tiny demo event in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from rio_cogeo.cogeo import cog_validate
+
+from tests.conftest import demo_event_config
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+TINY_TRAIN = {
+    "iterations": 60,
+    "batch_size": 4,
+    "crop": 64,
+    "scenes": 6,
+    "val_scenes": 2,
+    "scene_size_m": 300,
+    "save_every": 30,
+    "seed": 1,
+}
+
+
+def tiny_config(**event_overrides) -> dict:
+    return {
+        "events": {"tiny": demo_event_config(**event_overrides)},
+        "model": {"tile": 128, "overlap": 16, "batch_size": 4},
+        "train": TINY_TRAIN,
+        "change": {"min_area_m2": 40},
+    }
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("tiny")
+    config = write_config(workdir, tiny_config())
+    result = snakemake(workdir, "--configfile", str(config))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+def read(path: Path):
+    with rasterio.open(path) as src:
+        return src.read(), src.profile, src
+
+
+def test_every_product_exists_and_is_georeferenced(tiny_run):
+    event = tiny_run / "results" / "tiny"
+    rasters = [
+        event / "aligned/pre.tif",
+        event / "aligned/post.tif",
+        event / "aligned/pre_valid.tif",
+        event / "aligned/post_valid.tif",
+        event / "landcover/pre.tif",
+        event / "landcover/post.tif",
+        event / "landcover/pre_proba.tif",
+        event / "landcover/post_route.tif",
+        event / "flood/extent.tif",
+    ]
+    profiles = []
+    for path in rasters:
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, f"{path}: {errors}"
+        _, profile, _ = read(path)
+        assert profile["crs"].to_epsg() == 32634
+        assert profile["nodata"] is not None
+        profiles.append((profile["transform"], profile["width"], profile["height"]))
+    assert len(set(profiles)) == 1, "every product shares the event grid"
+
+
+def test_value_ranges(tiny_run):
+    event = tiny_run / "results" / "tiny"
+    classes, profile, _ = read(event / "landcover/post.tif")
+    assert set(np.unique(classes)) <= set(range(8)) | {255}
+    route, _, _ = read(event / "landcover/post_route.tif")
+    assert set(np.unique(route)) <= {0, 1, 2, 3, 255}
+    # The post optical image is half cloud: both the joint and the SAR-only route are used.
+    assert {1, 2} <= set(np.unique(route))
+    proba, _, _ = read(event / "landcover/pre_proba.tif")
+    assert proba.shape[0] == 8
+    inside = proba[0] != 255
+    sums = proba[:, inside].astype(int).sum(axis=0)
+    assert np.abs(sums - 254).max() <= 8  # probabilities, rounded per class
+    extent, _, _ = read(event / "flood/extent.tif")
+    assert set(np.unique(extent)) <= {0, 1, 2, 255}
+    assert (extent == 1).any() and (extent == 2).any()
+
+
+def test_flood_matches_the_truth(tiny_run):
+    stats = json.loads((tiny_run / "results/tiny/flood/stats.json").read_text())
+    assert stats["validation"]["flood"]["iou"] >= 0.5
+    assert stats["flood"]["flooded_area_km2"] > 0
+    assert stats["provenance"]["scenes"]["post"]["sar"]["status"] == "found"
+    # Half the post optical image is cloud or cloud shadow: both routes carry real weight.
+    assert stats["coverage"]["post"]["both"] > 0.1
+    assert stats["coverage"]["post"]["sar_only"] > 0.3
+    assert stats["coverage"]["pre"]["both"] == 1.0
+    polygons = gpd.read_file(tiny_run / "results/tiny/flood/polygons.gpkg")
+    assert len(polygons) == stats["flood"]["polygons"] > 0
+    assert polygons.is_valid.all()
+    assert polygons.crs.to_epsg() == 32634
+    assert abs(polygons.area_m2.sum() / 1e6 - stats["flood"]["flooded_area_km2"]) < 1e-6
+
+
+def test_report_is_self_contained(tiny_run):
+    html = (tiny_run / "results/tiny/report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 8
+    assert "http://" not in html and "https://" not in html
+    assert "Flood report: tiny" in html
+
+
+def test_a_second_run_has_nothing_to_do(tiny_run):
+    result = snakemake(tiny_run, "--configfile", str(tiny_run / "config.yaml"), "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_corrupt_scene_fails_acquisition_cleanly(tiny_run, tmp_path):
+    shutil.copytree(tiny_run / "resources", tmp_path / "resources")
+    config = write_config(tmp_path, tiny_config())
+    asset = next((tmp_path / "resources/demo/tiny/demo-sentinel-1").glob("*0905/vv.tif"))
+    asset.write_bytes(asset.read_bytes()[: asset.stat().st_size // 3])
+    # The target goes first: --configfile takes every argument after it.
+    result = snakemake(tmp_path, "results/tiny/scenes/pre/sar.tif", "--configfile", str(config))
+    assert result.returncode != 0
+    log = (tmp_path / "results/tiny/logs/acquire_pre.log").read_text()
+    assert "vv.tif" in log and ("corrupt" in log or "cannot be opened" in log)
+    assert not list((tmp_path / "results/tiny/scenes").rglob("*.tif"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"aoi": {"bbox": [22.64, 32.76, 22.63, 32.77]}}, "events.tiny.aoi.bbox: the AOI is empty"),
+        ({"pre": {"start": "2023-09-09", "end": "2023-09-01"}}, "events.tiny.pre: the date window"),
+        ({"sar": {"source": "sentinel"}}, "events.tiny.sar.source: 'sentinel' is not one of"),
+        ({"colour": "red"}, "events.tiny: Additional properties are not allowed ('colour'"),
+    ],
+)
+def test_bad_configuration_stops_before_any_job(tmp_path, change, message):
+    config = write_config(tmp_path, tiny_config(**change))
+    result = snakemake(tmp_path, "--configfile", str(config))
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "resources").exists()
+
+
+def test_malformed_yaml_is_reported(tmp_path):
+    (tmp_path / "config.yaml").write_text("events:\n  tiny: {aoi: [unclosed\n")
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"))
+    assert result.returncode != 0
+    assert "Config file is not valid JSON or YAML" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
+    # `metaflood check-config` says where.
+    check = subprocess.run(
+        [sys.executable, "-m", "metaflood", "check-config", str(tmp_path / "config.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 1
+    assert "not valid YAML (line 3, column 1)" in check.stderr

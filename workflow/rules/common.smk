@@ -1,0 +1,84 @@
+# Shared set-up: configuration checks and the helpers the rules use to find their inputs.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from metaflood.workflow import (
+    checked_config,
+    prepare_job_environment,
+    schema_error,
+    semantic_errors,
+)
+
+prepare_job_environment(Path(workflow.basedir) / "src")
+checked_config(config)
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError:
+    raise WorkflowError(f"invalid configuration: {schema_error(config)}") from None
+CONFIG_ERROR = semantic_errors(config)
+if CONFIG_ERROR:
+    raise WorkflowError(f"invalid configuration: {CONFIG_ERROR}")
+
+EVENTS = list(config["events"])
+PERIODS = ["pre", "post"]
+
+
+wildcard_constraints:
+    event="|".join(EVENTS),
+    period="pre|post",
+
+
+def event_json(wildcards):
+    """The event's configuration, passed to the package as one JSON argument."""
+    return json.dumps(config["events"][wildcards.event], sort_keys=True)
+
+
+def section_json(name):
+    return json.dumps(config.get(name, {}), sort_keys=True)
+
+
+def uses_demo(event):
+    sources = config["events"][event]
+    return any(sources[m]["source"] == "demo" for m in ("sar", "optical"))
+
+
+def demo_dir(wildcards):
+    """The generated demo catalog, for events that read it; nothing otherwise."""
+    if uses_demo(wildcards.event):
+        return f"resources/demo/{wildcards.event}"
+    return []
+
+
+def demo_flags(wildcards):
+    if uses_demo(wildcards.event):
+        return f"--demo-catalog resources/demo/{wildcards.event}/catalog.json"
+    return ""
+
+
+def checkpoint_path(wildcards=None):
+    """A configured checkpoint, or the one the train rule makes."""
+    return config["model"]["checkpoint"] or "results/models/metars.pt"
+
+
+def validation_input(wildcards):
+    """Validation against the simulator's truth exists only for demo events."""
+    if uses_demo(wildcards.event):
+        return f"results/{wildcards.event}/flood/validation.json"
+    return []
+
+
+def final_products():
+    products = []
+    for event in EVENTS:
+        products += [
+            f"results/{event}/report.html",
+            f"results/{event}/flood/stats.json",
+            f"results/{event}/flood/polygons.gpkg",
+        ]
+    return products

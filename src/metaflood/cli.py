@@ -177,7 +177,16 @@ def cmd_calibrate_confidence(args: argparse.Namespace) -> None:
         Path(args.out),
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
     )
-    print(json.dumps(result["leave_one_event_out"], indent=2))
+    held_out = result["leave_one_event_out"]
+    print("leave-one-event-out reliability (each event scored by a fit on the others)")
+    print(f"{'confidence':>10} {'pixels':>9} {'mean':>6} {'flooded %':>9}")
+    for row in held_out["reliability"]:
+        mean = "" if row["mean_confidence"] is None else f"{row['mean_confidence']:.1f}"
+        seen = "" if row["observed_flooded_percent"] is None else row["observed_flooded_percent"]
+        print(f"{row['confidence']:>10} {row['pixels']:>9} {mean:>6} {seen:>9}")
+    for name, high in held_out["per_event"].items():
+        print(f"{name}: precision at confidence >= {high['threshold']}: {high['precision']}")
+    print(f"all: precision at confidence >= 80: {held_out['high_confidence']['precision']}")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:

@@ -133,7 +133,7 @@ def test_stats_impact_and_report(products, tmp_path):
 
     out = write_report("e", report_inputs(p, tmp_path), tmp_path / "report.html")
     html = out.read_text()
-    assert html.count('src="data:image/png;base64,') == 12  # 11 maps, 1 chart
+    assert html.count('src="data:image/png;base64,') == 13  # 12 maps, 1 chart
     assert "http" not in html.replace("http-equiv", "")
     assert "0.0020 km&sup2;" in html  # flooded area, as the key figure
     assert "missing" in html  # the optical scene that was not found is shown as such
@@ -147,7 +147,7 @@ def test_mapbook_is_a_pdf_with_a_page_per_map(products, tmp_path):
     out = write_mapbook("e", report_inputs(products, tmp_path), tmp_path / "mapbook.pdf")
     data = out.read_bytes()
     assert data.startswith(b"%PDF")
-    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 12
+    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 13
 
 
 def test_route_coverage_ignores_outside():

@@ -126,11 +126,13 @@ def event_maps(layers: Layers) -> dict[str, dict]:
         "title": "SAR flood evidence and exclusions over the post-event SAR",
         "legend": EVIDENCE_LEGEND,
     }
-    maps["post_coverage"] = {
-        "image": classes_rgba(layers.valid[1], AVAILABILITY_COLORS),
-        "title": "Post-event modality availability",
-        "legend": AVAILABILITY_LEGEND,
-    }
+    for period, valid in zip(("pre", "post"), layers.valid, strict=True):
+        label = "Pre-event" if period == "pre" else "Post-event"
+        maps[f"{period}_coverage"] = {
+            "image": classes_rgba(valid, AVAILABILITY_COLORS),
+            "title": f"{label} modality availability",
+            "legend": AVAILABILITY_LEGEND,
+        }
     return {key: spec | common for key, spec in maps.items()}
 
 

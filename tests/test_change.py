@@ -5,9 +5,19 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from metaflood.change import DRY, EXTENT_NODATA, FLOODED, PERMANENT, flood_extent, map_flood
-from metaflood.classes import BARREN, BUILDING, CLASS_NAMES, WATER, colormap
+from metaflood.change import (
+    DRY,
+    EXTENT_NODATA,
+    FLOODED,
+    PERMANENT,
+    combined_extent,
+    flood_extent,
+    map_flood,
+)
+from metaflood.classes import BARREN, BUILDING, CLASS_NAMES, WATER
 from metaflood.errors import InputError
+from tests.flood_inputs import FLOOD, write_inputs
+from tests.flood_inputs import class_maps as product_class_maps
 
 TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
 
@@ -40,47 +50,85 @@ def test_minimum_mapping_unit_removes_specks_only():
     assert (extent[15:35, 15:45] == FLOODED).all()
 
 
-def test_map_flood_writes_every_product(tmp_path, write_raster):
+def run_change(paths, out_dir, **overrides):
+    landcover = [overrides.pop("pre", paths["pre"]), overrides.pop("post", paths["post"])]
+    kwargs = {
+        "post_route": paths["route_post"],
+        "sar_evidence": paths["sar_evidence"],
+        "sar_ratio": paths["sar_ratio"],
+        "sar_summary": paths["sar_summary"],
+        "calibration": None,
+        "out_extent": out_dir / "extent.tif",
+        "out_confidence": out_dir / "confidence.tif",
+        "out_polygons": out_dir / "polygons.gpkg",
+        "out_transitions": out_dir / "transitions.csv",
+        "min_area_m2": 40.0,
+    } | overrides
+    return map_flood(landcover, [paths["pre_proba"], paths["post_proba"]], **kwargs)
+
+
+def test_combined_extent_keeps_permanent_water_apart_and_drops_specks():
     pre, post = class_maps()
-    kwargs = {"transform": TRANSFORM, "nodata": 255, "colormap": colormap()}
-    pre_path = write_raster("pre.tif", pre, **kwargs)
-    post_path = write_raster("post.tif", post, **kwargs)
-    out = {n: tmp_path / n for n in ("extent.tif", "polygons.gpkg", "transitions.csv")}
-    map_flood(
-        pre_path,
-        post_path,
-        out_extent=out["extent.tif"],
-        out_polygons=out["polygons.gpkg"],
-        out_transitions=out["transitions.csv"],
-        min_area_m2=40.0,
-    )
-    with rasterio.open(out["extent.tif"]) as src:
+    probability = np.zeros(pre.shape)
+    probability[15:35, 15:45] = 0.9
+    probability[:10] = 0.8  # the sea: permanent, whatever the probability says
+    probability[50, 50] = 0.9  # a speck
+    probability[40, 5] = np.nan  # no estimate
+    extent = combined_extent(probability, pre, post, min_pixels=10)
+    assert (extent[15:35, 15:45] == FLOODED).all()
+    assert (extent[:10] == PERMANENT).all()
+    assert extent[50, 50] == DRY
+    assert extent[40, 5] == EXTENT_NODATA
+    assert (extent[59] == EXTENT_NODATA).all()  # no land cover
+
+
+def test_map_flood_writes_every_product(tmp_path):
+    paths = write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    summary = run_change(paths, out)
+    assert summary["polygons"] == 1
+    with rasterio.open(out / "extent.tif") as src:
         assert src.nodata == EXTENT_NODATA and src.crs.to_epsg() == 32634
         assert src.colormap(1)[FLOODED][:3] == (0, 112, 255)
-        assert (src.read(1)[15:35, 15:45] == FLOODED).all()
-    polygons = gpd.read_file(out["polygons.gpkg"])
-    assert len(polygons) == 1  # the speck (4 m2) is below the 40 m2 unit
+        extent = src.read(1)
+    assert (extent[FLOOD] == FLOODED).all()
+    assert (extent[:8] == PERMANENT).all()
+    assert (extent[40:44, 40:44] == DRY).all()  # destroyed, not flooded
+    with rasterio.open(out / "confidence.tif") as src:
+        assert src.nodata == 255 and src.descriptions == ("flood_confidence",)
+        confidence = src.read(1)
+    # Both lines of evidence agree in the flood block: high confidence; dry land: low.
+    assert confidence[FLOOD].min() >= 80
+    assert confidence[50:60, 5:15].max() < 20
+    polygons = gpd.read_file(out / "polygons.gpkg")
     assert polygons.is_valid.all()
-    assert polygons.area_m2.iloc[0] == pytest.approx(20 * 30 * 4.0)
-    assert polygons.geometry.area.iloc[0] == pytest.approx(20 * 30 * 4.0)
+    assert polygons.area_m2.iloc[0] == pytest.approx(18 * 28 * 4.0)
+    assert polygons.geometry.area.iloc[0] == pytest.approx(18 * 28 * 4.0)
+    assert polygons.mean_confidence.iloc[0] == pytest.approx(confidence[FLOOD].mean(), abs=0.01)
     assert polygons.dominant_pre_class.iloc[0] == "barren"
-    table = pd.read_csv(out["transitions.csv"], index_col=0)
+    table = pd.read_csv(out / "transitions.csv", index_col=0)
     assert list(table.columns) == list(CLASS_NAMES)
     assert table.loc["building", "water"] == pytest.approx(200 * 4.0 / 1e6)
-    assert table.loc["water", "water"] == pytest.approx(600 * 4.0 / 1e6)
+    assert table.loc["building", "barren"] == pytest.approx(16 * 4.0 / 1e6)
+
+
+def test_without_sar_evidence_the_land_cover_decides(tmp_path, write_raster):
+    paths = write_inputs(tmp_path / "in")
+    paths["sar_evidence"] = write_raster(
+        "nosar.tif", np.full((64, 64), 255, np.uint8), transform=TRANSFORM, nodata=255
+    )
+    out = tmp_path / "out"
+    run_change(paths, out)
+    with rasterio.open(out / "extent.tif") as src:
+        assert (src.read(1)[FLOOD] == FLOODED).all()
 
 
 def test_maps_on_different_grids_are_refused(tmp_path, write_raster):
-    pre, post = class_maps()
-    a = write_raster("a.tif", pre, transform=TRANSFORM, nodata=255)
-    b = write_raster("b.tif", post, transform=from_origin(600002, 3630000, 2, 2), nodata=255)
+    paths = write_inputs(tmp_path / "in")
+    pre, _ = product_class_maps()
+    shifted = write_raster(
+        "shifted.tif", pre, transform=from_origin(600002, 3630000, 2, 2), nodata=255
+    )
     with pytest.raises(InputError, match="not on the same grid"):
-        map_flood(
-            a,
-            b,
-            out_extent=tmp_path / "e.tif",
-            out_polygons=tmp_path / "p.gpkg",
-            out_transitions=tmp_path / "t.csv",
-            min_area_m2=0,
-        )
-    assert not (tmp_path / "e.tif").exists()
+        run_change(paths, tmp_path / "out", post=shifted)
+    assert not (tmp_path / "out" / "extent.tif").exists()

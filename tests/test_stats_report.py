@@ -2,16 +2,16 @@ import hashlib
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
-from rasterio.transform import from_origin
 
 from metaflood.change import map_flood
-from metaflood.classes import BARREN, BUILDING, WATER, colormap
-from metaflood.report import write_report
+from metaflood.report import ReportInputs, write_report
 from metaflood.report.figures import _nice_length, true_colour
+from metaflood.report.mapbook import write_mapbook
 from metaflood.stats import route_coverage, write_stats
+from tests.flood_inputs import write_inputs
 
-TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
 EVENT = {
     "pre": {"start": "2023-09-01", "end": "2023-09-09"},
     "post": {"start": "2023-09-11", "end": "2023-09-20"},
@@ -19,37 +19,20 @@ EVENT = {
 
 
 @pytest.fixture
-def products(tmp_path, write_raster):
-    pre = np.full((64, 64), BARREN, np.uint8)
-    pre[:8] = WATER
-    pre[20:30, 20:40] = BUILDING
-    post = pre.copy()
-    post[16:34, 16:44] = WATER
-    post[40:44, 40:44] = BARREN
-    pre[40:44, 40:44] = BUILDING
-    cls = {"transform": TRANSFORM, "nodata": 255, "colormap": colormap()}
-    paths = {
-        "pre": write_raster("pre.tif", pre, **cls),
-        "post": write_raster("post.tif", post, **cls),
-    }
-    route_post = np.ones((64, 64), np.uint8)
-    route_post[:, 32:] = 2
-    paths["route_pre"] = write_raster(
-        "rpre.tif", np.ones((64, 64), np.uint8), transform=TRANSFORM, nodata=255
-    )
-    paths["route_post"] = write_raster("rpost.tif", route_post, transform=TRANSFORM, nodata=255)
-    rng = np.random.default_rng(0)
-    stack = np.concatenate([rng.normal(-12, 3, (2, 64, 64)), rng.uniform(0, 0.3, (4, 64, 64))])
-    paths["stack"] = write_raster("stack.tif", stack.astype(np.float32), transform=TRANSFORM)
-    valid = np.full((64, 64), 3, np.uint8)
-    valid[:, 32:] = 1
-    paths["valid"] = write_raster("valid.tif", valid, transform=TRANSFORM, nodata=255)
-    for name in ("extent.tif", "polygons.gpkg", "transitions.csv"):
+def products(tmp_path):
+    paths = write_inputs(tmp_path)
+    for name in ("extent.tif", "confidence.tif", "polygons.gpkg", "transitions.csv"):
         paths[name] = tmp_path / name
     map_flood(
-        paths["pre"],
-        paths["post"],
+        [paths["pre"], paths["post"]],
+        [paths["pre_proba"], paths["post_proba"]],
+        post_route=paths["route_post"],
+        sar_evidence=paths["sar_evidence"],
+        sar_ratio=paths["sar_ratio"],
+        sar_summary=paths["sar_summary"],
+        calibration=None,
         out_extent=paths["extent.tif"],
+        out_confidence=paths["confidence.tif"],
         out_polygons=paths["polygons.gpkg"],
         out_transitions=paths["transitions.csv"],
         min_area_m2=0,
@@ -66,14 +49,15 @@ def products(tmp_path, write_raster):
     for period in ("pre", "post"):
         paths[f"scenes_{period}"] = tmp_path / f"scenes_{period}.json"
         paths[f"scenes_{period}"].write_text(json.dumps(scene))
+        reliable = period == "pre"
         shifts = {
             "optical_to_sar": {
-                "shift": [0.1, -0.2],
-                "reliable": True,
-                "spread": 0.1,
+                "shift": [0.1, -0.2] if reliable else [1.4, 2.2],
+                "reliable": reliable,
+                "spread": 0.1 if reliable else 1.8,
                 "method": "m",
-                "reason": "agree",
-                "applied": True,
+                "reason": "agree" if reliable else "sub-windows disagree",
+                "applied": reliable,
             }
         }
         paths[f"coreg_{period}"] = tmp_path / f"coreg_{period}.json"
@@ -83,52 +67,87 @@ def products(tmp_path, write_raster):
     return paths
 
 
-def test_stats_and_report(products, tmp_path):
-    p = products
-    stats = write_stats(
+def make_stats(p, tmp_path):
+    return write_stats(
         "e",
         {"events": {"e": EVENT}},
         extent=p["extent.tif"],
+        confidence=p["confidence.tif"],
         polygons=p["polygons.gpkg"],
         transitions=p["transitions.csv"],
         landcover=[p["pre"], p["post"]],
         routes=[p["route_pre"], p["route_post"]],
         scenes=[p["scenes_pre"], p["scenes_post"]],
         coregistration=[p["coreg_pre"], p["coreg_post"]],
+        sar_summary=p["sar_summary"],
         checkpoint=p["checkpoint"],
+        calibration=None,
         validation=None,
         out=tmp_path / "stats.json",
+        out_impact=tmp_path / "impact.csv",
     )
+
+
+def report_inputs(p, tmp_path) -> ReportInputs:
+    return ReportInputs(
+        stacks=[p["stack"], p["stack"]],
+        valid=[p["valid"], p["valid"]],
+        landcover=[p["pre"], p["post"]],
+        extent=p["extent.tif"],
+        confidence=p["confidence.tif"],
+        sar_evidence=p["sar_evidence"],
+        sar_ratio=p["sar_ratio"],
+        stats=tmp_path / "stats.json",
+    )
+
+
+def test_stats_impact_and_report(products, tmp_path):
+    p = products
+    stats = make_stats(p, tmp_path)
     flood = stats["flood"]
-    new_water_px = 18 * 28 - 0  # the flooded block; buildings inside it count too
+    new_water_px = 18 * 28  # the flooded block; buildings inside it count too
     assert flood["flooded_area_km2"] == pytest.approx(new_water_px * 4 / 1e6)
+    assert flood["flooded_high_confidence_km2"] == pytest.approx(new_water_px * 4 / 1e6)
     assert flood["flooded_by_pre_class_km2"]["building"] == pytest.approx(200 * 4 / 1e6)
     assert flood["buildings"]["building_to_barren_km2"] == pytest.approx(16 * 4 / 1e6)
     assert flood["permanent_water_km2"] == pytest.approx(8 * 64 * 4 / 1e6)
+    # The block spans columns 16..43; the right half (32..) was mapped from SAR alone.
+    assert flood["flooded_by_post_route"]["sar_only"] == pytest.approx(12 / 28)
     assert stats["coverage"]["post"] == {
         "both": 0.5,
         "sar_only": 0.5,
         "optical_only": 0.0,
         "none": 0.0,
     }
+    assert stats["sar_change"]["ratio_threshold_db"]["value"] == -6.0
+    assert stats["confidence_calibration"]["file"] == "packaged default"
+    assert not stats["confidence_calibration"]["fitted_with_this_checkpoint"]
     assert stats["provenance"]["model"]["sha256"] == hashlib.sha256(b"weights").hexdigest()
     assert stats["provenance"]["software"]["numpy"] == np.__version__
     assert json.loads((tmp_path / "stats.json").read_text())["event"] == "e"
+    impact = pd.read_csv(tmp_path / "impact.csv")
+    assert list(impact.columns) == ["section", "measure", "value", "unit"]
+    row = impact[impact.measure == "flooded area"].iloc[0]
+    assert row.value == pytest.approx(flood["flooded_area_km2"]) and row.unit == "km2"
+    assert "building to barren (likely destroyed)" in set(impact.measure)
 
-    out = write_report(
-        "e",
-        stacks=[p["stack"], p["stack"]],
-        valid=[p["valid"], p["valid"]],
-        landcover=[p["pre"], p["post"]],
-        extent=p["extent.tif"],
-        stats=tmp_path / "stats.json",
-        out=tmp_path / "report.html",
-    )
+    out = write_report("e", report_inputs(p, tmp_path), tmp_path / "report.html")
     html = out.read_text()
-    assert html.count('src="data:image/png;base64,') == 8
+    assert html.count('src="data:image/png;base64,') == 13  # 12 maps, 1 chart
     assert "http" not in html.replace("http-equiv", "")
     assert "0.0020 km&sup2;" in html  # flooded area, as the key figure
     assert "missing" in html  # the optical scene that was not found is shown as such
+    # The unreliable shift is named in plain words.
+    assert "post-event optical to sar: the estimated shift (+1.40, +2.20) px was judged" in html
+    assert "fitted with another checkpoint" in html
+
+
+def test_mapbook_is_a_pdf_with_a_page_per_map(products, tmp_path):
+    make_stats(products, tmp_path)
+    out = write_mapbook("e", report_inputs(products, tmp_path), tmp_path / "mapbook.pdf")
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 13
 
 
 def test_route_coverage_ignores_outside():

@@ -101,59 +101,149 @@ def cmd_landcover(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def cmd_sar_change(args: argparse.Namespace) -> None:
+    from metaflood.sar_change import map_sar_change
+
+    summary = map_sar_change(
+        [Path(p) for p in args.stacks],
+        [Path(p) for p in args.valid],
+        change=args.change_json,
+        out_evidence=Path(args.out_evidence),
+        out_ratio=Path(args.out_ratio),
+        out_summary=Path(args.out_summary),
+    )
+    print(json.dumps(summary, indent=2))
+
+
 def cmd_change(args: argparse.Namespace) -> None:
     from metaflood.change import map_flood
 
-    map_flood(
-        Path(args.pre),
-        Path(args.post),
+    change = args.change_json
+    summary = map_flood(
+        [Path(p) for p in args.landcover],
+        [Path(p) for p in args.proba],
+        post_route=Path(args.post_route),
+        sar_evidence=Path(args.sar_evidence),
+        sar_ratio=Path(args.sar_ratio),
+        sar_summary=Path(args.sar_summary),
+        calibration=Path(change["calibration"]) if change.get("calibration") else None,
         out_extent=Path(args.out_extent),
+        out_confidence=Path(args.out_confidence),
         out_polygons=Path(args.out_polygons),
         out_transitions=Path(args.out_transitions),
-        min_area_m2=args.change_json.get("min_area_m2", 200.0),
+        min_area_m2=change.get("min_area_m2", 200.0),
     )
+    print(json.dumps(summary, indent=2))
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from metaflood.validate import validate_against_truth
+    from metaflood.validate import summary_lines, validate_against_truth
 
+    event_dir = Path(args.results) / args.event if args.event else None
+
+    def path(given: str | None, default: str) -> Path:
+        if given:
+            return Path(given)
+        if event_dir is None:
+            raise MetafloodError("give --event, or every path")
+        return event_dir / default
+
+    if args.truth_dir:
+        truth_dir = Path(args.truth_dir)
+    elif args.event:
+        truth_dir = Path(args.resources) / "demo" / args.event / "truth"
+    else:
+        raise MetafloodError("give --event, or --truth-dir and every path")
     result = validate_against_truth(
-        Path(args.extent), Path(args.pre), Path(args.post), Path(args.truth_dir), Path(args.out)
+        path(args.extent, "flood/extent.tif"),
+        path(args.confidence, "flood/confidence.tif"),
+        path(args.sar_evidence, "flood/sar_change.tif"),
+        path(args.pre, "landcover/pre.tif"),
+        path(args.post, "landcover/post.tif"),
+        truth_dir,
+        path(args.out, "flood/validation.json"),
+        min_area_m2=args.min_area_m2,
     )
-    print(json.dumps(result, indent=2))
+    print("\n".join(summary_lines(args.event or "(paths given)", result)))
+
+
+def cmd_calibrate_confidence(args: argparse.Namespace) -> None:
+    from metaflood.calibrate import calibrate
+
+    events = args.events
+    result = calibrate(
+        [Path(args.results) / e for e in events],
+        [Path(args.resources) / "demo" / e / "truth" for e in events],
+        Path(args.out),
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+    )
+    held_out = result["leave_one_event_out"]
+    print("leave-one-event-out reliability (each event scored by a fit on the others)")
+    print(f"{'confidence':>10} {'pixels':>9} {'mean':>6} {'flooded %':>9}")
+    for row in held_out["reliability"]:
+        mean = "" if row["mean_confidence"] is None else f"{row['mean_confidence']:.1f}"
+        seen = "" if row["observed_flooded_percent"] is None else row["observed_flooded_percent"]
+        print(f"{row['confidence']:>10} {row['pixels']:>9} {mean:>6} {seen:>9}")
+    for name, high in held_out["per_event"].items():
+        print(f"{name}: precision at confidence >= {high['threshold']}: {high['precision']}")
+    print(f"all: precision at confidence >= 80: {held_out['high_confidence']['precision']}")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
     from metaflood.stats import write_stats
 
+    calibration = args.config_json.get("change", {}).get("calibration")
     write_stats(
         args.event,
         args.config_json,
         extent=Path(args.extent),
+        confidence=Path(args.confidence),
         polygons=Path(args.polygons),
         transitions=Path(args.transitions),
         landcover=[Path(p) for p in args.landcover],
         routes=[Path(p) for p in args.routes],
         scenes=[Path(p) for p in args.scenes],
         coregistration=[Path(p) for p in args.coregistration],
+        sar_summary=Path(args.sar_summary),
         checkpoint=Path(args.checkpoint),
+        calibration=Path(calibration) if calibration else None,
         validation=Path(args.validation) if args.validation else None,
         out=Path(args.out),
+        out_impact=Path(args.out_impact),
+    )
+
+
+def _report_inputs(args: argparse.Namespace):
+    from metaflood.report.maps import ReportInputs
+
+    return ReportInputs(
+        stacks=[Path(p) for p in args.stacks],
+        valid=[Path(p) for p in args.valid],
+        landcover=[Path(p) for p in args.landcover],
+        extent=Path(args.extent),
+        confidence=Path(args.confidence),
+        sar_evidence=Path(args.sar_evidence),
+        sar_ratio=Path(args.sar_ratio),
+        stats=Path(args.stats),
     )
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from metaflood.report import write_report
 
-    write_report(
-        args.event,
-        stacks=[Path(p) for p in args.stacks],
-        valid=[Path(p) for p in args.valid],
-        landcover=[Path(p) for p in args.landcover],
-        extent=Path(args.extent),
-        stats=Path(args.stats),
-        out=Path(args.out),
-    )
+    write_report(args.event, _report_inputs(args), Path(args.out))
+
+
+def cmd_mapbook(args: argparse.Namespace) -> None:
+    from metaflood.report.mapbook import write_mapbook
+
+    write_mapbook(args.event, _report_inputs(args), Path(args.out))
+
+
+def cmd_catalog(args: argparse.Namespace) -> None:
+    from metaflood.products_catalog import write_catalog
+
+    write_catalog(args.event, args.event_json, Path(args.event_dir), Path(args.out))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -205,30 +295,76 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(name, required=True)
     p.add_argument("--threads", type=int, default=1)
 
-    p = add("change", cmd_change, "flood extent, polygons and transitions")
+    p = add("sar-change", cmd_sar_change, "SAR change evidence: log-ratio, thresholds, exclusions")
     p.add_argument("--change-json", type=_json, default={})
-    for name in ("--pre", "--post", "--out-extent", "--out-polygons", "--out-transitions"):
+    for name in ("--stacks", "--valid"):
+        p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
+    for name in ("--out-evidence", "--out-ratio", "--out-summary"):
         p.add_argument(name, required=True)
 
-    p = add("validate", cmd_validate, "compare the flood extent with the demo truth")
-    for name in ("--extent", "--pre", "--post", "--truth-dir", "--out"):
+    p = add("change", cmd_change, "flood extent, confidence, polygons and transitions")
+    p.add_argument("--change-json", type=_json, default={})
+    for name in ("--landcover", "--proba"):
+        p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
+    for name in ("--post-route", "--sar-evidence", "--sar-ratio", "--sar-summary"):
         p.add_argument(name, required=True)
+    for name in ("--out-extent", "--out-confidence", "--out-polygons", "--out-transitions"):
+        p.add_argument(name, required=True)
+
+    p = add(
+        "validate",
+        cmd_validate,
+        "flood accuracy and confidence reliability against the demo truth "
+        "(--event EVENT finds the products under results/)",
+    )
+    p.add_argument("--event", help="a demo event run under --results")
+    p.add_argument("--results", default="results")
+    p.add_argument("--resources", default="resources")
+    for name in ("--extent", "--confidence", "--sar-evidence", "--pre", "--post"):
+        p.add_argument(name)
+    p.add_argument("--truth-dir")
+    p.add_argument("--out")
+    p.add_argument("--min-area-m2", type=float, default=200.0)
+
+    p = add(
+        "calibrate-confidence",
+        cmd_calibrate_confidence,
+        "fit the flood confidence on held-out demo events run under --results",
+    )
+    p.add_argument("events", nargs="+", help="demo event names (cases/calibration.yaml)")
+    p.add_argument("--results", default="results")
+    p.add_argument("--resources", default="resources")
+    p.add_argument("--checkpoint", help="the checkpoint the events were mapped with")
+    p.add_argument("--out", required=True)
 
     p = add("stats", cmd_stats, "flood statistics, coverage and provenance")
     p.add_argument("--event", required=True)
     p.add_argument("--config-json", type=_json, required=True)
-    for name in ("--extent", "--polygons", "--transitions", "--checkpoint", "--out"):
+    for name in ("--extent", "--confidence", "--polygons", "--transitions", "--sar-summary"):
+        p.add_argument(name, required=True)
+    for name in ("--checkpoint", "--out", "--out-impact"):
         p.add_argument(name, required=True)
     for name in ("--landcover", "--routes", "--scenes", "--coregistration"):
         p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
     p.add_argument("--validation")
 
-    p = add("report", cmd_report, "self-contained HTML report")
+    for name, func, text in (
+        ("report", cmd_report, "self-contained HTML report"),
+        ("mapbook", cmd_mapbook, "printable PDF map book"),
+    ):
+        p = add(name, func, text)
+        p.add_argument("--event", required=True)
+        for option in ("--stacks", "--valid", "--landcover"):
+            p.add_argument(option, nargs=2, required=True, metavar=("PRE", "POST"))
+        for option in ("--extent", "--confidence", "--sar-evidence", "--sar-ratio", "--stats"):
+            p.add_argument(option, required=True)
+        p.add_argument("--out", required=True)
+
+    p = add("catalog", cmd_catalog, "STAC catalog of an event's products")
     p.add_argument("--event", required=True)
-    for name in ("--stacks", "--valid", "--landcover"):
-        p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
-    for name in ("--extent", "--stats", "--out"):
-        p.add_argument(name, required=True)
+    p.add_argument("--event-json", type=_json, required=True)
+    p.add_argument("--event-dir", required=True)
+    p.add_argument("--out", required=True)
     return parser
 
 

@@ -14,9 +14,12 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from metaflood.change import EXTENT_NODATA, FLOODED
+from metaflood.change import EXTENT_NODATA, FLOODED, flood_extent
+from metaflood.confidence import CONFIDENCE_NODATA
 from metaflood.metrics import confusion_matrix, summarize
 from metaflood.raster import atomic_path, read_checked
+from metaflood.reliability import high_confidence_precision, reliability_table
+from metaflood.sar_change import FLOOD_SIGNAL
 
 
 def truth_on_grid(truth_path: Path, like: dict) -> np.ndarray:
@@ -49,21 +52,64 @@ def binary_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
+def _flood_scores(predicted: np.ndarray, truth: np.ndarray, known: np.ndarray) -> dict:
+    return binary_scores(predicted & known, truth & known)
+
+
 def validate_against_truth(
-    extent_path: Path, pre_path: Path, post_path: Path, truth_dir: Path, out: Path
+    extent_path: Path,
+    confidence_path: Path,
+    sar_evidence_path: Path,
+    pre_path: Path,
+    post_path: Path,
+    truth_dir: Path,
+    out: Path,
+    *,
+    min_area_m2: float,
 ) -> dict:
+    """Flood accuracy of the product, of each line of evidence alone, and of the confidence."""
     extent, profile = read_checked(extent_path)
     extent = extent[0]
     known = extent != EXTENT_NODATA
-    flood_truth = truth_on_grid(truth_dir / "flood.tif", profile)
+    flood_truth = truth_on_grid(truth_dir / "flood.tif", profile) == 1
+    confidence = read_checked(confidence_path)[0][0]
+    sar = read_checked(sar_evidence_path)[0][0]
+    classes = [read_checked(p)[0][0] for p in (pre_path, post_path)]
+    pixel_area = abs(profile["transform"].a * profile["transform"].e)
+    land_cover_only = flood_extent(*classes, min_pixels=int(np.ceil(min_area_m2 / pixel_area)))
+    scored = known & (confidence != CONFIDENCE_NODATA)
     result: dict = {
-        "flood": binary_scores((extent == FLOODED) & known, (flood_truth == 1) & known),
+        "flood": _flood_scores(extent == FLOODED, flood_truth, known),
+        "evidence_alone": {
+            "land_cover_change": _flood_scores(land_cover_only == FLOODED, flood_truth, known),
+            "sar_change": _flood_scores(sar == FLOOD_SIGNAL, flood_truth, known),
+        },
+        "confidence": {
+            "high_confidence": high_confidence_precision(confidence[scored], flood_truth[scored]),
+            "reliability": reliability_table(confidence[scored], flood_truth[scored]),
+        },
         "landcover": {},
     }
-    for period, path in (("pre", pre_path), ("post", post_path)):
-        predicted = read_checked(path)[0][0]
+    for period, predicted in zip(("pre", "post"), classes, strict=True):
         truth = truth_on_grid(truth_dir / f"landcover_{period}.tif", profile)
         result["landcover"][period] = summarize(confusion_matrix(truth, predicted))
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(result, indent=2))
     return result
+
+
+def summary_lines(event: str, result: dict) -> list[str]:
+    """The figures an analyst quotes, one per line (`metaflood validate` prints them)."""
+    flood, alone = result["flood"], result["evidence_alone"]
+    high = result["confidence"]["high_confidence"]
+    precision = "n/a" if high["precision"] is None else f"{high['precision']:.3f}"
+    return [
+        f"event {event}",
+        f"  flood IoU {flood['iou']:.3f} (precision {flood['precision']:.3f}, "
+        f"recall {flood['recall']:.3f})",
+        f"  land-cover change alone IoU {alone['land_cover_change']['iou']:.3f}; "
+        f"SAR change alone IoU {alone['sar_change']['iou']:.3f}",
+        f"  confidence >= {high['threshold']}: precision {precision} over {high['pixels']} px",
+        f"  land-cover mIoU pre {result['landcover']['pre']['miou']:.3f}, "
+        f"post {result['landcover']['post']['miou']:.3f}",
+    ]

@@ -15,18 +15,36 @@ from skimage.measure import label
 from metaflood.classes import CLASS_NAMES, NUM_CLASSES
 from metaflood.raster import atomic_path
 
-COLUMNS = ["flood_id", "area_m2", "dominant_pre_class", "dominant_pre_share"]
+COLUMNS = [
+    "flood_id",
+    "area_m2",
+    "mean_confidence",
+    "dominant_pre_class",
+    "dominant_pre_share",
+]
 
 
 def flood_polygons(
-    flooded: np.ndarray, pre_class: np.ndarray, transform: Affine, crs: str
+    flooded: np.ndarray,
+    pre_class: np.ndarray,
+    transform: Affine,
+    crs: str,
+    confidence: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
-    """One polygon per 8-connected flooded region, with the pre-event class it replaced."""
+    """One polygon per 8-connected flooded region, with the pre-event class it replaced
+    and its mean confidence (percent; NaN when no confidence raster is given)."""
     regions = label(flooded, connectivity=2).astype(np.int32)
     n = int(regions.max())
     pixel_area = abs(transform.a * transform.e)
     records, geometries = [], []
     if n:
+        mean_confidence = np.full(n + 1, np.nan)
+        if confidence is not None:
+            scored = (regions > 0) & (confidence <= 100)
+            sums = np.bincount(regions[scored], confidence[scored], minlength=n + 1)
+            counts = np.bincount(regions[scored], minlength=n + 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_confidence = sums / counts
         valid_pre = pre_class < NUM_CLASSES
         counts = np.zeros((n + 1, NUM_CLASSES), dtype=np.int64)
         np.add.at(counts, (regions[valid_pre], pre_class[valid_pre]), 1)
@@ -41,6 +59,7 @@ def flood_polygons(
                 {
                     "flood_id": region,
                     "area_m2": float((regions == region).sum() * pixel_area),
+                    "mean_confidence": round(float(mean_confidence[region]), 2),
                     "dominant_pre_class": CLASS_NAMES[dominant] if total else "unknown",
                     "dominant_pre_share": float(counts[region, dominant] / total) if total else 0.0,
                 }

@@ -1,15 +1,68 @@
-# Change: new water between the pre and post land-cover maps, flood polygons,
-# transitions and the statistics; validation against the truth for demo events only.
+# Change: SAR change evidence, then new water between the pre and post land-cover maps
+# weighed against it (extent, confidence), flood polygons, transitions and the
+# statistics; validation against the truth for demo events only.
+
+
+rule sar_change:
+    input:
+        stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
+        valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
+    output:
+        evidence=report(
+            "results/{event}/flood/sar_change.tif",
+            caption="../report/sar_change.rst",
+            category="Flood products",
+        ),
+        ratio="results/{event}/flood/sar_logratio.tif",
+        summary="results/{event}/flood/sar_change.json",
+    log:
+        "results/{event}/logs/sar_change.log",
+    benchmark:
+        "results/{event}/benchmarks/sar_change.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        change=section_json("change"),
+    shell:
+        "python -m metaflood sar-change --change-json {params.change:q}"
+        " --stacks {input.stacks} --valid {input.valid} --out-evidence {output.evidence}"
+        " --out-ratio {output.ratio} --out-summary {output.summary} > {log} 2>&1"
 
 
 rule change:
     input:
-        pre="results/{event}/landcover/pre.tif",
-        post="results/{event}/landcover/post.tif",
+        landcover=expand("results/{{event}}/landcover/{period}.tif", period=PERIODS),
+        proba=expand("results/{{event}}/landcover/{period}_proba.tif", period=PERIODS),
+        post_route="results/{event}/landcover/post_route.tif",
+        sar_evidence="results/{event}/flood/sar_change.tif",
+        sar_ratio="results/{event}/flood/sar_logratio.tif",
+        sar_summary="results/{event}/flood/sar_change.json",
+        calibration=calibration_input,
     output:
-        extent="results/{event}/flood/extent.tif",
-        polygons="results/{event}/flood/polygons.gpkg",
-        transitions="results/{event}/flood/transitions.csv",
+        extent=report(
+            "results/{event}/flood/extent.tif",
+            caption="../report/extent.rst",
+            category="Flood products",
+        ),
+        confidence=report(
+            "results/{event}/flood/confidence.tif",
+            caption="../report/confidence.rst",
+            category="Flood products",
+        ),
+        polygons=report(
+            "results/{event}/flood/polygons.gpkg",
+            caption="../report/polygons.rst",
+            category="Flood products",
+        ),
+        transitions=report(
+            "results/{event}/flood/transitions.csv",
+            caption="../report/transitions.rst",
+            category="Statistics",
+        ),
     log:
         "results/{event}/logs/change.log",
     benchmark:
@@ -24,19 +77,27 @@ rule change:
         change=section_json("change"),
     shell:
         "python -m metaflood change --change-json {params.change:q}"
-        " --pre {input.pre} --post {input.post} --out-extent {output.extent}"
-        " --out-polygons {output.polygons} --out-transitions {output.transitions}"
-        " > {log} 2>&1"
+        " --landcover {input.landcover} --proba {input.proba} --post-route {input.post_route}"
+        " --sar-evidence {input.sar_evidence} --sar-ratio {input.sar_ratio}"
+        " --sar-summary {input.sar_summary} --out-extent {output.extent}"
+        " --out-confidence {output.confidence} --out-polygons {output.polygons}"
+        " --out-transitions {output.transitions} > {log} 2>&1"
 
 
 rule validate_demo:
     input:
         extent="results/{event}/flood/extent.tif",
+        confidence="results/{event}/flood/confidence.tif",
+        sar_evidence="results/{event}/flood/sar_change.tif",
         pre="results/{event}/landcover/pre.tif",
         post="results/{event}/landcover/post.tif",
         demo=demo_dir,
     output:
-        "results/{event}/flood/validation.json",
+        report(
+            "results/{event}/flood/validation.json",
+            caption="../report/validation.rst",
+            category="Statistics",
+        ),
     log:
         "results/{event}/logs/validate_demo.log",
     benchmark:
@@ -47,15 +108,19 @@ rule validate_demo:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        min_area=config.get("change", {}).get("min_area_m2", 200),
     shell:
-        "python -m metaflood validate --extent {input.extent} --pre {input.pre}"
-        " --post {input.post} --truth-dir {input.demo}/truth --out {output}"
-        " > {log} 2>&1"
+        "python -m metaflood validate --extent {input.extent} --confidence {input.confidence}"
+        " --sar-evidence {input.sar_evidence} --pre {input.pre} --post {input.post}"
+        " --truth-dir {input.demo}/truth --min-area-m2 {params.min_area}"
+        " --out {output} > {log} 2>&1"
 
 
 rule stats:
     input:
         extent="results/{event}/flood/extent.tif",
+        confidence="results/{event}/flood/confidence.tif",
         polygons="results/{event}/flood/polygons.gpkg",
         transitions="results/{event}/flood/transitions.csv",
         landcover=expand("results/{{event}}/landcover/{period}.tif", period=PERIODS),
@@ -64,10 +129,21 @@ rule stats:
         coregistration=expand(
             "results/{{event}}/aligned/{period}_coregistration.json", period=PERIODS
         ),
+        sar_summary="results/{event}/flood/sar_change.json",
         checkpoint=checkpoint_path,
+        calibration=calibration_input,
         validation=validation_input,
     output:
-        "results/{event}/flood/stats.json",
+        stats=report(
+            "results/{event}/flood/stats.json",
+            caption="../report/stats.rst",
+            category="Statistics",
+        ),
+        impact=report(
+            "results/{event}/flood/impact.csv",
+            caption="../report/impact.rst",
+            category="Statistics",
+        ),
     log:
         "results/{event}/logs/stats.log",
     benchmark:
@@ -86,8 +162,9 @@ rule stats:
         ),
     shell:
         "python -m metaflood stats --event {wildcards.event} --config-json {params.full_config:q}"
-        " --extent {input.extent} --polygons {input.polygons}"
+        " --extent {input.extent} --confidence {input.confidence} --polygons {input.polygons}"
         " --transitions {input.transitions} --landcover {input.landcover}"
         " --routes {input.routes} --scenes {input.scenes}"
-        " --coregistration {input.coregistration} --checkpoint {input.checkpoint}"
-        " {params.validation} --out {output} > {log} 2>&1"
+        " --coregistration {input.coregistration} --sar-summary {input.sar_summary}"
+        " --checkpoint {input.checkpoint} {params.validation} --out {output.stats}"
+        " --out-impact {output.impact} > {log} 2>&1"

@@ -66,6 +66,11 @@ def checkpoint_path(wildcards=None):
     return config["model"]["checkpoint"] or "results/models/metars.pt"
 
 
+def calibration_input(wildcards):
+    """A refitted confidence calibration, when the configuration names one."""
+    return config.get("change", {}).get("calibration") or []
+
+
 def validation_input(wildcards):
     """Validation against the simulator's truth exists only for demo events."""
     if uses_demo(wildcards.event):
@@ -80,5 +85,6 @@ def final_products():
             f"results/{event}/report.html",
             f"results/{event}/flood/stats.json",
             f"results/{event}/flood/polygons.gpkg",
+            f"results/{event}/catalog.json",
         ]
     return products

@@ -1,4 +1,5 @@
-# Report: one self-contained HTML page per event.
+# Report: one self-contained HTML page per event, a printable PDF map book, and a STAC
+# catalog of the products.
 
 
 rule report:
@@ -7,6 +8,9 @@ rule report:
         valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
         landcover=expand("results/{{event}}/landcover/{period}.tif", period=PERIODS),
         extent="results/{event}/flood/extent.tif",
+        confidence="results/{event}/flood/confidence.tif",
+        sar_evidence="results/{event}/flood/sar_change.tif",
+        sar_ratio="results/{event}/flood/sar_logratio.tif",
         stats="results/{event}/flood/stats.json",
     output:
         report(
@@ -27,4 +31,75 @@ rule report:
     shell:
         "python -m metaflood report --event {wildcards.event} --stacks {input.stacks}"
         " --valid {input.valid} --landcover {input.landcover} --extent {input.extent}"
-        " --stats {input.stats} --out {output} > {log} 2>&1"
+        " --confidence {input.confidence} --sar-evidence {input.sar_evidence}"
+        " --sar-ratio {input.sar_ratio} --stats {input.stats} --out {output} > {log} 2>&1"
+
+
+rule mapbook:
+    input:
+        stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
+        valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
+        landcover=expand("results/{{event}}/landcover/{period}.tif", period=PERIODS),
+        extent="results/{event}/flood/extent.tif",
+        confidence="results/{event}/flood/confidence.tif",
+        sar_evidence="results/{event}/flood/sar_change.tif",
+        sar_ratio="results/{event}/flood/sar_logratio.tif",
+        stats="results/{event}/flood/stats.json",
+    output:
+        report(
+            "results/{event}/mapbook.pdf",
+            caption="../report/mapbook.rst",
+            category="Report",
+        ),
+    log:
+        "results/{event}/logs/mapbook.log",
+    benchmark:
+        "results/{event}/benchmarks/mapbook.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m metaflood mapbook --event {wildcards.event} --stacks {input.stacks}"
+        " --valid {input.valid} --landcover {input.landcover} --extent {input.extent}"
+        " --confidence {input.confidence} --sar-evidence {input.sar_evidence}"
+        " --sar-ratio {input.sar_ratio} --stats {input.stats} --out {output} > {log} 2>&1"
+
+
+rule products_catalog:
+    input:
+        "results/{event}/flood/extent.tif",
+        "results/{event}/flood/confidence.tif",
+        "results/{event}/flood/sar_change.tif",
+        "results/{event}/flood/sar_logratio.tif",
+        "results/{event}/flood/polygons.gpkg",
+        "results/{event}/flood/transitions.csv",
+        "results/{event}/flood/impact.csv",
+        "results/{event}/flood/stats.json",
+        "results/{event}/report.html",
+        "results/{event}/mapbook.pdf",
+        expand("results/{{event}}/landcover/{period}.tif", period=PERIODS),
+    output:
+        catalog=report(
+            "results/{event}/catalog.json",
+            caption="../report/catalog.rst",
+            category="Report",
+        ),
+        item="results/{event}/flood-products/{event}-flood-products.json",
+    log:
+        "results/{event}/logs/products_catalog.log",
+    benchmark:
+        "results/{event}/benchmarks/products_catalog.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        event=event_json,
+    shell:
+        "python -m metaflood catalog --event {wildcards.event} --event-json {params.event:q}"
+        " --event-dir results/{wildcards.event} --out {output.catalog} > {log} 2>&1"

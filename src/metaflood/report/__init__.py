@@ -7,12 +7,14 @@ from pathlib import Path
 
 import jinja2
 
-from metaflood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
-from metaflood.classes import CLASS_COLORS, CLASS_NAMES, colormap
-from metaflood.raster import atomic_path, read_checked
-from metaflood.report.figures import classes_rgba, map_png, sar_image, true_colour
+from metaflood.classes import CLASS_COLORS, CLASS_NAMES
+from metaflood.raster import atomic_path
+from metaflood.report.figures import coregistration_chart, map_png, reliability_chart
+from metaflood.report.maps import ReportInputs, event_maps, load_layers
 
 TEMPLATE = "report.html.j2"
+
+__all__ = ["ReportInputs", "write_report"]
 
 
 def _environment() -> jinja2.Environment:
@@ -23,74 +25,38 @@ def _environment() -> jinja2.Environment:
     )
 
 
-COVERAGE_COLORS = {
-    3: (0, 153, 68, 255),  # both valid
-    1: (230, 145, 30, 255),  # SAR only
-    2: (70, 130, 200, 255),  # optical only
-    0: (120, 120, 120, 255),  # neither
-}
-COVERAGE_LEGEND = [
-    ("SAR and optical", COVERAGE_COLORS[3][:3]),
-    ("SAR only", COVERAGE_COLORS[1][:3]),
-    ("optical only", COVERAGE_COLORS[2][:3]),
-    ("neither", COVERAGE_COLORS[0][:3]),
-]
+def unreliable_shifts(stats: dict) -> list[str]:
+    """Plain sentences for every shift that was judged unreliable and not applied."""
+    sentences = []
+    for period, pairs in stats["coregistration"].items():
+        for pair, shift in pairs.items():
+            if not shift.get("applied"):
+                dy, dx = shift["shift"]
+                reason = shift.get("reason", "unreliable")
+                sentences.append(
+                    f"{period}-event {pair.replace('_', ' ')}: the estimated shift "
+                    f"({dy:+.2f}, {dx:+.2f}) px was judged unreliable and not applied ({reason})."
+                )
+    return sentences
 
 
-def _figures(stacks, landcover, valid, extent, pixel_size) -> dict[str, str]:
-    figures = {}
-    class_legend = list(zip(CLASS_NAMES, CLASS_COLORS, strict=True))
-    for period, stack, classes in zip(("pre", "post"), stacks, landcover, strict=True):
-        label = "Pre-event" if period == "pre" else "Post-event"
-        figures[f"{period}_optical"] = map_png(
-            true_colour(stack), title=f"{label} optical (true colour)", pixel_size=pixel_size
+def reliability_figure(stats: dict) -> str | None:
+    validation = stats.get("validation")
+    if validation and "confidence" in validation:
+        return reliability_chart(
+            validation["confidence"]["reliability"], "Confidence against the demo truth"
         )
-        figures[f"{period}_sar"] = map_png(
-            sar_image(stack), title=f"{label} SAR (VV, dB)", pixel_size=pixel_size
-        )
-        figures[f"{period}_landcover"] = map_png(
-            classes_rgba(classes, colormap()),
-            title=f"{label} land cover (MetaRS)",
-            pixel_size=pixel_size,
-            legend=class_legend,
-        )
-    figures["post_coverage"] = map_png(
-        classes_rgba(valid[1], COVERAGE_COLORS),
-        title="Post-event modality availability",
-        pixel_size=pixel_size,
-        legend=COVERAGE_LEGEND,
-    )
-    overlay_colors = {FLOODED: EXTENT_COLORMAP[FLOODED], PERMANENT: EXTENT_COLORMAP[PERMANENT]}
-    figures["flood"] = map_png(
-        sar_image(stacks[1]),
-        overlay=classes_rgba(extent, overlay_colors),
-        title="Flood extent over the post-event SAR image",
-        pixel_size=pixel_size,
-        legend=[
-            ("flooded (new water)", EXTENT_COLORMAP[FLOODED][:3]),
-            ("permanent water", EXTENT_COLORMAP[PERMANENT][:3]),
-        ],
-    )
-    return figures
+    return None
 
 
-def write_report(
-    event: str,
-    *,
-    stacks: list[Path],
-    valid: list[Path],
-    landcover: list[Path],
-    extent: Path,
-    stats: Path,
-    out: Path,
-) -> Path:
-    stack_data = [read_checked(p)[0] for p in stacks]
-    class_data = [read_checked(p)[0][0] for p in landcover]
-    valid_data = [read_checked(p)[0][0] for p in valid]
-    extent_data, profile = read_checked(extent)
-    pixel_size = abs(profile["transform"].a)
-    figures = _figures(stack_data, class_data, valid_data, extent_data[0], pixel_size)
-    summary = json.loads(Path(stats).read_text())
+def write_report(event: str, inputs: ReportInputs, out: Path) -> Path:
+    layers = load_layers(inputs)
+    figures = {key: map_png(**spec) for key, spec in event_maps(layers).items()}
+    summary = json.loads(Path(inputs.stats).read_text())
+    figures["coregistration"] = coregistration_chart(summary["coregistration"])
+    reliability = reliability_figure(summary)
+    if reliability:
+        figures["reliability"] = reliability
     html = (
         _environment()
         .get_template(TEMPLATE)
@@ -98,10 +64,11 @@ def write_report(
             event=event,
             stats=summary,
             figures=figures,
+            unreliable=unreliable_shifts(summary),
             class_names=CLASS_NAMES,
             class_colors=[f"rgb{c}" for c in CLASS_COLORS],
             json_dump=lambda obj: json.dumps(obj, indent=2),
-            shape=extent_data.shape[1:],
+            shape=layers.extent.shape,
         )
     )
     with atomic_path(out) as tmp:

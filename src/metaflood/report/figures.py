@@ -10,8 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import ListedColormap, Normalize  # noqa: E402
+from matplotlib.patches import Circle, Patch  # noqa: E402
 
 FIGURE_DPI = 110
 
@@ -86,17 +88,21 @@ def add_north_arrow(ax, width_px: int, height_px: int) -> None:
     )
 
 
-def map_png(
+def map_figure(
     image: np.ndarray,
     *,
     title: str,
     pixel_size: float,
     legend: list[tuple[str, tuple[int, int, int]]] | None = None,
     overlay: np.ndarray | None = None,
-) -> str:
-    """Render one map as a base64 PNG data URI (self-contained: no external file)."""
+    colorbar: tuple[str, float, float, str] | None = None,
+    width_in: float = 5.2,
+):
+    """One map with scale bar, north arrow and legend (or colour bar), as a Figure."""
     height, width = image.shape[:2]
-    fig, ax = plt.subplots(figsize=(5.2, 5.2 * height / max(width, 1) + 0.4), dpi=FIGURE_DPI)
+    fig, ax = plt.subplots(
+        figsize=(width_in, width_in * height / max(width, 1) + 0.4), dpi=FIGURE_DPI
+    )
     ax.imshow(image, interpolation="nearest")
     if overlay is not None:
         ax.imshow(overlay, interpolation="nearest")
@@ -112,10 +118,36 @@ def map_png(
         ax.legend(
             handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False
         )
+    if colorbar:
+        cmap, vmin, vmax, label = colorbar
+        mappable = ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
+        bar = fig.colorbar(mappable, ax=ax, fraction=0.04, pad=0.02)
+        bar.set_label(label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    return fig
+
+
+def figure_uri(fig) -> str:
+    """A Figure as a base64 PNG data URI (self-contained: no external file)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def map_png(image: np.ndarray, **kwargs) -> str:
+    """Render one map (see map_figure) as a base64 PNG data URI."""
+    return figure_uri(map_figure(image, **kwargs))
+
+
+def scalar_rgba(
+    values: np.ndarray, cmap: str, vmin: float, vmax: float, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """A continuous raster through a colour map; NaN (or ~valid) transparent."""
+    valid = np.isfinite(values) if valid is None else valid & np.isfinite(values)
+    rgba = colormaps[cmap](Normalize(vmin, vmax, clip=True)(np.nan_to_num(values)))
+    rgba[..., 3] = valid.astype(float)
+    return rgba
 
 
 def classes_rgba(classes: np.ndarray, colors: dict[int, tuple[int, int, int, int]]) -> np.ndarray:
@@ -128,3 +160,60 @@ def classes_rgba(classes: np.ndarray, colors: dict[int, tuple[int, int, int, int
 
 def listed(colors: list[tuple[int, int, int]]) -> ListedColormap:
     return ListedColormap(np.array(colors) / 255)
+
+
+def coregistration_chart(shifts: dict[str, dict[str, dict]]) -> str:
+    """Estimated shift of each scene pair as an arrow (pixels), its sub-window spread as a
+    circle; green where the shift was applied, red where it was judged unreliable."""
+    pairs = [(period, pair, s) for period, by_pair in shifts.items() for pair, s in by_pair.items()]
+    fig, axes = plt.subplots(1, max(len(pairs), 1), figsize=(2.6 * max(len(pairs), 1), 2.9))
+    axes = np.atleast_1d(axes)
+    for ax, (period, pair, shift) in zip(axes, pairs, strict=False):
+        dy, dx = (float(v) for v in shift["shift"])
+        color = "#176b2c" if shift.get("applied") else "#b22222"
+        ax.axhline(0, color="#ccc", lw=0.8)
+        ax.axvline(0, color="#ccc", lw=0.8)
+        spread = shift.get("spread")
+        if spread is not None and np.isfinite(spread) and spread > 0:
+            ax.add_patch(Circle((dx, -dy), spread, color=color, alpha=0.2))
+        ax.annotate(
+            "", xy=(dx, -dy), xytext=(0, 0), arrowprops={"arrowstyle": "-|>", "color": color}
+        )
+        limit = max(1.0, abs(dx) + 0.5, abs(dy) + 0.5)
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("columns (px, east)", fontsize=7)
+        ax.set_ylabel("rows (px, north)", fontsize=7)
+        state = "applied" if shift.get("applied") else "NOT applied"
+        ax.set_title(
+            f"{period}: {pair.replace('_', ' ')}\n({dy:+.2f}, {dx:+.2f}) px, {state}",
+            fontsize=8,
+            color=color,
+        )
+    fig.tight_layout()
+    return figure_uri(fig)
+
+
+def reliability_chart(table: list[dict], title: str) -> str:
+    """Observed flood share per confidence bin against the diagonal of perfect calibration."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=FIGURE_DPI)
+    rows = [r for r in table if r["pixels"]]
+    ax.plot([0, 100], [0, 100], color="#999", lw=1, ls="--", label="perfectly calibrated")
+    ax.plot(
+        [r["mean_confidence"] for r in rows],
+        [r["observed_flooded_percent"] for r in rows],
+        marker="o",
+        color="#0070ff",
+        label="observed",
+    )
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("confidence (%)", fontsize=8)
+    ax.set_ylabel("pixels truly flooded (%)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return figure_uri(fig)

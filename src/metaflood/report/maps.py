@@ -1,0 +1,143 @@
+"""The event's maps, described once and drawn for both the HTML report and the map book."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from metaflood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
+from metaflood.classes import CLASS_COLORS, CLASS_NAMES, colormap
+from metaflood.raster import read_checked
+from metaflood.report.figures import classes_rgba, sar_image, scalar_rgba, true_colour
+from metaflood.sar_change import DARK_BEFORE, EVIDENCE_COLORMAP, FLOOD_SIGNAL
+
+AVAILABILITY_COLORS = {
+    3: (0, 153, 68, 255),  # both valid
+    1: (230, 145, 30, 255),  # SAR only
+    2: (70, 130, 200, 255),  # optical only
+    0: (120, 120, 120, 255),  # neither
+}
+AVAILABILITY_LEGEND = [
+    ("SAR and optical", AVAILABILITY_COLORS[3][:3]),
+    ("SAR only", AVAILABILITY_COLORS[1][:3]),
+    ("optical only", AVAILABILITY_COLORS[2][:3]),
+    ("neither", AVAILABILITY_COLORS[0][:3]),
+]
+FLOOD_LEGEND = [
+    ("flooded (new water)", EXTENT_COLORMAP[FLOODED][:3]),
+    ("permanent water", EXTENT_COLORMAP[PERMANENT][:3]),
+]
+EVIDENCE_LEGEND = [
+    ("backscatter fell to water level", EVIDENCE_COLORMAP[FLOOD_SIGNAL][:3]),
+    ("excluded: water-dark before", EVIDENCE_COLORMAP[DARK_BEFORE][:3]),
+]
+
+
+@dataclass
+class ReportInputs:
+    """The products a report is made from (pre, post pairs where a period applies)."""
+
+    stacks: list[Path]
+    valid: list[Path]
+    landcover: list[Path]
+    extent: Path
+    confidence: Path
+    sar_evidence: Path
+    sar_ratio: Path
+    stats: Path
+
+
+@dataclass
+class Layers:
+    stacks: list[np.ndarray]
+    valid: list[np.ndarray]
+    landcover: list[np.ndarray]
+    extent: np.ndarray
+    confidence: np.ndarray
+    sar_evidence: np.ndarray
+    sar_ratio: np.ndarray
+    pixel_size: float
+
+
+def load_layers(inputs: ReportInputs) -> Layers:
+    extent, profile = read_checked(inputs.extent)
+    return Layers(
+        stacks=[read_checked(p)[0] for p in inputs.stacks],
+        valid=[read_checked(p)[0][0] for p in inputs.valid],
+        landcover=[read_checked(p)[0][0] for p in inputs.landcover],
+        extent=extent[0],
+        confidence=read_checked(inputs.confidence)[0][0],
+        sar_evidence=read_checked(inputs.sar_evidence)[0][0],
+        sar_ratio=read_checked(inputs.sar_ratio)[0],
+        pixel_size=abs(profile["transform"].a),
+    )
+
+
+def event_maps(layers: Layers) -> dict[str, dict]:
+    """Keyword arguments of map_figure for every map, by key, in reading order."""
+    maps: dict[str, dict] = {}
+    class_legend = list(zip(CLASS_NAMES, CLASS_COLORS, strict=True))
+    common = {"pixel_size": layers.pixel_size}
+    for period, stack in zip(("pre", "post"), layers.stacks, strict=True):
+        label = "Pre-event" if period == "pre" else "Post-event"
+        maps[f"{period}_optical"] = {
+            "image": true_colour(stack),
+            "title": f"{label} optical (true colour; blank: cloud or no scene)",
+        }
+        maps[f"{period}_sar"] = {"image": sar_image(stack), "title": f"{label} SAR (VV, dB)"}
+    for period, classes in zip(("pre", "post"), layers.landcover, strict=True):
+        label = "Pre-event" if period == "pre" else "Post-event"
+        maps[f"{period}_landcover"] = {
+            "image": classes_rgba(classes, colormap()),
+            "title": f"{label} land cover (MetaRS)",
+            "legend": class_legend,
+        }
+    overlay_colors = {FLOODED: EXTENT_COLORMAP[FLOODED], PERMANENT: EXTENT_COLORMAP[PERMANENT]}
+    maps["flood_optical"] = {
+        "image": _post_background(layers.stacks[1]),
+        "overlay": classes_rgba(layers.extent, overlay_colors),
+        "title": "Flood extent over the post-event image (optical where clear, else SAR)",
+        "legend": FLOOD_LEGEND,
+    }
+    maps["confidence"] = {
+        "image": scalar_rgba(
+            layers.confidence.astype(float), "magma_r", 0, 100, layers.confidence <= 100
+        ),
+        "title": "Flood confidence (calibrated probability of new water)",
+        "colorbar": ("magma_r", 0, 100, "confidence (%)"),
+    }
+    ratio = np.nanmean(layers.sar_ratio[:2], axis=0) if layers.sar_ratio.size else None
+    maps["sar_ratio"] = {
+        "image": scalar_rgba(ratio, "RdBu", -15, 15),
+        "title": "SAR change: log-ratio post / pre (VV and VH mean)",
+        "colorbar": ("RdBu", -15, 15, "change (dB)"),
+    }
+    maps["sar_evidence"] = {
+        "image": sar_image(layers.stacks[1]),
+        "overlay": classes_rgba(
+            layers.sar_evidence,
+            {
+                FLOOD_SIGNAL: EVIDENCE_COLORMAP[FLOOD_SIGNAL],
+                DARK_BEFORE: EVIDENCE_COLORMAP[DARK_BEFORE],
+            },
+        ),
+        "title": "SAR flood evidence and exclusions over the post-event SAR",
+        "legend": EVIDENCE_LEGEND,
+    }
+    for period, valid in zip(("pre", "post"), layers.valid, strict=True):
+        label = "Pre-event" if period == "pre" else "Post-event"
+        maps[f"{period}_coverage"] = {
+            "image": classes_rgba(valid, AVAILABILITY_COLORS),
+            "title": f"{label} modality availability",
+            "legend": AVAILABILITY_LEGEND,
+        }
+    return {key: spec | common for key, spec in maps.items()}
+
+
+def _post_background(stack: np.ndarray) -> np.ndarray:
+    """True colour where the post-event optical image is clear, SAR underneath elsewhere."""
+    optical, sar = true_colour(stack), sar_image(stack)
+    clear = optical[..., 3:4] > 0
+    return np.where(clear, optical, sar)

@@ -47,3 +47,11 @@ def demo_event_config(**overrides) -> dict:
     }
     event.update(overrides)
     return event
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny demo event run locally once per session (`snakemake --cores 2`)."""
+    from tests.workflow_runs import run_tiny
+
+    return run_tiny(tmp_path_factory.mktemp("tiny"))

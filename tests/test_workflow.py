@@ -12,65 +12,11 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-import yaml
 from rio_cogeo.cogeo import cog_validate
 
-from tests.conftest import demo_event_config
+from tests.workflow_runs import snakemake, tiny_config, write_config
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
-
-TINY_TRAIN = {
-    "iterations": 60,
-    "batch_size": 4,
-    "crop": 64,
-    "scenes": 6,
-    "val_scenes": 2,
-    "scene_size_m": 300,
-    "save_every": 30,
-    "seed": 1,
-}
-
-
-def tiny_config(**event_overrides) -> dict:
-    return {
-        "events": {"tiny": demo_event_config(**event_overrides)},
-        "model": {"tile": 128, "overlap": 16, "batch_size": 4},
-        "train": TINY_TRAIN,
-        "change": {"min_area_m2": 40},
-    }
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def write_config(workdir: Path, config: dict) -> Path:
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny")
-    config = write_config(workdir, tiny_config())
-    result = snakemake(workdir, "--configfile", str(config))
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return workdir
 
 
 def read(path: Path):

@@ -11,7 +11,7 @@ rule train:
         "results/models/benchmarks/train.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=6000,
         runtime=120,
@@ -39,7 +39,7 @@ rule landcover:
         "results/{event}/benchmarks/landcover_{period}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=6000,
         runtime=60,

@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from tests.workflow_runs import snakemake, tiny_config, write_config
+from tests.workflow_runs import ROOT, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.integration
 

@@ -78,6 +78,23 @@ def cmd_train(args: argparse.Namespace) -> None:
         Path(args.metrics),
         threads=args.threads,
         log=lambda msg: print(msg, flush=True),
+        device=args.model_json.get("device", "auto"),
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from metaflood.evaluate import run_evaluation
+
+    run_evaluation(
+        args.model_json,
+        args.train_json,
+        args.evaluate_json,
+        Path(args.out_csv),
+        Path(args.out_md),
+        Path(args.workdir),
+        threads=args.threads,
+        device=args.model_json.get("device", "auto"),
+        log=lambda msg: print(msg, flush=True),
     )
 
 
@@ -195,6 +212,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train-json", type=_json, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--metrics", required=True)
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("evaluate", cmd_evaluate, "MetaRS against the baselines on a held-out split")
+    p.add_argument("--model-json", type=_json, default={})
+    p.add_argument("--train-json", type=_json, default={})
+    p.add_argument("--evaluate-json", type=_json, default={})
+    for name in ("--out-csv", "--out-md", "--workdir"):
+        p.add_argument(name, required=True)
     p.add_argument("--threads", type=int, default=1)
 
     p = add("landcover", cmd_landcover, "routed MetaRS inference over one period")

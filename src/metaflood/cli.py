@@ -98,6 +98,30 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_convert_checkpoint(args: argparse.Namespace) -> None:
+    from metaflood.convert import convert_authors_checkpoint
+
+    result = convert_authors_checkpoint(
+        Path(args.src),
+        Path(args.out),
+        sar_full_scale_db=args.sar_full_scale_db,
+        optical_full_scale=args.optical_full_scale,
+    )
+    print(json.dumps(result, indent=2))
+
+
+def cmd_download_checkpoint(args: argparse.Namespace) -> None:
+    from metaflood.download import download_file
+
+    download_file(
+        args.url,
+        Path(args.out),
+        sha256=args.sha256 or None,
+        retries=args.retries,
+        log=lambda msg: print(msg, flush=True),
+    )
+
+
 def cmd_landcover(args: argparse.Namespace) -> None:
     from metaflood.infer import predict_scene
 
@@ -221,6 +245,18 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("--out-csv", "--out-md", "--workdir"):
         p.add_argument(name, required=True)
     p.add_argument("--threads", type=int, default=1)
+
+    p = add("convert-checkpoint", cmd_convert_checkpoint, "the EarthMiss authors' weights as ours")
+    p.add_argument("--src", required=True, help="the authors' checkpoint (.pth)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--sar-full-scale-db", type=float, default=0.0, help="dB mapped to 255")
+    p.add_argument("--optical-full-scale", type=float, default=0.2, help="reflectance at 255")
+
+    p = add("download-checkpoint", cmd_download_checkpoint, "download a checkpoint, with retries")
+    p.add_argument("--url", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--sha256")
+    p.add_argument("--retries", type=int, default=3)
 
     p = add("landcover", cmd_landcover, "routed MetaRS inference over one period")
     p.add_argument("--model-json", type=_json, default={})

@@ -65,7 +65,8 @@ def main() -> None:
     mm_rate = 2 * n**3 / t_mm
     model_rate = flops / t_model
     print(
-        f"config {args.config}, heads {heads}, batch {args.batch} x {args.tile}^2, {args.threads} threads"
+        f"config {args.config}, heads {heads}, batch {args.batch} x {args.tile}^2"
+        f", {args.threads} threads"
     )
     print(
         f"model: {flops / 1e9:.1f} GFLOP in {t_model * 1e3:.0f} ms = {model_rate / 1e9:.1f} GFLOP/s"

@@ -102,7 +102,8 @@ def main() -> None:
                 model(sar, opt, heads=heads, features=False)
                 t_forward += time.perf_counter() - t1
     print(
-        f"scene {args.size}x{args.size}, tile {args.tile}, overlap {args.overlap}, {args.threads} threads"
+        f"scene {args.size}x{args.size}, tile {args.tile}, overlap {args.overlap}"
+        f", {args.threads} threads"
     )
     print(f"tiles: {summary['tiles']}")
     print(f"routed scene inference (read, route, blend, write COGs): {t_scene:.2f} s")

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import timm
 import torch
+import torch.nn.functional as F
 from timm.models.resnet import ResNet
 from torch import nn
 
@@ -68,6 +69,18 @@ class MetaFeatures(NamedTuple):
     in_maps: list[torch.Tensor]  # instance-normalised stem, layer1 and layer2 maps
 
 
+class InstanceNorm(nn.Module):
+    """Instance normalisation without affine parameters, as group norm with one channel
+    per group: the same numbers as nn.InstanceNorm2d, without its reshaping copies."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.channels, self.eps = channels, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.channels, eps=self.eps)
+
+
 class InstanceNormReLU(nn.Module):
     """Instance normalisation (no affine parameters) then ReLU, keeping the normalised map.
 
@@ -79,7 +92,7 @@ class InstanceNormReLU(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.norm = InstanceNorm(channels)
         self.last: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +123,7 @@ class MetaEncoder(nn.Module):
         self.conv1 = net.conv1
         self.optical_conv1 = stem.conv1
         stem_chs = net.bn1.num_features
-        self.bn1 = nn.InstanceNorm2d(stem_chs, affine=False)
+        self.bn1 = InstanceNorm(stem_chs)
         self.maxpool = net.maxpool
         self.layer1 = net.layer1
         self.layer2 = net.layer2

@@ -68,8 +68,11 @@ class SemanticFPNMerge(nn.Module):
             self.branches.append(nn.Sequential(*blocks))
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        merged = [branch(f) for branch, f in zip(self.branches, feats, strict=True)]
-        return torch.stack(merged).mean(dim=0)
+        total = None
+        for branch, f in zip(self.branches, feats, strict=True):
+            out = branch(f)
+            total = out if total is None else total + out  # no stacked copy
+        return total / len(self.branches)
 
 
 class SegmentationDecoder(nn.Module):

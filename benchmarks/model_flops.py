@@ -16,6 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.fold import fold_batch_norms
 
 CONFIGS = {
     "compact": MetaRSConfig(),  # the demo model: resnet18 at width 32
@@ -46,6 +47,7 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = CONFIGS[args.config]
     model = MetaRS(cfg).eval()
+    fold_batch_norms(model)  # as inference loads it
     heads = tuple(args.heads.split(","))
     sar = torch.randn(args.batch, len(cfg.sar_bands), args.tile, args.tile)
     opt = torch.randn(args.batch, len(cfg.optical_bands), args.tile, args.tile)

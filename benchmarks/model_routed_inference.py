@@ -25,6 +25,7 @@ from metaflood import infer
 from metaflood.checkpoint import save_checkpoint
 from metaflood.data import Normalization
 from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.fold import fold_batch_norms
 from metaflood.raster import write_cog
 
 BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
@@ -94,6 +95,7 @@ def main() -> None:
         infer.model_predictor = original
 
         model.eval()
+        fold_batch_norms(model)  # as predict_scene loads it
         t_forward = 0.0
         with torch.inference_mode():
             for sar_shape, opt_shape, heads in calls:

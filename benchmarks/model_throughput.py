@@ -14,6 +14,7 @@ import time
 import torch
 
 from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.fold import fold_batch_norms
 
 CONFIGS = {
     "compact (resnet18, width 32)": MetaRSConfig(),
@@ -37,6 +38,7 @@ def main() -> None:
     rates = {}
     for name, cfg in CONFIGS.items():
         model = MetaRS(cfg).eval()
+        fold_batch_norms(model)  # as inference loads it
         sar = torch.randn(args.batch, len(cfg.sar_bands), args.tile, args.tile)
         opt = torch.randn(args.batch, len(cfg.optical_bands), args.tile, args.tile)
         for route, heads in ROUTES.items():

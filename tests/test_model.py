@@ -238,3 +238,25 @@ def test_authors_configuration_has_their_parameter_count():
     with torch.device("meta"):
         net = MetaRS(cfg)
     assert round(sum(p.numel() for p in net.parameters()) / 1e6, 2) == 113.91
+
+
+def test_folded_batch_norms_give_the_same_outputs():
+    from metaflood.model.fold import fold_batch_norms
+
+    torch.manual_seed(3)
+    net = MetaRS(TINY)
+    net.train()
+    for _ in range(2):  # running statistics that are not the identity
+        net(*_inputs(2, 64))
+    net.eval()
+    sar, opt = _inputs(1, 64)
+    with torch.inference_mode():
+        before = net(sar, opt, heads=("sar", "optical", "joint"))
+    assert fold_batch_norms(net) > 50
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    with torch.inference_mode():
+        after = net(sar, opt, heads=("sar", "optical", "joint"))
+    for head in before:
+        torch.testing.assert_close(after[head], before[head], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(MetaRS(TINY).train())

@@ -22,6 +22,7 @@ from metaflood.classes import CLASS_NAMES, NUM_CLASSES
 from metaflood.data import Normalization
 from metaflood.encoding import InputEncoding
 from metaflood.errors import ModelError
+from metaflood.model.fold import fold_batch_norms
 from metaflood.model.metars import MetaRS, MetaRSConfig
 
 FORMAT = "metaflood-metars/1"
@@ -199,7 +200,9 @@ def load_for_inference(
             f"{path}: a {architecture} baseline checkpoint (for `metaflood evaluate`); "
             "routed inference needs a MetaRS checkpoint"
         )
-    model = build_model(ckpt, path).to(map_location).eval()
+    model = build_model(ckpt, path).eval()
+    fold_batch_norms(model)  # inference only: one pass less over every feature map
+    model = model.to(map_location)
     return InferenceModel(
         model=model,
         config=model.config,

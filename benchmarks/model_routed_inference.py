@@ -37,7 +37,8 @@ def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
     stack = np.concatenate(
         [np.stack([vv, vv - 7]), 0.1 + 0.03 * rng.standard_normal((4, size, size))]
     ).astype(np.float32)
-    cloud = gaussian_filter(rng.standard_normal((size, size)), size / 40) > -0.1  # ~60%
+    field = gaussian_filter(rng.standard_normal((size, size)), size / 40)
+    cloud = field / field.std() > -0.25  # blobs over about 60% of the scene
     valid = np.where(cloud, 1, 3).astype(np.uint8)
     t = from_origin(600000, 3630000, 2.0, 2.0)
     crs = "EPSG:32634"

@@ -126,11 +126,12 @@ def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.
     from metaflood.model.baselines import build_network
 
     check_band_counts(ckpt, path)
-    model = build_network(
-        ckpt.get("architecture", "metars"), MetaRSConfig.from_dict(ckpt["model_config"])
-    )
+    with torch.device("meta"):  # no random initialisation: the weights replace it
+        model = build_network(
+            ckpt.get("architecture", "metars"), MetaRSConfig.from_dict(ckpt["model_config"])
+        )
     try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
+        model.load_state_dict(ckpt["state_dict"], strict=True, assign=True)
     except RuntimeError as err:
         raise ModelError(f"{path}: weights do not fit the stored architecture: {err}") from err
     return model

@@ -101,7 +101,12 @@ def head_weights(
     allowed = {"joint": both, "sar": sar_ok, "optical": opt_ok}
     raw = {}
     for head, mask in masks.items():
-        smooth = gaussian_filter(mask.astype(np.float32), sigma, mode="nearest") if sigma else mask
+        uniform = not mask.any() or mask.all()  # a Gaussian leaves a constant unchanged
+        smooth = (
+            mask
+            if uniform or not sigma
+            else gaussian_filter(mask.astype(np.float32), sigma, mode="nearest")
+        )
         raw[head] = np.where(allowed[head], smooth, 0.0).astype(np.float32)
     total = sum(raw.values())
     out = {}

@@ -55,8 +55,7 @@ class BlockwiseCOG:
             "tiled": True,
             "blockxsize": blocksize,
             "blockysize": blocksize,
-            "compress": "DEFLATE",
-            "BIGTIFF": "IF_SAFER",
+            "BIGTIFF": "IF_SAFER",  # uncompressed: the strips are rewritten once, compressed
         }
         self.descriptions = descriptions
         self.colormap = colormap

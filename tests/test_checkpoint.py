@@ -74,7 +74,7 @@ def test_load_for_inference(saved):
     with torch.inference_mode():
         a = model(x, y, heads=("joint",))["joint"]
         b = loaded.model(x, y, heads=("joint",))["joint"]
-    assert torch.equal(a, b)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # batch norms folded for inference
 
 
 def test_wrong_class_count_is_refused(tmp_path):

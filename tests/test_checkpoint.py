@@ -74,7 +74,7 @@ def test_load_for_inference(saved):
     with torch.inference_mode():
         a = model(x, y, heads=("joint",))["joint"]
         b = loaded.model(x, y, heads=("joint",))["joint"]
-    assert torch.equal(a, b)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # batch norms folded for inference
 
 
 def test_wrong_class_count_is_refused(tmp_path):
@@ -112,3 +112,44 @@ def test_mismatched_weights_are_refused(saved, tmp_path):
     ckpt["model_config"]["width"] = 16
     with pytest.raises(ModelError, match="do not fit"):
         build_model(ckpt)
+
+
+def test_band_count_that_does_not_fit_the_weights_is_refused(saved, tmp_path):
+    path, _ = saved
+    ckpt = load_checkpoint(path)
+    ckpt["model_config"]["sar_bands"] = ["VV"]  # the stems take VV and VH
+    bad = tmp_path / "bad.pt"
+    torch.save(ckpt, bad)
+    with pytest.raises(ModelError, match=r"sar stem .* takes 2 bands, but the checkpoint names 1"):
+        load_for_inference(bad, available_bands=DATA_BANDS)
+
+
+def test_wrong_checkpoint_is_refused_at_start_up(tmp_path):
+    from metaflood.errors import ConfigError
+    from metaflood.model_checks import check_model_sections
+
+    model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16, num_classes=6))
+    save_checkpoint(tmp_path / "six.pt", model, NORM, class_names=[f"c{i}" for i in range(6)])
+    with pytest.raises(ConfigError, match=r"model.checkpoint: six.pt: checkpoint predicts 6"):
+        check_model_sections({"model": {"checkpoint": "six.pt"}}, tmp_path)
+    authors = {"path": "resources/a.pth", "url": None}
+    with pytest.raises(ConfigError, match=r"authors_checkpoint.path: .*download .* by hand"):
+        check_model_sections(
+            {"model": {"checkpoint": None, "authors_checkpoint": authors}}, tmp_path
+        )
+    authors["url"] = "https://example.org/a.pth"  # downloaded by the workflow: nothing needed yet
+    check_model_sections({"model": {"checkpoint": None, "authors_checkpoint": authors}}, tmp_path)
+
+
+def test_encoding_round_trip_and_baselines_are_not_for_inference(tmp_path):
+    from metaflood.encoding import InputEncoding
+    from metaflood.model.baselines import EarlyFusionNet
+
+    enc = InputEncoding.earthmiss(sar_full_scale_db=3.0)
+    assert InputEncoding.from_dict(enc.to_dict()) == enc
+    path = tmp_path / "ef.pt"
+    save_checkpoint(path, EarlyFusionNet(TINY), NORM, encoding=enc, architecture="early_fusion")
+    ckpt = load_checkpoint(path)
+    assert isinstance(build_model(ckpt), EarlyFusionNet)
+    with pytest.raises(ModelError, match="early_fusion baseline checkpoint"):
+        load_for_inference(path, available_bands=DATA_BANDS)

@@ -55,7 +55,8 @@ def test_meta_encoder_shares_body_with_distinct_stems():
     assert enc.stem("optical") is enc.optical_conv1
     assert enc.conv1.weight.shape[1] == 2 and enc.optical_conv1.weight.shape[1] == 4
     # Instance norm without affine parameters: nothing modality-specific to learn there.
-    assert isinstance(enc.bn1, torch.nn.InstanceNorm2d) and not enc.bn1.affine
+    x = torch.randn(2, 64, 8, 8) * 3 + 1
+    torch.testing.assert_close(enc.bn1(x), torch.nn.functional.instance_norm(x))
     assert not any(k.startswith("bn1.") for k in enc.state_dict())
 
     used: dict[str, list[int]] = {"sar": [], "optical": []}
@@ -82,7 +83,9 @@ def test_in_maps_are_instance_normalised():
         var = m.var(dim=(2, 3), unbiased=False)
         assert torch.allclose(mean, torch.zeros_like(mean), atol=1e-4)
         assert torch.allclose(var[var > 1e-3], torch.ones_like(var[var > 1e-3]), atol=1e-2)
-    assert out.in_maps[1] is out.features[0]
+    # RobustNet placement: the stage output is the ReLU of its instance-normalised map.
+    torch.testing.assert_close(out.features[0], torch.relu(out.in_maps[1]))
+    torch.testing.assert_close(out.features[1], torch.relu(out.in_maps[2]))
 
 
 def test_fusion_keeps_width():
@@ -121,9 +124,9 @@ def _count_calls(model):
         "meta_encoder",
         "sar_encoder",
         "optical_encoder",
-        "sar_head",
-        "optical_head",
-        "joint_head",
+        "sar_decoder",
+        "optical_decoder",
+        "joint_decoder",
     ):
         module = getattr(model, name)
 
@@ -137,18 +140,18 @@ def _count_calls(model):
 @pytest.mark.parametrize(
     ("heads", "expected"),
     [
-        (("sar",), {"meta_encoder": 1, "sar_encoder": 1, "sar_head": 1}),
-        (("optical",), {"meta_encoder": 1, "optical_encoder": 1, "optical_head": 1}),
-        (("joint",), {"meta_encoder": 2, "joint_head": 1}),
+        (("sar",), {"meta_encoder": 1, "sar_encoder": 1, "sar_decoder": 1}),
+        (("optical",), {"meta_encoder": 1, "optical_encoder": 1, "optical_decoder": 1}),
+        (("joint",), {"meta_encoder": 2, "joint_decoder": 1}),
         (
             ("sar", "optical", "joint"),
             {
                 "meta_encoder": 2,
                 "sar_encoder": 1,
                 "optical_encoder": 1,
-                "sar_head": 1,
-                "optical_head": 1,
-                "joint_head": 1,
+                "sar_decoder": 1,
+                "optical_decoder": 1,
+                "joint_decoder": 1,
             },
         ),
     ],
@@ -202,7 +205,7 @@ def test_losses_are_named_and_decrease_when_overfitting():
 def test_loss_total_is_sum_and_all_ignored_is_finite():
     logits = torch.randn(1, 8, 4, 4)
     out = {"sar": logits, "joint": logits}
-    terms = metars_losses(out, torch.full((1, 4, 4), 255), extra={"mmr": torch.tensor(0.5)})
+    terms = metars_losses(out, torch.full((1, 4, 4), 255), extra={"other": torch.tensor(0.5)})
     assert terms["ce_sar"].item() == 0.0
     assert terms["total"].item() == pytest.approx(0.5)
 
@@ -214,3 +217,46 @@ def test_config_round_trip_and_unknown_keys():
         MetaRSConfig.from_dict({"tile": 256})
     assert MetaRSConfig.from_dict({"tile": 256, "width": 16}, ignore_unknown=True).width == 16
     assert MetaRSConfig.authors().backbone == "resnet50"
+
+
+def test_one_projection_is_shared_by_both_modality_heads(model):
+    """The authors' `Project`: the same weights project SAR and optical features."""
+    model.eval()
+    used = []
+    handle = model.project.units[0].register_forward_hook(lambda m, i, o: used.append(id(m)))
+    sar, opt = _inputs(1)
+    with torch.inference_mode():
+        model(sar, opt, heads=("sar", "optical"))
+    handle.remove()
+    assert len(used) == 2 and used[0] == used[1]
+    assert not any(k.startswith(("sar_head", "optical_head")) for k in model.state_dict())
+
+
+def test_authors_configuration_has_their_parameter_count():
+    """ResNet-50 MetaRS with 1 SAR and 3 RGB bands: 113.91 M parameters, as the authors log."""
+    cfg = MetaRSConfig.authors(sar_bands=["VV"], optical_bands=["red", "green", "blue"])
+    with torch.device("meta"):
+        net = MetaRS(cfg)
+    assert round(sum(p.numel() for p in net.parameters()) / 1e6, 2) == 113.91
+
+
+def test_folded_batch_norms_give_the_same_outputs():
+    from metaflood.model.fold import fold_batch_norms
+
+    torch.manual_seed(3)
+    net = MetaRS(TINY)
+    net.train()
+    for _ in range(2):  # running statistics that are not the identity
+        net(*_inputs(2, 64))
+    net.eval()
+    sar, opt = _inputs(1, 64)
+    with torch.inference_mode():
+        before = net(sar, opt, heads=("sar", "optical", "joint"))
+    assert fold_batch_norms(net) > 50
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    with torch.inference_mode():
+        after = net(sar, opt, heads=("sar", "optical", "joint"))
+    for head in before:
+        torch.testing.assert_close(after[head], before[head], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(MetaRS(TINY).train())

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from metaflood.checkpoint import load_checkpoint
 from metaflood.classes import CLASS_NAMES
-from metaflood.train import poly_lr, train_model, training_config
+from metaflood.errors import ConfigError
+from metaflood.train import mmr_start, poly_lr, resume_path, train_model, training_config
 
+ROOT = Path(__file__).resolve().parents[1]
 # The workflow passes its whole `model:` section, inference keys included.
 MODEL = {
     "backbone": "resnet18",
@@ -37,6 +44,8 @@ TRAIN = {
     "save_every": 3,
     "align_weight": 0.1,
     "dataset": "synthetic",
+    "mmr_warmup": 0.3,  # MMR calibrates at iteration 2 of 6, before the first save
+    "mmr_calibration_images": 2,
 }
 
 
@@ -87,7 +96,11 @@ def test_tiny_run_writes_checkpoint_and_metrics(uninterrupted):
 
     progress = [line for line in lines if line.startswith("iter ")]
     assert progress and "it/s" in progress[-1] and "ETA" in progress[-1]
-    assert "ce_joint" in progress[-1] and "align" in progress[-1]
+    assert "ce_joint" in progress[-1] and "align" in progress[-1] and "mmr" in progress[-1]
+    assert any(line.startswith("MMR calibrated at iteration 2") for line in lines)
+    masks = ckpt["training"]["mmr_masks"]
+    assert [m.shape[0] for m in masks] == [64, 8, 16] and all(m.dtype == torch.bool for m in masks)
+    assert ckpt["input_encoding"]["sar"]["kind"] == "identity"
 
 
 def test_killed_run_resumes_to_the_same_model(tmp_path, uninterrupted):
@@ -99,9 +112,12 @@ def test_killed_run_resumes_to_the_same_model(tmp_path, uninterrupted):
 
     with pytest.raises(KilledError):
         _run(tmp_path, "resumed", log=killer)
-    partial = load_checkpoint(tmp_path / "resumed.pt")
+    # Periodic saves go beside the output, which Snakemake would delete before a rerun.
+    assert not (tmp_path / "resumed.pt").exists()
+    partial = load_checkpoint(resume_path(tmp_path / "resumed.pt"))
     assert partial["training"]["iteration"] == 3  # the last periodic save
     assert partial["training"]["optimizer"]["state"]
+    assert partial["training"]["mmr_masks"] is not None  # calibrated before the save
     assert not (tmp_path / "resumed.json").exists()
 
     lines: list[str] = []
@@ -120,6 +136,7 @@ def test_killed_run_resumes_to_the_same_model(tmp_path, uninterrupted):
     for key, value in full_ckpt["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=1e-5, atol=1e-6)
     assert json.loads((tmp_path / "resumed.json").read_text())["iterations"] == 6
+    assert not resume_path(tmp_path / "resumed.pt").exists()  # cleaned up once complete
 
 
 def test_changed_settings_restart_from_scratch(tmp_path, uninterrupted):
@@ -144,8 +161,13 @@ def test_poly_schedule_and_config_defaults():
     assert poly_lr(1e-3, 50, 100) == pytest.approx(1e-3 * 0.5**0.9)
     cfg = training_config({"resolution": 4.0})
     assert cfg["model_resolution"] == 4.0 and "resolution" not in cfg
-    with pytest.raises(ValueError, match="synthetic"):
+    assert mmr_start(training_config({"iterations": 300})) == 30  # 10% warm-up
+    assert mmr_start(training_config({"mmr": False})) is None
+    assert mmr_start(training_config({"architecture": "sar_only"})) is None
+    with pytest.raises(ConfigError, match="earthmiss_root"):
         training_config({"dataset": "earthmiss"})
+    with pytest.raises(ConfigError, match="unknown keys"):
+        training_config({"iterationz": 3})
 
 
 def test_unreadable_checkpoint_is_replaced(tmp_path):
@@ -164,3 +186,32 @@ def test_unreadable_checkpoint_is_replaced(tmp_path):
     )
     assert any("cannot resume" in line for line in lines)
     assert load_checkpoint(ckpt)["training"]["iteration"] == 1
+
+
+def test_cli_run_killed_half_way_resumes_to_the_same_iteration_count(tmp_path):
+    """The train command, killed (SIGKILL) after a periodic save, run again, completes."""
+    out, metrics = tmp_path / "m.pt", tmp_path / "m.json"
+    train = {**TRAIN, "iterations": 8, "save_every": 2, "log_every": 1}
+    command = [
+        sys.executable, "-m", "metaflood", "train", "--model-json", json.dumps(MODEL),
+        "--train-json", json.dumps(train), "--out", str(out), "--metrics", str(metrics),
+        "--threads", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if line.startswith("iter 5/"):  # iteration 4 has been saved
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists() and resume_path(out).exists()
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from" in done.stdout and "at iteration 4" in done.stdout
+    assert "iter 1/" not in done.stdout
+    assert load_checkpoint(out)["training"]["iteration"] == 8
+    assert json.loads(metrics.read_text())["iterations"] == 8
+    assert not resume_path(out).exists()

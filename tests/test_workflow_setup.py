@@ -51,3 +51,33 @@ def test_jobs_find_this_interpreter_and_the_source(monkeypatch):
     assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(ROOT / "src"), "/elsewhere"]
     prepare_job_environment(ROOT / "src")  # idempotent
     assert os.environ["PYTHONPATH"].count(str(ROOT / "src")) == 1
+
+
+def test_authors_checkpoint_dag_plans_offline(tmp_path):
+    """download and convert are planned without network and without the file."""
+    import subprocess
+
+    config = {
+        "events": {"e": demo_event_config()},
+        "model": {
+            "checkpoint": None,
+            "authors_checkpoint": {
+                "path": "resources/models/earthmiss_metars.pth",
+                "url": "https://drive.google.com/uc?export=download&id=x",
+                "sha256": None,
+            },
+        },
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+         "--directory", str(tmp_path), "--cores", "1", "-n", "--configfile", str(path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    for rule in ("download_authors_checkpoint", "convert_checkpoint", "landcover"):
+        assert f"rule {rule}:" in out
+    assert "rule train:" not in out
+    assert "results/models/metars_earthmiss.pt" in out

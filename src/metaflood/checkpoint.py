@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from metaflood.classes import CLASS_NAMES, NUM_CLASSES
 from metaflood.data import Normalization
+from metaflood.encoding import InputEncoding
 from metaflood.errors import ModelError
+from metaflood.model.fold import fold_batch_norms
 from metaflood.model.metars import MetaRS, MetaRSConfig
 
 FORMAT = "metaflood-metars/1"
@@ -28,13 +31,21 @@ REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "normali
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: MetaRS,
+    model: torch.nn.Module,
     normalization: Normalization,
     *,
     training: dict[str, Any] | None = None,
     class_names: Sequence[str] = CLASS_NAMES,
+    encoding: InputEncoding | None = None,
+    architecture: str = "metars",
+    source: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the checkpoint; a crash mid-write leaves any previous file intact."""
+    """Write the checkpoint; a crash mid-write leaves any previous file intact.
+
+    `encoding` says how workflow bands (dB, reflectance) become the network's inputs
+    (identity unless the network was trained on EarthMiss-style 8-bit images);
+    `source` records where converted weights came from.
+    """
     cfg = model.config
     if len(class_names) != cfg.num_classes:
         raise ModelError(f"{len(class_names)} class names for {cfg.num_classes} classes")
@@ -46,8 +57,12 @@ def save_checkpoint(
         "sar_bands": list(cfg.sar_bands),
         "optical_bands": list(cfg.optical_bands),
         "normalization": normalization.to_dict(),
+        "input_encoding": (encoding or InputEncoding()).to_dict(),
+        "architecture": architecture,
         "training": training or {},
     }
+    if source:
+        payload["source"] = source
     return write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -89,11 +104,34 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> MetaRS:
+def check_band_counts(ckpt: dict, path: str | os.PathLike) -> None:
+    """The bands a checkpoint names must be the bands its stem convolutions take."""
+    cfg, state = ckpt["model_config"], ckpt["state_dict"]
+    stems = {
+        "sar": ("meta_encoder.conv1.weight", "sar_encoder.conv1.weight"),
+        "optical": ("meta_encoder.optical_conv1.weight", "optical_encoder.conv1.weight"),
+    }
+    for modality, keys in stems.items():
+        bands = list(cfg.get(f"{modality}_bands", []))
+        for key in keys:
+            if key in state and state[key].shape[1] != len(bands):
+                raise ModelError(
+                    f"{path}: the {modality} stem ({key}) takes {state[key].shape[1]} bands, "
+                    f"but the checkpoint names {len(bands)} ({', '.join(bands)})"
+                )
+
+
+def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
     """The network described by a loaded checkpoint, with its weights."""
-    model = MetaRS(MetaRSConfig.from_dict(ckpt["model_config"]))
+    from metaflood.model.baselines import build_network
+
+    check_band_counts(ckpt, path)
+    with torch.device("meta"):  # no random initialisation: the weights replace it
+        model = build_network(
+            ckpt.get("architecture", "metars"), MetaRSConfig.from_dict(ckpt["model_config"])
+        )
     try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
+        model.load_state_dict(ckpt["state_dict"], strict=True, assign=True)
     except RuntimeError as err:
         raise ModelError(f"{path}: weights do not fit the stored architecture: {err}") from err
     return model
@@ -107,6 +145,11 @@ class InferenceModel:
     config: MetaRSConfig
     normalization: Normalization
     class_names: list[str]
+    encoding: InputEncoding = InputEncoding()
+
+    def prepare(self, x: np.ndarray, modality: str) -> np.ndarray:
+        """Workflow values (dB, reflectance) of one modality -> normalised network input."""
+        return self.normalization.apply(self.encoding.apply(x, modality), modality)
 
     @property
     def sar_bands(self) -> list[str]:
@@ -152,12 +195,21 @@ def load_for_inference(
     """Load, check against the data's bands and the workflow's classes, and set eval mode."""
     ckpt = load_checkpoint(path, map_location="cpu")
     check_compatible(ckpt, path, expected_classes, available_bands)
-    model = build_model(ckpt, path).to(map_location).eval()
+    architecture = ckpt.get("architecture", "metars")
+    if architecture != "metars":
+        raise ModelError(
+            f"{path}: a {architecture} baseline checkpoint (for `metaflood evaluate`); "
+            "routed inference needs a MetaRS checkpoint"
+        )
+    model = build_model(ckpt, path).eval()
+    fold_batch_norms(model)  # inference only: one pass less over every feature map
+    model = model.to(map_location)
     return InferenceModel(
         model=model,
         config=model.config,
         normalization=Normalization.from_dict(ckpt["normalization"]),
         class_names=list(ckpt["class_names"]),
+        encoding=InputEncoding.from_dict(ckpt.get("input_encoding")),
     )
 
 

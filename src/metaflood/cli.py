@@ -78,6 +78,47 @@ def cmd_train(args: argparse.Namespace) -> None:
         Path(args.metrics),
         threads=args.threads,
         log=lambda msg: print(msg, flush=True),
+        device=args.model_json.get("device", "auto"),
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from metaflood.evaluate import run_evaluation
+
+    run_evaluation(
+        args.model_json,
+        args.train_json,
+        args.evaluate_json,
+        Path(args.out_csv),
+        Path(args.out_md),
+        Path(args.workdir),
+        threads=args.threads,
+        device=args.model_json.get("device", "auto"),
+        log=lambda msg: print(msg, flush=True),
+    )
+
+
+def cmd_convert_checkpoint(args: argparse.Namespace) -> None:
+    from metaflood.convert import convert_authors_checkpoint
+
+    result = convert_authors_checkpoint(
+        Path(args.src),
+        Path(args.out),
+        sar_full_scale_db=args.sar_full_scale_db,
+        optical_full_scale=args.optical_full_scale,
+    )
+    print(json.dumps(result, indent=2))
+
+
+def cmd_download_checkpoint(args: argparse.Namespace) -> None:
+    from metaflood.download import download_file
+
+    download_file(
+        args.url,
+        Path(args.out),
+        sha256=args.sha256 or None,
+        retries=args.retries,
+        log=lambda msg: print(msg, flush=True),
     )
 
 
@@ -286,6 +327,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--metrics", required=True)
     p.add_argument("--threads", type=int, default=1)
+
+    p = add("evaluate", cmd_evaluate, "MetaRS against the baselines on a held-out split")
+    p.add_argument("--model-json", type=_json, default={})
+    p.add_argument("--train-json", type=_json, default={})
+    p.add_argument("--evaluate-json", type=_json, default={})
+    for name in ("--out-csv", "--out-md", "--workdir"):
+        p.add_argument(name, required=True)
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("convert-checkpoint", cmd_convert_checkpoint, "the EarthMiss authors' weights as ours")
+    p.add_argument("--src", required=True, help="the authors' checkpoint (.pth)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--sar-full-scale-db", type=float, default=0.0, help="dB mapped to 255")
+    p.add_argument("--optical-full-scale", type=float, default=0.2, help="reflectance at 255")
+
+    p = add("download-checkpoint", cmd_download_checkpoint, "download a checkpoint, with retries")
+    p.add_argument("--url", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--sha256")
+    p.add_argument("--retries", type=int, default=3)
 
     p = add("landcover", cmd_landcover, "routed MetaRS inference over one period")
     p.add_argument("--model-json", type=_json, default={})

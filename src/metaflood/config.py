@@ -211,9 +211,9 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
     tile, overlap = model.get("tile", 256), model.get("overlap", 32)
     if 2 * overlap >= tile:
         raise ConfigError(f"model.overlap: {overlap} px must be less than half of model.tile")
-    checkpoint = model.get("checkpoint")
-    if checkpoint and not (Path(base_dir) / checkpoint).is_file():
-        raise ConfigError(f"model.checkpoint: {checkpoint} does not exist")
+    from metaflood.model_checks import check_model_sections
+
+    check_model_sections(config, base_dir)
 
 
 def config_hash(obj: Any) -> str:

@@ -22,6 +22,8 @@ Sample = dict[str, np.ndarray]  # sar (2, h, w) dB, optical (4, h, w), label (h,
 PERIODS = ("pre", "post")
 # Validation scenes use seeds far from the training seeds so the two never share a scene.
 VALIDATION_SEED_OFFSET = 100_000
+# The held-out test split of `metaflood evaluate`: seeds neither training nor validation use.
+TEST_SEED_OFFSET = 200_000
 
 
 # --- resampling to the model grid ------------------------------------------------------
@@ -128,6 +130,15 @@ def make_validation_pool(
     """A held-out pool from seeds no training pool of a sane size reaches."""
     return make_synthetic_pool(
         n_scenes, scene_size_m, native_resolution, model_resolution, seed + VALIDATION_SEED_OFFSET
+    )
+
+
+def make_test_pool(
+    n_scenes: int, scene_size_m: float, native_resolution: float, model_resolution: float, seed: int
+) -> list[Sample]:
+    """The held-out test pool of the model comparison, apart from training and validation."""
+    return make_synthetic_pool(
+        n_scenes, scene_size_m, native_resolution, model_resolution, seed + TEST_SEED_OFFSET
     )
 
 

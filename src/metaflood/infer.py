@@ -1,27 +1,34 @@
-"""Tiled, modality-routed MetaRS inference over one co-registered scene.
+"""Tiled, modality-routed MetaRS inference over one co-registered scene, streamed.
 
 Each pixel is mapped by the head its available modalities allow (both: joint head, SAR
 only: SAR head, optical only: optical head). Near the edge of a route (a cloud edge, the
 end of a SAR swath) the joint head's share fades out smoothly, so the map shows no seam
 where the route changes; overlapping tiles are blended the same way.
+
+The scene is read and written one row of windows at a time: memory holds one strip of
+`tile` rows across the scene (about 40 bytes per pixel of the strip, plus a halo for
+the route blending), never the scene, so a scene larger than memory streams through.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from rasterio.windows import Window
 from scipy.ndimage import gaussian_filter
 
 from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_device
 from metaflood.classes import CLASS_NODATA, NUM_CLASSES, colormap
 from metaflood.errors import InputError
 from metaflood.model.metars import HEADS, SIZE_MULTIPLE
-from metaflood.raster import band_index, open_checked, write_cog
+from metaflood.raster import band_index, open_checked
+from metaflood.tiled_writer import BlockwiseCOG
 
 SAR_VALID, OPTICAL_VALID = 1, 2  # bits of the availability raster
 OUTSIDE_AOI = 255
@@ -94,7 +101,12 @@ def head_weights(
     allowed = {"joint": both, "sar": sar_ok, "optical": opt_ok}
     raw = {}
     for head, mask in masks.items():
-        smooth = gaussian_filter(mask.astype(np.float32), sigma, mode="nearest") if sigma else mask
+        uniform = not mask.any() or mask.all()  # a Gaussian leaves a constant unchanged
+        smooth = (
+            mask
+            if uniform or not sigma
+            else gaussian_filter(mask.astype(np.float32), sigma, mode="nearest")
+        )
         raw[head] = np.where(allowed[head], smooth, 0.0).astype(np.float32)
     total = sum(raw.values())
     out = {}
@@ -107,7 +119,93 @@ def head_weights(
     }
 
 
-# --- blending --------------------------------------------------------------------------
+# --- blending ------------------------------------------------------------------------
+
+# read_rows(y, rows) -> (sar, optical, head weights) for rows y..y+rows of the padded scene
+RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray]]]
+
+
+@dataclass
+class TileStats:
+    tiles: int = 0
+    tiles_run: int = 0
+    by_heads: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"tiles": self.tiles, "tiles_run": self.tiles_run, **self.by_heads}
+
+
+def stream_blend(
+    predict: Predictor,
+    read_rows: RowReader,
+    shape: tuple[int, int],
+    *,
+    tile: int,
+    overlap: int,
+    batch_size: int,
+    num_classes: int,
+    stats: TileStats | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Blended class probabilities, yielded as (first row, (classes, rows, W)) strips.
+
+    Windows are processed one row of windows at a time; the rows no later window
+    touches are final and yielded, the overlap is carried to the next row. Tiles are
+    grouped by the heads they need, so a tile with no optical data never runs the
+    optical encoders. Pixels without any head weight come out as 0.
+    """
+    h, w = shape
+    H, W = max(h, tile), max(w, tile)
+    stats = stats if stats is not None else TileStats()
+    win = window_weight(tile, overlap)
+    ys, xs = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
+    acc = np.zeros((num_classes, tile, W), dtype=np.float32)
+    norm = np.zeros((tile, W), dtype=np.float32)
+    origin = 0
+    for r, y in enumerate(ys):
+        shift = y - origin
+        if shift:
+            acc[:, : tile - shift] = acc[:, shift:]
+            acc[:, tile - shift :] = 0.0
+            norm[: tile - shift] = norm[shift:]
+            norm[tile - shift :] = 0.0
+            origin = y
+        sar, optical, weights = read_rows(y, tile)
+        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for x in xs:
+            stats.tiles += 1
+            heads = tuple(hd for hd in HEADS if weights[hd][:, x : x + tile].any())
+            if heads:
+                groups[heads].append(x)
+        for heads, origins in groups.items():
+            key = "tiles_" + "+".join(heads)
+            stats.by_heads[key] = stats.by_heads.get(key, 0) + len(origins)
+            for b in range(0, len(origins), batch_size):
+                batch = origins[b : b + batch_size]
+                probs = predict(
+                    np.stack([sar[:, :, x : x + tile] for x in batch]),
+                    np.stack([optical[:, :, x : x + tile] for x in batch]),
+                    heads,
+                )
+                for i, x in enumerate(batch):
+                    mixed = sum(weights[hd][:, x : x + tile] * probs[hd][i] for hd in heads)
+                    acc[:, :, x : x + tile] += win * mixed
+                    norm[:, x : x + tile] += win
+                stats.tiles_run += len(batch)
+        end = min(ys[r + 1] if r + 1 < len(ys) else H, h)
+        if end > y:
+            n = end - y
+            proba = np.divide(
+                acc[:, :n, :w],
+                norm[:n, :w],
+                out=np.zeros((num_classes, n, w), np.float32),
+                where=norm[:n, :w] > 0,
+            )
+            yield y, proba
+
+
+def _pad_rows(a: np.ndarray, rows: int, width: int) -> np.ndarray:
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, rows - a.shape[-2]), (0, width - a.shape[-1])]
+    return np.pad(a, pad) if any(p[1] for p in pad) else a
 
 
 def blend_tiles(
@@ -121,46 +219,30 @@ def blend_tiles(
     batch_size: int,
     num_classes: int,
 ) -> tuple[np.ndarray, dict[str, int]]:
-    """Class probabilities (classes, H, W) from overlapping tiles and routed heads.
-
-    `predict(sar_batch, optical_batch, heads)` returns per-head probabilities of each
-    tile. Tiles are grouped by the heads they need, so a tile with no optical data never
-    runs the optical encoders. Pixels without any head weight come out as 0.
-    """
+    """In-memory form of `stream_blend`: the whole (classes, H, W) probability array."""
     h, w = sar.shape[-2:]
-    H, W = max(h, tile), max(w, tile)
-    pad = ((0, 0), (0, H - h), (0, W - w))
-    sar, optical = np.pad(sar, pad), np.pad(optical, pad)
-    weights = {k: np.pad(v, pad[1:]) for k, v in weights.items()}
-    win = window_weight(tile, overlap)
+    W = max(w, tile)
 
-    groups: dict[tuple[str, ...], list[tuple[int, int]]] = defaultdict(list)
-    n_windows = 0
-    for y in window_starts(H, tile, overlap):
-        for x in window_starts(W, tile, overlap):
-            n_windows += 1
-            heads = tuple(hd for hd in HEADS if weights[hd][y : y + tile, x : x + tile].any())
-            if heads:
-                groups[heads].append((y, x))
+    def read_rows(y: int, rows: int):
+        return (
+            _pad_rows(sar[:, y : y + rows], rows, W),
+            _pad_rows(optical[:, y : y + rows], rows, W),
+            {k: _pad_rows(v[y : y + rows], rows, W) for k, v in weights.items()},
+        )
 
-    acc = np.zeros((num_classes, H, W), dtype=np.float32)
-    norm = np.zeros((H, W), dtype=np.float32)
-    stats = {"tiles": n_windows, "tiles_run": 0}
-    for heads, origins in groups.items():
-        stats["tiles_" + "+".join(heads)] = len(origins)
-        for b in range(0, len(origins), batch_size):
-            batch = origins[b : b + batch_size]
-            s = np.stack([sar[:, y : y + tile, x : x + tile] for y, x in batch])
-            o = np.stack([optical[:, y : y + tile, x : x + tile] for y, x in batch])
-            probs = predict(s, o, heads)
-            for i, (y, x) in enumerate(batch):
-                sl = (slice(y, y + tile), slice(x, x + tile))
-                mixed = sum(weights[hd][sl] * probs[hd][i] for hd in heads)
-                acc[(slice(None), *sl)] += win * mixed
-                norm[sl] += win
-            stats["tiles_run"] += len(batch)
-    proba = np.divide(acc, norm, out=np.zeros_like(acc), where=norm > 0)
-    return proba[:, :h, :w], stats
+    stats = TileStats()
+    strips = stream_blend(
+        predict,
+        read_rows,
+        (h, w),
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        num_classes=num_classes,
+        stats=stats,
+    )
+    proba = np.concatenate([p for _, p in strips], axis=1)
+    return proba, stats.to_dict()
 
 
 def model_predictor(loaded: InferenceModel, device: torch.device) -> Predictor:
@@ -184,9 +266,58 @@ def model_predictor(loaded: InferenceModel, device: torch.device) -> Predictor:
 # --- scene -----------------------------------------------------------------------------
 
 
-def _read_bands(src, names: Sequence[str]) -> np.ndarray:
-    idx = [band_index(src, n) for n in names]
-    return src.read(idx).astype(np.float32)
+def seam_halo(sigma: float) -> int:
+    """Rows of context that make a strip's Gaussian blend equal the whole scene's."""
+    return int(4.0 * sigma + 0.5) + 1 if sigma else 0  # scipy's truncate=4 radius
+
+
+class SceneReader:
+    """Reads strips of a co-registered stack and its availability mask, ready for the model.
+
+    Each strip is read with a halo so that the route blending (a Gaussian of the route
+    masks) is exactly that of the whole scene. The masks of the last strip are kept for
+    the route map.
+    """
+
+    def __init__(self, src, vsrc, loaded: InferenceModel, seam_sigma: float, width: int):
+        self.src, self.vsrc, self.loaded = src, vsrc, loaded
+        self.sar_idx = [band_index(src, n) for n in loaded.sar_bands]
+        self.opt_idx = [band_index(src, n) for n in loaded.optical_bands]
+        self.sigma = seam_sigma
+        self.halo = seam_halo(seam_sigma)
+        self.height, self.width = src.height, src.width
+        self.padded_width = width
+        self.masks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _read(self, dataset, indexes, a: int, b: int) -> np.ndarray:
+        return dataset.read(indexes, window=Window(0, a, self.width, b - a))
+
+    def __call__(self, y: int, rows: int):
+        h = self.height
+        a, b = max(0, y - self.halo), min(h, y + rows + self.halo)
+        sar_raw = self._read(self.src, self.sar_idx, a, b).astype(np.float32)
+        opt_raw = self._read(self.src, self.opt_idx, a, b).astype(np.float32)
+        valid = self._read(self.vsrc, 1, a, b)
+        inside = valid != OUTSIDE_AOI
+        sar_ok = inside & (valid & SAR_VALID > 0) & np.isfinite(sar_raw).all(axis=0)
+        opt_ok = inside & (valid & OPTICAL_VALID > 0) & np.isfinite(opt_raw).all(axis=0)
+        weights = head_weights(sar_ok, opt_ok, self.sigma)
+        lo, hi = y - a, min(y + rows, h) - a  # the strip inside the halo
+        sar = np.nan_to_num(
+            self.loaded.prepare(sar_raw[:, lo:hi], "sar"), nan=0.0, posinf=0.0, neginf=0.0
+        )
+        opt = np.nan_to_num(
+            self.loaded.prepare(opt_raw[:, lo:hi], "optical"), nan=0.0, posinf=0.0, neginf=0.0
+        )
+        sar[:, ~sar_ok[lo:hi]] = 0.0  # 0 = the training mean: a missing modality carries no signal
+        opt[:, ~opt_ok[lo:hi]] = 0.0
+        self.masks = (valid[lo:hi], sar_ok[lo:hi], opt_ok[lo:hi])
+        W = self.padded_width
+        return (
+            _pad_rows(sar, rows, W),
+            _pad_rows(opt, rows, W),
+            {k: _pad_rows(v[lo:hi], rows, W) for k, v in weights.items()},
+        )
 
 
 def predict_scene(
@@ -204,7 +335,7 @@ def predict_scene(
     threads: int = 2,
     seam_sigma: float = SEAM_SIGMA,
 ) -> dict:
-    """Map land cover over a co-registered stack; write class, probability and route rasters.
+    """Map land cover over a co-registered stack; write class, probability and route COGs.
 
     Returns a summary: pixels per route and tiles per head combination.
     """
@@ -212,85 +343,83 @@ def predict_scene(
     torch.set_num_threads(max(1, int(threads)))
     dev = resolve_device(device)
 
-    with open_checked(aligned_path) as src:
+    with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
         descriptions = [d for d in src.descriptions if d]
         loaded = load_for_inference(
             checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=dev
         )
-        sar_raw = _read_bands(src, loaded.sar_bands)
-        opt_raw = _read_bands(src, loaded.optical_bands)
         crs, transform, shape = src.crs, src.transform, (src.height, src.width)
-    if crs is None:
-        raise InputError(f"{aligned_path}: has no coordinate reference system")
-    with open_checked(valid_path) as vsrc:
+        if crs is None:
+            raise InputError(f"{aligned_path}: has no coordinate reference system")
         if (vsrc.height, vsrc.width) != shape or vsrc.transform != transform or vsrc.crs != crs:
             raise InputError(
                 f"{valid_path}: grid {vsrc.height}x{vsrc.width} {vsrc.crs} does not match "
                 f"{aligned_path} ({shape[0]}x{shape[1]} {crs})"
             )
-        valid = vsrc.read(1)
-
-    inside = valid != OUTSIDE_AOI
-    sar_ok = inside & (valid & SAR_VALID > 0) & np.isfinite(sar_raw).all(axis=0)
-    opt_ok = inside & (valid & OPTICAL_VALID > 0) & np.isfinite(opt_raw).all(axis=0)
-    norm = loaded.normalization
-    sar = np.nan_to_num(norm.apply(sar_raw, "sar"), nan=0.0, posinf=0.0, neginf=0.0)
-    opt = np.nan_to_num(norm.apply(opt_raw, "optical"), nan=0.0, posinf=0.0, neginf=0.0)
-    sar[:, ~sar_ok] = 0.0  # 0 = the training mean: a missing modality carries no signal
-    opt[:, ~opt_ok] = 0.0
-    del sar_raw, opt_raw
-
-    weights = head_weights(sar_ok, opt_ok, seam_sigma)
-    proba, tiles = blend_tiles(
-        model_predictor(loaded, dev),
-        sar,
-        opt,
-        weights,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        num_classes=loaded.config.num_classes,
-    )
-
-    mapped = sar_ok | opt_ok
-    classes = proba.argmax(axis=0).astype(np.uint8)
-    classes[~mapped] = CLASS_NODATA
-    proba_u8 = np.round(np.clip(proba, 0.0, 1.0) * 254).astype(np.uint8)
-    proba_u8[:, ~mapped] = PROBA_NODATA
-    route = route_map(valid, sar_ok, opt_ok)
-
-    tags = {"checkpoint": Path(checkpoint_path).name}
-    write_cog(
-        out_class,
-        classes,
-        crs=crs,
-        transform=transform,
-        nodata=CLASS_NODATA,
-        descriptions=["class"],
-        colormap=colormap(),
-        tags=tags,
-        categorical=True,
-    )
-    write_cog(
-        out_proba,
-        proba_u8,
-        crs=crs,
-        transform=transform,
-        nodata=PROBA_NODATA,
-        descriptions=loaded.class_names,
-        tags={**tags, "scale": "probability = value / 254"},
-    )
-    write_cog(
-        out_route,
-        route,
-        crs=crs,
-        transform=transform,
-        nodata=ROUTE_OUTSIDE,
-        descriptions=["route"],
-        tags={**tags, "codes": "0 none, 1 joint, 2 sar_only, 3 optical_only, 255 outside AOI"},
-        categorical=True,
-    )
-    pixels = {name: int((route == code).sum()) for code, name in ROUTE_NAMES.items()}
-    pixels["none"] = int((route == ROUTE_NONE).sum())
-    pixels["outside_aoi"] = int((route == ROUTE_OUTSIDE).sum())
-    return {"pixels": pixels, "tiles": tiles, "device": str(dev)}
+        reader = SceneReader(src, vsrc, loaded, seam_sigma, max(shape[1], tile))
+        tags = {"checkpoint": Path(checkpoint_path).name}
+        grid = {"width": shape[1], "height": shape[0], "crs": crs, "transform": transform}
+        pixels = dict.fromkeys([*ROUTE_NAMES.values(), "none", "outside_aoi"], 0)
+        stats = TileStats()
+        with (
+            BlockwiseCOG(
+                out_class,
+                count=1,
+                dtype="uint8",
+                nodata=CLASS_NODATA,
+                descriptions=["class"],
+                colormap=colormap(),
+                tags=tags,
+                categorical=True,
+                **grid,
+            ) as w_class,
+            BlockwiseCOG(
+                out_proba,
+                count=loaded.config.num_classes,
+                dtype="uint8",
+                nodata=PROBA_NODATA,
+                descriptions=loaded.class_names,
+                tags={**tags, "scale": "probability = value / 254"},
+                **grid,
+            ) as w_proba,
+            BlockwiseCOG(
+                out_route,
+                count=1,
+                dtype="uint8",
+                nodata=ROUTE_OUTSIDE,
+                descriptions=["route"],
+                tags={
+                    **tags,
+                    "codes": "0 none, 1 joint, 2 sar_only, 3 optical_only, 255 outside AOI",
+                },
+                categorical=True,
+                **grid,
+            ) as w_route,
+        ):
+            strips = stream_blend(
+                model_predictor(loaded, dev),
+                reader,
+                shape,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                num_classes=loaded.config.num_classes,
+                stats=stats,
+            )
+            for y, proba in strips:
+                n = proba.shape[1]
+                valid, sar_ok, opt_ok = (m[:n] for m in reader.masks)
+                mapped = sar_ok | opt_ok
+                classes = proba.argmax(axis=0).astype(np.uint8)
+                classes[~mapped] = CLASS_NODATA
+                proba_u8 = np.round(np.clip(proba, 0.0, 1.0) * 254).astype(np.uint8)
+                proba_u8[:, ~mapped] = PROBA_NODATA
+                route = route_map(valid, sar_ok, opt_ok)
+                w_class.write(classes, y)
+                w_proba.write(proba_u8, y)
+                w_route.write(route, y)
+                for code, name in ROUTE_NAMES.items():
+                    pixels[name] += int((route == code).sum())
+                pixels["none"] += int((route == ROUTE_NONE).sum())
+                pixels["outside_aoi"] += int((route == ROUTE_OUTSIDE).sum())
+    return {"pixels": pixels, "tiles": stats.to_dict(), "device": str(dev)}

@@ -1,8 +1,13 @@
-"""Training MetaRS on synthetic scenes: resumable, deterministic, and talkative.
+"""Training MetaRS (and the baselines) on synthetic scenes or EarthMiss: resumable,
+deterministic, and talkative.
 
 The run is a pure function of its configuration: the model is initialised from the
-seed and every batch is drawn from a generator seeded by (seed, item), so a run killed
-and resumed from its last checkpoint ends with the same model as an uninterrupted one.
+seed, every batch is drawn from a generator seeded by (seed, item), and the MMR masks
+are computed from a fixed calibration set, so a run killed and resumed from its last
+periodic save ends with the same model as an uninterrupted one. Periodic saves go to
+`<name>.resume.pt` beside the output, not to the output itself: Snakemake deletes a
+job's declared outputs before it runs the job again, and the resume file must survive
+that. The final checkpoint is written atomically to the output.
 """
 
 from __future__ import annotations
@@ -12,13 +17,19 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from metaflood.checkpoint import load_checkpoint, resolve_device, save_checkpoint, write_atomic
+from metaflood.checkpoint import (
+    load_checkpoint,
+    resolve_device,
+    save_checkpoint,
+    write_atomic,
+)
 from metaflood.classes import CLASS_NAMES
 from metaflood.data import (
     Normalization,
@@ -27,13 +38,18 @@ from metaflood.data import (
     make_synthetic_pool,
     make_validation_pool,
 )
-from metaflood.errors import ModelError
+from metaflood.encoding import InputEncoding
+from metaflood.errors import ConfigError, ModelError
 from metaflood.metrics import confusion_matrix, summarize
+from metaflood.model.baselines import ARCHITECTURES, build_network, drop_modalities
 from metaflood.model.losses import metars_losses
-from metaflood.model.metars import MetaRS, MetaRSConfig
+from metaflood.model.metars import MetaRSConfig
+from metaflood.model.mmr import calibrate
+from metaflood.model.pretrained import load_imagenet_weights
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "dataset": "synthetic",
+    "architecture": "metars",
     "iterations": 300,
     "batch_size": 8,
     "crop": 128,
@@ -49,11 +65,35 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "save_every": 50,
     "log_every": 10,
     "poly_power": 0.9,
+    # MMR (DESIGN.md section 5): calibration after warm-up, then the masked penalty.
+    "mmr": True,
+    "mmr_warmup": 0.1,
+    "mmr_clusters": 10,
+    "mmr_calibration_images": 16,
+    "mmr_weight": 1.0,
+    "align_weight_mmr": 1.25,
+    # Early-fusion baseline: zero one modality of a sample with probability 1/3 each.
+    "modality_dropout": False,
+    # EarthMiss (dataset: earthmiss).
+    "earthmiss_root": None,
+    "earthmiss_split": None,
+    "val_images": 20,
+    "norm_images": 64,
 }
 # Keys that may change between a run and its resumption without changing the result.
-RESUMABLE_KEYS = {"iterations", "save_every", "log_every"}
-# Validation condition -> the head that serves it at inference.
-CONDITIONS = {"both": "joint", "sar_only": "sar", "optical_only": "optical"}
+RESUMABLE_KEYS = {"save_every", "log_every"}
+# Validation condition -> the head that serves it, per architecture.
+CONDITION_HEADS: dict[str, dict[str, str]] = {
+    "metars": {"both": "joint", "sar_only": "sar", "optical_only": "optical"},
+    "sar_only": {"both": "joint", "sar_only": "sar"},
+    "early_fusion": {"both": "joint", "sar_only": "sar", "optical_only": "optical"},
+}
+CONDITIONS = CONDITION_HEADS["metars"]
+# Heads trained, per architecture.
+TRAIN_HEADS = {"metars": ("sar", "optical", "joint"), "sar_only": ("sar",)}
+TRAIN_HEADS["early_fusion"] = ("joint",)
+# Calibration crops come from their own stream of items, apart from the batches.
+CALIBRATION_SEED_OFFSET = 7919
 
 
 def training_config(train_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,10 +102,32 @@ def training_config(train_cfg: Mapping[str, Any]) -> dict[str, Any]:
     given = dict(train_cfg)
     if "resolution" in given:
         given.setdefault("model_resolution", given.pop("resolution"))
+    unknown = sorted(set(given) - set(cfg))
+    if unknown:
+        raise ConfigError(f"train: unknown keys {unknown}")
     cfg.update(given)
-    if cfg["dataset"] != "synthetic":
-        raise ValueError(f"train.dataset {cfg['dataset']!r}: only 'synthetic' is implemented")
+    if cfg["dataset"] not in ("synthetic", "earthmiss"):
+        raise ConfigError(f"train.dataset {cfg['dataset']!r}: expected synthetic or earthmiss")
+    if cfg["dataset"] == "earthmiss" and not cfg["earthmiss_root"]:
+        raise ConfigError("train.earthmiss_root: required when train.dataset is earthmiss")
+    if cfg["architecture"] not in ARCHITECTURES:
+        raise ConfigError(f"train.architecture {cfg['architecture']!r}: one of {ARCHITECTURES}")
+    if not 0 <= float(cfg["mmr_warmup"]) < 1:
+        raise ConfigError(f"train.mmr_warmup {cfg['mmr_warmup']}: a fraction in [0, 1)")
     return cfg
+
+
+def resume_path(out_checkpoint: str | os.PathLike) -> Path:
+    """Where periodic saves go: beside the output, not a declared output itself."""
+    out = Path(out_checkpoint)
+    return out.with_name(f"{out.stem}.resume.pt")
+
+
+def mmr_start(cfg: Mapping[str, Any]) -> int | None:
+    """The iteration at which MMR calibrates and switches on (None: MMR off)."""
+    if not cfg["mmr"] or cfg["architecture"] != "metars":
+        return None
+    return max(1, int(round(float(cfg["mmr_warmup"]) * int(cfg["iterations"]))))
 
 
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
@@ -85,23 +147,87 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     return torch.optim.AdamW(groups, lr=lr)
 
 
+# --- data ------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingData:
+    """Training samples (possibly read lazily), validation samples and their statistics."""
+
+    train: Sequence[Sample]
+    validation: Sequence[Sample]
+    normalization: Normalization
+    encoding: InputEncoding
+    sar_bands: list[str]
+    optical_bands: list[str]
+    description: str
+
+
+def prepare_data(cfg: Mapping[str, Any], model_cfg: MetaRSConfig) -> TrainingData:
+    """The configured dataset; normalisation statistics come from its training part."""
+    if cfg["dataset"] == "earthmiss":
+        return _earthmiss_data(cfg)
+    grid = (cfg["scene_size_m"], cfg["native_resolution"], cfg["model_resolution"])
+    pool = make_synthetic_pool(cfg["scenes"], *grid, cfg["seed"])
+    val = make_validation_pool(cfg["val_scenes"], *grid, cfg["seed"])
+    h, w = pool[0]["label"].shape
+    return TrainingData(
+        pool,
+        val,
+        Normalization.from_pool(pool),
+        InputEncoding(),
+        list(model_cfg.sar_bands),
+        list(model_cfg.optical_bands),
+        f"{len(pool)} synthetic training and {len(val)} validation samples of {h}x{w} px "
+        f"at {cfg['model_resolution']} m",
+    )
+
+
+def _earthmiss_data(cfg: Mapping[str, Any]) -> TrainingData:
+    from metaflood import earthmiss
+
+    split = earthmiss.split_cities(cfg["earthmiss_split"])
+    train = earthmiss.EarthMissImages(earthmiss.find_pairs(cfg["earthmiss_root"], split["train"]))
+    val_pairs = earthmiss.find_pairs(cfg["earthmiss_root"], split["val"])
+    val = earthmiss.EarthMissImages(val_pairs[: int(cfg["val_images"])])
+    # Statistics from an evenly spread subset of the training images.
+    n = min(len(train), int(cfg["norm_images"]))
+    picks = np.linspace(0, len(train) - 1, n).round().astype(int)
+    norm = Normalization.from_pool([train[int(i)] for i in picks])
+    return TrainingData(
+        train,
+        val,
+        norm,
+        InputEncoding.earthmiss(),
+        list(earthmiss.SAR_BANDS),
+        list(earthmiss.OPTICAL_BANDS),
+        f"EarthMiss: {len(train)} training images ({', '.join(split['train'])}), "
+        f"{len(val)} validation images; normalisation from {n} training images",
+    )
+
+
+# --- validation ------------------------------------------------------------------------
+
+
 @torch.inference_mode()
 def evaluate(
-    model: MetaRS,
-    pool: Sequence[Sample],
+    model: torch.nn.Module,
+    samples: Sequence[Sample],
     normalization: Normalization,
     device: torch.device,
+    architecture: str = "metars",
 ) -> dict[str, np.ndarray]:
-    """Confusion matrix of each modality condition over whole validation scenes."""
+    """Confusion matrix of each modality condition the architecture serves."""
     was_training = model.training
     model.eval()
     n = model.config.num_classes
-    cms = {c: np.zeros((n, n), dtype=np.int64) for c in CONDITIONS}
-    for sample in pool:
+    conditions = CONDITION_HEADS[architecture]
+    cms = {c: np.zeros((n, n), dtype=np.int64) for c in conditions}
+    for sample in samples:
         sar = torch.from_numpy(normalization.apply(sample["sar"], "sar"))[None].to(device)
         opt = torch.from_numpy(normalization.apply(sample["optical"], "optical"))[None].to(device)
-        out = model(sar, opt, heads=tuple(CONDITIONS.values()), features=False)
-        for condition, head in CONDITIONS.items():
+        out = model(sar, opt, heads=tuple(conditions.values()), features=False)
+        for condition, head in conditions.items():
             pred = out[head].argmax(dim=1)[0].cpu().numpy()
             cms[condition] += confusion_matrix(sample["label"], pred, n)
     model.train(was_training)
@@ -116,28 +242,41 @@ def _fmt_eta(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+# --- resumption ------------------------------------------------------------------------
+
+
 def _resume_state(
-    path: Path, model_cfg: MetaRSConfig, cfg: dict[str, Any], log: Callable[[str], None]
-) -> dict | None:
-    """The checkpoint to continue from, or None when there is none or it does not match."""
-    if not path.exists():
-        return None
-    try:
-        ckpt = load_checkpoint(path)
-    except ModelError as err:
-        log(f"cannot resume ({err}); training from scratch")
-        return None
-    training = ckpt.get("training") or {}
-    if ckpt["model_config"] != model_cfg.to_dict():
-        log(f"{path}: different architecture, training from scratch")
-        return None
-    old = training.get("train_config", {})
-    keys = (set(old) | set(cfg)) - RESUMABLE_KEYS
-    changed = sorted(k for k in keys if old.get(k) != cfg.get(k))
-    if changed:
-        log(f"{path}: trained with other settings ({', '.join(changed)}), training from scratch")
-        return None
-    return ckpt
+    paths: Sequence[Path],
+    model_cfg: MetaRSConfig,
+    cfg: dict[str, Any],
+    log: Callable[[str], None],
+) -> tuple[Path, dict] | None:
+    """The first checkpoint of `paths` that this run can continue from, if any."""
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            ckpt = load_checkpoint(path)
+        except ModelError as err:
+            log(f"cannot resume ({err}); training from scratch")
+            continue
+        training = ckpt.get("training") or {}
+        if ckpt["model_config"] != model_cfg.to_dict():
+            log(f"{path}: different architecture, training from scratch")
+            continue
+        old = training.get("train_config", {})
+        keys = (set(old) | set(cfg)) - RESUMABLE_KEYS
+        changed = sorted(k for k in keys if old.get(k) != cfg.get(k))
+        if changed:
+            log(
+                f"{path}: trained with other settings ({', '.join(changed)}), training from scratch"
+            )
+            continue
+        return path, ckpt
+    return None
+
+
+# --- training --------------------------------------------------------------------------
 
 
 def train_model(
@@ -150,57 +289,65 @@ def train_model(
     *,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Train (or resume training) MetaRS on synthetic scenes; write checkpoint and metrics.
+    """Train (or resume training); write the checkpoint and the validation metrics.
 
-    `model_cfg` may be the workflow's whole `model:` section (inference keys are ignored).
+    `model_cfg` may be the workflow's whole `model:` section (inference keys are
+    ignored; `pretrained` names an ImageNet ResNet weights file to start from).
     Returns the metrics that are written to `out_metrics`.
     """
     torch.set_num_threads(max(1, int(threads)))
     out_checkpoint, out_metrics = Path(out_checkpoint), Path(out_metrics)
+    resume_file = resume_path(out_checkpoint)
     cfg = training_config(train_cfg)
-    mcfg = MetaRSConfig.from_dict(dict(model_cfg), ignore_unknown=True)
+    arch = cfg["architecture"]
     dev = resolve_device(device)
-    total = int(cfg["iterations"])
-    seed = int(cfg["seed"])
+    total, seed, batch_size = int(cfg["iterations"]), int(cfg["seed"]), int(cfg["batch_size"])
 
     t0 = time.perf_counter()
-    grid = (cfg["scene_size_m"], cfg["native_resolution"], cfg["model_resolution"])
-    pool = make_synthetic_pool(cfg["scenes"], *grid, seed)
-    val_pool = make_validation_pool(cfg["val_scenes"], *grid, seed)
-    norm = Normalization.from_pool(pool)
-    h, w = pool[0]["label"].shape
-    log(
-        f"data: {len(pool)} training and {len(val_pool)} validation samples of {h}x{w} px "
-        f"at {cfg['model_resolution']} m, built in {time.perf_counter() - t0:.1f} s"
-    )
+    mcfg = MetaRSConfig.from_dict(dict(model_cfg), ignore_unknown=True)
+    data = prepare_data(cfg, mcfg)
+    mcfg.sar_bands, mcfg.optical_bands = data.sar_bands, data.optical_bands
+    norm = data.normalization
+    log(f"data: {data.description}, ready in {time.perf_counter() - t0:.1f} s")
 
     torch.manual_seed(seed)
-    model = MetaRS(mcfg).to(dev)
+    model = build_network(arch, mcfg)
+    if model_cfg.get("pretrained"):
+        for line in load_imagenet_weights(model, model_cfg["pretrained"]):
+            log(line)
+    model = model.to(dev)
     optimizer = make_optimizer(model, cfg["lr"], cfg["weight_decay"])
     start, seconds = 0, 0.0
-    ckpt = _resume_state(out_checkpoint, mcfg, cfg, log)
-    if ckpt is not None:
+    masks: list[torch.Tensor] | None = None
+    found = _resume_state([resume_file, out_checkpoint], mcfg, cfg, log)
+    if found is not None:
+        path, ckpt = found
         training = ckpt["training"]
         model.load_state_dict(ckpt["state_dict"])
         if training.get("optimizer") is not None:
             optimizer.load_state_dict(training["optimizer"])
-        else:
-            log("the checkpoint holds no optimizer state (a finished run): fresh AdamW moments")
+        elif int(training["iteration"]) < total:
+            log("the checkpoint holds no optimizer state: fresh AdamW moments")
         if "torch_rng" in training:
             torch.set_rng_state(training["torch_rng"])
+        if training.get("mmr_masks") is not None:
+            masks = [m.bool() for m in training["mmr_masks"]]
         start, seconds = int(training["iteration"]), float(training.get("seconds", 0.0))
         norm = Normalization.from_dict(ckpt["normalization"])
-        log(f"resuming from {out_checkpoint} at iteration {start}")
+        log(f"resuming from {path} at iteration {start}")
 
     n_params = sum(p.numel() for p in model.parameters())
     log(
-        f"model: {mcfg.backbone} width {mcfg.width}, {n_params / 1e6:.2f} M parameters; "
-        f"{total} iterations of batch {cfg['batch_size']} crop {cfg['crop']} on {dev} "
+        f"model: {arch} {mcfg.backbone} width {mcfg.width}, {n_params / 1e6:.2f} M parameters; "
+        f"{total} iterations of batch {batch_size} crop {cfg['crop']} on {dev} "
         f"with {torch.get_num_threads()} threads"
     )
-    crops = SyntheticCrops(pool, cfg["crop"], norm, total * cfg["batch_size"], seed)
+    crops = SyntheticCrops(data.train, cfg["crop"], norm, total * batch_size, seed)
+    first_mmr = mmr_start(cfg)
+    if first_mmr is not None:
+        log(f"MMR: calibration at iteration {first_mmr} of {total}, then the penalty")
 
-    def save(iteration: int, elapsed: float) -> None:
+    def save(path: Path, iteration: int, elapsed: float) -> None:
         # The optimizer state (twice the weights) only matters to resume an unfinished run.
         training = {
             "iteration": iteration,
@@ -209,20 +356,48 @@ def train_model(
             "torch_rng": torch.get_rng_state(),
             "seconds": elapsed,
             "train_config": cfg,
+            "mmr_masks": masks,
         }
-        save_checkpoint(out_checkpoint, model, norm, training=training)
+        save_checkpoint(
+            path, model, norm, training=training, encoding=data.encoding, architecture=arch
+        )
 
+    def calibration_batches():
+        n = int(cfg["mmr_calibration_images"])
+        calib = SyntheticCrops(data.train, cfg["crop"], norm, n, seed + CALIBRATION_SEED_OFFSET)
+        for b in range(0, n, batch_size):
+            batch = calib.batch(b, min(batch_size, n - b))
+            yield batch["sar"].to(dev), batch["optical"].to(dev)
+
+    dropout_rng = torch.Generator().manual_seed(seed)
+    heads = TRAIN_HEADS[arch]
     model.train()
     t_start = time.perf_counter()
     for it in range(start, total):
+        if first_mmr is not None and masks is None and it >= first_mmr:
+            t_cal = time.perf_counter()
+            masks = calibrate(model.meta_encoder, calibration_batches(), cfg["mmr_clusters"])
+            share = ", ".join(f"{int(m.sum())}/{m.shape[0] * (m.shape[0] - 1) // 2}" for m in masks)
+            log(
+                f"MMR calibrated at iteration {it} in {time.perf_counter() - t_cal:.1f} s: "
+                f"sensitive covariance entries per layer {share}"
+            )
         lr = poly_lr(cfg["lr"], it, total, cfg["poly_power"])
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = {
-            k: v.to(dev) for k, v in crops.batch(it * cfg["batch_size"], cfg["batch_size"]).items()
-        }
-        out = model(batch["sar"], batch["optical"])
-        losses = metars_losses(out, batch["label"], align_weight=cfg["align_weight"])
+        batch = {k: v.to(dev) for k, v in crops.batch(it * batch_size, batch_size).items()}
+        sar, optical = batch["sar"], batch["optical"]
+        if cfg["modality_dropout"]:
+            dropout_rng.manual_seed(seed * 1_000_003 + it)
+            sar, optical = drop_modalities(sar, optical, dropout_rng)
+        out = model(sar, optical, heads=heads, features=arch == "metars")
+        losses = metars_losses(
+            out,
+            batch["label"],
+            align_weight=cfg["align_weight_mmr"] if masks is not None else cfg["align_weight"],
+            mmr_masks=masks,
+            mmr_weight=cfg["mmr_weight"],
+        )
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
@@ -236,19 +411,22 @@ def train_model(
                 f"iter {done}/{total} {terms} lr {lr:.2e} {rate:.2f} it/s "
                 f"ETA {_fmt_eta((total - done) / rate if rate > 0 else math.inf)}"
             )
-        if done % cfg["save_every"] == 0 or done == total:
-            save(done, seconds + elapsed)
+        if done % cfg["save_every"] == 0 and done < total:
+            save(resume_file, done, seconds + elapsed)
     train_seconds = seconds + (time.perf_counter() - t_start)
     if start >= total:
         log(f"{out_checkpoint} already holds {start} iterations; evaluating only")
+    save(out_checkpoint, max(start, total), train_seconds)
+    resume_file.unlink(missing_ok=True)
 
     t_eval = time.perf_counter()
-    cms = evaluate(model, val_pool, norm, dev)
+    cms = evaluate(model, data.validation, norm, dev, arch)
     conditions = {
         cond: {"head": head, **summarize(cms[cond], CLASS_NAMES)}
-        for cond, head in CONDITIONS.items()
+        for cond, head in CONDITION_HEADS[arch].items()
     }
     metrics = {
+        "architecture": arch,
         "iterations": max(start, total),
         "seconds": round(train_seconds, 2),
         "iterations_per_second": round((total - start) / max(train_seconds - seconds, 1e-9), 3)
@@ -258,6 +436,7 @@ def train_model(
         "model_config": mcfg.to_dict(),
         "train_config": cfg,
         "normalization": norm.to_dict(),
+        "input_encoding": data.encoding.to_dict(),
     }
     write_atomic(out_metrics, lambda tmp: tmp.write_text(json.dumps(metrics, indent=2) + "\n"))
     for cond, m in conditions.items():

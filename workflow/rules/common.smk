@@ -61,9 +61,26 @@ def demo_flags(wildcards):
     return ""
 
 
+def authors_checkpoint():
+    """The `model.authors_checkpoint` section, with its defaults (empty when unset)."""
+    section = config["model"].get("authors_checkpoint") or {}
+    return {
+        "path": "resources/models/earthmiss_metars.pth",
+        "url": None,
+        "sha256": None,
+        "sar_full_scale_db": 0.0,
+        "optical_full_scale": 0.2,
+        **section,
+    }
+
+
 def checkpoint_path(wildcards=None):
-    """A configured checkpoint, or the one the train rule makes."""
-    return config["model"]["checkpoint"] or "results/models/metars.pt"
+    """A configured checkpoint; else the authors' weights, converted; else rule train's."""
+    if config["model"].get("checkpoint"):
+        return config["model"]["checkpoint"]
+    if config["model"].get("authors_checkpoint"):
+        return "results/models/metars_earthmiss.pt"
+    return "results/models/metars.pt"
 
 
 def calibration_input(wildcards):

@@ -24,6 +24,75 @@ rule train:
         " > {log} 2>&1"
 
 
+rule download_authors_checkpoint:
+    output:
+        authors_checkpoint()["path"],
+    log:
+        "results/models/logs/download_authors_checkpoint.log",
+    benchmark:
+        "results/models/benchmarks/download_authors_checkpoint.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=60,
+    params:
+        url=authors_checkpoint()["url"] or "",
+        sha256=authors_checkpoint()["sha256"] or "",
+    shell:
+        "python -m metaflood download-checkpoint --url {params.url:q} --out {output:q}"
+        " --sha256 {params.sha256:q} > {log} 2>&1"
+
+
+rule convert_checkpoint:
+    input:
+        authors_checkpoint()["path"],
+    output:
+        "results/models/metars_earthmiss.pt",
+    log:
+        "results/models/logs/convert_checkpoint.log",
+    benchmark:
+        "results/models/benchmarks/convert_checkpoint.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        sar_db=authors_checkpoint()["sar_full_scale_db"],
+        optical=authors_checkpoint()["optical_full_scale"],
+    shell:
+        "python -m metaflood convert-checkpoint --src {input:q} --out {output:q}"
+        " --sar-full-scale-db {params.sar_db} --optical-full-scale {params.optical}"
+        " > {log} 2>&1"
+
+
+rule evaluate:
+    output:
+        csv="results/models/evaluation.csv",
+        md="results/models/evaluation.md",
+    log:
+        "results/models/logs/evaluate.log",
+    benchmark:
+        "results/models/benchmarks/evaluate.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+        runtime=600,
+    params:
+        model=section_json("model"),
+        train=section_json("train"),
+        evaluate=section_json("evaluate"),
+    shell:
+        "python -m metaflood evaluate --model-json {params.model:q} --train-json {params.train:q}"
+        " --evaluate-json {params.evaluate:q} --out-csv {output.csv} --out-md {output.md}"
+        " --workdir results/models/evaluation --threads {threads} > {log} 2>&1"
+
+
 rule landcover:
     input:
         stack="results/{event}/aligned/{period}.tif",

@@ -41,7 +41,9 @@ def _merge_block(in_ch: int, out_ch: int, upsample: bool) -> nn.Sequential:
         nn.ReLU(inplace=True),
     ]
     if upsample:
-        layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+        # align_corners=True, as the authors' nn.UpsamplingBilinear2d: converted weights
+        # were trained with this geometry.
+        layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True))
     return nn.Sequential(*layers)
 
 
@@ -66,8 +68,11 @@ class SemanticFPNMerge(nn.Module):
             self.branches.append(nn.Sequential(*blocks))
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        merged = [branch(f) for branch, f in zip(self.branches, feats, strict=True)]
-        return torch.stack(merged).mean(dim=0)
+        total = None
+        for branch, f in zip(self.branches, feats, strict=True):
+            out = branch(f)
+            total = out if total is None else total + out  # no stacked copy
+        return total / len(self.branches)
 
 
 class SegmentationDecoder(nn.Module):
@@ -87,4 +92,4 @@ class SegmentationDecoder(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         logits = self.classifier(self.merge(self.fpn(feats)))
-        return F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
+        return F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=True)

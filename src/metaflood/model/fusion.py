@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -16,7 +18,8 @@ class SCSE(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
-        hidden = max(channels // reduction, 4)
+        # As segmentation-models-pytorch's SCSEModule (the authors' unit): channels // 16.
+        hidden = max(channels // reduction, 1)
         self.channel_gate = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Conv2d(channels, hidden, 1),
@@ -47,3 +50,24 @@ class FusionUnit(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         fused = self.reduce(torch.cat([self.gate_a(a), self.gate_b(b)], dim=1))
         return self.gate_out(fused)
+
+
+class FusionStack(nn.Module):
+    """One fusion unit per scale; with `residual`, the first input is added back.
+
+    The residual form is the authors' projection of a modality-specific feature onto the
+    meta feature (fuse(specific, meta) + specific); one such stack is shared by the SAR
+    and the optical head, so both project through the same weights.
+    """
+
+    def __init__(self, channels: Sequence[int], reduction: int = 16, *, residual: bool = False):
+        super().__init__()
+        self.units = nn.ModuleList(FusionUnit(c, reduction) for c in channels)
+        self.residual = residual
+
+    def forward(self, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for unit, x, y in zip(self.units, a, b, strict=True):
+            fused = unit(x, y)
+            out.append(fused + x if self.residual else fused)
+        return out

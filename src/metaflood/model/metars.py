@@ -8,7 +8,7 @@ representations where both are present. Only the requested heads are computed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from metaflood.classes import NUM_CLASSES
 from metaflood.errors import ModelError
 from metaflood.model.backbone import MetaEncoder, MetaFeatures, ResNetEncoder
 from metaflood.model.decoder import SegmentationDecoder
-from metaflood.model.fusion import FusionUnit
+from metaflood.model.fusion import FusionStack
 
 HEADS = ("sar", "optical", "joint")
 # Inputs are padded to a multiple of the deepest stride so every level aligns.
@@ -60,41 +60,6 @@ class MetaRSConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-class ModalityHead(nn.Module):
-    """Per-modality head: fuse(specific, meta) + specific, concatenated with meta, decoded."""
-
-    def __init__(self, channels: Sequence[int], cfg: MetaRSConfig):
-        super().__init__()
-        self.project = nn.ModuleList(FusionUnit(c, cfg.se_reduction) for c in channels)
-        self.decoder = SegmentationDecoder(
-            [2 * c for c in channels], cfg.fpn_channels, cfg.decoder_channels, cfg.num_classes
-        )
-
-    def forward(self, specific: list[torch.Tensor], meta: list[torch.Tensor]) -> torch.Tensor:
-        feats = [
-            torch.cat([fuse(s, m) + s, m], dim=1)
-            for fuse, s, m in zip(self.project, specific, meta, strict=True)
-        ]
-        return self.decoder(feats)
-
-
-class JointHead(nn.Module):
-    """Joint head: fuse(meta SAR, meta optical) at every scale, decoded."""
-
-    def __init__(self, channels: Sequence[int], cfg: MetaRSConfig):
-        super().__init__()
-        self.fuse = nn.ModuleList(FusionUnit(c, cfg.se_reduction) for c in channels)
-        self.decoder = SegmentationDecoder(
-            list(channels), cfg.fpn_channels, cfg.decoder_channels, cfg.num_classes
-        )
-
-    def forward(
-        self, meta_sar: list[torch.Tensor], meta_optical: list[torch.Tensor]
-    ) -> torch.Tensor:
-        feats = [fuse(s, o) for fuse, s, o in zip(self.fuse, meta_sar, meta_optical, strict=True)]
-        return self.decoder(feats)
-
-
 def _pad(x: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2:]
     ph, pw = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
@@ -113,9 +78,23 @@ class MetaRS(nn.Module):
         self.sar_encoder = ResNetEncoder(cfg.backbone, cfg.width, n_sar)
         self.optical_encoder = ResNetEncoder(cfg.backbone, cfg.width, n_opt)
         chans = self.meta_encoder.channels
-        self.sar_head = ModalityHead(chans, cfg)
-        self.optical_head = ModalityHead(chans, cfg)
-        self.joint_head = JointHead(chans, cfg)
+        # One projection of specific onto meta features, shared by both modality heads
+        # (the authors' `Project`); the joint head fuses the two meta features (`Fuse`).
+        self.project = FusionStack(chans, cfg.se_reduction, residual=True)
+        self.fuse = FusionStack(chans, cfg.se_reduction)
+        wide = [2 * c for c in chans]  # projected feature concatenated with the meta feature
+        decoder = (cfg.fpn_channels, cfg.decoder_channels, cfg.num_classes)
+        self.sar_decoder = SegmentationDecoder(wide, *decoder)
+        self.optical_decoder = SegmentationDecoder(wide, *decoder)
+        self.joint_decoder = SegmentationDecoder(list(chans), *decoder)
+
+    def _modality_head(
+        self, modality: str, x: torch.Tensor, meta: list[torch.Tensor]
+    ) -> torch.Tensor:
+        encoder = self.sar_encoder if modality == "sar" else self.optical_encoder
+        decoder = self.sar_decoder if modality == "sar" else self.optical_decoder
+        projected = self.project(encoder(x), meta)
+        return decoder([torch.cat([p, m], dim=1) for p, m in zip(projected, meta, strict=True)])
 
     def _check(self, x: torch.Tensor | None, modality: str) -> torch.Tensor:
         bands = self.config.sar_bands if modality == "sar" else self.config.optical_bands
@@ -167,13 +146,12 @@ class MetaRS(nn.Module):
 
         out: dict[str, Any] = {}
         if "sar" in heads:
-            out["sar"] = self.sar_head(self.sar_encoder(sar), meta["sar"].features)
+            out["sar"] = self._modality_head("sar", sar, meta["sar"].features)
         if "optical" in heads:
-            out["optical"] = self.optical_head(
-                self.optical_encoder(optical), meta["optical"].features
-            )
+            out["optical"] = self._modality_head("optical", optical, meta["optical"].features)
         if "joint" in heads:
-            out["joint"] = self.joint_head(meta["sar"].features, meta["optical"].features)
+            fused = self.fuse(meta["sar"].features, meta["optical"].features)
+            out["joint"] = self.joint_decoder(fused)
         for name in heads:
             out[name] = out[name][..., : size[0], : size[1]]
         if features:

@@ -1,0 +1,118 @@
+"""Whole-scene routed, tiled inference against the pure forward time of the same tiles.
+
+    .venv/bin/python benchmarks/model_routed_inference.py [--size 1024] [--threads N]
+
+A scene (SAR and optical bands, an availability mask with cloud blobs covering about
+60% of the optical image) is written as COGs; `predict_scene` maps it with a compact
+MetaRS checkpoint (random weights: speed does not depend on them), recording every
+forward call it makes. The same calls (same heads, same batch shapes) are then timed
+alone. The ratio is the overhead of reading, routing, blending and writing COGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rasterio.transform import from_origin
+from scipy.ndimage import gaussian_filter
+
+from metaflood import infer
+from metaflood.checkpoint import save_checkpoint
+from metaflood.data import Normalization
+from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.fold import fold_batch_norms
+from metaflood.raster import write_cog
+
+BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
+
+
+def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
+    rng = np.random.default_rng(seed)
+    vv = -12 + 4 * rng.standard_normal((size, size))
+    stack = np.concatenate(
+        [np.stack([vv, vv - 7]), 0.1 + 0.03 * rng.standard_normal((4, size, size))]
+    ).astype(np.float32)
+    field = gaussian_filter(rng.standard_normal((size, size)), size / 40)
+    cloud = field / field.std() > -0.25  # blobs over about 60% of the scene
+    valid = np.where(cloud, 1, 3).astype(np.uint8)
+    t = from_origin(600000, 3630000, 2.0, 2.0)
+    crs = "EPSG:32634"
+    aligned = write_cog(
+        folder / "aligned.tif", stack, crs=crs, transform=t, nodata=np.nan, descriptions=BANDS
+    )
+    valid_path = write_cog(
+        folder / "valid.tif", valid, crs=crs, transform=t, nodata=None, categorical=True
+    )
+    return aligned, valid_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        aligned, valid = make_scene(folder, args.size)
+        model = MetaRS(MetaRSConfig())
+        norm = Normalization([-12.0, -19.0], [4.0, 4.0], [0.1] * 4, [0.03] * 4)
+        ckpt = save_checkpoint(folder / "m.pt", model, norm)
+
+        calls: list[tuple[tuple, tuple, tuple[str, ...]]] = []
+        original = infer.model_predictor
+
+        def recording(loaded, device):
+            predict = original(loaded, device)
+
+            def wrapped(sar, optical, heads):
+                calls.append((sar.shape, optical.shape, heads))
+                return predict(sar, optical, heads)
+
+            return wrapped
+
+        infer.model_predictor = recording
+        outs = [folder / f"{n}.tif" for n in ("class", "proba", "route")]
+        kwargs = {"tile": args.tile, "overlap": args.overlap, "batch_size": args.batch}
+        # A small warm-up scene, so one-time costs (allocator, kernels) are not counted.
+        infer.predict_scene(
+            aligned, valid, ckpt, *outs, **kwargs, device="cpu", threads=args.threads
+        )
+        calls.clear()
+        t0 = time.perf_counter()
+        summary = infer.predict_scene(
+            aligned, valid, ckpt, *outs, **kwargs, device="cpu", threads=args.threads
+        )
+        t_scene = time.perf_counter() - t0
+        infer.model_predictor = original
+
+        model.eval()
+        fold_batch_norms(model)  # as predict_scene loads it
+        t_forward = 0.0
+        with torch.inference_mode():
+            for sar_shape, opt_shape, heads in calls:
+                sar, opt = torch.randn(sar_shape), torch.randn(opt_shape)
+                t1 = time.perf_counter()
+                model(sar, opt, heads=heads, features=False)
+                t_forward += time.perf_counter() - t1
+    print(
+        f"scene {args.size}x{args.size}, tile {args.tile}, overlap {args.overlap}"
+        f", {args.threads} threads"
+    )
+    print(f"tiles: {summary['tiles']}")
+    print(f"routed scene inference (read, route, blend, write COGs): {t_scene:.2f} s")
+    print(f"pure forward of the same {len(calls)} batches: {t_forward:.2f} s")
+    print(f"ratio scene / forward: {t_scene / t_forward:.3f}")
+
+
+if __name__ == "__main__":
+    main()

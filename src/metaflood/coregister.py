@@ -54,6 +54,9 @@ STACK_BANDS = SAR_BANDS + OPTICAL_BANDS
 CLOUD_MARGIN_PX = 3
 # Largest sample (pixels per side) the number of looks is estimated from.
 LOOKS_SAMPLE = 512
+# GDAL's block cache (MB): by default 5% of the machine's memory; a fixed size keeps the
+# stage's memory independent of the machine and of the scene.
+GDAL_CACHE_MB = 256
 # When a shift is trusted, in grid pixels: half of the accuracy the stage promises
 # (0.2 px SAR to SAR, 0.5 px optical to SAR) for the uncertainty of the estimate.
 SAR_TOLERANCE = align.Tolerance(max_error=0.1, max_spread=0.5)
@@ -399,6 +402,35 @@ def coregister_period(
 ) -> dict:
     if not isinstance(settings, Settings):
         settings = Settings.from_config(settings)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _coregister(
+            event,
+            name,
+            period,
+            sar,
+            optical,
+            optical_mask,
+            reference,
+            out_stack,
+            out_valid,
+            out_report,
+            settings,
+        )
+
+
+def _coregister(
+    event: dict,
+    name: str,
+    period: str,
+    sar: Path,
+    optical: Path,
+    optical_mask: Path,
+    reference: Path,
+    out_stack: Path,
+    out_valid: Path,
+    out_report: Path,
+    settings: Settings,
+) -> dict:
     key = f"events.{name}"
     grid = event_grid(event, key)
     polygon = to_crs(aoi_polygon(event, key), grid.crs)
@@ -562,3 +594,39 @@ def _write_products(
             raise InputError(f"{where}: no pixel of the AOI has a valid SAR or optical value")
     inside = max(counts["inside"], 1)
     return {"sar_valid": counts["sar"] / inside, "optical_valid": counts["optical"] / inside}
+
+
+def reproject_to_grid(
+    path: Path,
+    bands: tuple[str, ...],
+    grid: Grid,
+    out: Path,
+    *,
+    resampling: Resampling,
+    block_size: int = 1024,
+    threads: int = 1,
+) -> Path:
+    """One scene onto the grid as a tiled GeoTIFF, block by block, through the same
+    warped reads the stage makes its products from (benchmarked against `rio warp`)."""
+    scene = inspect_scene(path, bands, grid)
+    profile = {
+        "driver": "GTiff",
+        "count": scene.count,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "width": grid.width,
+        "height": grid.height,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "BIGTIFF": "IF_SAFER",
+    }
+    size = (grid.width, grid.height)
+    with (
+        warped(scene, grid.crs, grid.transform, *size, resampling, threads) as vrt,
+        atomic_path(out) as tmp,
+        rasterio.open(tmp, "w", dtype=vrt.dtypes[0], nodata=scene.nodata, **profile) as dst,
+    ):
+        for window in block_windows(grid.height, grid.width, block_size):
+            dst.write(vrt.read(window=window), window=window)
+    return Path(out)

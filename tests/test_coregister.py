@@ -3,12 +3,21 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.transform import from_origin
+from rasterio.warp import reproject
 from rio_cogeo.cogeo import cog_validate
 from scipy import ndimage
 
 from metaflood.config import event_grid
-from metaflood.coregister import OPTICAL_VALID, SAR_VALID, VALID_NODATA, coregister_period
+from metaflood.coregister import (
+    OPTICAL_VALID,
+    SAR_VALID,
+    VALID_NODATA,
+    coregister_period,
+    reproject_to_grid,
+    shifted_transform,
+)
 from metaflood.errors import ConfigError, InputError
 from metaflood.sar import to_linear
 from tests.conftest import demo_event_config
@@ -236,3 +245,33 @@ def test_injected_offsets_are_recovered_or_flagged(tmp_path, seed):
             assert case.residual <= bound, (case, case.residual)
     sar = [c for c in cases if c.pair == "sar_to_reference"]
     assert sar[0].reliable, "SAR to SAR on a 300 m scene is always measurable"
+
+
+def test_blockwise_reprojection_matches_gdal_in_one_piece(tmp_path, write_raster):
+    sar, _, _ = scene_files(write_raster, "w")
+    grid = event_grid(EVENT, "events.t")
+    out = reproject_to_grid(
+        sar, ("VV", "VH"), grid, tmp_path / "w.tif", resampling=Resampling.average, block_size=64
+    )
+    with rasterio.open(sar) as src:
+        expected = np.full((2, grid.height, grid.width), np.nan, np.float32)
+        reproject(
+            src.read(),
+            expected,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            src_nodata=np.nan,
+            dst_transform=grid.transform,
+            dst_crs=grid.crs,
+            dst_nodata=np.nan,
+            resampling=Resampling.average,
+        )
+    with rasterio.open(out) as result:
+        np.testing.assert_allclose(result.read(), expected, rtol=1e-6, equal_nan=True)
+
+
+def test_a_shift_moves_the_content_the_estimated_way():
+    # Content moved by (+2, -3) grid pixels: what was at pixel (10, 20) is at (12, 17).
+    grid = event_grid(EVENT, "events.t")
+    moved = shifted_transform(grid.transform, (2.0, -3.0))
+    assert moved * (17, 12) == pytest.approx(grid.transform * (20, 10))

@@ -21,6 +21,13 @@ def test_number_of_looks_is_estimated_from_the_data(looks):
     assert estimate_looks(speckled(step_edge(), looks)) == pytest.approx(looks, rel=0.15)
 
 
+def test_number_of_looks_comes_from_the_homogeneous_part_of_a_textured_scene():
+    rng = np.random.default_rng(3)
+    truth = np.full((256, 256), 0.05)
+    truth[:, 96:] = 0.05 * np.exp(rng.normal(0, 1.0, (256, 160)))  # town: strong texture
+    assert estimate_looks(speckled(truth, 8.0)) == pytest.approx(8.0, rel=0.2)
+
+
 @pytest.mark.parametrize("method", [m for m in FILTERS if m != "none"])
 def test_filters_reduce_speckle_and_keep_the_mean(method):
     image = speckled(step_edge(), 4.5)

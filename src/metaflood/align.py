@@ -156,8 +156,8 @@ def combine(
     scatter = np.sqrt(np.average(residual, weights=weight) * k / max(k - 1, 1))
     # Few chips estimate their own scatter poorly: widen by Student's t (95%) against
     # the normal value, so three agreeing chips are not trusted like thirty.
-    widen = stats.t.ppf(0.975, k - 1) / stats.norm.ppf(0.975) if k > 1 else float("inf")
-    error = float(widen * scatter / np.sqrt(effective_n)) if k > 1 else float("inf")
+    widen = stats.t.ppf(0.975, k - 1) / stats.norm.ppf(0.975) if k > 1 else float("nan")
+    error = float(widen * scatter / np.sqrt(effective_n)) if k > 1 else float("nan")
     peak = float(np.median(peaks[inlier]))
     result = {
         "shift": (float(shift[0]), float(shift[1])),
@@ -173,7 +173,7 @@ def combine(
         failures.append(f"only {k} of {n} sub-windows agree")
     if spread > tolerance.max_spread:
         failures.append(f"sub-windows disagree by {spread:.2f} px (> {tolerance.max_spread})")
-    if error > tolerance.max_error:
+    if not error <= tolerance.max_error:  # NaN (a single inlier) fails too
         failures.append(f"uncertainty {error:.2f} px (> {tolerance.max_error})")
     if peak < tolerance.min_peak:
         failures.append(f"weak correlation peak {peak:.3f} (< {tolerance.min_peak})")

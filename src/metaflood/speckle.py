@@ -47,8 +47,8 @@ def estimate_looks(linear: np.ndarray, size: int = 7) -> float:
     """Equivalent number of looks from the most homogeneous windows of the image.
 
     In a homogeneous area the coefficient of variation of speckled power is 1/sqrt(ENL);
-    texture only adds to it, so the mode of the local CV² (the typical homogeneous
-    value) is taken rather than its mean.
+    texture only adds to it, so the lowest prominent mode of the local CV² (the typical
+    homogeneous value) is taken rather than its mean.
     """
     image = np.asarray(linear, dtype=np.float64)
     valid = np.isfinite(image) & (image > 0)
@@ -64,7 +64,12 @@ def estimate_looks(linear: np.ndarray, size: int = 7) -> float:
     logs = np.log(cv2)
     hist, edges = np.histogram(logs, bins=100, range=tuple(np.percentile(logs, [1, 99])))
     smooth = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
-    peak = np.argmax(smooth)
+    # Texture only adds variation, so homogeneous areas make the lowest peak; a scene
+    # that is mostly town or flood has a higher, heterogeneous one as well.
+    inner = smooth[1:-1]
+    peaks = np.flatnonzero((inner >= smooth[:-2]) & (inner > smooth[2:])) + 1
+    prominent = [p for p in peaks if smooth[p] >= 0.3 * smooth.max()]
+    peak = prominent[0] if prominent else int(np.argmax(smooth))
     mode_cv2 = float(np.exp(0.5 * (edges[peak] + edges[peak + 1])))
     # A window of n samples underestimates the variance by (n - 1) / n on average.
     n = size * size

@@ -275,3 +275,36 @@ def test_a_shift_moves_the_content_the_estimated_way():
     grid = event_grid(EVENT, "events.t")
     moved = shifted_transform(grid.transform, (2.0, -3.0))
     assert moved * (17, 12) == pytest.approx(grid.transform * (20, 10))
+
+
+def test_cloud_mask_modes_and_a_mask_without_information(tmp_path, write_raster):
+    transform, h, w = native_frame()
+    sar, _, _ = scene_files(write_raster, "m")
+    desert = np.array([0.15, 0.19, 0.25, 0.29])[:, None, None]  # gravel desert, textured
+    reflectance = (desert * (1 + 0.1 * texture((h, w), 1))).astype(np.float32)
+    reflectance[:, 30:80, 30:120] = np.array([0.46, 0.45, 0.46, 0.48])[:, None, None]  # a cloud
+    cloudy = write_raster("cloudy.tif", reflectance, transform=transform)
+    clear = np.zeros((h, w), np.uint8)
+    said_clear = write_raster("clear.tif", clear, transform=transform, nodata=255)
+    no_scl = write_raster(
+        "no_scl.tif", clear, transform=transform, nodata=255, tags={"mask_source": "none"}
+    )
+    results = {}
+    for name, mask, mode in (
+        ("provided", said_clear, "provided"),
+        ("spectral", said_clear, "spectral"),
+        ("untagged", no_scl, "provided"),
+    ):
+        (tmp_path / name).mkdir()
+        report, out = run(tmp_path / name, "pre", sar, cloudy, mask, sar, cloud_mask=mode)
+        with rasterio.open(out["valid.tif"]) as src:
+            results[name] = (report["cloud_mask"], src.read(1))
+    assert results["provided"][0] == "provided"
+    # Scene rows 30..80, cols 30..120 are grid rows 5..30, cols 5..50 (20 m margin, 2 m).
+    assert (results["provided"][1][8:27, 8:47] == SAR_VALID | OPTICAL_VALID).all()
+    for name in ("spectral", "untagged"):
+        mode, valid = results[name]
+        assert mode == "spectral"
+        assert (valid[8:27, 8:47] == SAR_VALID).all()
+        inside = valid != VALID_NODATA
+        assert (valid[45:][inside[45:]] == SAR_VALID | OPTICAL_VALID).all()

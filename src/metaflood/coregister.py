@@ -104,6 +104,10 @@ class Scene:
     footprint: tuple[float, float, float, float]  # in the grid CRS
     resolution: float  # metres in the grid CRS
     nodata: float | int
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def tag(self, name: str) -> str | None:
+        return dict(self.tags).get(name)
 
     def resampling(self, grid: Grid, coarser: Resampling, finer: Resampling) -> Resampling:
         return coarser if grid.resolution > self.resolution * 1.01 else finer
@@ -139,7 +143,8 @@ def inspect_scene(path: Path, bands: tuple[str, ...], grid: Grid) -> Scene:
             raise InputError(
                 f"{path}: expected {len(bands)} bands ({', '.join(bands)}), found {src.count}"
             )
-        absent = src.tags().get("absent") == "true"
+        tags = src.tags()
+        absent = tags.get("absent") == "true"
         footprint = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
         if not _overlaps(footprint, grid.bounds):
             raise InputError(
@@ -153,7 +158,16 @@ def inspect_scene(path: Path, bands: tuple[str, ...], grid: Grid) -> Scene:
         if nodata is None:
             nodata = np.nan if np.dtype(src.dtypes[0]).kind == "f" else 0
         resolution = (footprint[2] - footprint[0]) / src.width
-        return Scene(Path(path), src.crs, src.count, absent, footprint, resolution, nodata)
+        return Scene(
+            Path(path),
+            src.crs,
+            src.count,
+            absent,
+            footprint,
+            resolution,
+            nodata,
+            tuple(sorted(tags.items())),
+        )
 
 
 @contextmanager
@@ -451,7 +465,7 @@ def _coregister(
         "period": period,
         "shifts": {},
         "speckle": {"filter": settings.speckle_filter, "window": settings.speckle_window},
-        "cloud_mask": settings.cloud_mask,
+        "cloud_mask": cloud_mask_mode(settings, mask_scene),
     }
 
     # 2. Shifts.
@@ -493,6 +507,15 @@ def _coregister(
         tmp.write_text(json.dumps(report, indent=2))
     log.info("%s %s: %s", name, period, json.dumps(report["shifts"]))
     return report
+
+
+def cloud_mask_mode(settings: Settings, mask: Scene) -> str:
+    """The configured mode, except that a mask the acquisition marked as carrying no
+    information (tag mask_source=none: the source had no scene classification) gives way
+    to the spectral test rather than calling every pixel clear."""
+    if settings.cloud_mask == "provided" and mask.tag("mask_source") == "none":
+        return "spectral"
+    return settings.cloud_mask
 
 
 def _check_same_frame(optical: Path, optical_mask: Path) -> None:
@@ -576,7 +599,7 @@ def _write_products(
             else:
                 reflectance = opt_vrt.read(window=window).astype(np.float32)
                 unusable = cloudmask.unusable(
-                    mask_vrt.read(1, window=window), reflectance, settings.cloud_mask
+                    mask_vrt.read(1, window=window), reflectance, report["cloud_mask"]
                 )
             sar_ok = np.isfinite(linear).all(axis=0) & inside
             optical_ok = np.isfinite(reflectance).all(axis=0) & ~unusable & inside

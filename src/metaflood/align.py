@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage, stats
+from scipy import ndimage, special
 from skimage.registration import phase_cross_correlation
 
 # Minimum share of valid pixels for a chip to vote.
@@ -156,7 +156,7 @@ def combine(
     scatter = np.sqrt(np.average(residual, weights=weight) * k / max(k - 1, 1))
     # Few chips estimate their own scatter poorly: widen by Student's t (95%) against
     # the normal value, so three agreeing chips are not trusted like thirty.
-    widen = stats.t.ppf(0.975, k - 1) / stats.norm.ppf(0.975) if k > 1 else float("nan")
+    widen = special.stdtrit(k - 1, 0.975) / special.ndtri(0.975) if k > 1 else float("nan")
     error = float(widen * scatter / np.sqrt(effective_n)) if k > 1 else float("nan")
     peak = float(np.median(peaks[inlier]))
     result = {

@@ -57,6 +57,9 @@ LOOKS_SAMPLE = 512
 # GDAL's block cache (MB): by default 5% of the machine's memory; a fixed size keeps the
 # stage's memory independent of the machine and of the scene.
 GDAL_CACHE_MB = 256
+# GDAL warper's working memory (MB) per warped read: large enough that a block is
+# warped in one piece.
+WARP_MEMORY_MB = 256
 # When a shift is trusted, in grid pixels: half of the accuracy the stage promises
 # (0.2 px SAR to SAR, 0.5 px optical to SAR) for the uncertainty of the estimate.
 SAR_TOLERANCE = align.Tolerance(max_error=0.1, max_spread=0.5)
@@ -71,7 +74,7 @@ class Settings:
     speckle_window: int = 5
     speckle_looks: float | None = None
     cloud_mask: str = "provided"
-    block_size: int = 1024
+    block_size: int = 2048
     max_shift_px: float = 8.0
     threads: int = 1
 
@@ -194,6 +197,7 @@ def warped(
             nodata=scene.nodata,
             dtype=src.dtypes[0],
             num_threads=threads,
+            warp_mem_limit=WARP_MEMORY_MB,
         ) as vrt,
     ):
         yield vrt
@@ -626,7 +630,7 @@ def reproject_to_grid(
     out: Path,
     *,
     resampling: Resampling,
-    block_size: int = 1024,
+    block_size: int = 2048,
     threads: int = 1,
 ) -> Path:
     """One scene onto the grid as a tiled GeoTIFF, block by block, through the same

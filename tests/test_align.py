@@ -1,9 +1,15 @@
 import numpy as np
 import pytest
-from rasterio.transform import from_origin
 from scipy import ndimage
 
-from metaflood.align import estimate_shift, shifted_transform
+from metaflood.align import (
+    ChipShift,
+    Tolerance,
+    chip_windows,
+    combine,
+    estimate_shift,
+    orientation_feature,
+)
 
 
 def textured(shape, seed=0):
@@ -13,35 +19,70 @@ def textured(shape, seed=0):
 
 @pytest.mark.parametrize("true_shift", [(0.4, -0.3), (1.7, 2.2), (-3.25, 0.5)])
 def test_subpixel_shift_is_recovered(true_shift):
-    reference = textured((160, 160))
+    reference = textured((256, 256))
     moving = ndimage.shift(reference, true_shift, order=3, mode="nearest")
     valid = np.ones_like(reference, dtype=bool)
     estimate = estimate_shift(reference, moving, valid, method="test")
-    assert estimate.reliable
+    assert estimate.reliable, estimate.reason
     # The estimate moves `moving` back onto `reference`.
-    assert np.allclose(estimate.shift, [-true_shift[0], -true_shift[1]], atol=0.1)
+    assert np.allclose(estimate.shift, [-true_shift[0], -true_shift[1]], atol=0.05)
+    assert estimate.chips == 16 and estimate.error < 0.05
+
+
+def test_orientation_feature_ignores_contrast_reversal():
+    """An edge dark-to-bright in one sensor and bright-to-dark in the other still matches."""
+    reference = textured((256, 256), 3)
+    moving = -ndimage.shift(reference, (1.3, -0.6), order=3, mode="nearest")
+    valid = np.ones_like(reference, dtype=bool)
+    estimate = estimate_shift(
+        orientation_feature(reference), orientation_feature(moving), valid, method="t"
+    )
+    assert estimate.reliable
+    assert np.allclose(estimate.shift, [-1.3, 0.6], atol=0.1)
 
 
 def test_unrelated_images_are_flagged_unreliable():
     estimate = estimate_shift(
-        textured((160, 160), 1), textured((160, 160), 2), np.ones((160, 160), bool), method="t"
+        textured((256, 256), 1), textured((256, 256), 2), np.ones((256, 256), bool), method="t"
     )
     assert not estimate.reliable
 
 
 def test_mostly_invalid_overlap_is_flagged():
-    reference = textured((100, 100))
+    reference = textured((256, 256))
     valid = np.zeros_like(reference, dtype=bool)
-    valid[:10] = True
+    valid[:20] = True
     estimate = estimate_shift(reference, reference, valid, method="t")
-    assert not estimate.reliable and "too few valid pixels" in estimate.reason
+    assert not estimate.reliable and "too few usable sub-windows" in estimate.reason
 
 
-def test_shifted_transform_moves_content_the_estimated_way():
-    # A source pixel (10, 20) of a 1 m raster; after a shift of (+2, -3) grid pixels at
-    # 2 m the same pixel must land 4 m further south and 6 m further west.
-    transform = from_origin(1000.0, 5000.0, 1.0, 1.0)
-    moved = shifted_transform(transform, (2.0, -3.0), grid_res=2.0)
-    x0, y0 = transform * (20, 10)
-    x1, y1 = moved * (20, 10)
-    assert (x1 - x0, y1 - y0) == pytest.approx((-6.0, -4.0))
+def test_outlying_chips_are_outvoted_and_scale_converts_to_grid_pixels():
+    votes = [ChipShift((2.0 + 0.02 * i, -1.0), 0.9) for i in range(8)]
+    votes += [ChipShift((7.0, 3.0), 0.2), None]  # a flooded chip and a cloudy one
+    estimate = combine(votes, 0.5, Tolerance(max_error=0.1, max_spread=0.5), "t")
+    assert estimate.reliable and estimate.inliers == 8 and estimate.chips == 9
+    assert estimate.shift == pytest.approx((1.035, -0.5), abs=0.01)
+
+
+def test_disagreeing_chips_are_flagged_with_the_reason():
+    rng = np.random.default_rng(0)
+    votes = [ChipShift(tuple(rng.uniform(-5, 5, 2)), 0.5) for _ in range(9)]
+    estimate = combine(votes, 1.0, Tolerance(max_error=0.1, max_spread=0.5), "t")
+    assert not estimate.reliable
+    assert "disagree" in estimate.reason or "uncertainty" in estimate.reason
+
+
+def test_three_agreeing_chips_are_not_trusted_like_thirty():
+    spread = [(0.1, 0.0), (-0.1, 0.05), (0.0, -0.1)]
+    few = combine([ChipShift(s, 0.8) for s in spread], 1.0, Tolerance(0.1, 0.5), "t")
+    many = combine([ChipShift(s, 0.8) for s in spread * 10], 1.0, Tolerance(0.1, 0.5), "t")
+    assert few.error > 2 * many.error
+
+
+def test_chips_tile_the_image_without_overlap():
+    windows = chip_windows((1000, 700))
+    assert len(windows) == 5 * 4  # 175 px chips
+    covered = np.zeros((1000, 700), int)
+    for rows, cols in windows:
+        covered[rows, cols] += 1
+    assert covered.max() == 1

@@ -3,14 +3,25 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.transform import from_origin
+from rasterio.warp import reproject
+from rio_cogeo.cogeo import cog_validate
 from scipy import ndimage
 
 from metaflood.config import event_grid
-from metaflood.coregister import OPTICAL_VALID, SAR_VALID, VALID_NODATA, coregister_period
-from metaflood.errors import InputError
+from metaflood.coregister import (
+    OPTICAL_VALID,
+    SAR_VALID,
+    VALID_NODATA,
+    coregister_period,
+    reproject_to_grid,
+    shifted_transform,
+)
+from metaflood.errors import ConfigError, InputError
 from metaflood.sar import to_linear
 from tests.conftest import demo_event_config
+from tests.coregister_scenes import sweep_case
 
 EVENT = demo_event_config()
 
@@ -43,7 +54,7 @@ def scene_files(write_raster, tag, *, shift=(0.0, 0.0), cloud=None, sar_bands=2)
     return sar, opt, msk
 
 
-def run(tmp_path, period, sar, optical, mask, reference):
+def run(tmp_path, period, sar, optical, mask, reference, **settings):
     out = {k: tmp_path / f"{period}_{k}" for k in ("stack.tif", "valid.tif", "report.json")}
     report = coregister_period(
         EVENT,
@@ -56,6 +67,7 @@ def run(tmp_path, period, sar, optical, mask, reference):
         out_stack=out["stack.tif"],
         out_valid=out["valid.tif"],
         out_report=out["report.json"],
+        settings=settings,
     )
     return report, out
 
@@ -118,35 +130,181 @@ def test_post_sar_shift_is_estimated_and_applied(tmp_path, write_raster):
     assert np.corrcoef(corrected[ok], reference[ok])[0, 1] > 0.99
 
 
-def test_errors_name_the_problem(tmp_path, write_raster):
+def test_errors_name_the_problem_before_any_product_is_written(tmp_path, write_raster):
     sar, opt, msk = scene_files(write_raster, "e")
-    three_band = scene_files(write_raster, "b", sar_bands=1)[0]
-    with pytest.raises(InputError, match="expected 2 bands, found 1"):
-        run(tmp_path, "pre", three_band, opt, msk, sar)
+    one_band = scene_files(write_raster, "b", sar_bands=1)[0]
+    with pytest.raises(InputError, match=r"b_sar.tif: expected 2 bands \(VV, VH\), found 1"):
+        run(tmp_path, "pre", one_band, opt, msk, sar)
+    with pytest.raises(InputError, match="e_sar.tif: expected 4 bands"):
+        run(tmp_path, "pre", sar, sar, msk, sar)
     transform, h, w = native_frame()
     empty = write_raster("empty.tif", np.full((2, h, w), np.nan, np.float32), transform=transform)
-    with pytest.raises(InputError, match="every pixel is nodata"):
+    with pytest.raises(InputError, match="empty.tif: every pixel over the AOI is nodata"):
         run(tmp_path, "pre", empty, opt, msk, sar)
     far = write_raster(
         "far.tif",
         to_linear(np.full((2, 50, 50), -10.0, np.float32)),
         transform=from_origin(100000, 1000000, 1, 1),
     )
-    far_opt = write_raster(
-        "far_opt.tif",
-        np.full((4, 50, 50), 0.1, np.float32),
-        transform=from_origin(100000, 1000000, 1, 1),
-    )
-    far_mask = write_raster(
-        "far_mask.tif",
-        np.zeros((50, 50), np.uint8),
-        transform=from_origin(100000, 1000000, 1, 1),
-        nodata=255,
-    )
-    with pytest.raises(InputError, match="no pixel of the AOI has a valid"):
-        run(tmp_path, "pre", far, far_opt, far_mask, far)
+    with pytest.raises(InputError, match="far.tif: the scene does not overlap the AOI"):
+        run(tmp_path, "pre", far, opt, msk, sar)
+    no_crs = tmp_path / "no_crs.tif"
+    with rasterio.open(
+        no_crs,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=2,
+        dtype="float32",
+        transform=transform,
+    ) as dst:
+        dst.write(np.ones((2, h, w), np.float32))
+    with pytest.raises(InputError, match="no_crs.tif: has no coordinate reference system"):
+        run(tmp_path, "pre", no_crs, opt, msk, sar)
     corrupt = tmp_path / "corrupt.tif"
     corrupt.write_bytes(sar.read_bytes()[:2000])
     with pytest.raises(InputError, match="corrupt.tif"):
         run(tmp_path, "pre", corrupt, opt, msk, sar)
-    assert not (tmp_path / "pre_stack.tif").exists()
+    # The post period checks its reference too, before estimating anything.
+    with pytest.raises(InputError, match="empty.tif: every pixel over the AOI is nodata"):
+        run(tmp_path, "post", sar, opt, msk, empty)
+    assert not list(tmp_path.glob("pre_*")) and not list(tmp_path.glob("post_*"))
+    assert not list(tmp_path.glob(".*")), "no temporary file is left behind"
+
+
+def test_products_are_the_same_whatever_the_block_size(tmp_path, write_raster):
+    transform, h, w = native_frame()
+    cloud = np.zeros((h, w), np.uint8)
+    cloud[40:90, 30:200] = 1
+    sar, opt, msk = scene_files(write_raster, "k", cloud=cloud)
+    products = {}
+    for block in (64, 1024):
+        out = tmp_path / str(block)
+        out.mkdir()
+        _, files = run(
+            out,
+            "pre",
+            sar,
+            opt,
+            msk,
+            sar,
+            block_size=block,
+            speckle_filter="refined_lee",
+            speckle_window=5,
+        )
+        with rasterio.open(files["stack.tif"]) as a, rasterio.open(files["valid.tif"]) as b:
+            products[block] = a.read(), b.read()
+        valid, errors, _ = cog_validate(str(files["stack.tif"]))
+        assert valid, errors
+    assert np.array_equal(products[64][1], products[1024][1])
+    np.testing.assert_allclose(products[64][0], products[1024][0], rtol=1e-6, equal_nan=True)
+
+
+def test_speckle_filter_from_the_settings_is_applied_and_recorded(tmp_path, write_raster):
+    transform, h, w = native_frame()
+    rng = np.random.default_rng(0)
+    speckle = rng.standard_gamma(1.0, (2, h, w)).astype(np.float32)  # single-look
+    sar = write_raster("s.tif", to_linear(np.full((2, h, w), -12.0)) * speckle, transform=transform)
+    _, opt, msk = scene_files(write_raster, "s")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain, out_plain = run(tmp_path / "a", "pre", sar, opt, msk, sar)
+    filtered, out_filtered = run(
+        tmp_path / "b", "pre", sar, opt, msk, sar, speckle_filter="gamma_map"
+    )
+    assert plain["speckle"] == {"filter": "none", "window": 5}
+    assert filtered["speckle"]["filter"] == "gamma_map"
+    # Averaging four 1 m single-look pixels gives about four looks on the 2 m grid.
+    assert filtered["speckle"]["looks"][0] == pytest.approx(4.0, rel=0.3)
+    with rasterio.open(out_plain["stack.tif"]) as a, rasterio.open(out_filtered["stack.tif"]) as b:
+        vv_plain, vv_filtered = a.read(1), b.read(1)
+    assert np.nanstd(vv_filtered) < 0.5 * np.nanstd(vv_plain)
+    assert np.nanmedian(to_linear(vv_filtered)) == pytest.approx(
+        np.nanmedian(to_linear(vv_plain)), rel=0.15
+    )
+
+
+def test_unknown_settings_are_named(tmp_path, write_raster):
+    sar, opt, msk = scene_files(write_raster, "u")
+    with pytest.raises(ConfigError, match="coregister.speckle_filter: unknown filter 'frost'"):
+        run(tmp_path, "pre", sar, opt, msk, sar, speckle_filter="frost")
+    with pytest.raises(ConfigError, match="coregister.speckle_window: must be odd"):
+        run(tmp_path, "pre", sar, opt, msk, sar, speckle_window=4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_injected_offsets_are_recovered_or_flagged(tmp_path, seed):
+    """Demo scenes with random offsets up to 5 native pixels (the full sweep over 20 seeds
+    is benchmarks/coregister_sweep.py): every reliable estimate within the bounds."""
+    cases = sweep_case(tmp_path, seed, size_m=300.0, max_offset=5.0, cloud_fraction=0.3)
+    assert {c.pair for c in cases} == {"sar_to_reference", "optical_to_sar"}
+    for case in cases:
+        bound = 0.2 if case.pair == "sar_to_reference" else 0.5
+        if case.reliable:
+            assert case.residual <= bound, (case, case.residual)
+    sar = [c for c in cases if c.pair == "sar_to_reference"]
+    assert sar[0].reliable, "SAR to SAR on a 300 m scene is always measurable"
+
+
+def test_blockwise_reprojection_matches_gdal_in_one_piece(tmp_path, write_raster):
+    sar, _, _ = scene_files(write_raster, "w")
+    grid = event_grid(EVENT, "events.t")
+    out = reproject_to_grid(
+        sar, ("VV", "VH"), grid, tmp_path / "w.tif", resampling=Resampling.average, block_size=64
+    )
+    with rasterio.open(sar) as src:
+        expected = np.full((2, grid.height, grid.width), np.nan, np.float32)
+        reproject(
+            src.read(),
+            expected,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            src_nodata=np.nan,
+            dst_transform=grid.transform,
+            dst_crs=grid.crs,
+            dst_nodata=np.nan,
+            resampling=Resampling.average,
+        )
+    with rasterio.open(out) as result:
+        np.testing.assert_allclose(result.read(), expected, rtol=1e-6, equal_nan=True)
+
+
+def test_a_shift_moves_the_content_the_estimated_way():
+    # Content moved by (+2, -3) grid pixels: what was at pixel (10, 20) is at (12, 17).
+    grid = event_grid(EVENT, "events.t")
+    moved = shifted_transform(grid.transform, (2.0, -3.0))
+    assert moved * (17, 12) == pytest.approx(grid.transform * (20, 10))
+
+
+def test_cloud_mask_modes_and_a_mask_without_information(tmp_path, write_raster):
+    transform, h, w = native_frame()
+    sar, _, _ = scene_files(write_raster, "m")
+    desert = np.array([0.15, 0.19, 0.25, 0.29])[:, None, None]  # gravel desert, textured
+    reflectance = (desert * (1 + 0.1 * texture((h, w), 1))).astype(np.float32)
+    reflectance[:, 30:80, 30:120] = np.array([0.46, 0.45, 0.46, 0.48])[:, None, None]  # a cloud
+    cloudy = write_raster("cloudy.tif", reflectance, transform=transform)
+    clear = np.zeros((h, w), np.uint8)
+    said_clear = write_raster("clear.tif", clear, transform=transform, nodata=255)
+    no_scl = write_raster(
+        "no_scl.tif", clear, transform=transform, nodata=255, tags={"mask_source": "none"}
+    )
+    results = {}
+    for name, mask, mode in (
+        ("provided", said_clear, "provided"),
+        ("spectral", said_clear, "spectral"),
+        ("untagged", no_scl, "provided"),
+    ):
+        (tmp_path / name).mkdir()
+        report, out = run(tmp_path / name, "pre", sar, cloudy, mask, sar, cloud_mask=mode)
+        with rasterio.open(out["valid.tif"]) as src:
+            results[name] = (report["cloud_mask"], src.read(1))
+    assert results["provided"][0] == "provided"
+    # Scene rows 30..80, cols 30..120 are grid rows 5..30, cols 5..50 (20 m margin, 2 m).
+    assert (results["provided"][1][8:27, 8:47] == SAR_VALID | OPTICAL_VALID).all()
+    for name in ("spectral", "untagged"):
+        mode, valid = results[name]
+        assert mode == "spectral"
+        assert (valid[8:27, 8:47] == SAR_VALID).all()
+        inside = valid != VALID_NODATA
+        assert (valid[45:][inside[45:]] == SAR_VALID | OPTICAL_VALID).all()

@@ -52,7 +52,7 @@ def cmd_acquire(args: argparse.Namespace) -> None:
 
 
 def cmd_coregister(args: argparse.Namespace) -> None:
-    from metaflood.coregister import coregister_period
+    from metaflood.coregister import Settings, coregister_period
 
     coregister_period(
         args.event_json,
@@ -65,6 +65,7 @@ def cmd_coregister(args: argparse.Namespace) -> None:
         out_stack=Path(args.out_stack),
         out_valid=Path(args.out_valid),
         out_report=Path(args.out_report),
+        settings=Settings.from_config(args.coregister_json, threads=args.threads),
     )
 
 
@@ -320,6 +321,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(name, required=True)
     for name in ("--out-stack", "--out-valid", "--out-report"):
         p.add_argument(name, required=True)
+    p.add_argument("--coregister-json", type=_json, default={})
+    p.add_argument("--threads", type=int, default=1)
 
     p = add("train", cmd_train, "train MetaRS on synthetic tiles")
     p.add_argument("--model-json", type=_json, required=True)

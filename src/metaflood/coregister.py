@@ -1,17 +1,24 @@
 """Co-registration: both periods and both modalities on one grid, ready for MetaRS.
 
-SAR is resampled in linear power and only then converted to dB; optical reflectance is
-averaged when the grid is coarser than the scene and interpolated otherwise; the cloud
-mask is carried conservatively (a grid pixel is usable only if every scene pixel in it
-is clear). Residual shifts (post SAR to pre SAR, optical to SAR) are estimated by phase
-correlation and applied through the source geotransform, so each scene is resampled
-once for the product.
+Order of work, so that bad input fails before anything heavy runs:
+1. every scene is checked from its metadata and a scan for data over the AOI (CRS,
+   band count, overlap with the AOI, not all nodata);
+2. residual shifts are estimated on chips of the overlap at the scenes' native
+   resolution (post SAR to pre SAR, optical to its period's SAR; see `align`), and
+   applied only when reliable;
+3. the products are made block by block: each source is warped onto the (shifted)
+   event grid through GDAL's warper, SAR in linear power (speckle-filtered there, then
+   converted to dB), reflectance averaged or interpolated, the cloud mask carried
+   conservatively; memory does not depend on the scene size.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,128 +27,381 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
-from rasterio.transform import Affine
-from rasterio.warp import reproject
+from rasterio.transform import Affine, from_origin
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window, from_bounds
+from scipy import ndimage
 
+from metaflood import align, cloudmask
 from metaflood import optical as opt
-from metaflood.align import (
-    ShiftEstimate,
-    estimate_shift,
-    gradient_magnitude,
-    log_intensity,
-    shifted_transform,
-)
+from metaflood.blockwise import block_windows, cog_writer, with_halo
 from metaflood.config import Grid, aoi_polygon, event_grid, to_crs
-from metaflood.errors import InputError
-from metaflood.raster import atomic_path, read_checked, write_cog
+from metaflood.errors import ConfigError, InputError
+from metaflood.raster import atomic_path, open_checked
 from metaflood.sar import to_db
+from metaflood.speckle import FILTERS, estimate_looks, speckle_filter
 
 log = logging.getLogger(__name__)
 
 SAR_VALID, OPTICAL_VALID = 1, 2
 VALID_NODATA = 255
-STACK_BANDS = ("VV", "VH", "blue", "green", "red", "nir")
+SAR_BANDS = ("VV", "VH")
+OPTICAL_BANDS = ("blue", "green", "red", "nir")
+STACK_BANDS = SAR_BANDS + OPTICAL_BANDS
+# Clear pixels this close (estimation pixels) to a cloud do not vote on the optical
+# shift: haze at cloud edges makes gradients the SAR does not have.
+CLOUD_MARGIN_PX = 3
+# Largest sample (pixels per side) the number of looks is estimated from.
+LOOKS_SAMPLE = 512
+# GDAL's block cache (MB): by default 5% of the machine's memory; a fixed size keeps the
+# stage's memory independent of the machine and of the scene.
+GDAL_CACHE_MB = 256
+# GDAL warper's working memory (MB) per warped read: large enough that a block is
+# warped in one piece.
+WARP_MEMORY_MB = 256
+# When a shift is trusted, in grid pixels: half of the accuracy the stage promises
+# (0.2 px SAR to SAR, 0.5 px optical to SAR) for the uncertainty of the estimate.
+SAR_TOLERANCE = align.Tolerance(max_error=0.1, max_spread=0.5)
+OPTICAL_TOLERANCE = align.Tolerance(max_error=0.25, max_spread=1.0)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Settings:
+    """The `coregister:` section of the configuration."""
+
+    speckle_filter: str = "none"
+    speckle_window: int = 5
+    speckle_looks: float | None = None
+    cloud_mask: str = "provided"
+    block_size: int = 2048
+    max_shift_px: float = 8.0
+    threads: int = 1
+
+    @classmethod
+    def from_config(cls, section: dict | None, threads: int = 1) -> Settings:
+        section = dict(section or {})
+        settings = cls(**section, threads=threads)
+        if settings.speckle_filter not in FILTERS:
+            raise ConfigError(
+                f"coregister.speckle_filter: unknown filter {settings.speckle_filter!r}"
+            )
+        if settings.speckle_window < 3 or settings.speckle_window % 2 == 0:
+            raise ConfigError(
+                f"coregister.speckle_window: must be odd and at least 3, got "
+                f"{settings.speckle_window}"
+            )
+        if settings.cloud_mask not in cloudmask.MODES:
+            raise ConfigError(f"coregister.cloud_mask: unknown mode {settings.cloud_mask!r}")
+        return settings
+
+
+@dataclass(frozen=True)
 class Scene:
-    """A canonical scene as the acquisition stage wrote it."""
+    """A canonical scene as the acquisition stage wrote it, checked but not read."""
 
     path: Path
-    data: np.ndarray
     crs: CRS
-    transform: Affine
+    count: int
     absent: bool
+    footprint: tuple[float, float, float, float]  # in the grid CRS
+    resolution: float  # metres in the grid CRS
+    nodata: float | int
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def tag(self, name: str) -> str | None:
+        return dict(self.tags).get(name)
+
+    def resampling(self, grid: Grid, coarser: Resampling, finer: Resampling) -> Resampling:
+        return coarser if grid.resolution > self.resolution * 1.01 else finer
+
+
+def _overlaps(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _has_data(src: rasterio.DatasetReader, grid: Grid, block: int = 1024) -> bool:
+    """Whether any pixel over the grid holds data; stops at the first block that does."""
+    bounds = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
+    win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    win = win.intersection(Window(0, 0, src.width, src.height))
+    for sub in block_windows(int(win.height), int(win.width), block):
+        sub = Window(win.col_off + sub.col_off, win.row_off + sub.row_off, sub.width, sub.height)
+        try:
+            values = src.read(1, window=sub, masked=True)
+        except rasterio.errors.RasterioError as err:
+            raise InputError(f"{src.name}: is corrupt or truncated ({err})") from err
+        data = values.compressed()
+        if data.size and (data.dtype.kind != "f" or np.isfinite(data).any()):
+            return True
+    return False
+
+
+def inspect_scene(path: Path, bands: tuple[str, ...], grid: Grid) -> Scene:
+    """Check a scene before any heavy work; InputError names the file and the problem."""
+    with open_checked(path) as src:
+        if src.crs is None:
+            raise InputError(f"{path}: has no coordinate reference system")
+        if src.count != len(bands):
+            raise InputError(
+                f"{path}: expected {len(bands)} bands ({', '.join(bands)}), found {src.count}"
+            )
+        tags = src.tags()
+        absent = tags.get("absent") == "true"
+        footprint = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+        if not _overlaps(footprint, grid.bounds):
+            raise InputError(
+                f"{path}: the scene does not overlap the AOI (scene bounds "
+                f"{[round(v) for v in footprint]}, AOI grid bounds "
+                f"{[round(v) for v in grid.bounds]} in {grid.crs})"
+            )
+        if not absent and not _has_data(src, grid):
+            raise InputError(f"{path}: every pixel over the AOI is nodata")
+        nodata = src.nodata
+        if nodata is None:
+            nodata = np.nan if np.dtype(src.dtypes[0]).kind == "f" else 0
+        resolution = (footprint[2] - footprint[0]) / src.width
+        return Scene(
+            Path(path),
+            src.crs,
+            src.count,
+            absent,
+            footprint,
+            resolution,
+            nodata,
+            tuple(sorted(tags.items())),
+        )
+
+
+@contextmanager
+def warped(
+    scene: Scene,
+    crs: str,
+    transform: Affine,
+    width: int,
+    height: int,
+    resampling: Resampling,
+    threads: int = 1,
+) -> Iterator[WarpedVRT]:
+    """The scene as seen on a target grid; windows read from it are warped on demand."""
+    with (
+        rasterio.open(scene.path) as src,
+        WarpedVRT(
+            src,
+            crs=crs,
+            transform=transform,
+            width=width,
+            height=height,
+            resampling=resampling,
+            src_nodata=scene.nodata,
+            nodata=scene.nodata,
+            dtype=src.dtypes[0],
+            num_threads=threads,
+            warp_mem_limit=WARP_MEMORY_MB,
+        ) as vrt,
+    ):
+        yield vrt
+
+
+def shifted_transform(transform: Affine, shift: tuple[float, float]) -> Affine:
+    """Target transform under which warped content moves by `shift` (rows, cols) pixels."""
+    return transform @ Affine.translation(-shift[1], -shift[0])
+
+
+# ---------------------------------------------------------------------------------------
+# Shift estimation on the overlap, at native resolution
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The estimation grid: the overlap of two scenes and the AOI at native resolution."""
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
 
     @property
     def resolution(self) -> float:
-        return abs(self.transform.a)
+        return self.transform.a
 
 
-def load_scene(path: Path, bands: int) -> Scene:
-    data, profile = read_checked(path)
-    if data.shape[0] != bands:
-        raise InputError(f"{path}: expected {bands} bands, found {data.shape[0]}")
-    with rasterio.open(path) as src:
-        absent = src.tags().get("absent") == "true"
-    if not absent and data.dtype.kind == "f" and np.isnan(data).all():
-        raise InputError(f"{path}: every pixel is nodata")
-    return Scene(path, data, profile["crs"], profile["transform"], absent)
+def estimation_frame(grid: Grid, a: Scene, b: Scene) -> Frame | None:
+    res = max(min(a.resolution, b.resolution), grid.resolution / 4)
+    g_left, g_bottom, g_right, g_top = grid.bounds
+    left = max(g_left, a.footprint[0], b.footprint[0])
+    bottom = max(g_bottom, a.footprint[1], b.footprint[1])
+    right = min(g_right, a.footprint[2], b.footprint[2])
+    top = min(g_top, a.footprint[3], b.footprint[3])
+    # Snap inward to the grid's origin, so identical native grids are read unchanged.
+    left = g_left + math.ceil(round((left - g_left) / res, 6)) * res
+    top = g_top - math.ceil(round((g_top - top) / res, 6)) * res
+    width, height = math.floor((right - left) / res), math.floor((top - bottom) / res)
+    if min(width, height) < 3 * 32:
+        return None
+    return Frame(grid.crs, from_origin(left, top, res, res), width, height)
 
 
-def _resampling(scene: Scene, grid: Grid, coarser: Resampling) -> Resampling:
-    return coarser if grid.resolution > scene.resolution * 1.01 else Resampling.bilinear
+def _frame_reader(scene: Scene, frame: Frame, resampling: Resampling, threads: int):
+    return warped(scene, frame.crs, frame.transform, frame.width, frame.height, resampling, threads)
 
 
-def to_grid(
-    data: np.ndarray,
-    crs: CRS,
-    transform: Affine,
-    grid: Grid,
-    resampling: Resampling,
-    nodata: float = np.nan,
-) -> np.ndarray:
-    """Reproject a (bands, rows, cols) array onto the grid."""
-    out = np.full((data.shape[0], grid.height, grid.width), nodata, dtype=data.dtype)
-    reproject(
-        source=data,
-        destination=out,
-        src_transform=transform,
-        src_crs=crs,
-        src_nodata=nodata,
-        dst_transform=grid.transform,
-        dst_crs=grid.crs,
-        dst_nodata=nodata,
-        resampling=resampling,
+def _too_small(method: str) -> align.ShiftEstimate:
+    reason = "the overlap is too small to estimate a shift (under 96 x 96 pixels)"
+    return align.ShiftEstimate((0.0, 0.0), False, float("nan"), method, reason)
+
+
+def _tolerance(base: align.Tolerance, settings: Settings) -> align.Tolerance:
+    return align.Tolerance(
+        max_error=base.max_error,
+        max_spread=base.max_spread,
+        min_peak=base.min_peak,
+        max_shift=settings.max_shift_px,
     )
-    return out
 
 
-def sar_to_grid(scene: Scene, grid: Grid, transform: Affine | None = None) -> np.ndarray:
-    """Linear power on the grid (averaged in linear power, never in dB)."""
-    resampling = _resampling(scene, grid, Resampling.average)
-    return to_grid(scene.data, scene.crs, transform or scene.transform, grid, resampling)
+def _window(part: align.Window2D) -> Window:
+    return Window.from_slices(*part)
 
 
-def optical_to_grid(scene: Scene, grid: Grid, transform: Affine | None = None) -> np.ndarray:
-    resampling = _resampling(scene, grid, Resampling.average)
-    return to_grid(scene.data, scene.crs, transform or scene.transform, grid, resampling)
+def estimate_sar_shift(
+    reference: Scene, moving: Scene, grid: Grid, settings: Settings
+) -> align.ShiftEstimate:
+    """Shift (grid pixels) that puts `moving` SAR onto `reference` SAR."""
+    method = "cross-correlation of band-passed log intensity (VV+VH), native resolution"
+    frame = estimation_frame(grid, reference, moving)
+    if frame is None:
+        return _too_small(method)
+    with (
+        _frame_reader(reference, frame, Resampling.bilinear, settings.threads) as ref,
+        _frame_reader(moving, frame, Resampling.bilinear, settings.threads) as mov,
+    ):
+
+        def read(ref_part: align.Window2D, mov_part: align.Window2D):
+            a, b = ref.read(window=_window(ref_part)), mov.read(window=_window(mov_part))
+            valid = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
+            return align.sar_feature(a), align.sar_feature(b), valid
+
+        return align.estimate_from_chips(
+            read,
+            (frame.height, frame.width),
+            scale=frame.resolution / grid.resolution,
+            tolerance=_tolerance(SAR_TOLERANCE, settings),
+            method=method,
+        )
 
 
-def unusable_to_grid(mask: Scene, grid: Grid, transform: Affine | None = None) -> np.ndarray:
-    """True where any scene pixel under a grid pixel is cloud, shadow or nodata."""
-    unusable = (mask.data[:1] != opt.CLEAR).astype(np.uint8)
-    resampling = _resampling(mask, grid, Resampling.max)
-    if resampling == Resampling.bilinear:
-        resampling = Resampling.nearest
-    # 255 (not 1) is the fill value: nodata pixels are skipped by the resampling kernel.
-    out = to_grid(unusable, mask.crs, transform or mask.transform, grid, resampling, nodata=255)
-    return out[0] != 0
+def estimate_optical_shift(
+    sar: Scene, optical: Scene, mask: Scene, grid: Grid, settings: Settings
+) -> align.ShiftEstimate:
+    """Shift (grid pixels) that puts the optical scene onto its period's SAR scene."""
+    method = "cross-correlation of gradient orientation (SAR log VV+VH, optical brightness)"
+    frame = estimation_frame(grid, sar, optical)
+    if frame is None:
+        return _too_small(method)
+    with (
+        _frame_reader(sar, frame, Resampling.bilinear, settings.threads) as s_vrt,
+        _frame_reader(optical, frame, Resampling.bilinear, settings.threads) as o_vrt,
+        _frame_reader(mask, frame, Resampling.nearest, settings.threads) as m_vrt,
+    ):
+
+        def read(sar_part: align.Window2D, optical_part: align.Window2D):
+            s = s_vrt.read(window=_window(sar_part))
+            o = o_vrt.read(window=_window(optical_part))
+            m = m_vrt.read(1, window=_window(optical_part))
+            clear = ndimage.binary_erosion(m == opt.CLEAR, iterations=CLOUD_MARGIN_PX)
+            valid = clear & np.isfinite(s).all(axis=0) & np.isfinite(o).all(axis=0)
+            sar_log = align.log_intensity(np.nan_to_num(s, nan=1.0)).sum(axis=0)
+            brightness = np.log(np.maximum(np.nan_to_num(o, nan=0.0).mean(axis=0), 1e-4))
+            return (
+                align.orientation_feature(sar_log),
+                align.orientation_feature(brightness),
+                valid,
+            )
+
+        return align.estimate_from_chips(
+            read,
+            (frame.height, frame.width),
+            scale=frame.resolution / grid.resolution,
+            tolerance=_tolerance(OPTICAL_TOLERANCE, settings),
+            method=method,
+        )
+
+
+def _record(estimate: align.ShiftEstimate, grid: Grid, applied_shift, applied: bool) -> dict:
+    record = estimate.to_dict()
+    record["shift"] = [float(v) for v in applied_shift]
+    record["shift_m"] = [
+        float(applied_shift[1] * grid.resolution),
+        float(-applied_shift[0] * grid.resolution),
+    ]
+    record["applied"] = applied
+    if not applied:
+        log.warning("shift not applied (%s): %s", estimate.method, estimate.reason)
+    return record
+
+
+# ---------------------------------------------------------------------------------------
+# Products, block by block
 
 
 def aoi_mask(event: dict, key: str, grid: Grid) -> np.ndarray:
     """True inside the AOI polygon on the grid."""
-    polygon = to_crs(aoi_polygon(event, key), grid.crs)
-    return ~geometry_mask(
-        [polygon], out_shape=(grid.height, grid.width), transform=grid.transform, all_touched=True
+    return _aoi_block(
+        to_crs(aoi_polygon(event, key), grid.crs), grid.transform, grid.height, grid.width
     )
 
 
-def _sar_shift(reference: np.ndarray, moving: np.ndarray) -> ShiftEstimate:
-    valid = np.isfinite(reference[0]) & np.isfinite(moving[0])
-    ref = np.where(valid, log_intensity(np.nan_to_num(reference[0], nan=1.0)), 0.0)
-    mov = np.where(valid, log_intensity(np.nan_to_num(moving[0], nan=1.0)), 0.0)
-    return estimate_shift(ref, mov, valid, method="phase correlation, log VV")
-
-
-def _optical_shift(sar_linear: np.ndarray, optical: np.ndarray, usable: np.ndarray):
-    valid = usable & np.isfinite(sar_linear[0])
-    sar_edges = gradient_magnitude(np.nan_to_num(log_intensity(sar_linear[0])), sigma=1.5)
-    brightness = np.nan_to_num(optical.mean(axis=0))
-    optical_edges = gradient_magnitude(brightness, sigma=1.0)
-    return estimate_shift(
-        sar_edges, optical_edges, valid, method="phase correlation, gradient magnitude"
+def _aoi_block(polygon, transform: Affine, height: int, width: int) -> np.ndarray:
+    return geometry_mask(
+        [polygon], out_shape=(height, width), transform=transform, all_touched=True, invert=True
     )
+
+
+def _nan_block(bands: int, window: Window) -> np.ndarray:
+    return np.full((bands, int(window.height), int(window.width)), np.nan, np.float32)
+
+
+class _SarBlocks:
+    """Linear power on the grid, block by block, speckle-filtered with a halo."""
+
+    def __init__(self, vrt: WarpedVRT | None, grid: Grid, settings: Settings):
+        self.vrt, self.grid, self.settings = vrt, grid, settings
+        self.looks: list[float] | None = None
+        if vrt is not None and settings.speckle_filter != "none":
+            self.looks = (
+                [settings.speckle_looks] * 2 if settings.speckle_looks else self._estimate_looks()
+            )
+
+    def _estimate_looks(self) -> list[float]:
+        size = min(LOOKS_SAMPLE, self.grid.height, self.grid.width)
+        window = Window((self.grid.width - size) // 2, (self.grid.height - size) // 2, size, size)
+        sample = self.vrt.read(window=window).astype(np.float64)
+        try:
+            return [estimate_looks(band) for band in sample]
+        except ValueError as err:
+            raise InputError(
+                f"cannot estimate the number of looks for speckle filtering: {err}; "
+                "set coregister.speckle_looks"
+            ) from err
+
+    def read(self, window: Window) -> np.ndarray:
+        if self.vrt is None:
+            return _nan_block(2, window)
+        method = self.settings.speckle_filter
+        if method == "none":
+            return self.vrt.read(window=window).astype(np.float32)
+        grown, inner = with_halo(
+            window, self.settings.speckle_window, self.grid.height, self.grid.width
+        )
+        data = self.vrt.read(window=grown).astype(np.float32)
+        filtered = np.stack(
+            [
+                speckle_filter(band, method, self.settings.speckle_window, looks)
+                for band, looks in zip(data, self.looks, strict=True)
+            ]
+        )
+        return filtered[(slice(None), *inner)]
 
 
 def coregister_period(
@@ -156,80 +416,244 @@ def coregister_period(
     out_stack: Path,
     out_valid: Path,
     out_report: Path,
+    settings: Settings | dict | None = None,
+) -> dict:
+    if not isinstance(settings, Settings):
+        settings = Settings.from_config(settings)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _coregister(
+            event,
+            name,
+            period,
+            sar,
+            optical,
+            optical_mask,
+            reference,
+            out_stack,
+            out_valid,
+            out_report,
+            settings,
+        )
+
+
+def _coregister(
+    event: dict,
+    name: str,
+    period: str,
+    sar: Path,
+    optical: Path,
+    optical_mask: Path,
+    reference: Path,
+    out_stack: Path,
+    out_valid: Path,
+    out_report: Path,
+    settings: Settings,
 ) -> dict:
     key = f"events.{name}"
     grid = event_grid(event, key)
-    inside = aoi_mask(event, key, grid)
-    sar_scene = load_scene(sar, 2)
-    optical_scene = load_scene(optical, 4)
-    mask_scene = load_scene(optical_mask, 1)
-    if optical_scene.data.shape[1:] != mask_scene.data.shape[1:]:
-        raise InputError(f"{optical} and {optical_mask} have different sizes")
-    report: dict = {"grid": grid.to_dict(), "period": period, "shifts": {}}
+    polygon = to_crs(aoi_polygon(event, key), grid.crs)
 
-    sar_linear = sar_to_grid(sar_scene, grid)
+    # 1. Checks, before any heavy work.
+    sar_scene = inspect_scene(sar, SAR_BANDS, grid)
+    optical_scene = inspect_scene(optical, OPTICAL_BANDS, grid)
+    mask_scene = inspect_scene(optical_mask, ("cloud_mask",), grid)
+    _check_same_frame(optical, optical_mask)
+    reference_scene = None
     if period == "post" and not sar_scene.absent:
-        reference_scene = load_scene(reference, 2)
-        if not reference_scene.absent:
-            estimate = _sar_shift(sar_to_grid(reference_scene, grid), sar_linear)
-            report["shifts"]["sar_to_reference"] = _apply_if_reliable(estimate)
-            if estimate.reliable:
-                moved = shifted_transform(sar_scene.transform, estimate.shift, grid.resolution)
-                sar_linear = sar_to_grid(sar_scene, grid, moved)
+        reference_scene = inspect_scene(reference, SAR_BANDS, grid)
+        if reference_scene.absent:
+            reference_scene = None
 
-    reflectance = optical_to_grid(optical_scene, grid)
-    unusable = unusable_to_grid(mask_scene, grid)
-    if not sar_scene.absent and not optical_scene.absent:
-        estimate = _optical_shift(sar_linear, reflectance, ~unusable)
-        report["shifts"]["optical_to_sar"] = _apply_if_reliable(estimate)
-        if estimate.reliable:
-            moved_optical = shifted_transform(
-                optical_scene.transform, estimate.shift, grid.resolution
-            )
-            moved_mask = shifted_transform(mask_scene.transform, estimate.shift, grid.resolution)
-            reflectance = optical_to_grid(optical_scene, grid, moved_optical)
-            unusable = unusable_to_grid(mask_scene, grid, moved_mask)
-
-    sar_ok = np.isfinite(sar_linear).all(axis=0) & inside
-    optical_ok = np.isfinite(reflectance).all(axis=0) & ~unusable & inside
-    valid = (sar_ok * SAR_VALID + optical_ok * OPTICAL_VALID).astype(np.uint8)
-    valid[~inside] = VALID_NODATA
-    if not (sar_ok | optical_ok).any():
-        raise InputError(f"{key}.{period}: no pixel of the AOI has a valid SAR or optical value")
-
-    stack = np.concatenate([to_db(sar_linear), reflectance]).astype(np.float32)
-    stack[:, ~inside] = np.nan
-    report["coverage"] = {
-        "sar_valid": float(sar_ok[inside].mean()),
-        "optical_valid": float(optical_ok[inside].mean()),
+    report: dict = {
+        "grid": grid.to_dict(),
+        "period": period,
+        "shifts": {},
+        "speckle": {"filter": settings.speckle_filter, "window": settings.speckle_window},
+        "cloud_mask": cloud_mask_mode(settings, mask_scene),
     }
-    common = {"crs": grid.crs, "transform": grid.transform}
-    write_cog(
+
+    # 2. Shifts.
+    sar_shift = (0.0, 0.0)
+    if reference_scene is not None:
+        estimate = estimate_sar_shift(reference_scene, sar_scene, grid, settings)
+        if estimate.reliable:
+            sar_shift = estimate.shift
+        report["shifts"]["sar_to_reference"] = _record(
+            estimate, grid, sar_shift if estimate.reliable else estimate.shift, estimate.reliable
+        )
+    optical_shift = (0.0, 0.0)
+    if not sar_scene.absent and not optical_scene.absent:
+        estimate = estimate_optical_shift(sar_scene, optical_scene, mask_scene, grid, settings)
+        total = (estimate.shift[0] + sar_shift[0], estimate.shift[1] + sar_shift[1])
+        if estimate.reliable:
+            optical_shift = total
+        record = _record(estimate, grid, total, estimate.reliable)
+        record["sar_shift_included"] = [float(v) for v in sar_shift]
+        report["shifts"]["optical_to_sar"] = record
+
+    # 3. Products.
+    coverage = _write_products(
+        grid,
+        polygon,
+        settings,
+        sar_scene,
+        optical_scene,
+        mask_scene,
+        sar_shift,
+        optical_shift,
         out_stack,
-        stack,
-        nodata=np.nan,
-        descriptions=STACK_BANDS,
-        units=("dB", "dB") + ("reflectance",) * 4,
-        **common,
-    )
-    write_cog(
         out_valid,
-        valid,
-        nodata=VALID_NODATA,
-        descriptions=("availability",),
-        categorical=True,
-        tags={"bits": "bit 0 SAR valid, bit 1 optical valid; 255 outside the AOI"},
-        **common,
+        report,
+        f"{key}.{period}",
     )
+    report["coverage"] = coverage
     with atomic_path(out_report) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     log.info("%s %s: %s", name, period, json.dumps(report["shifts"]))
     return report
 
 
-def _apply_if_reliable(estimate: ShiftEstimate) -> dict:
-    record = estimate.to_dict()
-    record["applied"] = estimate.reliable
-    if not estimate.reliable:
-        log.warning("shift not applied (%s): %s", estimate.method, estimate.reason)
-    return record
+def cloud_mask_mode(settings: Settings, mask: Scene) -> str:
+    """The configured mode, except that a mask the acquisition marked as carrying no
+    information (tag mask_source=none: the source had no scene classification) gives way
+    to the spectral test rather than calling every pixel clear."""
+    if settings.cloud_mask == "provided" and mask.tag("mask_source") == "none":
+        return "spectral"
+    return settings.cloud_mask
+
+
+def _check_same_frame(optical: Path, optical_mask: Path) -> None:
+    with open_checked(optical) as a, open_checked(optical_mask) as b:
+        if (a.width, a.height) != (b.width, b.height) or a.transform != b.transform:
+            raise InputError(f"{optical} and {optical_mask} have different sizes or grids")
+
+
+def _write_products(
+    grid: Grid,
+    polygon,
+    settings: Settings,
+    sar_scene: Scene,
+    optical_scene: Scene,
+    mask_scene: Scene,
+    sar_shift,
+    optical_shift,
+    out_stack: Path,
+    out_valid: Path,
+    report: dict,
+    where: str,
+) -> dict:
+    sar_t = shifted_transform(grid.transform, sar_shift)
+    opt_t = shifted_transform(grid.transform, optical_shift)
+    size = (grid.width, grid.height)
+    counts = {"inside": 0, "sar": 0, "optical": 0, "any": 0}
+    common = {
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "width": grid.width,
+        "height": grid.height,
+    }
+    with ExitStack() as stack:
+
+        def open_warped(scene: Scene, transform: Affine, coarser: Resampling, finer: Resampling):
+            if scene.absent:
+                return None
+            resampling = scene.resampling(grid, coarser, finer)
+            return stack.enter_context(
+                warped(scene, grid.crs, transform, *size, resampling, settings.threads)
+            )
+
+        sar_vrt = open_warped(sar_scene, sar_t, Resampling.average, Resampling.bilinear)
+        opt_vrt = open_warped(optical_scene, opt_t, Resampling.average, Resampling.bilinear)
+        mask_vrt = open_warped(mask_scene, opt_t, Resampling.max, Resampling.nearest)
+        sar_blocks = _SarBlocks(sar_vrt, grid, settings)
+        if sar_blocks.looks is not None:
+            report["speckle"]["looks"] = [round(v, 2) for v in sar_blocks.looks]
+        stack_dst = stack.enter_context(
+            cog_writer(
+                out_stack,
+                count=len(STACK_BANDS),
+                dtype="float32",
+                nodata=np.nan,
+                descriptions=STACK_BANDS,
+                units=("dB", "dB") + ("reflectance",) * 4,
+                threads=settings.threads,
+                **common,
+            )
+        )
+        valid_dst = stack.enter_context(
+            cog_writer(
+                out_valid,
+                count=1,
+                dtype="uint8",
+                nodata=VALID_NODATA,
+                descriptions=("availability",),
+                categorical=True,
+                tags={"bits": "bit 0 SAR valid, bit 1 optical valid; 255 outside the AOI"},
+                threads=settings.threads,
+                **common,
+            )
+        )
+        for window in block_windows(grid.height, grid.width, settings.block_size):
+            h, w = int(window.height), int(window.width)
+            inside = _aoi_block(polygon, rasterio.windows.transform(window, grid.transform), h, w)
+            linear = sar_blocks.read(window)
+            if opt_vrt is None:
+                reflectance = _nan_block(4, window)
+                unusable = np.ones((h, w), bool)
+            else:
+                reflectance = opt_vrt.read(window=window).astype(np.float32)
+                unusable = cloudmask.unusable(
+                    mask_vrt.read(1, window=window), reflectance, report["cloud_mask"]
+                )
+            sar_ok = np.isfinite(linear).all(axis=0) & inside
+            optical_ok = np.isfinite(reflectance).all(axis=0) & ~unusable & inside
+            valid = (sar_ok * SAR_VALID + optical_ok * OPTICAL_VALID).astype(np.uint8)
+            valid[~inside] = VALID_NODATA
+            block = np.concatenate([to_db(linear), reflectance]).astype(np.float32)
+            block[:, ~inside] = np.nan
+            stack_dst.write(block, window=window)
+            valid_dst.write(valid, 1, window=window)
+            counts["inside"] += int(inside.sum())
+            counts["sar"] += int(sar_ok.sum())
+            counts["optical"] += int(optical_ok.sum())
+            counts["any"] += int((sar_ok | optical_ok).sum())
+        if counts["any"] == 0:
+            raise InputError(f"{where}: no pixel of the AOI has a valid SAR or optical value")
+    inside = max(counts["inside"], 1)
+    return {"sar_valid": counts["sar"] / inside, "optical_valid": counts["optical"] / inside}
+
+
+def reproject_to_grid(
+    path: Path,
+    bands: tuple[str, ...],
+    grid: Grid,
+    out: Path,
+    *,
+    resampling: Resampling,
+    block_size: int = 2048,
+    threads: int = 1,
+) -> Path:
+    """One scene onto the grid as a tiled GeoTIFF, block by block, through the same
+    warped reads the stage makes its products from (benchmarked against `rio warp`)."""
+    scene = inspect_scene(path, bands, grid)
+    profile = {
+        "driver": "GTiff",
+        "count": scene.count,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "width": grid.width,
+        "height": grid.height,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "BIGTIFF": "IF_SAFER",
+    }
+    size = (grid.width, grid.height)
+    with (
+        warped(scene, grid.crs, grid.transform, *size, resampling, threads) as vrt,
+        atomic_path(out) as tmp,
+        rasterio.open(tmp, "w", dtype=vrt.dtypes[0], nodata=scene.nodata, **profile) as dst,
+    ):
+        for window in block_windows(grid.height, grid.width, block_size):
+            dst.write(vrt.read(window=window), window=window)
+    return Path(out)

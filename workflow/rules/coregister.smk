@@ -24,9 +24,11 @@ rule coregister:
         runtime=30,
     params:
         event=event_json,
+        coregister=section_json("coregister"),
     shell:
         "python -m metaflood coregister --event {wildcards.event} --event-json {params.event:q}"
         " --period {wildcards.period} --sar {input.sar} --optical {input.optical}"
         " --optical-mask {input.optical_mask} --reference {input.reference}"
         " --out-stack {output.stack} --out-valid {output.valid}"
-        " --out-report {output.report} > {log} 2>&1"
+        " --out-report {output.report} --coregister-json {params.coregister:q}"
+        " --threads {threads} > {log} 2>&1"

@@ -40,7 +40,7 @@ from metaflood.raster import atomic_path, write_cog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["acquire_period", "search_scenes"]
+__all__ = ["Retry", "acquire_period", "search_scenes"]
 
 
 def target_day(event: dict, period: str, key: str):
@@ -51,8 +51,15 @@ def target_day(event: dict, period: str, key: str):
     return win.end if period == "pre" else win.start
 
 
-def access_for(spec: SourceSpec, retries: int = 3, backoff_s: float = 1.0) -> Access:
-    return Access(sign=spec.sign, bearer_env=spec.bearer_env, retries=retries, backoff_s=backoff_s)
+@dataclass(frozen=True)
+class Retry:
+    """How often, and how patiently, a failing read is tried again."""
+
+    retries: int = 3
+    backoff_s: float = 1.0
+
+    def access(self, spec: SourceSpec) -> Access:
+        return Access(spec.sign, spec.bearer_env, self.retries, self.backoff_s)
 
 
 # ---------------------------------------------------------------------------------------
@@ -96,15 +103,19 @@ def _mask_codes(values: np.ndarray, kind: str) -> np.ndarray:
 class _Chooser:
     """Measures candidates (their grid, their cloud over the AOI) for one event."""
 
-    def __init__(self, aoi: Polygon, downloader_for) -> None:
+    def __init__(self, aoi: Polygon, cache: AssetCache, access_for, workers: int) -> None:
         self.aoi = aoi
-        self.downloader_for = downloader_for
+        self.cache = cache
+        self.access_for = access_for
+        self.workers = workers
         self.grids: dict[int, Grid] = {}
 
     def grid(self, cand: Candidate, spec: SourceSpec) -> Grid:
         if id(cand) not in self.grids:
             first = next(iter(cand.items[0].bands.values()))
-            self.grids[id(cand)] = grid_for_aoi(first.href, self.aoi, access_for(spec))
+            self.grids[id(cand)] = grid_for_aoi(
+                first.href, self.aoi, self.access_for(spec), cache=self.cache
+            )
         return self.grids[id(cand)]
 
     def cloud(self, cand: Candidate, spec: SourceSpec) -> float | None:
@@ -115,7 +126,8 @@ class _Chooser:
             Job(f"{item.id} {MASK}", item.bands[MASK], grid, Resampling.nearest)
             for item in cand.items
         ]
-        values = _mosaic(self.downloader_for(spec).read(jobs))
+        downloader = Downloader(self.cache, self.access_for(spec), workers=self.workers)
+        values = _mosaic(downloader.read(jobs))
         mask = _mask_codes(values, spec.mask_kind)
         observed = mask != opt.MASK_NODATA
         if not observed.any():
@@ -134,6 +146,15 @@ def _missing_error(
     )
 
 
+def _redacted(item: SceneItem) -> dict:
+    """The item as selection.json keeps it: hrefs without credentials (a provider that
+    signs its URLs, like Planetary Computer, is signed again when the bands are read)."""
+    out = item.to_dict()
+    for band in out["bands"].values():
+        band["href"] = redact_url(band["href"])
+    return out
+
+
 def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> dict:
     base = {
         "source": spec.kind,
@@ -150,7 +171,7 @@ def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> d
         "reason": choice.reason,
         "coverage": round(cand.coverage, 4),
         "grid": chooser.grid(cand, spec).to_dict(),
-        "items": [item.to_dict() for item in cand.items],
+        "items": [_redacted(item) for item in cand.items],
         "mask_kind": spec.mask_kind,
         "sar_scale": spec.sar_scale,
         "access": {"sign": spec.sign, "bearer_env": spec.bearer_env},
@@ -168,6 +189,7 @@ def search_scenes(
     cache_dir: Path,
     out: Path,
     workers: int = 4,
+    retry: Retry = Retry(),
 ) -> dict:
     """Search both periods of every modality, choose, and write selection.json."""
     key = f"events.{name}"
@@ -175,13 +197,13 @@ def search_scenes(
     wins = {p: window(event, p, key) for p in PERIODS}
     targets = {p: target_day(event, p, key) for p in PERIODS}
     cache = AssetCache(cache_dir)
-    chooser = _Chooser(aoi, lambda spec: Downloader(cache, access_for(spec), workers=workers))
+    chooser = _Chooser(aoi, cache, retry.access, workers)
     periods: dict[str, dict] = {
         p: {"window": str(wins[p]), "target_day": targets[p].isoformat()} for p in PERIODS
     }
     for modality in MODALITIES:
         spec = resolve_source(event[modality], modality, demo_catalog, f"{key}.{modality}")
-        access = access_for(spec)
+        access = retry.access(spec)
         found = {p: _search(spec, p, wins[p], aoi, access) for p in PERIODS}
         cands = {p: candidates(found[p].items, aoi) for p in PERIODS}
         if modality == "sar":
@@ -240,7 +262,9 @@ def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _read_scene(record: dict, modality: str, cache: AssetCache, workers: int) -> np.ndarray:
+def _read_scene(
+    record: dict, modality: str, cache: AssetCache, workers: int, retry: Retry
+) -> np.ndarray:
     """All bands of a found scene on its grid, (bands, rows, cols) float32; the optical
     mask band (when there is one) last."""
     grid = Grid.from_dict(record["grid"])
@@ -256,7 +280,7 @@ def _read_scene(record: dict, modality: str, cache: AssetCache, workers: int) ->
         for name in names
         for item in items
     ]
-    access = Access(**record["access"])
+    access = Access(**record["access"], retries=retry.retries, backoff_s=retry.backoff_s)
     local = [job for job in jobs if not is_remote(job.ref.href)]
     downloader = Downloader(
         cache if not local else _NoCache(), access, workers=workers, progress=log.info
@@ -391,6 +415,7 @@ def acquire_period(
     out_optical_mask: Path,
     out_scenes: Path,
     workers: int = 4,
+    retry: Retry = Retry(),
 ) -> dict:
     """Read one period's chosen scenes and write them in canonical form."""
     key = f"events.{name}"
@@ -399,7 +424,7 @@ def acquire_period(
     data = {}
     for modality in MODALITIES:
         if chosen[modality]["status"] == "found":
-            data[modality] = _read_scene(chosen[modality], modality, cache, workers)
+            data[modality] = _read_scene(chosen[modality], modality, cache, workers, retry)
     # Everything is read before anything is written: a failure leaves no product.
     outputs = {"sar": [out_sar], "optical": [out_optical, out_optical_mask]}
     for modality in MODALITIES:

@@ -45,9 +45,9 @@ from metaflood.raster import atomic_path
 log = logging.getLogger(__name__)
 
 TRANSIENT = re.compile(
-    r"CURL error|timed out|Timeout|Connection (reset|refused)|HTTP response code: (5\d\d|429|408)"
+    r"CURL error|timed out|Timeout|Connection (reset|refused)"
+    r"|HTTP (response code: )?(5\d\d|429|408)"
 )
-HTTP_CODE = re.compile(r"HTTP response code: (\d{3})")
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,14 @@ def open_raster(href: str) -> rasterio.DatasetReader:
         raise InputError(message) from None
 
 
-def grid_for_aoi(href: str, aoi: Polygon, access: Access, margin_px: int = 4) -> Grid:
+def grid_for_aoi(
+    href: str, aoi: Polygon, access: Access, margin_px: int = 4, cache: AssetCache | None = None
+) -> Grid:
     """The AOI's bounding box (plus a margin) on the pixel lattice of the asset at `href`."""
+    if cache is not None:
+        known = cache.get_grid(href, aoi, margin_px)
+        if known is not None:
+            return known
     with rasterio.Env(**access.gdal_options()), open_raster(access.signed(href)) as src:
         if src.crs is None:
             raise InputError(f"{redact_url(href)}: has no coordinate reference system")
@@ -179,12 +185,15 @@ def grid_for_aoi(href: str, aoi: Polygon, access: Access, margin_px: int = 4) ->
         raise InputError(f"{redact_url(href)}: rotated rasters are not supported")
     left, bottom, right, top = transform_bounds("EPSG:4326", crs, *aoi.bounds, densify_pts=21)
     inverse = ~transform
-    cols, rows = zip(*(inverse * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    cols, rows = zip(*(inverse @ (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
     col0, row0 = math.floor(min(cols)) - margin_px, math.floor(min(rows)) - margin_px
     col1, row1 = math.ceil(max(cols)) + margin_px, math.ceil(max(rows)) + margin_px
-    origin = transform * (col0, row0)
+    origin = transform @ (col0, row0)
     grid_transform = Affine(transform.a, 0.0, origin[0], 0.0, transform.e, origin[1])
-    return Grid(crs.to_string(), tuple(grid_transform)[:6], col1 - col0, row1 - row0)
+    grid = Grid(crs.to_string(), tuple(grid_transform)[:6], col1 - col0, row1 - row0)
+    if cache is not None and is_remote(href):
+        cache.put_grid(href, aoi, margin_px, grid)
+    return grid
 
 
 def _aligned_window(src: rasterio.DatasetReader, grid: Grid) -> Window | None:
@@ -194,7 +203,7 @@ def _aligned_window(src: rasterio.DatasetReader, grid: Grid) -> Window | None:
         return None
     if not np.allclose([src.transform.a, src.transform.e], [transform.a, transform.e]):
         return None
-    col, row = ~src.transform * (transform.c, transform.f)
+    col, row = ~src.transform @ (transform.c, transform.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
     return Window(round(col), round(row), grid.width, grid.height)
@@ -293,6 +302,18 @@ class AssetCache:
     def path(self, job: Job) -> Path:
         key = self.key(job)
         return self.root / key[:2] / f"{key}.tif"
+
+    def _grid_path(self, href: str, aoi: Polygon, margin_px: int) -> Path:
+        text = json.dumps([redact_url(href), list(aoi.bounds), margin_px])
+        return self.root / "grids" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json"
+
+    def get_grid(self, href: str, aoi: Polygon, margin_px: int) -> Grid | None:
+        path = self._grid_path(href, aoi, margin_px)
+        return Grid.from_dict(json.loads(path.read_text())) if path.exists() else None
+
+    def put_grid(self, href: str, aoi: Polygon, margin_px: int, grid: Grid) -> None:
+        with atomic_path(self._grid_path(href, aoi, margin_px)) as tmp:
+            tmp.write_text(json.dumps(grid.to_dict()))
 
     def get(self, job: Job) -> tuple[np.ndarray, tuple[float, float]] | None:
         path = self.path(job)

@@ -15,11 +15,12 @@ from urllib.error import URLError
 from urllib.parse import urlsplit
 
 import pystac
+import requests
 from pystac.stac_io import DefaultStacIO
 from shapely.geometry import Polygon, shape
 
 from metaflood.acquire.download import Access
-from metaflood.acquire.security import is_remote, resolve_href
+from metaflood.acquire.security import is_remote, redact_text, redact_url, resolve_href
 from metaflood.acquire.sources import SourceSpec
 from metaflood.acquire.stac import OFFLINE_HINT, matches_query
 from metaflood.config import Window
@@ -46,7 +47,26 @@ class GuardedStacIO(DefaultStacIO):
     def read_text(self, source, *args, **kwargs) -> str:
         href = str(source)
         resolve_href(href, href, self.root, where="catalog link")
-        return super().read_text(source, *args, **kwargs)
+        return self.read_text_from_href(href)
+
+    def read_text_from_href(self, href: str) -> str:
+        """Over HTTP with requests (netrc, clear status errors, headers never logged)."""
+        if not is_remote(href):
+            return super().read_text_from_href(href)
+        try:
+            response = requests.get(href, headers=self.headers, timeout=60)
+        except requests.RequestException as err:
+            raise AcquisitionError(
+                f"cannot reach {redact_url(href)} ({type(err).__name__}: {redact_text(err)}); "
+                f"{OFFLINE_HINT}"
+            ) from None
+        if response.status_code >= 400:
+            hint = " (check the credentials)" if response.status_code in (401, 403) else ""
+            raise AcquisitionError(
+                f"{redact_url(href)}: the server answered HTTP {response.status_code} "
+                f"({response.reason}){hint}"
+            )
+        return response.text
 
 
 def load_catalog(spec: SourceSpec, access: Access) -> tuple[pystac.Catalog, str]:
@@ -54,6 +74,8 @@ def load_catalog(spec: SourceSpec, access: Access) -> tuple[pystac.Catalog, str]
     stac_io = GuardedStacIO(root, headers=access.headers())
     try:
         catalog = pystac.read_file(spec.url, stac_io=stac_io)
+    except AcquisitionError:
+        raise
     except (URLError, OSError) as err:
         raise AcquisitionError(
             f"cannot read {spec.provider} ({type(err).__name__}: {err}); {OFFLINE_HINT}"
@@ -83,6 +105,8 @@ def search_static(
     collection = _collection(catalog, spec.collection, spec.provider)
     try:
         everything = list(collection.get_items(recursive=True))
+    except AcquisitionError:
+        raise
     except (URLError, OSError) as err:
         raise AcquisitionError(f"cannot read the items of {spec.provider}: {err}") from err
     in_window = [i for i in everything if i.datetime is not None and window.contains(i.datetime)]

@@ -3,6 +3,9 @@
 - `RangeFileServer`: a static file server (http.server) that honours single HTTP range
   requests, logs every request with the bytes it sent, and can be told to fail
   (503 a number of times, refuse requests without a token), the way a provider does.
+  It also answers as an HTTP forward proxy (absolute-URI requests), which is how the
+  tests route `*.blob.core.windows.net` URLs to it, requiring a SAS signature on them.
+- `SasTokenServer`: Planetary Computer's SAS token endpoint (`/token/{account}/{container}`).
 - `StacApiServer`: the `rustac serve` STAC API (from the `rustac` wheel), loaded with
   an ItemCollection file, in memory.
 
@@ -25,6 +28,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -45,15 +49,16 @@ class ServerState:
     log: list[Request] = field(default_factory=list)
     fail_next: dict[str, int] = field(default_factory=dict)  # path -> 503 count
     token: str | None = None  # when set, a bearer token every request must carry
+    signature: str | None = None  # when set, blob URLs (proxied) must carry sig=<this>
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bytes_sent(self, suffix: str = "") -> int:
         with self.lock:
-            return sum(r.sent for r in self.log if r.path.split("?")[0].endswith(suffix))
+            return sum(r.sent for r in self.log if urlsplit(r.path).path.endswith(suffix))
 
     def requests(self, suffix: str = "") -> list[Request]:
         with self.lock:
-            return [r for r in self.log if r.path.split("?")[0].endswith(suffix)]
+            return [r for r in self.log if urlsplit(r.path).path.endswith(suffix)]
 
     def clear(self) -> None:
         with self.lock:
@@ -93,7 +98,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._record(status, sent)
 
     def _file(self) -> Path | None:
-        relative = self.path.split("?")[0].lstrip("/")
+        relative = urlsplit(self.path).path.lstrip("/")
         path = (self.state.root / relative).resolve()
         if self.state.root.resolve() not in path.parents or not path.is_file():
             return None
@@ -103,7 +108,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        key = self.path.split("?")[0]
+        url = urlsplit(self.path)
+        key = url.path
         with self.state.lock:
             failures = self.state.fail_next.get(key, 0)
             if failures:
@@ -112,6 +118,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._error(503)
         if self.state.token and self.headers.get("Authorization") != f"Bearer {self.state.token}":
             return self._error(401)
+        blob = (url.hostname or "").endswith(".blob.core.windows.net")
+        signed = ("sig", self.state.signature) in parse_qsl(url.query)
+        if blob and self.state.signature and not signed:
+            return self._error(403)
         path = self._file()
         if path is None:
             return self._error(404)
@@ -163,6 +173,47 @@ class RangeFileServer:
         return f"http://{host}:{port}"
 
     def __enter__(self) -> RangeFileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class SasTokenServer:
+    """Planetary Computer's SAS endpoint: GET /token/{account}/{container} gives a token;
+    it records the subscription key each request carried."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.keys: list[str | None] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.keys.append(self.headers.get("Ocp-Apim-Subscription-Key"))
+                body = json.dumps(
+                    {"msft:expiry": "2099-01-01T00:00:00Z", "token": server.token}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/token"
+
+    def __enter__(self) -> SasTokenServer:
         self.thread.start()
         return self
 

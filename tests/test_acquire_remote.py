@@ -391,3 +391,68 @@ def test_a_bearer_token_comes_from_the_environment_only(servers, tmp_path, monke
     for path in (tmp_path / "out").rglob("*.json"):
         assert token not in path.read_text()
     assert token not in caplog.text
+
+
+# ---------------------------------------------------------------------------------------
+# Planetary Computer's URL signing, end to end on loopback
+
+
+@pytest.fixture
+def planetary_computer_settings():
+    """The planetary-computer package caches its settings and tokens per process."""
+    import planetary_computer
+    from planetary_computer.sas import TOKEN_CACHE
+
+    planetary_computer.settings.Settings.get.cache_clear()
+    TOKEN_CACHE.clear()
+    yield
+    planetary_computer.settings.Settings.get.cache_clear()
+    TOKEN_CACHE.clear()
+
+
+def test_planetary_computer_urls_are_signed_when_read_and_stored_unsigned(
+    servers, first_run, tmp_path, monkeypatch, caplog, planetary_computer_settings
+):
+    """Blob URLs as Planetary Computer gives them: the package fetches a SAS token from
+    the token endpoint (with the subscription key from the environment), GDAL reads
+    through a proxy that refuses unsigned blob requests, nothing secret is written."""
+    from tests.acquire_servers import SasTokenServer
+
+    signature = "SAS-SIGNATURE-7f3a"
+    key = "SUBSCRIPTION-KEY-0b1c"
+    items = copy.deepcopy(servers.provider.items)
+    for item in items:
+        for asset in item["assets"].values():
+            asset["href"] = asset["href"].replace(
+                servers.files.url, "http://derna.blob.core.windows.net"
+            )
+    proxy = servers.files.url.removeprefix("http://")
+    with SasTokenServer(f"st=2023-09-01&se=2099-01-01&sp=rl&sig={signature}") as sas:
+        monkeypatch.setenv("PC_SDK_SAS_URL", sas.url)
+        monkeypatch.setenv("PC_SDK_SUBSCRIPTION_KEY", key)
+        monkeypatch.setenv("GDAL_HTTP_PROXY", proxy)
+        monkeypatch.setenv("HTTP_PROXY", servers.files.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        servers.files.state.signature = signature
+        try:
+            with api_with(servers, items, tmp_path) as url, caplog.at_level(logging.INFO):
+                run(stac_event(url), tmp_path / "out", tmp_path / "cache")
+        finally:
+            servers.files.state.signature = None
+    requests = servers.files.state.requests()
+    assert requests and all("blob.core.windows.net" in r.path for r in requests)
+    assert all(f"sig={signature}" in r.path for r in requests)
+    assert {r.status for r in requests} <= {200, 206}
+    assert set(sas.keys) == {key}
+    for period in ("pre", "post"):
+        np.testing.assert_array_equal(
+            read(tmp_path / "out" / period / "optical.tif"),
+            read(first_run[0] / "results" / period / "optical.tif"),
+        )
+    scenes = json.loads((tmp_path / "out/post/scenes.json").read_text())
+    href = scenes["sar"]["items"][0]["assets"]["VV"]["href"]
+    assert href == "http://derna.blob.core.windows.net/sentinel-1-rtc/demo-s1-20230915/vv.tif"
+    stored = [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
+    for secret in (signature, key):
+        assert not any(secret in text for text in stored), secret
+        assert secret not in caplog.text

@@ -227,8 +227,13 @@ def test_a_second_run_has_nothing_to_do(workflow_run):
 
 def test_an_unreachable_provider_fails_in_acquisition(tmp_path, checkpoint):
     url = f"http://127.0.0.1:{free_port()}/api/stac/v1"
-    config = events_config(url, "unused", {}, checkpoint)
-    config["events"] = {"remote": config["events"]["remote"]}
+    event = demo_event_config()
+    del event["demo"]
+    pc = {"source": "stac", "preset": "planetary-computer", "url": url}
+    config = {
+        "events": {"remote": {**event, "sar": pc, "optical": pc}},
+        "model": {**MODEL, "checkpoint": str(checkpoint)},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"))
     assert result.returncode != 0

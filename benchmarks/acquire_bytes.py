@@ -1,14 +1,19 @@
 """Bytes read from a remote COG for an AOI, against the AOI's own pixel bytes.
 
 Serves simulated Sentinel-1 RTC (float32 linear power) and Sentinel-2 L2A (uint16 DN)
-COGs from a range-request server on 127.0.0.1, reads the Derna case's AOI window
-through metaflood's acquisition code (GDAL /vsicurl/ range requests, the asset cache),
-and prints, per asset and tile size:
+COGs from a range-request server on 127.0.0.1, reads an AOI window through metaflood's
+acquisition code (GDAL /vsicurl/ range requests, the asset cache), and prints, per
+AOI (the Derna case's, half and twice its size), asset and tile size:
 
 - ratio: bytes the server sent / the AOI window's uncompressed pixel bytes (target <= 1.5);
 - tiles: bytes of the compressed tiles the window touches, plus the 16 kB header read,
-  over the same pixel bytes (what any COG reader must fetch at least);
+  over the same pixel bytes: the least any COG reader must fetch;
+- packed: the whole file's bytes over its uncompressed bytes (how well it compresses);
+- whole: the whole file's bytes over the AOI's pixel bytes (what a full download costs);
 - second run: bytes and requests when the same read is done again (expected: 0 and 0).
+
+Whole tiles are the unit a COG is read in, so `ratio` approaches `packed` as the AOI
+grows and exceeds it by the share of the edge tiles outside the AOI when it is small.
 
 Run from the repository root: `.venv/bin/python benchmarks/acquire_bytes.py`
 (about a minute on two cores; it writes only to a temporary directory).
@@ -36,10 +41,11 @@ from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid
 from metaflood.acquire.scene import BandRef  # noqa: E402
 from metaflood.raster import write_cog  # noqa: E402
 from metaflood.simulate import SceneSpec, simulate_event  # noqa: E402
-from tests.acquire_servers import RangeFileServer  # noqa: E402
+from tests.acquire_servers import RangeFileServer, cog_tile_bytes  # noqa: E402
 
 DERNA_AOI = box(22.575, 32.715, 22.665, 32.782)  # cases/libya_derna_2023.yaml
-SIZE, RESOLUTION = 1536, 10.0  # a 15 km square scene at 10 m around the AOI
+AOI_SCALES = (0.5, 1.0, 2.0)  # the case's AOI, and half and twice its width and height
+SIZE, RESOLUTION = 2048, 10.0  # a 20 km square scene at 10 m around the AOI
 CRS = "EPSG:32634"
 BLOCK_SIZES = (256, 512, 1024)
 
@@ -70,31 +76,34 @@ def write_assets(folder: Path) -> dict[str, Path]:
 
 
 def tile_bytes(path: Path, grid) -> int:
-    """Compressed bytes of the tiles under the grid's window: the least a reader fetches."""
-    with rasterio.open(path) as src:
-        col, row = ~src.transform @ (grid.transform[2], grid.transform[5])
-        bh, bw = src.block_shapes[0]
-        last_row = min(int(row + grid.height - 1) // bh, (src.height - 1) // bh)
-        last_col = min(int(col + grid.width - 1) // bw, (src.width - 1) // bw)
-        rows = range(max(int(row) // bh, 0), last_row + 1)
-        cols = range(max(int(col) // bw, 0), last_col + 1)
-        return sum(src.block_size(1, r, c) for r in rows for c in cols) + 16384
+    """Compressed bytes of the tiles under the grid's window, plus the 16 kB header read."""
+    return cog_tile_bytes(path, grid.transform, grid.width, grid.height) + 16384
 
 
-def measure(server: RangeFileServer, folder: Path, label: str, path: Path) -> tuple:
+def scaled_aoi(scale: float):
+    x, y = DERNA_AOI.centroid.x, DERNA_AOI.centroid.y
+    left, bottom, right, top = DERNA_AOI.bounds
+    half_w, half_h = (right - left) * scale / 2, (top - bottom) * scale / 2
+    return box(x - half_w, y - half_h, x + half_w, y + half_h)
+
+
+def measure(server: RangeFileServer, folder: Path, label: str, path: Path, aoi) -> tuple:
     href = f"{server.url}/{path.name}"
-    cache = AssetCache(folder / "cache" / path.stem)
+    cache = AssetCache(folder / "cache" / f"{path.stem}-{aoi.bounds[0]:.4f}")
     access = Access(retries=2, backoff_s=0.2)
     results = []
     for _ in range(2):
         server.state.clear()
-        grid = grid_for_aoi(href, DERNA_AOI, access, cache=cache)
+        grid = grid_for_aoi(href, aoi, access, cache=cache)
         job = Job(label, BandRef(href), grid, Resampling.bilinear)
         Downloader(cache, access, workers=2, progress=lambda message: None).read([job])
         results.append((server.state.bytes_sent(), len(server.state.requests())))
     with rasterio.open(path) as src:
-        pixel_bytes = grid.width * grid.height * np.dtype(src.dtypes[0]).itemsize
-    return grid, pixel_bytes, results, tile_bytes(path, grid)
+        itemsize = np.dtype(src.dtypes[0]).itemsize
+        pixel_bytes = grid.width * grid.height * itemsize
+        packed = path.stat().st_size / (src.width * src.height * itemsize)
+    whole = path.stat().st_size / pixel_bytes
+    return grid, pixel_bytes, results, tile_bytes(path, grid), packed, whole
 
 
 def main() -> None:
@@ -102,20 +111,24 @@ def main() -> None:
         folder = Path(tmp)
         (folder / "served").mkdir()
         paths = write_assets(folder / "served")
-        print(f"AOI: the Derna case, {DERNA_AOI.bounds}")
-        columns = ("asset", "AOI px", "read", "ratio", "tiles", "2nd run")
-        header = "{:28} {:>11} {:>9} {:>6} {:>6} {:>14}".format(*columns)
+        columns = ("AOI", "asset", "AOI px", "read", "ratio", "tiles", "packed", "whole", "2nd run")
+        header = "{:9} {:24} {:>11} {:>8} {:>6} {:>6} {:>6} {:>6} {:>12}".format(*columns)
         print(header)
         print("-" * len(header))
         with RangeFileServer(folder / "served") as server:
-            for label, path in paths.items():
-                grid, pixel_bytes, runs, tiles = measure(server, folder, label, path)
-                (sent, _), (sent2, requests2) = runs
-                print(
-                    f"{label:28} {grid.width:>5} x {grid.height:<5} {sent / 1e6:>7.2f}MB "
-                    f"{sent / pixel_bytes:>6.2f} {tiles / pixel_bytes:>6.2f} "
-                    f"{sent2:>5d} B, {requests2} req"
-                )
+            for scale in AOI_SCALES:
+                aoi = scaled_aoi(scale)
+                for label, path in paths.items():
+                    grid, pixel_bytes, runs, tiles, packed, whole = measure(
+                        server, folder, label, path, aoi
+                    )
+                    (sent, _), (sent2, requests2) = runs
+                    print(
+                        f"{f'x{scale:g} case':9} {label:24} {grid.width:>5} x {grid.height:<5}"
+                        f"{sent / 1e6:>6.2f}MB {sent / pixel_bytes:>6.2f} "
+                        f"{tiles / pixel_bytes:>6.2f} {packed:>6.2f} {whole:>6.2f} "
+                        f"{sent2:>3d} B, {requests2} req"
+                    )
 
 
 if __name__ == "__main__":

@@ -222,6 +222,24 @@ class SasTokenServer:
         self.httpd.server_close()
 
 
+def cog_tile_bytes(path: Path, transform: tuple, width: int, height: int) -> int:
+    """Compressed bytes of the tiles of band 1 under a window given on the file's pixel
+    lattice: the least any COG reader must fetch for it (besides the header)."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        col, row = ~src.transform @ (transform[2], transform[5])
+        bh, bw = src.block_shapes[0]
+        first_row, first_col = max(int(row) // bh, 0), max(int(col) // bw, 0)
+        last_row = min(int(row + height - 1) // bh, (src.height - 1) // bh)
+        last_col = min(int(col + width - 1) // bw, (src.width - 1) // bw)
+        return sum(
+            src.block_size(1, r, c)
+            for r in range(first_row, last_row + 1)
+            for c in range(first_col, last_col + 1)
+        )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,19 +1,6 @@
 # Acquisition: the embedded demo event, the search for scenes (both periods at once, so
 # SAR pre and post can share an orbit), then the AOI window of each period's scenes.
 
-# Windows already read from remote assets, keyed by asset and window.
-ACQUIRE_CACHE = "resources/cache/acquire"
-
-
-def local_scene_files(wildcards):
-    """The user's own files of a `local` source, so that replacing one reruns the search."""
-    files = []
-    for modality in ("sar", "optical"):
-        source = config["events"][wildcards.event][modality]
-        if source["source"] == "local":
-            files += [source[p] for p in ("pre", "post") if source.get(p)]
-    return files
-
 
 rule demo_event:
     output:

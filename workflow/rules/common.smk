@@ -61,6 +61,20 @@ def demo_flags(wildcards):
     return ""
 
 
+# Windows already read from remote assets, keyed by asset and window.
+ACQUIRE_CACHE = "resources/cache/acquire"
+
+
+def local_scene_files(wildcards):
+    """The user's own files of a `local` source, so that replacing one reruns the search."""
+    files = []
+    for modality in ("sar", "optical"):
+        source = config["events"][wildcards.event][modality]
+        if source["source"] == "local":
+            files += [source[p] for p in ("pre", "post") if source.get(p)]
+    return files
+
+
 def checkpoint_path(wildcards=None):
     """A configured checkpoint, or the one the train rule makes."""
     return config["model"]["checkpoint"] or "results/models/metars.pt"

@@ -264,6 +264,14 @@ def test_a_missing_optical_scene_is_acceptable_by_default(servers, tmp_path):
         assert src.tags()["absent"] == "true"
 
 
+def test_a_query_holds_even_where_the_api_does_not_implement_it(servers, tmp_path):
+    event = stac_event(servers.api.url)
+    event["optical"]["query"] = {"eo:cloud_cover": {"lt": 20}}
+    scenes = run(event, tmp_path / "out", tmp_path / "cache")
+    assert scenes["pre"]["optical"]["status"] == "found"  # 0% cloud
+    assert scenes["post"]["optical"]["status"] == "missing"  # half cloud: filtered out
+
+
 def test_an_aoi_outside_every_footprint_is_named(servers, tmp_path):
     event = stac_event(servers.api.url, aoi={"bbox": [22.70, 32.80, 22.7032, 32.8027]})
     with pytest.raises(AcquisitionError) as err:
@@ -466,3 +474,24 @@ def test_planetary_computer_urls_are_signed_when_read_and_stored_unsigned(
     for secret in (signature, key):
         assert not any(secret in text for text in stored), secret
         assert secret not in caplog.text
+
+
+def test_a_failed_read_resumes_with_what_was_already_fetched(servers, tmp_path):
+    items = copy.deepcopy(servers.provider.items)
+    vh = next(i for i in items if i["id"] == PRE_SAR)["assets"]["vh"]
+    late = servers.provider.served / SAR / PRE_SAR / "vh-late.tif"
+    vh["href"] = vh["href"].replace("vh.tif", late.name)
+    with api_with(servers, items, tmp_path) as url:
+        event = stac_event(url)
+        with pytest.raises(InputError, match="vh-late.tif.*404"):
+            run(event, tmp_path / "out", tmp_path / "cache", periods=("pre",))
+        assert_nothing_written(tmp_path / "out")
+        late.write_bytes((late.parent / "vh.tif").read_bytes())  # the asset appears
+        try:
+            servers.files.state.clear()
+            run(event, tmp_path / "out", tmp_path / "cache", periods=("pre",))
+        finally:
+            late.unlink()
+    fetched = {r.path.rsplit("/", 1)[-1] for r in servers.files.state.requests()}
+    assert "vh-late.tif" in fetched and "vv.tif" not in fetched  # vv came from the cache
+    assert (tmp_path / "out/pre/sar.tif").exists()

@@ -148,3 +148,19 @@ def test_a_local_file_becomes_a_scene_item(tmp_path):
     )
     with pytest.raises(InputError, match="has 5 bands, so band VH = 9 does not exist"):
         local_item(bad, "pre", window)
+
+
+def test_local_files_are_checked_against_file_size_and_checksum(tmp_path):
+    from metaflood.acquire.download import Access, check_file, multihash_sha256
+    from metaflood.acquire.scene import BandRef
+
+    path = tmp_path / "B04.tif"
+    path.write_bytes(b"0123456789")
+    right = multihash_sha256(path)
+    check_file(BandRef(str(path), size=10, checksum=right), Access())
+    with pytest.raises(InputError, match="is 10 bytes but the catalog says 12"):
+        check_file(BandRef(str(path), size=12, checksum=right), Access())
+    with pytest.raises(InputError, match="sha256 differs"):
+        check_file(BandRef(str(path), size=10, checksum="1220" + "0" * 64), Access())
+    with pytest.raises(InputError, match="does not exist"):
+        check_file(BandRef(str(tmp_path / "gone.tif")), Access())

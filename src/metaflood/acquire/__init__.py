@@ -126,7 +126,9 @@ class _Chooser:
             Job(f"{item.id} {MASK}", item.bands[MASK], grid, Resampling.nearest)
             for item in cand.items
         ]
-        downloader = Downloader(self.cache, self.access_for(spec), workers=self.workers)
+        downloader = Downloader(
+            _cache_for(jobs, self.cache), self.access_for(spec), workers=self.workers
+        )
         values = _mosaic(downloader.read(jobs))
         mask = _mask_codes(values, spec.mask_kind)
         observed = mask != opt.MASK_NODATA
@@ -281,10 +283,7 @@ def _read_scene(
         for item in items
     ]
     access = Access(**record["access"], retries=retry.retries, backoff_s=retry.backoff_s)
-    local = [job for job in jobs if not is_remote(job.ref.href)]
-    downloader = Downloader(
-        cache if not local else _NoCache(), access, workers=workers, progress=log.info
-    )
+    downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
     layers = downloader.read(jobs)
     per_band = [layers[i : i + len(items)] for i in range(0, len(layers), len(items))]
     data = np.stack([_mosaic(band) for band in per_band])
@@ -295,7 +294,8 @@ def _read_scene(
 
 
 class _NoCache(AssetCache):
-    """Local files are read directly: caching a copy of them would only cost disk."""
+    """Local files are read directly: a cached copy would only cost disk, and could
+    hide a file replaced or damaged since."""
 
     def __init__(self) -> None:
         super().__init__(Path("."))
@@ -305,6 +305,10 @@ class _NoCache(AssetCache):
 
     def put(self, job, data, file_scale) -> None:
         return None
+
+
+def _cache_for(jobs: list[Job], cache: AssetCache) -> AssetCache:
+    return cache if all(is_remote(job.ref.href) for job in jobs) else _NoCache()
 
 
 def _write_sar(data: np.ndarray, scale: str, grid: Grid, path: Path) -> None:

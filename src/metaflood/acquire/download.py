@@ -138,7 +138,7 @@ def check_file(ref: BandRef, access: Access) -> None:
         if ref.size is not None and length is not None and int(length) != ref.size:
             raise InputError(
                 f"{redact_url(ref.href)}: is {int(length)} bytes on the server but the catalog "
-                f"says {ref.size} (file:size): truncated or replaced"
+                f"says {ref.size} (file:size): truncated or corrupt"
             )
         return
     path = Path(ref.href)
@@ -147,10 +147,12 @@ def check_file(ref: BandRef, access: Access) -> None:
     if ref.size is not None and path.stat().st_size != ref.size:
         raise InputError(
             f"{path}: is {path.stat().st_size} bytes but the catalog says {ref.size} "
-            f"(file:size): truncated or replaced"
+            f"(file:size): truncated or corrupt"
         )
     if ref.checksum and ref.checksum.startswith("1220") and multihash_sha256(path) != ref.checksum:
-        raise InputError(f"{path}: its sha256 differs from the catalog's file:checksum")
+        raise InputError(
+            f"{path}: its sha256 differs from the catalog's file:checksum (corrupt or replaced)"
+        )
 
 
 def _hint(status: int) -> str:

@@ -18,7 +18,7 @@ from pystac_client.exceptions import APIError
 from shapely.geometry import Polygon, shape
 
 from metaflood.acquire.download import Access
-from metaflood.acquire.radiometry import plain_radiometry, reflectance_radiometry
+from metaflood.acquire.radiometry import Radiometry, plain_radiometry, reflectance_radiometry
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
 from metaflood.acquire.security import redact_text, resolve_href
 from metaflood.acquire.sources import SourceSpec
@@ -117,7 +117,7 @@ def search_api(
     return items, note
 
 
-def _asset_ref(item: pystac.Item, key: str, root: str | None, *, where: str) -> pystac.Asset:
+def _asset(item: pystac.Item, key: str) -> pystac.Asset:
     if key not in item.assets:
         raise InputError(
             f"item {item.id} of {item.collection_id} has no asset {key!r} "
@@ -134,24 +134,21 @@ def scene_item(item: pystac.Item, spec: SourceSpec, root: str | None) -> SceneIt
     if spec.mask_asset:
         keys[MASK] = spec.mask_asset
     for band, key in keys.items():
-        asset = _asset_ref(item, key, root, where=item.id)
+        asset = _asset(item, key)
         href = resolve_href(asset.href, base, root, where=f"item {item.id} asset {key}")
         raster = (asset.extra_fields.get("raster:bands") or [{}])[0]
         if band == MASK:
-            radiometry = plain_radiometry({}, 1.0, 0.0)
-            radiometry_why = "class codes"
+            radiometry = Radiometry(1.0, 0.0, "class codes")
         elif spec.modality == "optical" and spec.offset is None:
             radiometry = reflectance_radiometry(item.properties, raster, spec.scale)
-            radiometry_why = radiometry.why
         else:
             radiometry = plain_radiometry(raster, spec.scale, spec.offset)
-            radiometry_why = radiometry.why
         bands[band] = BandRef(
             href=href,
             band=1,
             scale=radiometry.scale,
             offset=radiometry.offset,
-            radiometry=radiometry_why,
+            radiometry=radiometry.why,
             size=asset.extra_fields.get("file:size"),
             checksum=asset.extra_fields.get("file:checksum"),
         )

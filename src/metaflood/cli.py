@@ -36,6 +36,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
     build_demo_event(args.event_json, args.event, Path(args.out))
 
 
+def cmd_search_scenes(args: argparse.Namespace) -> None:
+    from metaflood.acquire import search_scenes
+
+    search_scenes(
+        args.event_json,
+        args.event,
+        demo_catalog=args.demo_catalog,
+        cache_dir=Path(args.cache),
+        out=Path(args.out),
+        workers=args.threads,
+    )
+
+
 def cmd_acquire(args: argparse.Namespace) -> None:
     from metaflood.acquire import acquire_period
 
@@ -43,11 +56,13 @@ def cmd_acquire(args: argparse.Namespace) -> None:
         args.event_json,
         args.event,
         args.period,
-        demo_catalog=args.demo_catalog,
+        selection=Path(args.selection),
+        cache_dir=Path(args.cache),
         out_sar=Path(args.sar),
         out_optical=Path(args.optical),
         out_optical_mask=Path(args.optical_mask),
         out_scenes=Path(args.scenes),
+        workers=args.threads,
     )
 
 
@@ -305,11 +320,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--event-json", type=_json, required=True)
     p.add_argument("--out", required=True)
 
-    p = add("acquire", cmd_acquire, "select and read the scenes of one period")
+    p = add("search-scenes", cmd_search_scenes, "search the sources and choose the scenes")
+    p.add_argument("--event", required=True)
+    p.add_argument("--event-json", type=_json, required=True)
+    p.add_argument("--demo-catalog")
+    p.add_argument("--cache", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=4)
+
+    p = add("acquire", cmd_acquire, "read the chosen scenes of one period")
     p.add_argument("--event", required=True)
     p.add_argument("--event-json", type=_json, required=True)
     p.add_argument("--period", choices=("pre", "post"), required=True)
-    p.add_argument("--demo-catalog")
+    p.add_argument("--selection", required=True)
+    p.add_argument("--cache", required=True)
+    p.add_argument("--threads", type=int, default=4)
     for name in ("--sar", "--optical", "--optical-mask", "--scenes"):
         p.add_argument(name, required=True)
 

@@ -207,6 +207,7 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
                     f"({pre.end}) and the start of the post window ({post.start})"
                 )
         event_grid(event, key, base_dir)
+        _check_sources(event, key, base_dir)
     model = config.get("model", {})
     tile, overlap = model.get("tile", 256), model.get("overlap", 32)
     if 2 * overlap >= tile:
@@ -214,6 +215,14 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
     from metaflood.model_checks import check_model_sections
 
     check_model_sections(config, base_dir)
+
+
+def _check_sources(event: dict, key: str, base_dir: Path | str) -> None:
+    """Each modality's source settings (keys a preset needs, local files that exist)."""
+    from metaflood.acquire.sources import resolve_source
+
+    for modality in MODALITIES:
+        resolve_source(event[modality], modality, None, f"{key}.{modality}", base_dir)
 
 
 def config_hash(obj: Any) -> str:

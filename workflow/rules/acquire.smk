@@ -1,4 +1,5 @@
-# Acquisition: the embedded demo event, then the scenes of each period.
+# Acquisition: the embedded demo event, the search for scenes (both periods at once, so
+# SAR pre and post can share an orbit), then the AOI window of each period's scenes.
 
 
 rule demo_event:
@@ -21,9 +22,36 @@ rule demo_event:
         " --out {output} > {log} 2>&1"
 
 
+rule search_scenes:
+    input:
+        demo_dir,
+        local_scene_files,
+    output:
+        "results/{event}/scenes/selection.json",
+    log:
+        "results/{event}/logs/acquire_search.log",
+    benchmark:
+        "results/{event}/benchmarks/acquire_search.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        event=event_json,
+        demo=demo_flags,
+        cache=ACQUIRE_CACHE,
+    shell:
+        "python -m metaflood search-scenes --event {wildcards.event} --event-json {params.event:q}"
+        " {params.demo} --cache {params.cache} --out {output} --threads {threads} > {log} 2>&1"
+
+
 rule acquire:
     input:
         demo_dir,
+        local_scene_files,
+        selection="results/{event}/scenes/selection.json",
     output:
         sar="results/{event}/scenes/{period}/sar.tif",
         optical="results/{event}/scenes/{period}/optical.tif",
@@ -35,15 +63,15 @@ rule acquire:
         "results/{event}/benchmarks/acquire_{period}.tsv"
     conda:
         "../../envs/geo.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
     params:
         event=event_json,
-        demo=demo_flags,
+        cache=ACQUIRE_CACHE,
     shell:
         "python -m metaflood acquire --event {wildcards.event} --event-json {params.event:q}"
-        " --period {wildcards.period} {params.demo} --sar {output.sar}"
-        " --optical {output.optical} --optical-mask {output.optical_mask}"
-        " --scenes {output.scenes} > {log} 2>&1"
+        " --period {wildcards.period} --selection {input.selection} --cache {params.cache}"
+        " --threads {threads} --sar {output.sar} --optical {output.optical}"
+        " --optical-mask {output.optical_mask} --scenes {output.scenes} > {log} 2>&1"

@@ -74,6 +74,20 @@ def authors_checkpoint():
     }
 
 
+# Windows already read from remote assets, keyed by asset and window.
+ACQUIRE_CACHE = "resources/cache/acquire"
+
+
+def local_scene_files(wildcards):
+    """The user's own files of a `local` source, so that replacing one reruns the search."""
+    files = []
+    for modality in ("sar", "optical"):
+        source = config["events"][wildcards.event][modality]
+        if source["source"] == "local":
+            files += [source[p] for p in ("pre", "post") if source.get(p)]
+    return files
+
+
 def checkpoint_path(wildcards=None):
     """A configured checkpoint; else the authors' weights, converted; else rule train's."""
     if config["model"].get("checkpoint"):

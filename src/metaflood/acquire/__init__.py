@@ -1,39 +1,49 @@
-"""Acquisition: pick the scenes of one period and write them in a canonical form.
+"""Acquisition: find the scenes of an event, then read them in a canonical form.
 
-Canonical scenes (in the provider's own CRS and pixel grid, cut to the AOI):
-- sar.tif: VV, VH linear power (float32, NaN nodata)
-- optical.tif: blue, green, red, nir surface reflectance (float32, NaN nodata)
-- optical_mask.tif: 0 clear, 1 cloud, 2 cloud shadow, 255 nodata (uint8)
-- scenes.json: which items were chosen, when, and why.
-A modality with no scene in the window is written as an all-nodata raster and marked
-missing in scenes.json, so MetaRS routes around it; a period with neither is an error.
+Two steps, two rules:
+- `search_scenes` searches every source for both periods, chooses a scene per
+  modality and period (SAR pre and post from one orbit), and writes `selection.json`:
+  which items, their bands and the grid to read them on, and why. A required modality
+  with no covering scene stops here, before anything is downloaded.
+- `acquire_period` reads the AOI window of the chosen items (cached, in parallel,
+  mosaicked when a scene has several items) and writes the canonical scenes:
+  sar.tif (VV, VH linear power, float32, NaN nodata), optical.tif (blue, green, red,
+  nir reflectance, float32, NaN nodata), optical_mask.tif (0 clear, 1 cloud, 2 cloud
+  shadow, 255 nodata) and scenes.json.
+A modality with no scene is written as an all-nodata raster tagged absent=true and
+marked missing, so MetaRS routes around it; a period with neither is an error.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from shapely.geometry import Polygon
 
 from metaflood import optical as opt
 from metaflood import sar
-from metaflood.acquire.catalog import load_catalog, search_catalog
-from metaflood.acquire.read import WindowRead, read_assets
-from metaflood.acquire.select import choose
-from metaflood.acquire.sources import SourceSpec, resolve_source
-from metaflood.config import MODALITIES, aoi_polygon, event_grid, parse_day, window
+from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
+from metaflood.acquire.local import local_item
+from metaflood.acquire.scene import MASK, Grid, SceneItem
+from metaflood.acquire.security import is_remote, redact_url
+from metaflood.acquire.select import Candidate, Choice, candidates, choose_optical, choose_sar_pair
+from metaflood.acquire.sources import BANDS, OPTICAL_BANDS, SAR_BANDS, SourceSpec, resolve_source
+from metaflood.config import MODALITIES, PERIODS, Window, aoi_polygon, event_grid, parse_day, window
 from metaflood.errors import AcquisitionError, InputError
 from metaflood.raster import atomic_path, write_cog
 
 log = logging.getLogger(__name__)
 
-SAR_BANDS = ("VV", "VH")
-OPTICAL_BANDS = ("blue", "green", "red", "nir")
+__all__ = ["Retry", "acquire_period", "search_scenes"]
 
 
-def _target_day(event: dict, period: str, key: str):
+def target_day(event: dict, period: str, key: str):
     """SAR nearest the flood: the latest pre scene and the earliest post scene."""
     win = window(event, period, key)
     if "event_date" in event:
@@ -41,42 +51,289 @@ def _target_day(event: dict, period: str, key: str):
     return win.end if period == "pre" else win.start
 
 
-def _read_modality(spec: SourceSpec, item, aoi) -> tuple[WindowRead, np.ndarray | None]:
-    keys = [spec.bands[b] for b in (SAR_BANDS if spec.modality == "sar" else OPTICAL_BANDS)]
-    if spec.mask_asset:
-        keys.append(spec.mask_asset)
-    read = read_assets(item, keys, aoi, categorical=(spec.mask_asset,) if spec.mask_asset else ())
-    values = read.data[: len(keys) - (1 if spec.mask_asset else 0)]
-    if np.isnan(values).all():
-        raise InputError(f"item {item.id}: every pixel over the AOI is nodata")
-    mask_band = read.data[-1] if spec.mask_asset else None
-    read.data = values
-    return read, mask_band
+@dataclass(frozen=True)
+class Retry:
+    """How often, and how patiently, a failing read is tried again."""
+
+    retries: int = 3
+    backoff_s: float = 1.0
+
+    def access(self, spec: SourceSpec) -> Access:
+        return Access(spec.sign, spec.bearer_env, self.retries, self.backoff_s)
 
 
-def _write_sar(read: WindowRead, spec: SourceSpec, path: Path) -> None:
-    data = sar.to_linear(read.data) if spec.sar_scale == "db" else read.data
+# ---------------------------------------------------------------------------------------
+# Search and choice
+
+
+@dataclass
+class _Found:
+    items: list[SceneItem]
+    note: str
+
+
+def _search(spec: SourceSpec, period: str, win: Window, aoi: Polygon, access: Access) -> _Found:
+    if spec.kind == "local":
+        item = local_item(spec, period, win)
+        return _Found([item] if item else [], "" if item else f"no {period} file configured")
+    if spec.kind == "stac":
+        from metaflood.acquire.stac import scene_item, search_api
+
+        found, note = search_api(spec, win, aoi, access)
+        return _Found([scene_item(i, spec, None) for i in found], note)
+    from metaflood.acquire.stac import scene_item
+    from metaflood.acquire.static import search_static
+
+    found, note, root = search_static(spec, win, aoi, access)
+    return _Found([scene_item(i, spec, root) for i in found], note)
+
+
+def _mask_codes(values: np.ndarray, kind: str) -> np.ndarray:
+    """Canonical cloud mask (0 clear, 1 cloud, 2 shadow, 255 nodata) from a mask band."""
+    nodata = np.isnan(values)
+    codes = np.nan_to_num(values, nan=0).astype(np.int64)
+    if kind == "binary":
+        mask = np.where(codes != 0, opt.CLOUD, opt.CLEAR).astype(np.uint8)
+    else:
+        mask = opt.mask_from_scl(np.clip(codes, 0, 255).astype(np.uint8))
+    mask[nodata] = opt.MASK_NODATA
+    return mask
+
+
+class _Chooser:
+    """Measures candidates (their grid, their cloud over the AOI) for one event."""
+
+    def __init__(self, aoi: Polygon, cache: AssetCache, access_for, workers: int) -> None:
+        self.aoi = aoi
+        self.cache = cache
+        self.access_for = access_for
+        self.workers = workers
+        self.grids: dict[int, Grid] = {}
+
+    def grid(self, cand: Candidate, spec: SourceSpec) -> Grid:
+        if id(cand) not in self.grids:
+            first = next(iter(cand.items[0].bands.values()))
+            self.grids[id(cand)] = grid_for_aoi(
+                first.href, self.aoi, self.access_for(spec), cache=self.cache
+            )
+        return self.grids[id(cand)]
+
+    def cloud(self, cand: Candidate, spec: SourceSpec) -> float | None:
+        if MASK not in cand.items[0].bands:
+            return None
+        grid = self.grid(cand, spec)
+        jobs = [
+            Job(f"{item.id} {MASK}", item.bands[MASK], grid, Resampling.nearest)
+            for item in cand.items
+        ]
+        downloader = Downloader(
+            _cache_for(jobs, self.cache), self.access_for(spec), workers=self.workers
+        )
+        values = _mosaic(downloader.read(jobs))
+        mask = _mask_codes(values, spec.mask_kind)
+        observed = mask != opt.MASK_NODATA
+        if not observed.any():
+            return 1.0
+        return float(1.0 - (mask[observed] == opt.CLEAR).mean())
+
+
+def _missing_error(
+    key: str, modality: str, period: str, win: Window, spec: SourceSpec, reason: str
+) -> AcquisitionError:
+    return AcquisitionError(
+        f"{key}.{modality}: no {modality} scene for the {period} window {win} in collection "
+        f"{spec.collection} of {spec.provider}: {reason}. The {modality} modality is required "
+        f"in this period (required: {list(spec.required) or False}); widen the window, check "
+        f"the AOI, or set required: false to map from the other modality"
+    )
+
+
+def _redacted(item: SceneItem) -> dict:
+    """The item as selection.json keeps it: hrefs without credentials (a provider that
+    signs its URLs, like Planetary Computer, is signed again when the bands are read)."""
+    out = item.to_dict()
+    for band in out["bands"].values():
+        band["href"] = redact_url(band["href"])
+    return out
+
+
+def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> dict:
+    base = {
+        "source": spec.kind,
+        "provider": redact_url(spec.provider),
+        "collection": spec.collection,
+    }
+    if choice.candidate is None:
+        reason = choice.reason + (f" ({note})" if note else "")
+        return {"status": "missing", **base, "reason": reason}
+    cand = choice.candidate
+    record = {
+        "status": "found",
+        **base,
+        "reason": choice.reason,
+        "coverage": round(cand.coverage, 4),
+        "grid": chooser.grid(cand, spec).to_dict(),
+        "items": [_redacted(item) for item in cand.items],
+        "mask_kind": spec.mask_kind,
+        "sar_scale": spec.sar_scale,
+        "access": {"sign": spec.sign, "bearer_env": spec.bearer_env},
+    }
+    if cand.cloud is not None:
+        record["cloud_over_aoi"] = round(cand.cloud, 4)
+    return record
+
+
+def search_scenes(
+    event: dict,
+    name: str,
+    *,
+    demo_catalog: str | None,
+    cache_dir: Path,
+    out: Path,
+    workers: int = 4,
+    retry: Retry = Retry(),
+) -> dict:
+    """Search both periods of every modality, choose, and write selection.json."""
+    key = f"events.{name}"
+    aoi = aoi_polygon(event, key)
+    wins = {p: window(event, p, key) for p in PERIODS}
+    targets = {p: target_day(event, p, key) for p in PERIODS}
+    cache = AssetCache(cache_dir)
+    chooser = _Chooser(aoi, cache, retry.access, workers)
+    periods: dict[str, dict] = {
+        p: {"window": str(wins[p]), "target_day": targets[p].isoformat()} for p in PERIODS
+    }
+    for modality in MODALITIES:
+        spec = resolve_source(event[modality], modality, demo_catalog, f"{key}.{modality}")
+        access = retry.access(spec)
+        found = {p: _search(spec, p, wins[p], aoi, access) for p in PERIODS}
+        cands = {p: candidates(found[p].items, aoi) for p in PERIODS}
+        if modality == "sar":
+            choices = choose_sar_pair(
+                (cands["pre"], len(found["pre"].items)),
+                (cands["post"], len(found["post"].items)),
+                targets,
+                {p: spec.min_coverage for p in PERIODS},
+            )
+        else:
+            choices = {
+                p: choose_optical(
+                    cands[p],
+                    len(found[p].items),
+                    targets[p],
+                    spec.min_coverage,
+                    lambda c, spec=spec: chooser.cloud(c, spec),
+                )
+                for p in PERIODS
+            }
+        for period in PERIODS:
+            choice = choices[period]
+            if choice.candidate is None and spec.requires(period):
+                reason = choice.reason + (f"; {found[period].note}" if found[period].note else "")
+                raise _missing_error(key, modality, period, wins[period], spec, reason)
+            record = _record(spec, choice, chooser, found[period].note)
+            periods[period][modality] = record
+            what = choice.candidate.describe() if choice.candidate else "none"
+            log.info("%s %s %s: %s (%s)", name, period, modality, what, record["reason"])
+    for period in PERIODS:
+        if all(periods[period][m]["status"] == "missing" for m in MODALITIES):
+            searched = ", ".join(
+                f"{periods[period][m]['collection']} ({periods[period][m]['reason']})"
+                for m in MODALITIES
+            )
+            raise AcquisitionError(
+                f"{key}.{period}: no scene of either modality in the window {wins[period]} "
+                f"(searched {searched})"
+            )
+    selection = {"event": name, "aoi_bounds": list(aoi.bounds), "periods": periods}
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(selection, indent=2))
+    return selection
+
+
+# ---------------------------------------------------------------------------------------
+# Reading the chosen scenes
+
+
+def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
+    """First valid value wins, in the order the items were chosen."""
+    out = layers[0].copy()
+    for layer in layers[1:]:
+        gap = np.isnan(out)
+        out[gap] = layer[gap]
+    return out
+
+
+def _read_scene(
+    record: dict, modality: str, cache: AssetCache, workers: int, retry: Retry
+) -> np.ndarray:
+    """All bands of a found scene on its grid, (bands, rows, cols) float32; the optical
+    mask band (when there is one) last."""
+    grid = Grid.from_dict(record["grid"])
+    items = [SceneItem.from_dict(d) for d in record["items"]]
+    names = list(BANDS[modality]) + ([MASK] if MASK in items[0].bands else [])
+    jobs = [
+        Job(
+            f"{item.id} {name}",
+            item.bands[name],
+            grid,
+            Resampling.nearest if name == MASK else Resampling.bilinear,
+        )
+        for name in names
+        for item in items
+    ]
+    access = Access(**record["access"], retries=retry.retries, backoff_s=retry.backoff_s)
+    downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
+    layers = downloader.read(jobs)
+    per_band = [layers[i : i + len(items)] for i in range(0, len(layers), len(items))]
+    data = np.stack([_mosaic(band) for band in per_band])
+    if np.isnan(data[: len(BANDS[modality])]).all():
+        ids = ", ".join(item.id for item in items)
+        raise InputError(f"{ids}: every pixel over the AOI is nodata")
+    return data
+
+
+class _NoCache(AssetCache):
+    """Local files are read directly: a cached copy would only cost disk, and could
+    hide a file replaced or damaged since."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("."))
+
+    def get(self, job):
+        return None
+
+    def put(self, job, data, file_scale) -> None:
+        return None
+
+
+def _cache_for(jobs: list[Job], cache: AssetCache) -> AssetCache:
+    return cache if all(is_remote(job.ref.href) for job in jobs) else _NoCache()
+
+
+def _write_sar(data: np.ndarray, scale: str, grid: Grid, path: Path) -> None:
+    values = sar.to_linear(data) if scale == "db" else data
     write_cog(
         path,
-        data.astype(np.float32),
-        crs=read.crs,
-        transform=read.transform,
+        values.astype(np.float32),
+        crs=grid.crs,
+        transform=Affine(*grid.transform),
         nodata=np.nan,
         descriptions=SAR_BANDS,
         units=("linear power",) * 2,
     )
 
 
-def _write_optical(read: WindowRead, scl: np.ndarray | None, out: Path, out_mask: Path) -> None:
-    data = read.data
-    if scl is None:
-        mask = np.zeros(data.shape[1:], dtype=np.uint8)
+def _write_optical(data: np.ndarray, kind: str | None, grid: Grid, out: Path, out_mask: Path):
+    values = data[: len(OPTICAL_BANDS)]
+    if kind is None or data.shape[0] == len(OPTICAL_BANDS):
+        mask = np.zeros(values.shape[1:], dtype=np.uint8)
     else:
-        mask = opt.mask_from_scl(np.nan_to_num(scl, nan=opt.SCL_NODATA).astype(np.uint8))
-    mask[np.isnan(data).any(axis=0)] = opt.MASK_NODATA
-    common = {"crs": read.crs, "transform": read.transform}
+        mask = _mask_codes(data[-1], kind)
+    mask[np.isnan(values).any(axis=0)] = opt.MASK_NODATA
+    common = {"crs": grid.crs, "transform": Affine(*grid.transform)}
     write_cog(
-        out, data, nodata=np.nan, descriptions=OPTICAL_BANDS, units=("reflectance",) * 4, **common
+        out, values, nodata=np.nan, descriptions=OPTICAL_BANDS, units=("reflectance",) * 4, **common
     )
     write_cog(
         out_mask,
@@ -111,66 +368,88 @@ def _write_absent(event: dict, key: str, modality: str, paths: list[Path]) -> No
     )
 
 
+def _provenance(record: dict) -> dict:
+    """scenes.json's entry for one modality: what was used and why, no credentials."""
+    if record["status"] != "found":
+        return {k: record[k] for k in ("status", "source", "provider", "collection", "reason")}
+    items = [SceneItem.from_dict(d) for d in record["items"]]
+    first = items[0]
+    out = {
+        "status": "found",
+        "source": record["source"],
+        "provider": record["provider"],
+        "collection": record["collection"],
+        "item": ", ".join(i.id for i in items),
+        "datetime": first.datetime,
+        "coverage": record["coverage"],
+        "reason": record["reason"],
+        "properties": first.properties,
+        "items": [
+            {
+                "id": i.id,
+                "datetime": i.datetime,
+                "assets": {
+                    band: {
+                        "href": redact_url(ref.href),
+                        "band": ref.band,
+                        "scale": ref.scale,
+                        "offset": ref.offset,
+                        "radiometry": ref.radiometry,
+                    }
+                    for band, ref in i.bands.items()
+                },
+            }
+            for i in items
+        ],
+    }
+    if "cloud_over_aoi" in record:
+        out["cloud_over_aoi"] = record["cloud_over_aoi"]
+    return out
+
+
 def acquire_period(
     event: dict,
     name: str,
     period: str,
     *,
-    demo_catalog: str | None,
+    selection: Path,
+    cache_dir: Path,
     out_sar: Path,
     out_optical: Path,
     out_optical_mask: Path,
     out_scenes: Path,
+    workers: int = 4,
+    retry: Retry = Retry(),
 ) -> dict:
+    """Read one period's chosen scenes and write them in canonical form."""
     key = f"events.{name}"
-    aoi = aoi_polygon(event, key)
-    win = window(event, period, key)
-    target = _target_day(event, period, key)
-    record: dict = {"event": name, "period": period, "window": str(win)}
+    chosen = json.loads(Path(selection).read_text())["periods"][period]
+    cache = AssetCache(cache_dir)
+    data = {}
+    for modality in MODALITIES:
+        if chosen[modality]["status"] == "found":
+            data[modality] = _read_scene(chosen[modality], modality, cache, workers, retry)
+    # Everything is read before anything is written: a failure leaves no product.
     outputs = {"sar": [out_sar], "optical": [out_optical, out_optical_mask]}
-    searched = []
     for modality in MODALITIES:
-        spec = resolve_source(event[modality], modality, demo_catalog, f"{key}.{modality}")
-        catalog = load_catalog(spec.catalog)
-        items = search_catalog(catalog, spec.collection, win, aoi)
-        searched.append(f"{spec.collection} ({len(items)} items)")
-        choice = choose(items, aoi, modality, target)
-        if choice is None:
-            log.warning("%s %s: no %s scene in %s covers the AOI", name, period, modality, win)
-            record[modality] = {
-                "status": "missing",
-                "collection": spec.collection,
-                "reason": f"{len(items)} items in the window, none covering the AOI",
-            }
-            continue
-        log.info("%s %s %s: %s (%s)", name, period, modality, choice.item.id, choice.reason)
-        read, mask_band = _read_modality(spec, choice.item, aoi)
-        if modality == "sar":
-            _write_sar(read, spec, out_sar)
-        else:
-            _write_optical(read, mask_band, out_optical, out_optical_mask)
-        record[modality] = {
-            "status": "found",
-            "source": spec.name,
-            "collection": spec.collection,
-            "item": choice.item.id,
-            "datetime": choice.item.datetime.isoformat(),
-            "coverage": round(choice.coverage, 4),
-            "reason": choice.reason,
-            "properties": {
-                k: v
-                for k, v in choice.item.properties.items()
-                if k.startswith(("sat:", "sar:", "eo:cloud_cover", "platform"))
-            },
-        }
-    if all(record[m]["status"] == "missing" for m in MODALITIES):
-        raise AcquisitionError(
-            f"{key}.{period}: no scene of either modality in the window {win} "
-            f"(searched {', '.join(searched)})"
-        )
-    for modality in MODALITIES:
-        if record[modality]["status"] == "missing":
+        record = chosen[modality]
+        if modality not in data:
             _write_absent(event, key, modality, outputs[modality])
+            continue
+        grid = Grid.from_dict(record["grid"])
+        if modality == "sar":
+            _write_sar(data["sar"], record["sar_scale"], grid, out_sar)
+        else:
+            _write_optical(
+                data["optical"], record["mask_kind"], grid, out_optical, out_optical_mask
+            )
+    scenes = {
+        "event": name,
+        "period": period,
+        "window": chosen["window"],
+        "target_day": chosen["target_day"],
+        **{m: _provenance(chosen[m]) for m in MODALITIES},
+    }
     with atomic_path(out_scenes) as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
-    return record
+        tmp.write_text(json.dumps(scenes, indent=2))
+    return scenes

@@ -1,53 +1,211 @@
-"""Choosing one scene per modality and period, and saying why."""
+"""Choosing the scene of each modality and period, and saying why.
+
+Items are grouped into passes (same day, platform, and for SAR the same relative orbit
+and direction); a pass is a candidate scene, mosaicked from as many of its items as it
+takes to cover the AOI. A candidate must cover `min_coverage` of the AOI.
+
+- Optical: least cloud over the AOI (the mask band read over the AOI for the few
+  candidates with the least tile-wide cloud), to the nearest 5%; then nearest the
+  target day.
+- SAR: pre and post from the same relative orbit and orbit direction when the metadata
+  allows, the pair nearest the event; otherwise each period nearest its target day.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import pystac
 from shapely.geometry import Polygon, shape
+from shapely.ops import unary_union
 
-# An item must cover at least this share of the AOI to be used on its own.
-MIN_COVERAGE = 0.5
+from metaflood.acquire.scene import SceneItem
+
+CLOUD_STEP = 0.05  # cloud fractions closer than this count as equal
+CLOUD_CANDIDATES = 6  # candidates whose cloud over the AOI is measured
+
+
+@dataclass
+class Candidate:
+    items: list[SceneItem]
+    coverage: float
+    cloud: float | None = None  # cloud fraction over the AOI, when measured
+    cloud_source: str = ""
+
+    @property
+    def day(self) -> dt.date:
+        return self.items[0].when.date()
+
+    @property
+    def orbit(self) -> tuple | None:
+        props = self.items[0].properties
+        if "sat:relative_orbit" in props and "sat:orbit_state" in props:
+            return (props["sat:relative_orbit"], props["sat:orbit_state"])
+        return None
+
+    @property
+    def tile_cloud(self) -> float:
+        covers = [i.properties.get("eo:cloud_cover") for i in self.items]
+        known = [c for c in covers if c is not None]
+        return max(known) / 100.0 if known else 1.0
+
+    def days_from(self, target: dt.date) -> int:
+        return abs((self.day - target).days)
+
+    def describe(self) -> str:
+        ids = ", ".join(i.id for i in self.items)
+        return ids if len(self.items) == 1 else f"mosaic of {ids}"
+
+
+def coverage(footprints: list[dict], aoi: Polygon) -> float:
+    """Share of the AOI inside the union of the footprints."""
+    union = unary_union([shape(f) for f in footprints])
+    return float(union.intersection(aoi).area / aoi.area)
+
+
+def _pass_key(item: SceneItem) -> tuple:
+    props = item.properties
+    return (
+        item.when.date(),
+        props.get("platform"),
+        props.get("sat:relative_orbit"),
+        props.get("sat:orbit_state"),
+    )
+
+
+def candidates(items: list[SceneItem], aoi: Polygon) -> list[Candidate]:
+    """One candidate per pass, built greedily from the items that add most coverage."""
+    passes: dict[tuple, list[SceneItem]] = {}
+    for item in items:
+        passes.setdefault(_pass_key(item), []).append(item)
+    found = []
+    for members in passes.values():
+        chosen: list[SceneItem] = []
+        covered = 0.0
+        remaining = sorted(members, key=lambda i: -coverage([i.footprint], aoi))
+        while remaining:
+            gains = [
+                coverage([c.footprint for c in chosen] + [i.footprint], aoi) for i in remaining
+            ]
+            best = max(range(len(remaining)), key=gains.__getitem__)
+            if gains[best] <= covered + 1e-9:
+                break
+            covered = gains[best]
+            chosen.append(remaining.pop(best))
+        if chosen:
+            found.append(Candidate(chosen, covered))
+    return sorted(found, key=lambda c: (-c.coverage, c.day))
 
 
 @dataclass(frozen=True)
 class Choice:
-    item: pystac.Item
-    coverage: float
+    candidate: Candidate | None
     reason: str
 
 
-def coverage(item: pystac.Item, aoi: Polygon) -> float:
-    """Share of the AOI inside the item's footprint."""
-    return float(shape(item.geometry).intersection(aoi).area / aoi.area)
+def _usable(cands: list[Candidate], min_coverage: float) -> list[Candidate]:
+    return [c for c in cands if c.coverage >= min_coverage - 1e-9]
 
 
-def choose(items: list[pystac.Item], aoi: Polygon, modality: str, target: dt.date) -> Choice | None:
-    """Best-covering item; optical by least cloud, SAR by the date nearest the target."""
-    scored = [(item, coverage(item, aoi)) for item in items]
-    usable = [(item, cov) for item, cov in scored if cov >= MIN_COVERAGE]
+def _none_reason(cands: list[Candidate], n_items: int, min_coverage: float) -> str:
+    if not n_items:
+        return "no item in the window"
+    best = max((c.coverage for c in cands), default=0.0)
+    return (
+        f"{n_items} items in the window, none (alone or mosaicked with its pass) covers "
+        f"{min_coverage:.0%} of the AOI (best {best:.0%})"
+    )
+
+
+def choose_optical(
+    cands: list[Candidate],
+    n_items: int,
+    target: dt.date,
+    min_coverage: float,
+    cloud_over_aoi: Callable[[Candidate], float | None] | None = None,
+) -> Choice:
+    """Least cloud over the AOI (to CLOUD_STEP), then nearest the target day."""
+    usable = _usable(cands, min_coverage)
     if not usable:
-        return None
+        return Choice(None, _none_reason(cands, n_items, min_coverage))
+    usable.sort(key=lambda c: (c.tile_cloud, c.days_from(target)))
+    measured = usable[:CLOUD_CANDIDATES]
+    for cand in measured:
+        cloud = cloud_over_aoi(cand) if cloud_over_aoi else None
+        if cloud is None:
+            cand.cloud, cand.cloud_source = cand.tile_cloud, "eo:cloud_cover of the tile"
+        else:
+            cand.cloud, cand.cloud_source = cloud, "mask band over the AOI"
+    best = min(measured, key=lambda c: (round(c.cloud / CLOUD_STEP), c.days_from(target)))
+    reason = (
+        f"{len(usable)} of {n_items} items' passes cover >= {min_coverage:.0%} of the AOI; "
+        f"least cloud ({best.cloud:.0%}, {best.cloud_source}) among the {len(measured)} "
+        f"least cloudy, then nearest {target.isoformat()}"
+    )
+    return Choice(best, reason)
 
-    def days_from_target(item: pystac.Item) -> int:
-        return abs((item.datetime.date() - target).days)
 
-    if modality == "optical":
+def _nearest(usable: list[Candidate], target: dt.date) -> Candidate:
+    return min(usable, key=lambda c: (c.days_from(target), -c.coverage))
 
-        def key(pair):
-            item, cov = pair
-            return (item.properties.get("eo:cloud_cover", 100.0), -cov, days_from_target(item))
 
-        rule = "least cloud cover"
-    else:
+def choose_sar_pair(
+    pre: tuple[list[Candidate], int],
+    post: tuple[list[Candidate], int],
+    targets: dict[str, dt.date],
+    min_coverage: dict[str, float],
+) -> dict[str, Choice]:
+    """Pre and post SAR from one relative orbit and direction when both periods have it."""
+    usable = {
+        "pre": _usable(pre[0], min_coverage["pre"]),
+        "post": _usable(post[0], min_coverage["post"]),
+    }
+    counts = {"pre": pre[1], "post": post[1]}
+    by_orbit: dict[str, dict[tuple, list[Candidate]]] = {"pre": {}, "post": {}}
+    for period, cands in usable.items():
+        for cand in cands:
+            if cand.orbit is not None:
+                by_orbit[period].setdefault(cand.orbit, []).append(cand)
+    shared = set(by_orbit["pre"]) & set(by_orbit["post"])
+    if shared:
 
-        def key(pair):
-            item, cov = pair
-            return (days_from_target(item), -cov)
+        def pair(orbit):
+            a = _nearest(by_orbit["pre"][orbit], targets["pre"])
+            b = _nearest(by_orbit["post"][orbit], targets["post"])
+            return a.days_from(targets["pre"]) + b.days_from(targets["post"]), a, b
 
-        rule = f"nearest to {target.isoformat()}"
-    item, cov = min(usable, key=key)
-    reason = f"{len(usable)} of {len(items)} items cover >= {MIN_COVERAGE:.0%} of the AOI; {rule}"
-    return Choice(item, cov, reason)
+        gap, pre_choice, post_choice = min(
+            (pair(o) for o in sorted(shared, key=str)), key=lambda p: p[0]
+        )
+        orbit = pre_choice.orbit
+        why = (
+            f"same relative orbit {orbit[0]} ({orbit[1]}) before and after, "
+            f"the pair nearest the event ({gap} days off in all)"
+        )
+        return {
+            "pre": Choice(pre_choice, f"{len(usable['pre'])} covering passes; {why}"),
+            "post": Choice(post_choice, f"{len(usable['post'])} covering passes; {why}"),
+        }
+    choices = {}
+    for period in ("pre", "post"):
+        cands = usable[period]
+        if not cands:
+            choices[period] = Choice(
+                None,
+                _none_reason(
+                    pre[0] if period == "pre" else post[0], counts[period], min_coverage[period]
+                ),
+            )
+            continue
+        best = _nearest(cands, targets[period])
+        note = (
+            "no relative orbit seen in both periods"
+            if usable["pre"] and usable["post"]
+            else "the other period has no covering scene"
+        )
+        choices[period] = Choice(
+            best,
+            f"{len(cands)} covering passes; nearest {targets[period].isoformat()} ({note})",
+        )
+    return choices

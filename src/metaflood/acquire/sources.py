@@ -1,36 +1,243 @@
-"""Where each modality's scenes come from, and how their assets map to our bands."""
+"""Where each modality's scenes come from, and how their assets map to our bands.
+
+One `SourceSpec` per event and modality, built from the configuration (and a preset),
+checked before any job starts so that a wrong key stops the run with its name.
+
+Whether a modality must be found (`required`): true (both periods), false, "pre" or
+"post". By default SAR is required in both periods (it sees through cloud, and the flood
+confidence rests on its pre/post change), optical is not (MetaRS maps from SAR where
+optical is missing or cloudy, which is the point of the method). A required modality
+that has no scene covering the AOI in a window stops the run with the window and the
+collection named; a modality that is not required is written as absent.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from metaflood.acquire.presets import PRESETS
 from metaflood.errors import ConfigError
+
+SAR_BANDS = ("VV", "VH")
+OPTICAL_BANDS = ("blue", "green", "red", "nir")
+BANDS = {"sar": SAR_BANDS, "optical": OPTICAL_BANDS}
+# A scene (one item, or a mosaic of items from one pass) must cover this share of the AOI.
+DEFAULT_MIN_COVERAGE = 0.95
+DEFAULT_REQUIRED = {"sar": True, "optical": False}
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    name: str
-    modality: str
-    catalog: str
-    collection: str
-    bands: dict[str, str] = field(default_factory=dict)  # our band name -> asset key
-    mask_asset: str | None = None  # Sentinel-2 SCL-like classification asset
-    sar_scale: str = "linear"  # "linear" power or "db"
+    kind: str  # demo | stac | static | local
+    modality: str  # sar | optical
+    provider: str  # how messages name the provider
+    collection: str = ""
+    url: str = ""  # STAC API root (stac), catalog href (static, demo)
+    bands: dict[str, str] = field(default_factory=dict)  # our band -> asset key
+    mask_asset: str | None = None
+    mask_kind: str = "scl"  # scl: Sentinel-2 scene classification; binary: nonzero = cloud
+    query: dict = field(default_factory=dict)
+    sign: str | None = None  # "planetary-computer": sign hrefs with SAS tokens
+    bearer_env: str | None = None  # environment variable holding a bearer token
+    required: tuple[str, ...] = ()  # periods in which the modality must be found
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+    sar_scale: str = "linear"
+    scale: float | None = None  # overrides of the assets' own scale and offset
+    offset: float | None = None
+    max_items: int = 200
+    local: dict = field(default_factory=dict)  # local: {pre: path, post: path}
+    local_bands: dict[str, int] = field(default_factory=dict)  # local: our band -> index
+    mask_band: int | None = None  # local: band holding the cloud mask
+
+    def requires(self, period: str) -> bool:
+        return period in self.required
 
 
-def _demo(modality: str, demo_catalog: str | None, key: str) -> SourceSpec:
+def _required(cfg: dict, modality: str) -> tuple[str, ...]:
+    value = cfg.get("required", DEFAULT_REQUIRED[modality])
+    if value is True:
+        return ("pre", "post")
+    if value is False:
+        return ()
+    return (value,)
+
+
+def _common(cfg: dict, modality: str) -> dict:
+    return {
+        "required": _required(cfg, modality),
+        "min_coverage": float(cfg.get("min_coverage", DEFAULT_MIN_COVERAGE)),
+    }
+
+
+def _check_bands(bands: dict, modality: str, key: str) -> None:
+    missing = [b for b in BANDS[modality] if b not in bands]
+    if missing:
+        raise ConfigError(
+            f"{key}: no band given for {', '.join(missing)} "
+            f"(a {modality} source needs {', '.join(BANDS[modality])})"
+        )
+
+
+def _demo(cfg: dict, modality: str, demo_catalog: str | None, key: str) -> SourceSpec:
     from metaflood.demo_catalog import OPTICAL_COLLECTION, SAR_COLLECTION
 
-    if not demo_catalog or not Path(demo_catalog).exists():
+    if demo_catalog is not None and not Path(demo_catalog).exists():
         raise ConfigError(f"{key}: source demo needs the generated catalog ({demo_catalog})")
+    common = {"url": demo_catalog or "", **_common(cfg, modality)}
     if modality == "sar":
-        return SourceSpec("demo", "sar", demo_catalog, SAR_COLLECTION, {"VV": "vv", "VH": "vh"})
+        return SourceSpec(
+            "demo",
+            "sar",
+            "the demo catalog",
+            SAR_COLLECTION,
+            bands={"VV": "vv", "VH": "vh"},
+            **common,
+        )
     bands = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
-    return SourceSpec("demo", "optical", demo_catalog, OPTICAL_COLLECTION, bands, "SCL")
+    return SourceSpec(
+        "demo",
+        "optical",
+        "the demo catalog",
+        OPTICAL_COLLECTION,
+        bands=bands,
+        mask_asset="SCL",
+        **common,
+    )
 
 
-def resolve_source(cfg: dict, modality: str, demo_catalog: str | None, key: str) -> SourceSpec:
-    if cfg["source"] == "demo":
-        return _demo(modality, demo_catalog, key)
-    raise ConfigError(f"{key}.source: unknown source {cfg['source']!r}")
+def _stac(cfg: dict, modality: str, key: str) -> SourceSpec:
+    preset_name = cfg.get("preset")
+    preset = PRESETS.get(preset_name, {}) if preset_name else {}
+    if preset_name and preset_name not in PRESETS:
+        raise ConfigError(f"{key}.preset: unknown preset {preset_name!r} ({', '.join(PRESETS)})")
+    defaults = preset.get(modality, {})
+    if preset_name and not defaults:
+        raise ConfigError(
+            f"{key}.preset: {preset['title']} has no {modality} collection in metaflood's "
+            f"presets; give url, collection and assets instead"
+        )
+    url = cfg.get("url") or preset.get("url")
+    if not url:
+        raise ConfigError(f"{key}: a stac source needs url (the STAC API root) or a preset")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"{key}.url: {url!r} is not an http(s) URL")
+    collection = cfg.get("collection") or defaults.get("collection")
+    if not collection:
+        raise ConfigError(f"{key}: a stac source needs collection (or a preset)")
+    bands = {**defaults.get("assets", {}), **cfg.get("assets", {})}
+    _check_bands(bands, modality, f"{key}.assets")
+    host = urlsplit(url).hostname or ""
+    sign = cfg.get("sign", preset.get("sign"))
+    if sign is None and host.endswith("planetarycomputer.microsoft.com"):
+        sign = "planetary-computer"
+    provider = preset.get("title") or host
+    return SourceSpec(
+        "stac",
+        modality,
+        f"{provider} ({url})",
+        collection,
+        url=url,
+        bands=bands,
+        mask_asset=cfg.get("mask_asset", defaults.get("mask_asset")),
+        mask_kind=cfg.get("mask_kind", defaults.get("mask_kind", "scl")),
+        query=dict(cfg.get("query", {})),
+        sign=sign or None,
+        bearer_env=(cfg.get("auth") or {}).get("bearer_env"),
+        sar_scale=cfg.get("sar_scale", defaults.get("sar_scale", "linear")),
+        scale=cfg.get("scale", defaults.get("scale")),
+        offset=cfg.get("offset"),
+        max_items=int(cfg.get("max_items", 200)),
+        **_common(cfg, modality),
+    )
+
+
+def _static(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
+    catalog = cfg.get("catalog")
+    if not catalog:
+        raise ConfigError(f"{key}: a static source needs catalog (a catalog.json path or URL)")
+    if not cfg.get("collection"):
+        raise ConfigError(f"{key}: a static source needs collection")
+    remote = urlsplit(catalog).scheme in ("http", "https")
+    if not remote:
+        path = Path(base_dir) / catalog
+        if not path.is_file():
+            raise ConfigError(f"{key}.catalog: {path} does not exist")
+        catalog = str(path)
+    bands = dict(cfg.get("assets", {}))
+    _check_bands(bands, modality, f"{key}.assets")
+    return SourceSpec(
+        "static",
+        modality,
+        f"the static catalog {catalog}",
+        cfg["collection"],
+        url=catalog,
+        bands=bands,
+        mask_asset=cfg.get("mask_asset"),
+        mask_kind=cfg.get("mask_kind", "scl"),
+        query=dict(cfg.get("query", {})),
+        bearer_env=(cfg.get("auth") or {}).get("bearer_env"),
+        sar_scale=cfg.get("sar_scale", "linear"),
+        scale=cfg.get("scale"),
+        offset=cfg.get("offset"),
+        **_common(cfg, modality),
+    )
+
+
+def _local(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
+    files = {}
+    for period in ("pre", "post"):
+        if cfg.get(period):
+            path = Path(base_dir) / cfg[period]
+            if not path.is_file():
+                raise ConfigError(f"{key}.{period}: {path} does not exist")
+            files[period] = str(path)
+    if not files:
+        raise ConfigError(f"{key}: a local source needs a file for pre, post or both")
+    bands = {name: int(index) for name, index in cfg.get("bands", {}).items()}
+    _check_bands(bands, modality, f"{key}.bands")
+    for period in _required(cfg, modality):
+        if period not in files:
+            raise ConfigError(
+                f"{key}.{period}: the {modality} modality is required in the {period} period "
+                f"but no {period} file is given (or set required: false)"
+            )
+    mask = cfg.get("mask") or {}
+    if mask and modality != "optical":
+        raise ConfigError(f"{key}.mask: only an optical source has a cloud mask")
+    return SourceSpec(
+        "local",
+        modality,
+        "local files",
+        "local",
+        bands={},
+        mask_kind=mask.get("kind", "scl"),
+        sar_scale=cfg.get("sar_scale", "linear"),
+        scale=cfg.get("scale"),
+        offset=cfg.get("offset"),
+        local=files,
+        local_bands=bands,
+        mask_band=mask.get("band"),
+        **_common(cfg, modality),
+    )
+
+
+def resolve_source(
+    cfg: dict,
+    modality: str,
+    demo_catalog: str | None,
+    key: str,
+    base_dir: Path | str = ".",
+) -> SourceSpec:
+    """The checked source of one modality; ConfigError naming the key when it is wrong."""
+    kind = cfg["source"]
+    if kind == "demo":
+        return _demo(cfg, modality, demo_catalog, key)
+    if kind == "stac":
+        return _stac(cfg, modality, key)
+    if kind == "static":
+        return _static(cfg, modality, key, Path(base_dir))
+    if kind == "local":
+        return _local(cfg, modality, key, Path(base_dir))
+    raise ConfigError(f"{key}.source: unknown source {kind!r}")

@@ -1,0 +1,67 @@
+"""The user's own GeoTIFFs: one file per period and modality, with a band mapping.
+
+A local file becomes a scene item like any STAC item, so it goes through the same
+selection (coverage of the AOI) and the same reading code. Files carry no reliable
+acquisition time, so the item is dated to the middle of its window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping
+
+from metaflood.acquire.radiometry import plain_radiometry
+from metaflood.acquire.scene import MASK, BandRef, SceneItem
+from metaflood.acquire.sources import SourceSpec
+from metaflood.config import Window
+from metaflood.errors import InputError
+
+
+def _footprint(src: rasterio.DatasetReader) -> dict:
+    outline = mapping(box(*src.bounds))
+    return transform_geom(src.crs, "EPSG:4326", outline, antimeridian_cutting=True, precision=8)
+
+
+def local_item(spec: SourceSpec, period: str, window: Window) -> SceneItem | None:
+    """The period's file as a scene item; None when the configuration gives no file."""
+    path = spec.local.get(period)
+    if path is None:
+        return None
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(f"{path}: has no coordinate reference system")
+            count, footprint = src.count, _footprint(src)
+            tags = src.tags()
+    except RasterioError as err:
+        raise InputError(f"{path}: cannot be read as a raster ({err})") from err
+    wanted = dict(spec.local_bands)
+    if spec.mask_band is not None:
+        wanted[MASK] = spec.mask_band
+    for name, index in wanted.items():
+        if not 1 <= index <= count:
+            raise InputError(f"{path}: has {count} bands, so band {name} = {index} does not exist")
+    radiometry = plain_radiometry({}, spec.scale, spec.offset)
+    bands = {
+        name: BandRef(
+            href=str(path),
+            band=index,
+            scale=1.0 if name == MASK else radiometry.scale,
+            offset=0.0 if name == MASK else radiometry.offset,
+            radiometry="class codes" if name == MASK else radiometry.why,
+        )
+        for name, index in wanted.items()
+    }
+    when = dt.datetime.combine(window.middle, dt.time(12), dt.UTC)
+    return SceneItem(
+        id=f"local-{period}-{spec.modality}",
+        datetime=when.isoformat(),
+        footprint=footprint,
+        bands=bands,
+        properties={"file": str(path), "acquired": tags.get("TIFFTAG_DATETIME", "unknown")},
+        collection="local",
+    )

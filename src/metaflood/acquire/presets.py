@@ -1,0 +1,45 @@
+"""Ready settings for the STAC APIs the project knows, per modality.
+
+A preset fills in what a `stac` source leaves out (the API URL, the collection, which
+asset is which band, the cloud mask, URL signing); anything the configuration gives
+wins. Asset keys are those of each provider's collections.
+"""
+
+from __future__ import annotations
+
+PLANETARY_COMPUTER_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
+EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
+
+PRESETS: dict[str, dict] = {
+    "planetary-computer": {
+        "title": "Microsoft Planetary Computer",
+        "url": PLANETARY_COMPUTER_URL,
+        "sign": "planetary-computer",
+        "sar": {
+            # Sentinel-1 GRD, radiometrically terrain corrected, gamma0 in linear power.
+            "collection": "sentinel-1-rtc",
+            "assets": {"VV": "vv", "VH": "vh"},
+            "sar_scale": "linear",
+        },
+        "optical": {
+            # Sentinel-2 Level-2A; DNs are reflectance x 10000 (+1000 from baseline 04.00).
+            "collection": "sentinel-2-l2a",
+            "assets": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"},
+            "mask_asset": "SCL",
+            "mask_kind": "scl",
+            "scale": 0.0001,
+        },
+    },
+    "earth-search": {
+        "title": "Element 84 Earth Search",
+        "url": EARTH_SEARCH_URL,
+        "sign": None,
+        "optical": {
+            "collection": "sentinel-2-l2a",
+            "assets": {"blue": "blue", "green": "green", "red": "red", "nir": "nir"},
+            "mask_asset": "scl",
+            "mask_kind": "scl",
+            "scale": 0.0001,
+        },
+    },
+}

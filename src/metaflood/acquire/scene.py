@@ -1,0 +1,68 @@
+"""What a chosen scene is made of, in a form that survives a JSON round trip.
+
+A scene is one or more items of one pass (a mosaic when one item does not cover the
+AOI). Each item names, per canonical band, the file and band to read and how to scale
+it. The search stage writes these to `selection.json`; the read stage needs nothing
+else, whatever the source was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+MASK = "mask"  # the band key of an optical cloud/quality mask
+
+
+@dataclass(frozen=True)
+class BandRef:
+    href: str  # absolute path or URL, never signed
+    band: int = 1  # 1-based band index in the file
+    scale: float | None = None  # None: the file's own
+    offset: float | None = None
+    radiometry: str = ""  # why this scale and offset
+    size: int | None = None  # file:size, when the catalog gives it
+    checksum: str | None = None  # file:checksum (multihash), when the catalog gives it
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BandRef:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class SceneItem:
+    id: str
+    datetime: str  # ISO 8601, UTC
+    footprint: dict  # GeoJSON geometry, lon/lat
+    bands: dict[str, BandRef]
+    properties: dict = field(default_factory=dict)
+    collection: str = ""
+
+    @property
+    def when(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.datetime.replace("Z", "+00:00"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SceneItem:
+        bands = {k: BandRef.from_dict(v) for k, v in d["bands"].items()}
+        return cls(**{**d, "bands": bands})
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The pixel grid a scene is read onto: the first asset's CRS and pixel size."""
+
+    crs: str
+    transform: tuple[float, ...]  # the six affine coefficients
+    width: int
+    height: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Grid:
+        return cls(d["crs"], tuple(d["transform"]), int(d["width"]), int(d["height"]))

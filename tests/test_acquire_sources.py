@@ -1,0 +1,166 @@
+"""Source settings (presets, checks that name the key), radiometry, local files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from rasterio.transform import from_origin
+from shapely.geometry import shape
+
+from metaflood.acquire.local import local_item
+from metaflood.acquire.radiometry import plain_radiometry, reflectance_radiometry
+from metaflood.acquire.scene import MASK
+from metaflood.acquire.sources import resolve_source
+from metaflood.config import Window, parse_day
+from metaflood.errors import ConfigError, InputError
+from metaflood.raster import write_cog
+from metaflood.workflow import check_config_file
+from tests.conftest import demo_event_config
+
+
+def resolve(cfg: dict, modality: str = "optical"):
+    return resolve_source(cfg, modality, None, f"events.x.{modality}")
+
+
+def test_planetary_computer_preset():
+    optical = resolve({"source": "stac", "preset": "planetary-computer"})
+    assert optical.url == "https://planetarycomputer.microsoft.com/api/stac/v1"
+    assert optical.collection == "sentinel-2-l2a" and optical.mask_asset == "SCL"
+    assert optical.bands == {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+    assert optical.sign == "planetary-computer" and optical.scale == 0.0001
+    assert optical.required == () and "Planetary Computer" in optical.provider
+    sar = resolve({"source": "stac", "preset": "planetary-computer"}, "sar")
+    assert sar.collection == "sentinel-1-rtc" and sar.bands == {"VV": "vv", "VH": "vh"}
+    assert sar.required == ("pre", "post") and sar.sar_scale == "linear"
+
+
+def test_earth_search_preset_and_overrides():
+    spec = resolve(
+        {
+            "source": "stac",
+            "preset": "earth-search",
+            "assets": {"nir": "nir08"},
+            "query": {"eo:cloud_cover": {"lt": 50}},
+            "required": "post",
+        }
+    )
+    assert spec.url.startswith("https://earth-search.aws.element84.com")
+    assert spec.bands["nir"] == "nir08" and spec.bands["red"] == "red"
+    assert spec.mask_asset == "scl" and spec.sign is None and spec.required == ("post",)
+    with pytest.raises(ConfigError, match="events.x.sar.preset: Element 84 Earth Search has no"):
+        resolve({"source": "stac", "preset": "earth-search"}, "sar")
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"source": "stac"}, "events.x.optical: a stac source needs url"),
+        ({"source": "stac", "url": "ftp://x"}, "events.x.optical.url: 'ftp://x' is not"),
+        (
+            {"source": "stac", "url": "https://x", "collection": "c", "assets": {"blue": "b"}},
+            "events.x.optical.assets: no band given for green, red, nir",
+        ),
+        ({"source": "static", "collection": "c"}, "events.x.optical: a static source needs"),
+        ({"source": "static", "catalog": "nowhere.json", "collection": "c"}, "does not exist"),
+        ({"source": "local", "bands": {}}, "events.x.optical: a local source needs a file"),
+    ],
+)
+def test_wrong_source_settings_name_the_key(cfg, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        resolve(cfg)
+
+
+def test_a_required_local_period_needs_its_file(tmp_path):
+    path = tmp_path / "pre.tif"
+    path.write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"events\.x\.sar\.post: the sar modality is required"):
+        resolve({"source": "local", "pre": str(path), "bands": {"VV": 1, "VH": 2}}, "sar")
+
+
+def test_the_configuration_checker_knows_the_sources(tmp_path):
+    event = demo_event_config()
+    event["sar"] = {"source": "stac", "preset": "planetary-computer", "required": "pre"}
+    event["optical"] = {"source": "static", "collection": "c"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"events": {"x": event}}))
+    with pytest.raises(ConfigError, match="events.x.optical: a static source needs catalog"):
+        check_config_file(path)
+    event["optical"] = {"source": "stac", "preset": "mars-search"}
+    path.write_text(yaml.safe_dump({"events": {"x": event}}))
+    with pytest.raises(ConfigError, match="events.x.optical.preset: 'mars-search' is not one of"):
+        check_config_file(path)
+
+
+@pytest.mark.parametrize(
+    ("properties", "band", "expected"),
+    [
+        ({"s2:processing_baseline": "05.09"}, {}, (0.0001, -0.1)),
+        ({"s2:processing_baseline": "03.01"}, {}, (0.0001, 0.0)),
+        ({"earthsearch:boa_offset_applied": True}, {"scale": 0.0001, "offset": -0.1}, (0.0001, 0)),
+        (
+            {"earthsearch:boa_offset_applied": False, "s2:processing_baseline": "04.00"},
+            {"scale": 0.0001, "offset": -0.1},
+            (0.0001, -0.1),
+        ),
+        ({}, {"scale": 0.0001, "offset": -0.1}, (0.0001, -0.1)),
+    ],
+)
+def test_sentinel2_offset_follows_the_processing_baseline(properties, band, expected):
+    result = reflectance_radiometry(properties, band, 0.0001)
+    assert (result.scale, pytest.approx(result.offset)) == (expected[0], expected[1])
+
+
+def test_radiometry_without_metadata_is_the_files_own():
+    assert reflectance_radiometry({}, {}).scale is None
+    assert plain_radiometry({}).why == "the file's own scale and offset"
+    assert plain_radiometry({}, 2.0).offset == 0.0
+
+
+def test_a_local_file_becomes_a_scene_item(tmp_path):
+    data = np.ones((5, 20, 20), np.uint16)
+    path = write_cog(
+        tmp_path / "s2.tif",
+        data,
+        crs="EPSG:32634",
+        transform=from_origin(640000, 3630000, 10, 10),
+        nodata=0,
+    )
+    spec = resolve(
+        {
+            "source": "local",
+            "pre": str(path),
+            "bands": {"blue": 1, "green": 2, "red": 3, "nir": 4},
+            "mask": {"band": 5, "kind": "binary"},
+            "scale": 0.0001,
+        }
+    )
+    window = Window(parse_day("2023-09-01", "x"), parse_day("2023-09-09", "x"))
+    item = local_item(spec, "pre", window)
+    assert item.when.date().isoformat() == "2023-09-05"
+    assert item.bands["red"].band == 3 and item.bands["red"].scale == 0.0001
+    assert item.bands[MASK].band == 5 and item.bands[MASK].scale == 1.0
+    lon_min, lat_min, lon_max, lat_max = shape(item.footprint).bounds
+    assert 22.49 < lon_min < lon_max < 22.5 and 32.78 < lat_min < lat_max < 32.8
+    assert local_item(spec, "post", window) is None
+    bad = resolve(
+        {"source": "local", "pre": str(path), "bands": {"VV": 1, "VH": 9}, "required": "pre"}, "sar"
+    )
+    with pytest.raises(InputError, match="has 5 bands, so band VH = 9 does not exist"):
+        local_item(bad, "pre", window)
+
+
+def test_local_files_are_checked_against_file_size_and_checksum(tmp_path):
+    from metaflood.acquire.download import Access, check_file, multihash_sha256
+    from metaflood.acquire.scene import BandRef
+
+    path = tmp_path / "B04.tif"
+    path.write_bytes(b"0123456789")
+    right = multihash_sha256(path)
+    check_file(BandRef(str(path), size=10, checksum=right), Access())
+    with pytest.raises(InputError, match="is 10 bytes but the catalog says 12"):
+        check_file(BandRef(str(path), size=12, checksum=right), Access())
+    with pytest.raises(InputError, match="sha256 differs"):
+        check_file(BandRef(str(path), size=10, checksum="1220" + "0" * 64), Access())
+    with pytest.raises(InputError, match="does not exist"):
+        check_file(BandRef(str(tmp_path / "gone.tif")), Access())

@@ -87,15 +87,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _error(self, status: int) -> None:
         body = f"{status}\n".encode()
+        # Recorded before the client can see the answer: a test reading the log right
+        # after its client failed must find this request there.
+        self._record(status, 0 if self.command == "HEAD" else len(body))
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
-        sent = 0
         if self.command != "HEAD":
             self.wfile.write(body)
-            sent = len(body)
-        self._record(status, sent)
 
     def _file(self) -> Path | None:
         relative = urlsplit(self.path).path.lstrip("/")
@@ -136,13 +136,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:  # suffix range: the last N bytes
                 start, end = max(size - int(last), 0), size - 1
             if start >= size:
+                self._record(416, 0)
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                return self._record(416, 0)
+                return
             status = 206
         body = data[start : end + 1]
+        self._record(status, 0 if self.command == "HEAD" else len(body))
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
@@ -150,11 +152,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
-        sent = 0
         if self.command != "HEAD":
             self.wfile.write(body)
-            sent = len(body)
-        self._record(status, sent)
 
 
 class RangeFileServer:

@@ -4,8 +4,6 @@
 
 
 rule sar_change:
-    wildcard_constraints:
-        event=UNTILED,
     input:
         stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
         valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
@@ -21,6 +19,8 @@ rule sar_change:
         "results/{event}/logs/sar_change.log",
     benchmark:
         "results/{event}/benchmarks/sar_change.tsv"
+    wildcard_constraints:
+        event=UNTILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -177,8 +177,6 @@ rule stats:
 
 
 rule sar_thresholds:
-    wildcard_constraints:
-        event=TILED,
     input:
         stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
         valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
@@ -188,6 +186,8 @@ rule sar_thresholds:
         "results/{event}/logs/sar_thresholds.log",
     benchmark:
         "results/{event}/benchmarks/sar_thresholds.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -202,8 +202,6 @@ rule sar_thresholds:
 
 
 rule sar_change_tile:
-    wildcard_constraints:
-        event=TILED,
     input:
         stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
         valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
@@ -215,6 +213,8 @@ rule sar_change_tile:
         "results/{event}/logs/sar_change_{tile}.log",
     benchmark:
         "results/{event}/benchmarks/sar_change_{tile}.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -232,8 +232,6 @@ rule sar_change_tile:
 
 
 rule sar_change_gather:
-    wildcard_constraints:
-        event=TILED,
     input:
         evidence=tile_files("results/{event}/flood/tiles/{tile}_sar_change.tif"),
         ratio=tile_files("results/{event}/flood/tiles/{tile}_sar_logratio.tif"),
@@ -246,6 +244,8 @@ rule sar_change_gather:
         "results/{event}/logs/sar_change_gather.log",
     benchmark:
         "results/{event}/benchmarks/sar_change_gather.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/geo.yaml"
     threads: 2

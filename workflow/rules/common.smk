@@ -127,7 +127,9 @@ def final_products():
 # Tiling: an event whose grid is larger than tiling.tile_px runs co-registration, land
 # cover and SAR change as one job per tile, gathered into the untiled products' paths.
 TILES = {
-    event: event_tiles(event_grid(config["events"][event], f"events.{event}"), config["tiling"])
+    event: event_tiles(
+        event_grid(config["events"][event], f"events.{event}"), config["tiling"]
+    )
     for event in EVENTS
 }
 TILED_EVENTS = [event for event in EVENTS if len(TILES[event]) > 1]

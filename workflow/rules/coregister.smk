@@ -3,8 +3,6 @@
 
 
 rule coregister:
-    wildcard_constraints:
-        event=UNTILED,
     input:
         sar="results/{event}/scenes/{period}/sar.tif",
         optical="results/{event}/scenes/{period}/optical.tif",
@@ -18,6 +16,8 @@ rule coregister:
         "results/{event}/logs/coregister_{period}.log",
     benchmark:
         "results/{event}/benchmarks/coregister_{period}.tsv"
+    wildcard_constraints:
+        event=UNTILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -40,8 +40,6 @@ rule coregister:
 
 
 rule coregister_shifts:
-    wildcard_constraints:
-        event=TILED,
     input:
         sar="results/{event}/scenes/{period}/sar.tif",
         optical="results/{event}/scenes/{period}/optical.tif",
@@ -53,6 +51,8 @@ rule coregister_shifts:
         "results/{event}/logs/coregister_shifts_{period}.log",
     benchmark:
         "results/{event}/benchmarks/coregister_shifts_{period}.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -71,8 +71,6 @@ rule coregister_shifts:
 
 
 rule coregister_tile:
-    wildcard_constraints:
-        event=TILED,
     input:
         sar="results/{event}/scenes/{period}/sar.tif",
         optical="results/{event}/scenes/{period}/optical.tif",
@@ -85,6 +83,8 @@ rule coregister_tile:
         "results/{event}/logs/coregister_{period}_{tile}.log",
     benchmark:
         "results/{event}/benchmarks/coregister_{period}_{tile}.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -105,8 +105,6 @@ rule coregister_tile:
 
 
 rule coregister_gather:
-    wildcard_constraints:
-        event=TILED,
     input:
         shifts="results/{event}/aligned/tiles/{period}_shifts.json",
         stacks=tile_files("results/{event}/aligned/tiles/{period}/{tile}.tif"),
@@ -119,6 +117,8 @@ rule coregister_gather:
         "results/{event}/logs/coregister_gather_{period}.log",
     benchmark:
         "results/{event}/benchmarks/coregister_gather_{period}.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/geo.yaml"
     threads: 2

@@ -94,8 +94,6 @@ rule evaluate:
 
 
 rule landcover:
-    wildcard_constraints:
-        event=UNTILED,
     input:
         stack="results/{event}/aligned/{period}.tif",
         valid="results/{event}/aligned/{period}_valid.tif",
@@ -108,6 +106,8 @@ rule landcover:
         "results/{event}/logs/landcover_{period}.log",
     benchmark:
         "results/{event}/benchmarks/landcover_{period}.tsv"
+    wildcard_constraints:
+        event=UNTILED,
     conda:
         "../../envs/torch.yaml"
     threads: 8
@@ -127,8 +127,6 @@ rule landcover:
 
 
 rule landcover_tile:
-    wildcard_constraints:
-        event=TILED,
     input:
         stack="results/{event}/aligned/{period}.tif",
         valid="results/{event}/aligned/{period}_valid.tif",
@@ -140,6 +138,8 @@ rule landcover_tile:
         "results/{event}/logs/landcover_{period}_{tile}.log",
     benchmark:
         "results/{event}/benchmarks/landcover_{period}_{tile}.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/torch.yaml"
     threads: 8
@@ -158,8 +158,6 @@ rule landcover_tile:
 
 
 rule landcover_gather:
-    wildcard_constraints:
-        event=TILED,
     input:
         proba=tile_files("results/{event}/landcover/tiles/{period}/{tile}_proba.tif"),
         route=tile_files("results/{event}/landcover/tiles/{period}/{tile}_route.tif"),
@@ -171,6 +169,8 @@ rule landcover_gather:
         "results/{event}/logs/landcover_gather_{period}.log",
     benchmark:
         "results/{event}/benchmarks/landcover_gather_{period}.tsv"
+    wildcard_constraints:
+        event=TILED,
     conda:
         "../../envs/torch.yaml"
     threads: 2

@@ -474,11 +474,16 @@ def predict_tile(
         )
         if (vsrc.height, vsrc.width) != (src.height, src.width) or vsrc.transform != src.transform:
             raise InputError(f"{valid_path} and {aligned_path} are not on the same grid")
-        shape = (int(window.height), int(window.width))
-        reader = SceneReader(src, vsrc, loaded, seam_sigma, max(shape[1], tile), window)
+        # A tile smaller than one model window is mapped from a model window of real
+        # context around it, never zero padding (instance norm sees the whole window).
+        run = context_window(window, tile, src.height, src.width)
+        shape = (int(run.height), int(run.width))
+        reader = SceneReader(src, vsrc, loaded, seam_sigma, max(shape[1], tile), run)
+        r0, c0 = int(window.row_off - run.row_off), int(window.col_off - run.col_off)
+        r1, c1 = r0 + int(window.height), c0 + int(window.width)
         grid = {
-            "width": shape[1],
-            "height": shape[0],
+            "width": int(window.width),
+            "height": int(window.height),
             "crs": src.crs,
             "transform": rasterio.windows.transform(window, src.transform),
         }
@@ -517,9 +522,26 @@ def predict_tile(
                 n = proba.shape[1]
                 valid, sar_ok, opt_ok = (m[:n] for m in reader.masks)
                 proba[:, ~(sar_ok | opt_ok)] = 0.0
-                w_proba.write(proba.astype(np.float32), y)
-                w_route.write(route_map(valid, sar_ok, opt_ok), y)
+                route = route_map(valid, sar_ok, opt_ok)
+                a, b = max(y, r0), min(y + n, r1)  # the rows of the tile in this strip
+                if a < b:
+                    w_proba.write(proba[:, a - y : b - y, c0:c1].astype(np.float32), a - r0)
+                    w_route.write(route[a - y : b - y, c0:c1], a - r0)
     return {"tiles": stats.to_dict(), "device": str(dev)}
+
+
+def context_window(window: Window, tile: int, height: int, width: int) -> Window:
+    """`window` grown (about its centre, inside the scene) to at least `tile` a side."""
+
+    def grow(start: int, size: int, limit: int) -> tuple[int, int]:
+        if size >= tile or limit <= tile:
+            return (0, limit) if size < tile else (start, size)
+        start = min(max(start - (tile - size) // 2, 0), limit - tile)
+        return start, tile
+
+    row, rows = grow(int(window.row_off), int(window.height), height)
+    col, cols = grow(int(window.col_off), int(window.width), width)
+    return Window(col, row, cols, rows)
 
 
 def encode_products(proba: np.ndarray, route: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

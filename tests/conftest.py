@@ -55,3 +55,12 @@ def tiny_run(tmp_path_factory):
     from tests.workflow_runs import run_tiny
 
     return run_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiled_run(tmp_path_factory, tiny_run):
+    """The tiny demo run locally with tiling on (4 tiles), with tiny_run's checkpoint."""
+    from tests.workflow_runs import run_tiny, tiled_config
+
+    config = tiled_config(tiny_run / "results" / "models" / "metars.pt")
+    return run_tiny(tmp_path_factory.mktemp("tiled"), config=config)

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from tests.slurm_cluster import ClusterUnavailableError, start_cluster, stop_cluster
-from tests.workflow_runs import ROOT, run_tiny, snakemake
+from tests.workflow_runs import ROOT, run_tiny, snakemake, tiled_config
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,9 @@ PRODUCTS = [
     "landcover/post.tif",
     "landcover/post_proba.tif",
     "landcover/post_route.tif",
+    "flood/sar_change.tif",
     "flood/extent.tif",
+    "flood/confidence.tif",
 ]
 
 
@@ -48,20 +50,30 @@ def read(path: Path) -> np.ndarray:
         return src.read()
 
 
-def test_the_slurm_profile_runs_every_job_through_sbatch(cluster, tiny_run, tmp_path):
+def test_the_slurm_profile_runs_every_job_through_sbatch(cluster, tiny_run, tiled_run, tmp_path):
+    """The tiny demo, tiled (4 tiles per stage), through the SLURM profile without GPU
+    requests (the test cluster has none), against the same run made locally."""
     known = {job["id"] for job in cluster.jobs()}
+    config = tiled_config(tiny_run / "results" / "models" / "metars.pt")
     workdir = run_tiny(
-        tmp_path, "--profile", str(ROOT / "profiles" / "slurm"), "--max-threads", "2"
+        tmp_path,
+        "--profile",
+        str(ROOT / "profiles" / "slurm-cpu"),
+        "--max-threads",
+        "2",
+        config=config,
     )
 
     jobs = [job for job in cluster.jobs() if job["id"] not in known]
     # The executor puts the rule's name in each job's comment: read the controller's records.
     rules = {job["comment"].split("_wildcards_")[0].removeprefix("rule_") for job in jobs}
     assert rules == planned_rules(workdir) - {"all"}, "each rule's jobs went through sbatch"
-    assert len(jobs) >= 12, jobs  # two periods for acquire, coregister and landcover
+    # 4 tiles x 2 periods for co-registration and land cover, 4 tiles of SAR change
+    assert sum(job["comment"].startswith("rule_landcover_tile") for job in jobs) == 8, jobs
+    assert len(jobs) >= 30, jobs
     assert all(job["state"] == "COMPLETED" for job in jobs), jobs
 
-    local = tiny_run / "results" / "tiny"
+    local = tiled_run / "results" / "tiny"
     cluster_run = workdir / "results" / "tiny"
     for product in PRODUCTS:
         assert np.array_equal(read(local / product), read(cluster_run / product), equal_nan=True), (

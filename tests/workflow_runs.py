@@ -57,9 +57,22 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def run_tiny(workdir: Path, *args: str) -> Path:
+# Tiles for the tiny demo (about 150 x 150 px): 2 x 2 tiles of about 75 px, each read
+# with 24 px of context on every side.
+TINY_TILING = {"tile_px": 80, "overlap_px": 24}
+
+
+def tiled_config(checkpoint: Path) -> dict:
+    """The tiny demo cut into 4 tiles, mapped with an already trained checkpoint."""
+    config = tiny_config()
+    config["tiling"] = dict(TINY_TILING)
+    config["model"]["checkpoint"] = str(checkpoint)
+    return config
+
+
+def run_tiny(workdir: Path, *args: str, config: dict | None = None) -> Path:
     """The tiny demo, run to completion (fails the calling test with the log tail if not)."""
-    config = write_config(workdir, tiny_config())
+    config = write_config(workdir, config or tiny_config())
     result = snakemake(workdir, "--configfile", str(config), *args)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir

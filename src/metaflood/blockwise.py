@@ -60,6 +60,7 @@ def cog_writer(
     descriptions: Sequence[str] | None = None,
     units: Sequence[str] | None = None,
     tags: dict[str, str] | None = None,
+    colormap: dict[int, tuple[int, int, int, int]] | None = None,
     categorical: bool = False,
     blocksize: int = 256,
     threads: int = 1,
@@ -92,10 +93,12 @@ def cog_writer(
                 dst.units = tuple(units)
             if tags:
                 dst.update_tags(**tags)
+            if colormap is not None:
+                dst.write_colormap(1, colormap)
         options = {
             "COMPRESS": "DEFLATE",
             "BLOCKSIZE": blocksize,
-            "OVERVIEW_RESAMPLING": "NEAREST" if categorical else "AVERAGE",
+            "OVERVIEW_RESAMPLING": "NEAREST" if categorical or colormap is not None else "AVERAGE",
             "BIGTIFF": "IF_SAFER",
             "NUM_THREADS": str(threads),
         }

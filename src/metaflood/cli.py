@@ -84,6 +84,71 @@ def cmd_coregister(args: argparse.Namespace) -> None:
     )
 
 
+def _tile(args: argparse.Namespace, height: int, width: int):
+    from metaflood.tiling import TilingSettings, find_tile, tile_layout
+
+    tiling = TilingSettings.from_config(args.tiling_json)
+    return find_tile(tile_layout(height, width, tiling.tile_px, tiling.overlap_px), args.tile)
+
+
+def _shape_of(path: str) -> tuple[int, int]:
+    from metaflood.raster import open_checked
+
+    with open_checked(path) as src:
+        return src.height, src.width
+
+
+def cmd_coregister_shifts(args: argparse.Namespace) -> None:
+    from metaflood.coregister import Settings, estimate_period
+
+    estimate_period(
+        args.event_json,
+        args.event,
+        args.period,
+        sar=Path(args.sar),
+        optical=Path(args.optical),
+        optical_mask=Path(args.optical_mask),
+        reference=Path(args.reference),
+        out_shifts=Path(args.out),
+        settings=Settings.from_config(args.coregister_json, threads=args.threads),
+    )
+
+
+def cmd_coregister_tile(args: argparse.Namespace) -> None:
+    from metaflood.config import event_grid
+    from metaflood.coregister import Settings, coregister_tile
+
+    grid = event_grid(args.event_json, f"events.{args.event}")
+    coregister_tile(
+        args.event_json,
+        args.event,
+        args.period,
+        sar=Path(args.sar),
+        optical=Path(args.optical),
+        optical_mask=Path(args.optical_mask),
+        shifts=Path(args.shifts),
+        window=_tile(args, grid.height, grid.width).core,
+        out_stack=Path(args.out_stack),
+        out_valid=Path(args.out_valid),
+        settings=Settings.from_config(args.coregister_json, threads=args.threads),
+    )
+
+
+def cmd_coregister_gather(args: argparse.Namespace) -> None:
+    from metaflood.gather import gather_aligned
+
+    gather_aligned(
+        Path(args.shifts),
+        [Path(p) for p in args.stacks],
+        [Path(p) for p in args.valid],
+        out_stack=Path(args.out_stack),
+        out_valid=Path(args.out_valid),
+        out_report=Path(args.out_report),
+        where=f"events.{args.event}.{args.period}",
+        threads=args.threads,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from metaflood.train import train_model
 
@@ -153,6 +218,85 @@ def cmd_landcover(args: argparse.Namespace) -> None:
         overlap=model.get("overlap", 32),
         batch_size=model.get("batch_size", 4),
         device=model.get("device", "auto"),
+        threads=args.threads,
+    )
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_landcover_tile(args: argparse.Namespace) -> None:
+    from metaflood.infer import predict_tile
+
+    model = args.model_json
+    summary = predict_tile(
+        Path(args.stack),
+        Path(args.valid),
+        Path(args.checkpoint),
+        _tile(args, *_shape_of(args.stack)).padded,
+        Path(args.out_proba),
+        Path(args.out_route),
+        tile=model.get("tile", 256),
+        overlap=model.get("overlap", 32),
+        batch_size=model.get("batch_size", 4),
+        device=model.get("device", "auto"),
+        threads=args.threads,
+    )
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_landcover_gather(args: argparse.Namespace) -> None:
+    from metaflood.gather import gather_landcover
+    from metaflood.tiling import TilingSettings
+
+    summary = gather_landcover(
+        [Path(p) for p in args.proba],
+        [Path(p) for p in args.route],
+        TilingSettings.from_config(args.tiling_json),
+        out_class=Path(args.out_class),
+        out_proba=Path(args.out_proba),
+        out_route=Path(args.out_route),
+        threads=args.threads,
+        scheduler=args.compute_json.get("scheduler", "threads"),
+    )
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_sar_thresholds(args: argparse.Namespace) -> None:
+    from metaflood.sar_tiled import global_thresholds
+
+    found = global_thresholds(
+        [Path(p) for p in args.stacks],
+        [Path(p) for p in args.valid],
+        change=args.change_json,
+        out=Path(args.out),
+    )
+    print(json.dumps(found, indent=2))
+
+
+def cmd_sar_change_tile(args: argparse.Namespace) -> None:
+    from metaflood.sar_tiled import sar_change_tile
+
+    sar_change_tile(
+        [Path(p) for p in args.stacks],
+        [Path(p) for p in args.valid],
+        change=args.change_json,
+        thresholds=Path(args.thresholds),
+        window=_tile(args, *_shape_of(args.stacks[0])).core,
+        out_evidence=Path(args.out_evidence),
+        out_ratio=Path(args.out_ratio),
+    )
+
+
+def cmd_sar_change_gather(args: argparse.Namespace) -> None:
+    from metaflood.sar_tiled import gather_sar_change
+
+    summary = gather_sar_change(
+        [Path(p) for p in args.evidence],
+        [Path(p) for p in args.ratio],
+        change=args.change_json,
+        thresholds=Path(args.thresholds),
+        out_evidence=Path(args.out_evidence),
+        out_ratio=Path(args.out_ratio),
+        out_summary=Path(args.out_summary),
         threads=args.threads,
     )
     print(json.dumps(summary, indent=2))
@@ -349,6 +493,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--coregister-json", type=_json, default={})
     p.add_argument("--threads", type=int, default=1)
 
+    p = add("coregister-shifts", cmd_coregister_shifts, "tiled: checks and shifts of a period")
+    p.add_argument("--event", required=True)
+    p.add_argument("--event-json", type=_json, required=True)
+    p.add_argument("--period", choices=("pre", "post"), required=True)
+    for name in ("--sar", "--optical", "--optical-mask", "--reference", "--out"):
+        p.add_argument(name, required=True)
+    p.add_argument("--coregister-json", type=_json, default={})
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("coregister-tile", cmd_coregister_tile, "tiled: one tile of a period on the grid")
+    p.add_argument("--event", required=True)
+    p.add_argument("--event-json", type=_json, required=True)
+    p.add_argument("--period", choices=("pre", "post"), required=True)
+    for name in ("--sar", "--optical", "--optical-mask", "--shifts", "--tile"):
+        p.add_argument(name, required=True)
+    for name in ("--out-stack", "--out-valid"):
+        p.add_argument(name, required=True)
+    p.add_argument("--tiling-json", type=_json, default={})
+    p.add_argument("--coregister-json", type=_json, default={})
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("coregister-gather", cmd_coregister_gather, "tiled: mosaic of a period's tiles")
+    p.add_argument("--event", required=True)
+    p.add_argument("--period", choices=("pre", "post"), required=True)
+    p.add_argument("--shifts", required=True)
+    for name in ("--stacks", "--valid"):
+        p.add_argument(name, nargs="+", required=True)
+    for name in ("--out-stack", "--out-valid", "--out-report"):
+        p.add_argument(name, required=True)
+    p.add_argument("--threads", type=int, default=1)
+
     p = add("train", cmd_train, "train MetaRS on synthetic tiles")
     p.add_argument("--model-json", type=_json, required=True)
     p.add_argument("--train-json", type=_json, required=True)
@@ -381,6 +556,44 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("--stack", "--valid", "--checkpoint"):
         p.add_argument(name, required=True)
     for name in ("--out-class", "--out-proba", "--out-route"):
+        p.add_argument(name, required=True)
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("landcover-tile", cmd_landcover_tile, "tiled: MetaRS over one tile (and overlap)")
+    p.add_argument("--model-json", type=_json, default={})
+    p.add_argument("--tiling-json", type=_json, default={})
+    for name in ("--stack", "--valid", "--checkpoint", "--tile", "--out-proba", "--out-route"):
+        p.add_argument(name, required=True)
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("landcover-gather", cmd_landcover_gather, "tiled: blend the tiles, classes")
+    p.add_argument("--tiling-json", type=_json, default={})
+    p.add_argument("--compute-json", type=_json, default={})
+    for name in ("--proba", "--route"):
+        p.add_argument(name, nargs="+", required=True)
+    for name in ("--out-class", "--out-proba", "--out-route"):
+        p.add_argument(name, required=True)
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("sar-thresholds", cmd_sar_thresholds, "tiled: SAR thresholds of the whole grid")
+    p.add_argument("--change-json", type=_json, default={})
+    for name in ("--stacks", "--valid"):
+        p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
+    p.add_argument("--out", required=True)
+
+    p = add("sar-change-tile", cmd_sar_change_tile, "tiled: SAR change evidence over one tile")
+    p.add_argument("--change-json", type=_json, default={})
+    p.add_argument("--tiling-json", type=_json, default={})
+    for name in ("--stacks", "--valid"):
+        p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
+    for name in ("--thresholds", "--tile", "--out-evidence", "--out-ratio"):
+        p.add_argument(name, required=True)
+
+    p = add("sar-change-gather", cmd_sar_change_gather, "tiled: SAR change mosaic and summary")
+    p.add_argument("--change-json", type=_json, default={})
+    for name in ("--evidence", "--ratio"):
+        p.add_argument(name, nargs="+", required=True)
+    for name in ("--thresholds", "--out-evidence", "--out-ratio", "--out-summary"):
         p.add_argument(name, required=True)
     p.add_argument("--threads", type=int, default=1)
 

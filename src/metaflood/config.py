@@ -206,8 +206,9 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
                     f"{key}.event_date: {day} must lie between the end of the pre window "
                     f"({pre.end}) and the start of the post window ({post.start})"
                 )
-        event_grid(event, key, base_dir)
+        grid = event_grid(event, key, base_dir)
         _check_sources(event, key, base_dir)
+        event_tiles(grid, config.get("tiling"))
     model = config.get("model", {})
     tile, overlap = model.get("tile", 256), model.get("overlap", 32)
     if 2 * overlap >= tile:
@@ -215,6 +216,16 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
     from metaflood.model_checks import check_model_sections
 
     check_model_sections(config, base_dir)
+
+
+def event_tiles(grid: Grid, tiling: dict | None) -> list[str]:
+    """Ids of the tiles an event's grid is cut into (one: the event runs untiled); a
+    layout whose tiles are narrower than twice the overlap is a ConfigError."""
+    from metaflood.tiling import TilingSettings, tile_layout
+
+    settings = TilingSettings.from_config(tiling)
+    layout = tile_layout(grid.height, grid.width, settings.tile_px, settings.overlap_px)
+    return [tile.id for tile in layout]
 
 
 def _check_sources(event: dict, key: str, base_dir: Path | str) -> None:

@@ -365,13 +365,22 @@ def _nan_block(bands: int, window: Window) -> np.ndarray:
 class _SarBlocks:
     """Linear power on the grid, block by block, speckle-filtered with a halo."""
 
-    def __init__(self, vrt: WarpedVRT | None, grid: Grid, settings: Settings):
+    def __init__(
+        self,
+        vrt: WarpedVRT | None,
+        grid: Grid,
+        settings: Settings,
+        looks: list[float] | None = None,
+    ):
         self.vrt, self.grid, self.settings = vrt, grid, settings
         self.looks: list[float] | None = None
         if vrt is not None and settings.speckle_filter != "none":
-            self.looks = (
-                [settings.speckle_looks] * 2 if settings.speckle_looks else self._estimate_looks()
-            )
+            if looks is not None:  # estimated once for the scene, shared by its tiles
+                self.looks = list(looks)
+            elif settings.speckle_looks:
+                self.looks = [settings.speckle_looks] * 2
+            else:
+                self.looks = self._estimate_looks()
 
     def _estimate_looks(self) -> list[float]:
         size = min(LOOKS_SAMPLE, self.grid.height, self.grid.width)
@@ -436,7 +445,22 @@ def coregister_period(
         )
 
 
-def _coregister(
+@dataclass
+class Plan:
+    """What co-registering a period needs before any product is written: the checked
+    scenes and the shifts (estimated once per scene, shared by every tile)."""
+
+    grid: Grid
+    polygon: object
+    sar: Scene
+    optical: Scene
+    mask: Scene
+    sar_shift: tuple[float, float]
+    optical_shift: tuple[float, float]
+    report: dict
+
+
+def plan_period(
     event: dict,
     name: str,
     period: str,
@@ -444,11 +468,13 @@ def _coregister(
     optical: Path,
     optical_mask: Path,
     reference: Path,
-    out_stack: Path,
-    out_valid: Path,
-    out_report: Path,
     settings: Settings,
-) -> dict:
+    *,
+    estimate: bool = True,
+    report: dict | None = None,
+) -> Plan:
+    """Check the scenes and estimate the shifts; with `estimate=False`, take the shifts
+    (and the speckle looks) from an earlier `report` instead."""
     key = f"events.{name}"
     grid = event_grid(event, key)
     polygon = to_crs(aoi_polygon(event, key), grid.crs)
@@ -458,13 +484,22 @@ def _coregister(
     optical_scene = inspect_scene(optical, OPTICAL_BANDS, grid)
     mask_scene = inspect_scene(optical_mask, ("cloud_mask",), grid)
     _check_same_frame(optical, optical_mask)
+    if not estimate:
+        if report is None:
+            raise ValueError("a report with the shifts is needed when estimate is False")
+        shifts = report["shifts"]
+        sar_shift = _applied(shifts.get("sar_to_reference"))
+        optical_shift = _applied(shifts.get("optical_to_sar"))
+        return Plan(
+            grid, polygon, sar_scene, optical_scene, mask_scene, sar_shift, optical_shift, report
+        )
     reference_scene = None
     if period == "post" and not sar_scene.absent:
         reference_scene = inspect_scene(reference, SAR_BANDS, grid)
         if reference_scene.absent:
             reference_scene = None
 
-    report: dict = {
+    report = {
         "grid": grid.to_dict(),
         "period": period,
         "shifts": {},
@@ -490,27 +525,112 @@ def _coregister(
         record = _record(estimate, grid, total, estimate.reliable)
         record["sar_shift_included"] = [float(v) for v in sar_shift]
         report["shifts"]["optical_to_sar"] = record
+    return Plan(
+        grid, polygon, sar_scene, optical_scene, mask_scene, sar_shift, optical_shift, report
+    )
+
+
+def _applied(record: dict | None) -> tuple[float, float]:
+    if not record or not record["applied"]:
+        return (0.0, 0.0)
+    return (float(record["shift"][0]), float(record["shift"][1]))
+
+
+def _coregister(
+    event: dict,
+    name: str,
+    period: str,
+    sar: Path,
+    optical: Path,
+    optical_mask: Path,
+    reference: Path,
+    out_stack: Path,
+    out_valid: Path,
+    out_report: Path,
+    settings: Settings,
+) -> dict:
+    plan = plan_period(event, name, period, sar, optical, optical_mask, reference, settings)
+    report = plan.report
 
     # 3. Products.
-    coverage = _write_products(
-        grid,
-        polygon,
-        settings,
-        sar_scene,
-        optical_scene,
-        mask_scene,
-        sar_shift,
-        optical_shift,
-        out_stack,
-        out_valid,
-        report,
-        f"{key}.{period}",
-    )
+    coverage = _write_products(plan, settings, out_stack, out_valid, f"events.{name}.{period}")
     report["coverage"] = coverage
     with atomic_path(out_report) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     log.info("%s %s: %s", name, period, json.dumps(report["shifts"]))
     return report
+
+
+def estimate_period(
+    event: dict,
+    name: str,
+    period: str,
+    *,
+    sar: Path,
+    optical: Path,
+    optical_mask: Path,
+    reference: Path,
+    out_shifts: Path,
+    settings: Settings | dict | None = None,
+) -> dict:
+    """Tiled co-registration, step 1: checks, shifts and speckle looks of the whole scene,
+    written once for every tile job of the period to share."""
+    if not isinstance(settings, Settings):
+        settings = Settings.from_config(settings)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        plan = plan_period(event, name, period, sar, optical, optical_mask, reference, settings)
+        if not plan.sar.absent and settings.speckle_filter != "none":
+            size = (plan.grid.width, plan.grid.height)
+            with warped(
+                plan.sar,
+                plan.grid.crs,
+                shifted_transform(plan.grid.transform, plan.sar_shift),
+                *size,
+                plan.sar.resampling(plan.grid, Resampling.average, Resampling.bilinear),
+                settings.threads,
+            ) as vrt:
+                looks = _SarBlocks(vrt, plan.grid, settings).looks
+            plan.report["speckle"]["looks"] = [round(v, 2) for v in looks]
+    with atomic_path(out_shifts) as tmp:
+        tmp.write_text(json.dumps(plan.report, indent=2))
+    return plan.report
+
+
+def coregister_tile(
+    event: dict,
+    name: str,
+    period: str,
+    *,
+    sar: Path,
+    optical: Path,
+    optical_mask: Path,
+    shifts: Path,
+    window: Window,
+    out_stack: Path,
+    out_valid: Path,
+    settings: Settings | dict | None = None,
+) -> dict:
+    """Tiled co-registration, step 2: the products over one tile's window of the grid,
+    with the period's shared shifts."""
+    if not isinstance(settings, Settings):
+        settings = Settings.from_config(settings)
+    report = json.loads(Path(shifts).read_text())
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        plan = plan_period(
+            event,
+            name,
+            period,
+            sar,
+            optical,
+            optical_mask,
+            sar,
+            settings,
+            estimate=False,
+            report=report,
+        )
+        return _write_products(
+            plan, settings, out_stack, out_valid, f"events.{name}.{period}", window=window
+        )
 
 
 def cloud_mask_mode(settings: Settings, mask: Scene) -> str:
@@ -529,28 +649,27 @@ def _check_same_frame(optical: Path, optical_mask: Path) -> None:
 
 
 def _write_products(
-    grid: Grid,
-    polygon,
+    plan: Plan,
     settings: Settings,
-    sar_scene: Scene,
-    optical_scene: Scene,
-    mask_scene: Scene,
-    sar_shift,
-    optical_shift,
     out_stack: Path,
     out_valid: Path,
-    report: dict,
     where: str,
+    window: Window | None = None,
 ) -> dict:
-    sar_t = shifted_transform(grid.transform, sar_shift)
-    opt_t = shifted_transform(grid.transform, optical_shift)
+    """The stack and availability over the grid, or over one `window` of it (a tile: no
+    AOI-wide check then, the gather makes it)."""
+    grid, polygon, report = plan.grid, plan.polygon, plan.report
+    sar_scene, optical_scene, mask_scene = plan.sar, plan.optical, plan.mask
+    sar_t = shifted_transform(grid.transform, plan.sar_shift)
+    opt_t = shifted_transform(grid.transform, plan.optical_shift)
     size = (grid.width, grid.height)
     counts = {"inside": 0, "sar": 0, "optical": 0, "any": 0}
+    area = window if window is not None else Window(0, 0, grid.width, grid.height)
     common = {
         "crs": grid.crs,
-        "transform": grid.transform,
-        "width": grid.width,
-        "height": grid.height,
+        "transform": rasterio.windows.transform(area, grid.transform),
+        "width": int(area.width),
+        "height": int(area.height),
     }
     with ExitStack() as stack:
 
@@ -565,7 +684,8 @@ def _write_products(
         sar_vrt = open_warped(sar_scene, sar_t, Resampling.average, Resampling.bilinear)
         opt_vrt = open_warped(optical_scene, opt_t, Resampling.average, Resampling.bilinear)
         mask_vrt = open_warped(mask_scene, opt_t, Resampling.max, Resampling.nearest)
-        sar_blocks = _SarBlocks(sar_vrt, grid, settings)
+        looks = report["speckle"].get("looks")
+        sar_blocks = _SarBlocks(sar_vrt, grid, settings, looks)
         if sar_blocks.looks is not None:
             report["speckle"]["looks"] = [round(v, 2) for v in sar_blocks.looks]
         stack_dst = stack.enter_context(
@@ -593,7 +713,13 @@ def _write_products(
                 **common,
             )
         )
-        for window in block_windows(grid.height, grid.width, settings.block_size):
+        for local in block_windows(int(area.height), int(area.width), settings.block_size):
+            window = Window(
+                local.col_off + area.col_off,
+                local.row_off + area.row_off,
+                local.width,
+                local.height,
+            )
             h, w = int(window.height), int(window.width)
             inside = _aoi_block(polygon, rasterio.windows.transform(window, grid.transform), h, w)
             linear = sar_blocks.read(window)
@@ -611,13 +737,13 @@ def _write_products(
             valid[~inside] = VALID_NODATA
             block = np.concatenate([to_db(linear), reflectance]).astype(np.float32)
             block[:, ~inside] = np.nan
-            stack_dst.write(block, window=window)
-            valid_dst.write(valid, 1, window=window)
+            stack_dst.write(block, window=local)
+            valid_dst.write(valid, 1, window=local)
             counts["inside"] += int(inside.sum())
             counts["sar"] += int(sar_ok.sum())
             counts["optical"] += int(optical_ok.sum())
             counts["any"] += int((sar_ok | optical_ok).sum())
-        if counts["any"] == 0:
+        if counts["any"] == 0 and window is None:
             raise InputError(f"{where}: no pixel of the AOI has a valid SAR or optical value")
     inside = max(counts["inside"], 1)
     return {"sar_valid": counts["sar"] / inside, "optical_valid": counts["optical"] / inside}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio.windows
 import torch
 from rasterio.windows import Window
 from scipy.ndimage import gaussian_filter
@@ -279,22 +280,38 @@ class SceneReader:
     the route map.
     """
 
-    def __init__(self, src, vsrc, loaded: InferenceModel, seam_sigma: float, width: int):
+    def __init__(
+        self,
+        src,
+        vsrc,
+        loaded: InferenceModel,
+        seam_sigma: float,
+        width: int,
+        window: Window | None = None,
+    ):
         self.src, self.vsrc, self.loaded = src, vsrc, loaded
         self.sar_idx = [band_index(src, n) for n in loaded.sar_bands]
         self.opt_idx = [band_index(src, n) for n in loaded.optical_bands]
         self.sigma = seam_sigma
         self.halo = seam_halo(seam_sigma)
-        self.height, self.width = src.height, src.width
+        # The part of the scene mapped (a tile of a tiled run, or all of it); the halo
+        # reaches beyond it, so a tile's route blending equals the whole scene's.
+        window = window if window is not None else Window(0, 0, src.width, src.height)
+        self.row0, self.col0 = int(window.row_off), int(window.col_off)
+        self.height, self.width = int(window.height), int(window.width)
         self.padded_width = width
         self.masks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _read(self, dataset, indexes, a: int, b: int) -> np.ndarray:
-        return dataset.read(indexes, window=Window(0, a, self.width, b - a))
+        """Rows a..b (of the window) over the window's columns plus the halo."""
+        c0 = max(0, self.col0 - self.halo)
+        c1 = min(self.src.width, self.col0 + self.width + self.halo)
+        return dataset.read(indexes, window=Window(c0, self.row0 + a, c1 - c0, b - a))
 
     def __call__(self, y: int, rows: int):
         h = self.height
-        a, b = max(0, y - self.halo), min(h, y + rows + self.halo)
+        a = max(-self.row0, y - self.halo)
+        b = min(self.src.height - self.row0, min(h, y + rows) + self.halo)
         sar_raw = self._read(self.src, self.sar_idx, a, b).astype(np.float32)
         opt_raw = self._read(self.src, self.opt_idx, a, b).astype(np.float32)
         valid = self._read(self.vsrc, 1, a, b)
@@ -303,6 +320,11 @@ class SceneReader:
         opt_ok = inside & (valid & OPTICAL_VALID > 0) & np.isfinite(opt_raw).all(axis=0)
         weights = head_weights(sar_ok, opt_ok, self.sigma)
         lo, hi = y - a, min(y + rows, h) - a  # the strip inside the halo
+        left = self.col0 - max(0, self.col0 - self.halo)
+        cols = slice(left, left + self.width)
+        sar_raw, opt_raw = sar_raw[:, :, cols], opt_raw[:, :, cols]
+        valid, sar_ok, opt_ok = valid[:, cols], sar_ok[:, cols], opt_ok[:, cols]
+        weights = {k: v[:, cols] for k, v in weights.items()}
         sar = np.nan_to_num(
             self.loaded.prepare(sar_raw[:, lo:hi], "sar"), nan=0.0, posinf=0.0, neginf=0.0
         )
@@ -423,3 +445,111 @@ def predict_scene(
                 pixels["none"] += int((route == ROUTE_NONE).sum())
                 pixels["outside_aoi"] += int((route == ROUTE_OUTSIDE).sum())
     return {"pixels": pixels, "tiles": stats.to_dict(), "device": str(dev)}
+
+
+def predict_tile(
+    aligned_path: str | os.PathLike,
+    valid_path: str | os.PathLike,
+    checkpoint_path: str | os.PathLike,
+    window: Window,
+    out_proba: str | os.PathLike,
+    out_route: str | os.PathLike,
+    *,
+    tile: int = 256,
+    overlap: int = 32,
+    batch_size: int = 4,
+    device: str = "auto",
+    threads: int = 2,
+    seam_sigma: float = SEAM_SIGMA,
+) -> dict:
+    """One tile of a tiled run: unquantised probabilities (float32, 0 where unmapped) and
+    routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
+    check_tiling(tile, overlap)
+    torch.set_num_threads(max(1, int(threads)))
+    dev = resolve_device(device)
+    with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
+        descriptions = [d for d in src.descriptions if d]
+        loaded = load_for_inference(
+            checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=dev
+        )
+        if (vsrc.height, vsrc.width) != (src.height, src.width) or vsrc.transform != src.transform:
+            raise InputError(f"{valid_path} and {aligned_path} are not on the same grid")
+        # A tile smaller than one model window is mapped from a model window of real
+        # context around it, never zero padding (instance norm sees the whole window).
+        run = context_window(window, tile, src.height, src.width)
+        shape = (int(run.height), int(run.width))
+        reader = SceneReader(src, vsrc, loaded, seam_sigma, max(shape[1], tile), run)
+        r0, c0 = int(window.row_off - run.row_off), int(window.col_off - run.col_off)
+        r1, c1 = r0 + int(window.height), c0 + int(window.width)
+        grid = {
+            "width": int(window.width),
+            "height": int(window.height),
+            "crs": src.crs,
+            "transform": rasterio.windows.transform(window, src.transform),
+        }
+        stats = TileStats()
+        with (
+            BlockwiseCOG(
+                out_proba,
+                count=loaded.config.num_classes,
+                dtype="float32",
+                nodata=None,
+                descriptions=loaded.class_names,
+                tags={"checkpoint": Path(checkpoint_path).name},
+                **grid,
+            ) as w_proba,
+            BlockwiseCOG(
+                out_route,
+                count=1,
+                dtype="uint8",
+                nodata=ROUTE_OUTSIDE,
+                descriptions=["route"],
+                categorical=True,
+                **grid,
+            ) as w_route,
+        ):
+            strips = stream_blend(
+                model_predictor(loaded, dev),
+                reader,
+                shape,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                num_classes=loaded.config.num_classes,
+                stats=stats,
+            )
+            for y, proba in strips:
+                n = proba.shape[1]
+                valid, sar_ok, opt_ok = (m[:n] for m in reader.masks)
+                proba[:, ~(sar_ok | opt_ok)] = 0.0
+                route = route_map(valid, sar_ok, opt_ok)
+                a, b = max(y, r0), min(y + n, r1)  # the rows of the tile in this strip
+                if a < b:
+                    w_proba.write(proba[:, a - y : b - y, c0:c1].astype(np.float32), a - r0)
+                    w_route.write(route[a - y : b - y, c0:c1], a - r0)
+    return {"tiles": stats.to_dict(), "device": str(dev)}
+
+
+def context_window(window: Window, tile: int, height: int, width: int) -> Window:
+    """`window` grown (about its centre, inside the scene) to at least `tile` a side."""
+
+    def grow(start: int, size: int, limit: int) -> tuple[int, int]:
+        if size >= tile or limit <= tile:
+            return (0, limit) if size < tile else (start, size)
+        start = min(max(start - (tile - size) // 2, 0), limit - tile)
+        return start, tile
+
+    row, rows = grow(int(window.row_off), int(window.height), height)
+    col, cols = grow(int(window.col_off), int(window.width), width)
+    return Window(col, row, cols, rows)
+
+
+def encode_products(proba: np.ndarray, route: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Classes and 8-bit probabilities of blended probabilities, nodata where no head
+    mapped the pixel (as `predict_scene` writes them)."""
+    mapped = (route == ROUTE_JOINT) | (route == ROUTE_SAR) | (route == ROUTE_OPTICAL)
+    classes = proba.argmax(axis=0).astype(np.uint8)
+    classes[~mapped] = CLASS_NODATA
+    proba_u8 = np.round(np.clip(proba, 0.0, 1.0) * 254).astype(np.uint8)
+    proba_u8[:, ~mapped] = PROBA_NODATA
+    return classes, proba_u8

@@ -135,6 +135,19 @@ def tiled_threshold(
     A tile counts only if at least half of it is usable, so edge tiles with a handful of
     pixels do not decide the threshold.
     """
+    pooled, total = bimodal_tile_values(values, usable, settings, low_mode_max)
+    return threshold_from_pool(pooled, total, fallback=fallback, what=what)
+
+
+def bimodal_tile_values(
+    values: np.ndarray,
+    usable: np.ndarray,
+    settings: SarChangeSettings,
+    low_mode_max: float | None = None,
+) -> tuple[list[np.ndarray], int]:
+    """The usable values of each tile (from the array's origin) whose histogram is
+    bimodal, and how many tiles were at least half usable. A block whose origin is on the
+    tile lattice gives the same tiles as the whole grid, so blocks can be pooled."""
     tile = settings.tile_px
     rows, cols = values.shape
     pooled, total = [], 0
@@ -148,6 +161,13 @@ def tiled_threshold(
             tile_values = values[window][ok]
             if _tile_is_bimodal(tile_values, settings, low_mode_max):
                 pooled.append(tile_values)
+    return pooled, total
+
+
+def threshold_from_pool(
+    pooled: list[np.ndarray], total: int, *, fallback: float, what: str
+) -> TiledThreshold:
+    """Otsu's threshold over the pooled bimodal tiles, or the documented fallback."""
     if not pooled:
         return TiledThreshold(
             fallback,
@@ -182,11 +202,7 @@ def sar_evidence(
     `pre_db` and `post_db` are (2, rows, cols) VV and VH in dB; `usable` marks pixels with
     valid SAR in both periods.
     """
-    pre = np.stack([speckle_filtered_db(b, settings.window_px) for b in pre_db[:2]])
-    post = np.stack([speckle_filtered_db(b, settings.window_px) for b in post_db[:2]])
-    usable = usable & np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0)
-    ratio = np.where(usable, post - pre, np.nan).astype(np.float32)
-    change = ratio.mean(axis=0)
+    pre, post, usable, ratio, change = filtered_change(pre_db, post_db, usable, settings)
     water = tiled_threshold(
         post[0],
         usable,
@@ -205,23 +221,69 @@ def sar_evidence(
         what="post/pre log-ratio",
         low_mode_max=0.0,
     )
-    flood = sensitive & (change < drop.value) & (post[0] < water.value)
-    if settings.min_pixels > 1:
-        flood = remove_small_objects(flood, max_size=settings.min_pixels - 1, connectivity=2)
+    evidence = classify(pre, post, usable, change, water.value, drop.value)
+    evidence = remove_small_floods(evidence, settings.min_pixels)
+    summary = evidence_summary(evidence, settings, water, drop)
+    return SarEvidence(ratio, post[0], evidence, summary)
+
+
+def filtered_change(
+    pre_db: np.ndarray, post_db: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Speckle-filtered pre and post (VV, VH), the pixels usable after filtering, the
+    log-ratio and its polarisation mean. Pixelwise but for the filter window, so a block
+    read with a halo of window_px // 2 gives the whole grid's values."""
+    pre = np.stack([speckle_filtered_db(b, settings.window_px) for b in pre_db[:2]])
+    post = np.stack([speckle_filtered_db(b, settings.window_px) for b in post_db[:2]])
+    usable = usable & np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0)
+    ratio = np.where(usable, post - pre, np.nan).astype(np.float32)
+    change = ratio.mean(axis=0)
+    return pre, post, usable, ratio, change
+
+
+def classify(
+    pre: np.ndarray,
+    post: np.ndarray,
+    usable: np.ndarray,
+    change: np.ndarray,
+    water_db: float,
+    drop_db: float,
+) -> np.ndarray:
+    """Evidence codes from the two thresholds, before the minimum mapping unit."""
+    dark_before = usable & (pre[0] < water_db)
+    flood = usable & ~dark_before & (change < drop_db) & (post[0] < water_db)
     evidence = np.full(change.shape, EVIDENCE_NODATA, np.uint8)
     evidence[usable] = NO_SIGNAL
     evidence[dark_before] = DARK_BEFORE
     evidence[flood] = FLOOD_SIGNAL
+    return evidence
+
+
+def remove_small_floods(evidence: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Flood signal in patches smaller than the minimum mapping unit becomes no signal."""
+    if min_pixels > 1:
+        flood = evidence == FLOOD_SIGNAL
+        kept = remove_small_objects(flood, max_size=min_pixels - 1, connectivity=2)
+        evidence[flood & ~kept] = NO_SIGNAL
+    return evidence
+
+
+def evidence_summary(
+    evidence: np.ndarray,
+    settings: SarChangeSettings,
+    water: TiledThreshold,
+    drop: TiledThreshold,
+) -> dict:
+    usable = evidence != EVIDENCE_NODATA
     n_usable = max(int(usable.sum()), 1)
-    summary = {
+    return {
         "settings": asdict(settings),
         "water_threshold_db": asdict(water),
         "ratio_threshold_db": asdict(drop),
         "share_with_sar_in_both_periods": round(float(usable.mean()), 6),
-        "share_flood_signal": round(float(flood.sum()) / n_usable, 6),
-        "share_excluded_dark_before": round(float(dark_before.sum()) / n_usable, 6),
+        "share_flood_signal": round(float((evidence == FLOOD_SIGNAL).sum()) / n_usable, 6),
+        "share_excluded_dark_before": round(float((evidence == DARK_BEFORE).sum()) / n_usable, 6),
     }
-    return SarEvidence(ratio, post[0], evidence, summary)
 
 
 def sar_usable(valid_pre: np.ndarray, valid_post: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ rule sar_change:
         "results/{event}/logs/sar_change.log",
     benchmark:
         "results/{event}/benchmarks/sar_change.tsv"
+    wildcard_constraints:
+        event=UNTILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -168,3 +170,92 @@ rule stats:
         " --coregistration {input.coregistration} --sar-summary {input.sar_summary}"
         " --checkpoint {input.checkpoint} {params.validation} --out {output.stats}"
         " --out-impact {output.impact} > {log} 2>&1"
+
+
+# Tiled events: thresholds from the whole grid, evidence per tile, the minimum mapping
+# unit on the mosaic.
+
+
+rule sar_thresholds:
+    input:
+        stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
+        valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
+    output:
+        "results/{event}/flood/tiles/sar_thresholds.json",
+    log:
+        "results/{event}/logs/sar_thresholds.log",
+    benchmark:
+        "results/{event}/benchmarks/sar_thresholds.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        change=section_json("change"),
+    shell:
+        "python -m metaflood sar-thresholds --change-json {params.change:q}"
+        " --stacks {input.stacks} --valid {input.valid} --out {output} > {log} 2>&1"
+
+
+rule sar_change_tile:
+    input:
+        stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
+        valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
+        thresholds="results/{event}/flood/tiles/sar_thresholds.json",
+    output:
+        evidence=temp("results/{event}/flood/tiles/{tile}_sar_change.tif"),
+        ratio=temp("results/{event}/flood/tiles/{tile}_sar_logratio.tif"),
+    log:
+        "results/{event}/logs/sar_change_{tile}.log",
+    benchmark:
+        "results/{event}/benchmarks/sar_change_{tile}.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        change=section_json("change"),
+        tiling=section_json("tiling"),
+    shell:
+        "python -m metaflood sar-change-tile --change-json {params.change:q}"
+        " --tiling-json {params.tiling:q} --stacks {input.stacks} --valid {input.valid}"
+        " --thresholds {input.thresholds} --tile {wildcards.tile}"
+        " --out-evidence {output.evidence} --out-ratio {output.ratio} > {log} 2>&1"
+
+
+rule sar_change_gather:
+    input:
+        evidence=tile_files("results/{event}/flood/tiles/{tile}_sar_change.tif"),
+        ratio=tile_files("results/{event}/flood/tiles/{tile}_sar_logratio.tif"),
+        thresholds="results/{event}/flood/tiles/sar_thresholds.json",
+    output:
+        evidence="results/{event}/flood/sar_change.tif",
+        ratio="results/{event}/flood/sar_logratio.tif",
+        summary="results/{event}/flood/sar_change.json",
+    log:
+        "results/{event}/logs/sar_change_gather.log",
+    benchmark:
+        "results/{event}/benchmarks/sar_change_gather.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/geo.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        change=section_json("change"),
+    shell:
+        "python -m metaflood sar-change-gather --change-json {params.change:q}"
+        " --evidence {input.evidence} --ratio {input.ratio} --thresholds {input.thresholds}"
+        " --out-evidence {output.evidence} --out-ratio {output.ratio}"
+        " --out-summary {output.summary} --threads {threads} > {log} 2>&1"

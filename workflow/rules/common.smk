@@ -1,5 +1,6 @@
 # Shared set-up: configuration checks and the helpers the rules use to find their inputs.
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from metaflood.config import event_grid, event_tiles
 from metaflood.workflow import (
     checked_config,
     prepare_job_environment,
@@ -32,6 +34,7 @@ PERIODS = ["pre", "post"]
 wildcard_constraints:
     event="|".join(EVENTS),
     period="pre|post",
+    tile="r[0-9]+c[0-9]+",
 
 
 def event_json(wildcards):
@@ -119,3 +122,32 @@ def final_products():
             f"results/{event}/catalog.json",
         ]
     return products
+
+
+# Tiling: an event whose grid is larger than tiling.tile_px runs co-registration, land
+# cover and SAR change as one job per tile, gathered into the untiled products' paths.
+TILES = {
+    event: event_tiles(
+        event_grid(config["events"][event], f"events.{event}"), config["tiling"]
+    )
+    for event in EVENTS
+}
+TILED_EVENTS = [event for event in EVENTS if len(TILES[event]) > 1]
+
+
+def events_pattern(events):
+    """A wildcard constraint matching exactly these events (nothing when there are none)."""
+    return "|".join(re.escape(event) for event in events) or "(?!x)x"
+
+
+TILED = events_pattern(TILED_EVENTS)
+UNTILED = events_pattern([event for event in EVENTS if event not in TILED_EVENTS])
+
+
+def tile_files(pattern):
+    """The files of every tile of the job's event (and period)."""
+
+    def files(wildcards):
+        return expand(pattern, tile=TILES[wildcards.event], **dict(wildcards.items()))
+
+    return files

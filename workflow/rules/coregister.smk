@@ -16,6 +16,8 @@ rule coregister:
         "results/{event}/logs/coregister_{period}.log",
     benchmark:
         "results/{event}/benchmarks/coregister_{period}.tsv"
+    wildcard_constraints:
+        event=UNTILED,
     conda:
         "../../envs/geo.yaml"
     threads: 1
@@ -32,3 +34,99 @@ rule coregister:
         " --out-stack {output.stack} --out-valid {output.valid}"
         " --out-report {output.report} --coregister-json {params.coregister:q}"
         " --threads {threads} > {log} 2>&1"
+
+
+# Tiled events: shifts once per period, then one job per tile, then the mosaic.
+
+
+rule coregister_shifts:
+    input:
+        sar="results/{event}/scenes/{period}/sar.tif",
+        optical="results/{event}/scenes/{period}/optical.tif",
+        optical_mask="results/{event}/scenes/{period}/optical_mask.tif",
+        reference="results/{event}/scenes/pre/sar.tif",
+    output:
+        "results/{event}/aligned/tiles/{period}_shifts.json",
+    log:
+        "results/{event}/logs/coregister_shifts_{period}.log",
+    benchmark:
+        "results/{event}/benchmarks/coregister_shifts_{period}.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        event=event_json,
+        coregister=section_json("coregister"),
+    shell:
+        "python -m metaflood coregister-shifts --event {wildcards.event}"
+        " --event-json {params.event:q} --period {wildcards.period} --sar {input.sar}"
+        " --optical {input.optical} --optical-mask {input.optical_mask}"
+        " --reference {input.reference} --out {output} --coregister-json {params.coregister:q}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule coregister_tile:
+    input:
+        sar="results/{event}/scenes/{period}/sar.tif",
+        optical="results/{event}/scenes/{period}/optical.tif",
+        optical_mask="results/{event}/scenes/{period}/optical_mask.tif",
+        shifts="results/{event}/aligned/tiles/{period}_shifts.json",
+    output:
+        stack=temp("results/{event}/aligned/tiles/{period}/{tile}.tif"),
+        valid=temp("results/{event}/aligned/tiles/{period}/{tile}_valid.tif"),
+    log:
+        "results/{event}/logs/coregister_{period}_{tile}.log",
+    benchmark:
+        "results/{event}/benchmarks/coregister_{period}_{tile}.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        event=event_json,
+        coregister=section_json("coregister"),
+        tiling=section_json("tiling"),
+    shell:
+        "python -m metaflood coregister-tile --event {wildcards.event}"
+        " --event-json {params.event:q} --period {wildcards.period} --sar {input.sar}"
+        " --optical {input.optical} --optical-mask {input.optical_mask}"
+        " --shifts {input.shifts} --tile {wildcards.tile} --tiling-json {params.tiling:q}"
+        " --out-stack {output.stack} --out-valid {output.valid}"
+        " --coregister-json {params.coregister:q} --threads {threads} > {log} 2>&1"
+
+
+rule coregister_gather:
+    input:
+        shifts="results/{event}/aligned/tiles/{period}_shifts.json",
+        stacks=tile_files("results/{event}/aligned/tiles/{period}/{tile}.tif"),
+        valid=tile_files("results/{event}/aligned/tiles/{period}/{tile}_valid.tif"),
+    output:
+        stack="results/{event}/aligned/{period}.tif",
+        valid="results/{event}/aligned/{period}_valid.tif",
+        report="results/{event}/aligned/{period}_coregistration.json",
+    log:
+        "results/{event}/logs/coregister_gather_{period}.log",
+    benchmark:
+        "results/{event}/benchmarks/coregister_gather_{period}.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/geo.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m metaflood coregister-gather --event {wildcards.event}"
+        " --period {wildcards.period} --shifts {input.shifts} --stacks {input.stacks}"
+        " --valid {input.valid} --out-stack {output.stack} --out-valid {output.valid}"
+        " --out-report {output.report} --threads {threads} > {log} 2>&1"

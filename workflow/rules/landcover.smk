@@ -106,6 +106,8 @@ rule landcover:
         "results/{event}/logs/landcover_{period}.log",
     benchmark:
         "results/{event}/benchmarks/landcover_{period}.tsv"
+    wildcard_constraints:
+        event=UNTILED,
     conda:
         "../../envs/torch.yaml"
     threads: 8
@@ -119,3 +121,67 @@ rule landcover:
         " --stack {input.stack} --valid {input.valid} --checkpoint {input.checkpoint}"
         " --out-class {output.classes} --out-proba {output.proba} --out-route {output.route}"
         " --threads {threads} > {log} 2>&1"
+
+
+# Tiled events: inference over each tile and its overlap, then blended into one map.
+
+
+rule landcover_tile:
+    input:
+        stack="results/{event}/aligned/{period}.tif",
+        valid="results/{event}/aligned/{period}_valid.tif",
+        checkpoint=checkpoint_path,
+    output:
+        proba=temp("results/{event}/landcover/tiles/{period}/{tile}_proba.tif"),
+        route=temp("results/{event}/landcover/tiles/{period}/{tile}_route.tif"),
+    log:
+        "results/{event}/logs/landcover_{period}_{tile}.log",
+    benchmark:
+        "results/{event}/benchmarks/landcover_{period}_{tile}.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/torch.yaml"
+    threads: 8
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    params:
+        model=section_json("model"),
+        tiling=section_json("tiling"),
+    shell:
+        "python -m metaflood landcover-tile --model-json {params.model:q}"
+        " --tiling-json {params.tiling:q} --stack {input.stack} --valid {input.valid}"
+        " --checkpoint {input.checkpoint} --tile {wildcards.tile}"
+        " --out-proba {output.proba} --out-route {output.route} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule landcover_gather:
+    input:
+        proba=tile_files("results/{event}/landcover/tiles/{period}/{tile}_proba.tif"),
+        route=tile_files("results/{event}/landcover/tiles/{period}/{tile}_route.tif"),
+    output:
+        classes="results/{event}/landcover/{period}.tif",
+        proba="results/{event}/landcover/{period}_proba.tif",
+        route="results/{event}/landcover/{period}_route.tif",
+    log:
+        "results/{event}/logs/landcover_gather_{period}.log",
+    benchmark:
+        "results/{event}/benchmarks/landcover_gather_{period}.tsv"
+    wildcard_constraints:
+        event=TILED,
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        tiling=section_json("tiling"),
+        compute=section_json("compute"),
+    shell:
+        "python -m metaflood landcover-gather --tiling-json {params.tiling:q}"
+        " --compute-json {params.compute:q} --proba {input.proba} --route {input.route}"
+        " --out-class {output.classes} --out-proba {output.proba}"
+        " --out-route {output.route} --threads {threads} > {log} 2>&1"

@@ -79,8 +79,8 @@ def run(size_px: int, args: argparse.Namespace) -> dict:
         str(workdir),
         "--cores",
         str(args.cores),
-        "--configfile",
-        str(workdir / "config.yaml"),
+        # one argument: --configfile takes several values and would swallow the target
+        f"--configfile={workdir / 'config.yaml'}",
         "results/scale/flood/stats.json",
     ]
     start = time.perf_counter()

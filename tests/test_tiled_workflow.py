@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from base64 import urlsafe_b64decode
 from pathlib import Path
 
 import geopandas as gpd
@@ -117,6 +118,24 @@ def _snakemake_command(workdir: Path, *args: str) -> list[str]:
     ]
 
 
+def running_outputs(workdir: Path) -> set[Path]:
+    """Outputs Snakemake has marked incomplete: those of jobs running (or killed) now.
+
+    Snakemake records each as a file under .snakemake/incomplete named by the urlsafe
+    base64 of the output path, split into '@'-prefixed folders when longer than a name.
+    """
+    root = workdir / ".snakemake" / "incomplete"
+    outputs = set()
+    for record in root.rglob("*") if root.exists() else []:
+        if record.is_file() and record.name != "migration_underway":
+            encoded = "".join(part.removeprefix("@") for part in record.relative_to(root).parts)
+            try:
+                outputs.add((workdir / urlsafe_b64decode(encoded).decode()).resolve())
+            except ValueError:  # a record being written as we read
+                continue
+    return outputs
+
+
 def test_a_run_killed_half_way_resumes_without_redoing_finished_jobs(tiny_run, tiled_run, tmp_path):
     write_config(tmp_path, tiled_config(tiny_run / "results" / "models" / "metars.pt"))
     results = tmp_path / "results" / "tiny"
@@ -128,11 +147,9 @@ def test_a_run_killed_half_way_resumes_without_redoing_finished_jobs(tiny_run, t
     # Kill once the pre-event period is co-registered and some other job is running.
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and first.poll() is None:
-        if (
-            (results / "aligned/pre.tif").exists()
-            and incomplete.exists()
-            and any(incomplete.iterdir())
-        ):
+        running = running_outputs(tmp_path)
+        pre = results / "aligned/pre.tif"
+        if pre.exists() and running and pre.resolve() not in running:
             break
         time.sleep(0.2)
     assert first.poll() is None, "the run ended before it could be interrupted"
@@ -144,10 +161,14 @@ def test_a_run_killed_half_way_resumes_without_redoing_finished_jobs(tiny_run, t
     for path in results.glob("**/*.tif"):
         with rasterio.open(path) as src:
             src.read(1, window=((0, 1), (0, 1)))
+    # Outputs of jobs that had finished; those of the jobs killed are redone, rightly.
+    running = running_outputs(tmp_path)
     finished = {
         p: p.stat().st_mtime_ns
         for p in [*results.glob("scenes/**/*.tif"), results / "aligned/pre.tif"]
+        if p.resolve() not in running
     }
+    assert results / "aligned/pre.tif" in finished
 
     unlock = subprocess.run(_snakemake_command(tmp_path, "--unlock"), capture_output=True)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
@@ -155,7 +176,8 @@ def test_a_run_killed_half_way_resumes_without_redoing_finished_jobs(tiny_run, t
         _snakemake_command(tmp_path, "--rerun-incomplete"), capture_output=True, text=True
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "rule acquire:" not in second.stdout + second.stderr
+    if not any("scenes" in p.parts for p in running):
+        assert "rule acquire:" not in second.stdout + second.stderr
     assert {p: p.stat().st_mtime_ns for p in finished} == finished, "finished jobs not redone"
 
     reference = tiled_run / "results" / "tiny"

@@ -6,7 +6,6 @@ and a range-request file server. One small checkpoint, trained once, serves all 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,8 @@ from metaflood.sar import to_db
 from tests.acquire_provider import OPTICAL, SAR, build_provider, write_static_catalog
 from tests.acquire_servers import RangeFileServer, StacApiServer, free_port
 from tests.conftest import demo_event_config
+from tests.workflow_runs import snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
 
 MODEL = {"tile": 128, "overlap": 16, "batch_size": 4}
@@ -37,24 +36,6 @@ TINY_TRAIN = {
     "seed": 1,
 }
 EVENTS = ("remote", "static", "local")
-
-
-def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=1800, env={**os.environ, **(env or {})}
-    )
 
 
 def write_local_files(demo_catalog: Path, folder: Path) -> dict[str, dict[str, Path]]:
@@ -168,7 +149,7 @@ def workflow_run(tmp_path_factory, checkpoint):
             workdir.mkdir()
             config = events_config(api.url, f"{files.url}/{catalog.name}", local, checkpoint)
             (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-            result = snakemake(workdir, "--configfile", str(workdir / "config.yaml"))
+            result = snakemake(workdir, "--configfile", str(workdir / "config.yaml"), timeout=1800)
             assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
             requests = len(files.state.requests())
             again = snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "-n")
@@ -235,7 +216,7 @@ def test_an_unreachable_provider_fails_in_acquisition(tmp_path, checkpoint):
         "model": {**MODEL, "checkpoint": str(checkpoint)},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"))
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), timeout=1800)
     assert result.returncode != 0
     log = (tmp_path / "results/remote/logs/acquire_search.log").read_text()
     assert "cannot reach Microsoft Planetary Computer" in log and "offline demo" in log

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from base64 import urlsafe_b64decode
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from tests.workflow_runs import ROOT, tiled_config, write_config
+from tests.workflow_runs import snakemake_command, tiled_config, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -101,23 +100,6 @@ def test_a_tiled_run_makes_the_untiled_products(tiny_run, tiled_run):
     assert not list(tiled.glob("**/tiles/**/*.tif")), "tile files are temporary"
 
 
-def _snakemake_command(workdir: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-        "--configfile",
-        str(workdir / "config.yaml"),
-    ]
-
-
 def running_outputs(workdir: Path) -> set[Path]:
     """Outputs Snakemake has marked incomplete: those of jobs running (or killed) now.
 
@@ -142,7 +124,7 @@ def test_a_run_killed_half_way_resumes_without_redoing_finished_jobs(tiny_run, t
     incomplete = tmp_path / ".snakemake" / "incomplete"
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(
-        _snakemake_command(tmp_path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        snakemake_command(tmp_path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     # Kill once the pre-event period is co-registered and some other job is running.
     deadline = time.monotonic() + 900
@@ -170,10 +152,10 @@ def test_a_run_killed_half_way_resumes_without_redoing_finished_jobs(tiny_run, t
     }
     assert results / "aligned/pre.tif" in finished
 
-    unlock = subprocess.run(_snakemake_command(tmp_path, "--unlock"), capture_output=True)
+    unlock = subprocess.run(snakemake_command(tmp_path, "--unlock"), capture_output=True)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     second = subprocess.run(
-        _snakemake_command(tmp_path, "--rerun-incomplete"), capture_output=True, text=True
+        snakemake_command(tmp_path, "--rerun-incomplete"), capture_output=True, text=True
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     if not any("scenes" in p.parts for p in running):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,9 @@ def tiny_config(**event_overrides) -> dict:
     }
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile in `workdir` (targets must come before --configfile)."""
-    command = [
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The repository's Snakefile run in `workdir` (targets must come before --configfile)."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -47,7 +48,19 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.Comp
         "2",
         *args,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 1500, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run `snakemake_command` to the end; `env` adds variables to this process's."""
+    return subprocess.run(
+        snakemake_command(workdir, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def write_config(workdir: Path, config: dict) -> Path:

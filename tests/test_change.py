@@ -112,6 +112,31 @@ def test_map_flood_writes_every_product(tmp_path):
     assert table.loc["building", "barren"] == pytest.approx(16 * 4.0 / 1e6)
 
 
+def test_block_by_block_equals_the_whole_grid_at_once(tmp_path, monkeypatch):
+    """Blocks smaller than the flood, so a flooded region spans several of them: the
+    minimum mapping unit, polygons and transitions must not see the block edges."""
+    import metaflood.change
+
+    paths = write_inputs(tmp_path / "in")
+    whole = run_change(paths, tmp_path / "whole")
+    monkeypatch.setattr(metaflood.change, "BLOCK_PX", 7)
+    blocked = run_change(paths, tmp_path / "blocked")
+    assert blocked == whole
+    for name in ("extent.tif", "confidence.tif"):
+        with (
+            rasterio.open(tmp_path / "whole" / name) as a,
+            rasterio.open(tmp_path / "blocked" / name) as b,
+        ):
+            np.testing.assert_array_equal(a.read(), b.read())
+    transitions = [(tmp_path / d / "transitions.csv").read_text() for d in ("whole", "blocked")]
+    assert transitions[0] == transitions[1]
+    polygons = [gpd.read_file(tmp_path / d / "polygons.gpkg") for d in ("whole", "blocked")]
+    pd.testing.assert_frame_equal(
+        polygons[0].drop(columns="geometry"), polygons[1].drop(columns="geometry")
+    )
+    assert polygons[0].geometry.equals(polygons[1].geometry)
+
+
 def test_without_sar_evidence_the_land_cover_decides(tmp_path, write_raster):
     paths = write_inputs(tmp_path / "in")
     paths["sar_evidence"] = write_raster(

@@ -9,22 +9,27 @@ regions smaller than the minimum mapping unit are dropped as noise.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
 from skimage.morphology import remove_small_objects
 
+from metaflood.blockwise import block_windows
 from metaflood.classes import CLASS_NAMES, NUM_CLASSES, WATER
 from metaflood.confidence import (
     CONFIDENCE_NODATA,
+    EvidenceSource,
     flood_probability,
     load_calibration,
-    read_evidence,
     to_percent,
 )
 from metaflood.errors import InputError
-from metaflood.raster import atomic_path, read_checked, write_cog
+from metaflood.raster import atomic_path, open_checked, write_cog
 from metaflood.sar_change import same_grid
 from metaflood.vector import flood_polygons, write_polygons
 
@@ -39,37 +44,41 @@ EXTENT_COLORMAP = {
 
 
 FLOOD_PROBABILITY = 0.5
+BLOCK_PX = 2048  # rows and columns of evidence weighed at a time
 
 
 def flood_extent(pre: np.ndarray, post: np.ndarray, min_pixels: int) -> np.ndarray:
     """Land-cover change alone (the baseline the combined extent is measured against):
     0 dry, 1 flooded, 2 permanent water, 255 where either map has no class."""
     known = (pre < NUM_CLASSES) & (post < NUM_CLASSES)
-    new_water = known & (post == WATER) & (pre != WATER)
-    if min_pixels > 1:
-        new_water = remove_small_objects(new_water, max_size=min_pixels - 1, connectivity=2)
     extent = np.full(pre.shape, EXTENT_NODATA, dtype=np.uint8)
     extent[known] = DRY
     extent[known & (pre == WATER) & (post == WATER)] = PERMANENT
-    extent[new_water] = FLOODED
-    return extent
+    extent[known & (post == WATER) & (pre != WATER)] = FLOODED
+    return drop_small_floods(extent, min_pixels)
 
 
-def transition_matrix(pre: np.ndarray, post: np.ndarray, pixel_area_m2: float) -> pd.DataFrame:
-    """Area (km2) that went from each pre-event class (rows) to each post-event class."""
+def transition_counts(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+    """Pixels that went from each pre-event class (rows) to each post-event class."""
     known = (pre < NUM_CLASSES) & (post < NUM_CLASSES)
     pairs = pre[known].astype(np.int64) * NUM_CLASSES + post[known]
-    counts = np.bincount(pairs, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+    return np.bincount(pairs, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def transition_matrix(counts: np.ndarray, pixel_area_m2: float) -> pd.DataFrame:
+    """Area (km2) that went from each pre-event class (rows) to each post-event class."""
     frame = pd.DataFrame(counts * pixel_area_m2 / 1e6, index=CLASS_NAMES, columns=CLASS_NAMES)
     frame.index.name = "pre \\ post (km2)"
     return frame
 
 
-def _read_classes(path: Path) -> tuple[np.ndarray, dict]:
-    data, profile = read_checked(path)
-    if data.shape[0] != 1 or data.dtype != np.uint8:
+def _class_source(path: Path, stack: ExitStack) -> rasterio.DatasetReader:
+    src = stack.enter_context(open_checked(path))
+    if src.crs is None:
+        raise InputError(f"{path}: has no coordinate reference system")
+    if src.count != 1 or src.dtypes[0] != "uint8":
         raise InputError(f"{path}: expected a single-band uint8 class map")
-    return data[0], profile
+    return src
 
 
 def combined_extent(
@@ -79,12 +88,19 @@ def combined_extent(
     known = (pre < NUM_CLASSES) & (post < NUM_CLASSES) & np.isfinite(probability)
     permanent = known & (pre == WATER) & (post == WATER)
     new_water = known & ~permanent & (np.nan_to_num(probability) >= FLOOD_PROBABILITY)
-    if min_pixels > 1:
-        new_water = remove_small_objects(new_water, max_size=min_pixels - 1, connectivity=2)
     extent = np.full(pre.shape, EXTENT_NODATA, dtype=np.uint8)
     extent[known] = DRY
     extent[permanent] = PERMANENT
     extent[new_water] = FLOODED
+    return drop_small_floods(extent, min_pixels)
+
+
+def drop_small_floods(extent: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Flooded regions smaller than the minimum mapping unit become dry (in place)."""
+    if min_pixels > 1:
+        flooded = extent == FLOODED
+        kept = remove_small_objects(flooded, max_size=min_pixels - 1, connectivity=2)
+        extent[flooded & ~kept] = DRY
     return extent
 
 
@@ -103,18 +119,40 @@ def map_flood(
     out_transitions: Path,
     min_area_m2: float,
 ) -> dict:
-    """The change stage: extent, confidence, polygons and transitions of one event."""
+    """The change stage: extent, confidence, polygons and transitions of one event.
+
+    The evidence is read and weighed block by block; only the uint8 grids that the
+    minimum mapping unit and the polygons need whole (pre-event classes, extent,
+    confidence) are held for the full grid.
+    """
     calibration_model = load_calibration(calibration)
-    (pre, profile), (post, post_profile) = (_read_classes(p) for p in landcover)
-    evidence, proba_profile = read_evidence(proba, post_route, sar_evidence, sar_ratio, sar_summary)
-    same_grid([(landcover[0], profile), (landcover[1], post_profile), (proba[0], proba_profile)])
-    transform, crs = profile["transform"], profile["crs"]
+    with ExitStack() as stack:
+        pre_src, post_src = (_class_source(p, stack) for p in landcover)
+        evidence = EvidenceSource(proba, post_route, sar_evidence, sar_ratio, sar_summary, stack)
+        same_grid(
+            [
+                (landcover[0], pre_src.profile),
+                (landcover[1], post_src.profile),
+                (proba[0], evidence.profile),
+            ]
+        )
+        transform, crs = pre_src.transform, pre_src.crs
+        shape = (pre_src.height, pre_src.width)
+        pre = np.empty(shape, np.uint8)
+        extent = np.empty(shape, np.uint8)
+        confidence = np.empty(shape, np.uint8)
+        counts = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        for window in block_windows(*shape, BLOCK_PX):
+            cut = window.toslices()
+            pre[cut] = _read_block(pre_src, landcover[0], window)
+            post = _read_block(post_src, landcover[1], window)
+            probability = flood_probability(evidence.read(window), calibration_model)
+            # The minimum mapping unit is applied on the whole grid below.
+            extent[cut] = combined_extent(probability, pre[cut], post, min_pixels=0)
+            confidence[cut] = to_percent(probability)
+            counts += transition_counts(pre[cut], post)
     pixel_area = abs(transform.a * transform.e)
-    probability = flood_probability(evidence, calibration_model)
-    extent = combined_extent(
-        probability, pre, post, min_pixels=int(np.ceil(min_area_m2 / pixel_area))
-    )
-    confidence = to_percent(probability)
+    drop_small_floods(extent, min_pixels=int(np.ceil(min_area_m2 / pixel_area)))
     confidence[extent == EXTENT_NODATA] = CONFIDENCE_NODATA
     write_cog(
         out_extent,
@@ -142,5 +180,12 @@ def map_flood(
     polygons = flood_polygons(extent == FLOODED, pre, transform, crs.to_string(), confidence)
     write_polygons(polygons, out_polygons)
     with atomic_path(out_transitions) as tmp:
-        transition_matrix(pre, post, pixel_area).to_csv(tmp, float_format="%.6f")
+        transition_matrix(counts, pixel_area).to_csv(tmp, float_format="%.6f")
     return {"flooded_pixels": int((extent == FLOODED).sum()), "polygons": len(polygons)}
+
+
+def _read_block(src: rasterio.DatasetReader, path: Path, window: Window) -> np.ndarray:
+    try:
+        return src.read(1, window=window)
+    except RasterioError as err:
+        raise InputError(f"{path}: is corrupt or truncated ({err})") from err

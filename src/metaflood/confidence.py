@@ -13,14 +13,18 @@ on the same events is used, so confidence never claims evidence it does not have
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from metaflood.classes import NUM_CLASSES, WATER
 from metaflood.errors import InputError
-from metaflood.raster import read_checked
+from metaflood.raster import open_checked
 from metaflood.sar_change import DARK_BEFORE, EVIDENCE_NODATA, FLOOD_SIGNAL, NO_SIGNAL
 
 DEFAULT_CALIBRATION = Path(__file__).with_name("confidence_calibration.json")
@@ -150,43 +154,69 @@ def to_percent(probability: np.ndarray) -> np.ndarray:
 # --- reading the evidence from the products of earlier stages ---------------------------
 
 
-def _water_probability(path: Path) -> tuple[np.ndarray, dict]:
-    data, profile = read_checked(path)
-    if data.shape[0] != NUM_CLASSES or data.dtype != np.uint8:
-        raise InputError(f"{path}: expected {NUM_CLASSES} uint8 probability bands")
-    water = data[WATER].astype(np.float64) / PROBA_SCALE
-    water[data[WATER] == PROBA_NODATA] = np.nan
-    return water, profile
+def _checked_source(path: Path, stack: ExitStack) -> rasterio.DatasetReader:
+    src = stack.enter_context(open_checked(path))
+    if src.crs is None:
+        raise InputError(f"{path}: has no coordinate reference system")
+    return src
+
+
+class EvidenceSource:
+    """The land-cover and sar_change products of one event, open together and read window
+    by window, so the change stage's memory does not grow with the grid."""
+
+    def __init__(
+        self,
+        proba: list[Path],
+        post_route: Path,
+        sar_evidence: Path,
+        sar_ratio: Path,
+        sar_summary: Path,
+        stack: ExitStack,
+    ) -> None:
+        from metaflood.sar_change import same_grid
+
+        paths = [*proba, post_route, sar_evidence, sar_ratio]
+        self.sources = [_checked_source(Path(p), stack) for p in paths]
+        for path, src in zip(proba, self.sources[:2], strict=True):
+            if src.count != NUM_CLASSES or src.dtypes[0] != "uint8":
+                raise InputError(f"{path}: expected {NUM_CLASSES} uint8 probability bands")
+        same_grid([(Path(p), src.profile) for p, src in zip(paths, self.sources, strict=True)])
+        self.profile = dict(self.sources[0].profile)
+        summary = json.loads(Path(sar_summary).read_text())
+        self.ratio_threshold = summary["ratio_threshold_db"]["value"]
+        self.water_threshold = summary["water_threshold_db"]["value"]
+
+    def read(self, window: Window | None = None) -> Evidence:
+        pre_proba, post_proba, route, sar, ratio = self.sources
+        try:
+            water_pre, water_post = (
+                _water_probability(src.read(WATER + 1, window=window))
+                for src in (pre_proba, post_proba)
+            )
+            ratio_bands = ratio.read(window=window)
+            return Evidence(
+                water_pre=water_pre,
+                water_post=water_post,
+                optical_post=np.isin(route.read(1, window=window), (JOINT_ROUTE, OPTICAL_ROUTE)),
+                sar=sar.read(1, window=window),
+                ratio_margin_db=ratio_bands[:2].mean(axis=0) - self.ratio_threshold,
+                water_margin_db=ratio_bands[2] - self.water_threshold,
+            )
+        except RasterioError as err:
+            raise InputError(f"a change-stage input is corrupt or truncated ({err})") from err
+
+
+def _water_probability(stored: np.ndarray) -> np.ndarray:
+    water = stored.astype(np.float64) / PROBA_SCALE
+    water[stored == PROBA_NODATA] = np.nan
+    return water
 
 
 def read_evidence(
     proba: list[Path], post_route: Path, sar_evidence: Path, sar_ratio: Path, sar_summary: Path
 ) -> tuple[Evidence, dict]:
-    """The evidence of one event from its land-cover and sar_change products."""
-    from metaflood.sar_change import same_grid
-
-    (water_pre, profile), (water_post, post_profile) = (_water_probability(p) for p in proba)
-    route, route_profile = read_checked(post_route)
-    sar, sar_profile = read_checked(sar_evidence)
-    ratio, ratio_profile = read_checked(sar_ratio)
-    same_grid(
-        [
-            (proba[0], profile),
-            (proba[1], post_profile),
-            (post_route, route_profile),
-            (sar_evidence, sar_profile),
-            (sar_ratio, ratio_profile),
-        ]
-    )
-    summary = json.loads(Path(sar_summary).read_text())
-    ratio_threshold = summary["ratio_threshold_db"]["value"]
-    water_threshold = summary["water_threshold_db"]["value"]
-    evidence = Evidence(
-        water_pre=water_pre,
-        water_post=water_post,
-        optical_post=np.isin(route[0], (JOINT_ROUTE, OPTICAL_ROUTE)),
-        sar=sar[0],
-        ratio_margin_db=ratio[:2].mean(axis=0) - ratio_threshold,
-        water_margin_db=ratio[2] - water_threshold,
-    )
-    return evidence, profile
+    """The evidence of one event, whole, from its land-cover and sar_change products."""
+    with ExitStack() as stack:
+        source = EvidenceSource(proba, post_route, sar_evidence, sar_ratio, sar_summary, stack)
+        return source.read(), source.profile

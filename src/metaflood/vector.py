@@ -45,9 +45,10 @@ def flood_polygons(
             counts = np.bincount(regions[scored], minlength=n + 1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean_confidence = sums / counts
+        areas = np.bincount(regions.ravel(), minlength=n + 1) * pixel_area
         valid_pre = pre_class < NUM_CLASSES
-        counts = np.zeros((n + 1, NUM_CLASSES), dtype=np.int64)
-        np.add.at(counts, (regions[valid_pre], pre_class[valid_pre]), 1)
+        pairs = regions[valid_pre].astype(np.int64) * NUM_CLASSES + pre_class[valid_pre]
+        counts = np.bincount(pairs, minlength=(n + 1) * NUM_CLASSES).reshape(n + 1, NUM_CLASSES)
         parts: dict[int, list] = {}
         for geom, value in shapes(regions, mask=regions > 0, transform=transform):
             parts.setdefault(int(value), []).append(shape(geom))
@@ -58,7 +59,7 @@ def flood_polygons(
             records.append(
                 {
                     "flood_id": region,
-                    "area_m2": float((regions == region).sum() * pixel_area),
+                    "area_m2": float(areas[region]),
                     "mean_confidence": round(float(mean_confidence[region]), 2),
                     "dominant_pre_class": CLASS_NAMES[dominant] if total else "unknown",
                     "dominant_pre_share": float(counts[region, dominant] / total) if total else 0.0,

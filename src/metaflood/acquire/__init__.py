@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,16 +28,22 @@ from rasterio.transform import Affine
 from shapely.geometry import Polygon
 
 from metaflood import optical as opt
-from metaflood import sar
+from metaflood.acquire.canonical import (
+    grid_args,
+    mask_codes,
+    write_absent,
+    write_optical,
+    write_sar,
+)
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
 from metaflood.acquire.local import local_item
 from metaflood.acquire.scene import MASK, Grid, SceneItem
 from metaflood.acquire.security import is_remote, redact_url
 from metaflood.acquire.select import Candidate, Choice, candidates, choose_optical, choose_sar_pair
-from metaflood.acquire.sources import BANDS, OPTICAL_BANDS, SAR_BANDS, SourceSpec, resolve_source
+from metaflood.acquire.sources import BANDS, SourceSpec, resolve_source
 from metaflood.config import MODALITIES, PERIODS, Window, aoi_polygon, event_grid, parse_day, window
 from metaflood.errors import AcquisitionError, InputError
-from metaflood.raster import atomic_path, write_cog
+from metaflood.raster import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +95,6 @@ def _search(spec: SourceSpec, period: str, win: Window, aoi: Polygon, access: Ac
     return _Found([scene_item(i, spec, root) for i in found], note)
 
 
-def _mask_codes(values: np.ndarray, kind: str) -> np.ndarray:
-    """Canonical cloud mask (0 clear, 1 cloud, 2 shadow, 255 nodata) from a mask band."""
-    nodata = np.isnan(values)
-    codes = np.nan_to_num(values, nan=0).astype(np.int64)
-    if kind == "binary":
-        mask = np.where(codes != 0, opt.CLOUD, opt.CLEAR).astype(np.uint8)
-    else:
-        mask = opt.mask_from_scl(np.clip(codes, 0, 255).astype(np.uint8))
-    mask[nodata] = opt.MASK_NODATA
-    return mask
-
-
 class _Chooser:
     """Measures candidates (their grid, their cloud over the AOI) for one event."""
 
@@ -130,7 +125,7 @@ class _Chooser:
             _cache_for(jobs, self.cache), self.access_for(spec), workers=self.workers
         )
         values = _mosaic(downloader.read(jobs))
-        mask = _mask_codes(values, spec.mask_kind)
+        mask = mask_codes(values, spec.mask_kind)
         observed = mask != opt.MASK_NODATA
         if not observed.any():
             return 1.0
@@ -256,8 +251,9 @@ def search_scenes(
 
 
 def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
-    """First valid value wins, in the order the items were chosen."""
-    out = layers[0].copy()
+    """First valid value wins, in the order the items were chosen (the first layer is
+    filled in place: a large scene is not copied)."""
+    out = layers[0]
     for layer in layers[1:]:
         gap = np.isnan(out)
         out[gap] = layer[gap]
@@ -266,8 +262,8 @@ def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
 
 def _read_scene(
     record: dict, modality: str, cache: AssetCache, workers: int, retry: Retry
-) -> np.ndarray:
-    """All bands of a found scene on its grid, (bands, rows, cols) float32; the optical
+) -> list[np.ndarray]:
+    """Every band of a found scene on its grid, (rows, cols) float32 each; the optical
     mask band (when there is one) last."""
     grid = Grid.from_dict(record["grid"])
     items = [SceneItem.from_dict(d) for d in record["items"]]
@@ -285,12 +281,13 @@ def _read_scene(
     access = Access(**record["access"], retries=retry.retries, backoff_s=retry.backoff_s)
     downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
     layers = downloader.read(jobs)
-    per_band = [layers[i : i + len(items)] for i in range(0, len(layers), len(items))]
-    data = np.stack([_mosaic(band) for band in per_band])
-    if np.isnan(data[: len(BANDS[modality])]).all():
+    n = len(items)
+    bands = [_mosaic(layers[i : i + n]) for i in range(0, len(layers), n)]
+    del layers
+    if all(np.isnan(band).all() for band in bands[: len(BANDS[modality])]):
         ids = ", ".join(item.id for item in items)
         raise InputError(f"{ids}: every pixel over the AOI is nodata")
-    return data
+    return bands
 
 
 class _NoCache(AssetCache):
@@ -309,63 +306,6 @@ class _NoCache(AssetCache):
 
 def _cache_for(jobs: list[Job], cache: AssetCache) -> AssetCache:
     return cache if all(is_remote(job.ref.href) for job in jobs) else _NoCache()
-
-
-def _write_sar(data: np.ndarray, scale: str, grid: Grid, path: Path) -> None:
-    values = sar.to_linear(data) if scale == "db" else data
-    write_cog(
-        path,
-        values.astype(np.float32),
-        crs=grid.crs,
-        transform=Affine(*grid.transform),
-        nodata=np.nan,
-        descriptions=SAR_BANDS,
-        units=("linear power",) * 2,
-    )
-
-
-def _write_optical(data: np.ndarray, kind: str | None, grid: Grid, out: Path, out_mask: Path):
-    values = data[: len(OPTICAL_BANDS)]
-    if kind is None or data.shape[0] == len(OPTICAL_BANDS):
-        mask = np.zeros(values.shape[1:], dtype=np.uint8)
-    else:
-        mask = _mask_codes(data[-1], kind)
-    mask[np.isnan(values).any(axis=0)] = opt.MASK_NODATA
-    common = {"crs": grid.crs, "transform": Affine(*grid.transform)}
-    write_cog(
-        out, values, nodata=np.nan, descriptions=OPTICAL_BANDS, units=("reflectance",) * 4, **common
-    )
-    write_cog(
-        out_mask,
-        mask,
-        nodata=opt.MASK_NODATA,
-        descriptions=("cloud_mask",),
-        categorical=True,
-        tags={"codes": "0 clear, 1 cloud, 2 cloud shadow, 255 nodata"},
-        **common,
-    )
-
-
-def _write_absent(event: dict, key: str, modality: str, paths: list[Path]) -> None:
-    """All-nodata rasters on the event grid stand for a modality with no scene."""
-    grid = event_grid(event, key)
-    common = {"crs": grid.crs, "transform": grid.transform, "tags": {"absent": "true"}}
-    shape = (grid.height, grid.width)
-    if modality == "sar":
-        nan = np.full((2, *shape), np.nan, np.float32)
-        write_cog(paths[0], nan, nodata=np.nan, descriptions=SAR_BANDS, **common)
-        return
-    nan = np.full((4, *shape), np.nan, np.float32)
-    write_cog(paths[0], nan, nodata=np.nan, descriptions=OPTICAL_BANDS, **common)
-    none = np.full(shape, opt.MASK_NODATA, np.uint8)
-    write_cog(
-        paths[1],
-        none,
-        nodata=opt.MASK_NODATA,
-        descriptions=("cloud_mask",),
-        categorical=True,
-        **common,
-    )
 
 
 def _provenance(record: dict) -> dict:
@@ -425,24 +365,26 @@ def acquire_period(
     key = f"events.{name}"
     chosen = json.loads(Path(selection).read_text())["periods"][period]
     cache = AssetCache(cache_dir)
-    data = {}
-    for modality in MODALITIES:
-        if chosen[modality]["status"] == "found":
-            data[modality] = _read_scene(chosen[modality], modality, cache, workers, retry)
-    # Everything is read before anything is written: a failure leaves no product.
     outputs = {"sar": [out_sar], "optical": [out_optical, out_optical_mask]}
-    for modality in MODALITIES:
-        record = chosen[modality]
-        if modality not in data:
-            _write_absent(event, key, modality, outputs[modality])
-            continue
-        grid = Grid.from_dict(record["grid"])
-        if modality == "sar":
-            _write_sar(data["sar"], record["sar_scale"], grid, out_sar)
-        else:
-            _write_optical(
-                data["optical"], record["mask_kind"], grid, out_optical, out_optical_mask
-            )
+    # Each modality is read, then written band by band beside its products; they are all
+    # moved into place together at the end, so a failure leaves no product.
+    with ExitStack() as staged:
+        for modality in MODALITIES:
+            record = chosen[modality]
+            paths = [staged.enter_context(atomic_path(p)) for p in outputs[modality]]
+            if record["status"] != "found":
+                absent = event_grid(event, key)
+                grid = grid_args(absent.crs, absent.transform, absent.width, absent.height)
+                write_absent(modality, grid, paths)
+                continue
+            bands = _read_scene(record, modality, cache, workers, retry)
+            found = Grid.from_dict(record["grid"])
+            grid = grid_args(found.crs, Affine(*found.transform), found.width, found.height)
+            if modality == "sar":
+                write_sar(bands, record["sar_scale"], grid, *paths)
+            else:
+                write_optical(bands, record["mask_kind"], grid, *paths)
+            del bands
     scenes = {
         "event": name,
         "period": period,

@@ -1,0 +1,112 @@
+"""The canonical scenes every later stage reads, written band by band.
+
+sar.tif holds VV and VH in linear power, optical.tif blue, green, red and NIR
+reflectance (float32, NaN nodata), optical_mask.tif 0 clear, 1 cloud, 2 cloud shadow,
+255 nodata. Each band goes to disk as soon as it is mosaicked (blockwise.cog_writer), so
+a modality is held in memory once, whatever the grid size; a modality with no scene is
+written block by block as an all-nodata raster tagged absent=true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rasterio.transform import Affine
+
+from metaflood import optical as opt
+from metaflood import sar
+from metaflood.acquire.sources import OPTICAL_BANDS, SAR_BANDS
+from metaflood.blockwise import block_windows, cog_writer
+
+ABSENT_BLOCK_PX = 2048
+MASK_TAGS = {"codes": "0 clear, 1 cloud, 2 cloud shadow, 255 nodata"}
+
+
+def mask_codes(values: np.ndarray, kind: str) -> np.ndarray:
+    """Canonical cloud mask (0 clear, 1 cloud, 2 shadow, 255 nodata) from a mask band."""
+    nodata = np.isnan(values)
+    codes = np.nan_to_num(values, nan=0).astype(np.int64)
+    if kind == "binary":
+        mask = np.where(codes != 0, opt.CLOUD, opt.CLEAR).astype(np.uint8)
+    else:
+        mask = opt.mask_from_scl(np.clip(codes, 0, 255).astype(np.uint8))
+    mask[nodata] = opt.MASK_NODATA
+    return mask
+
+
+def grid_args(crs: str, transform: Affine, width: int, height: int) -> dict:
+    """The grid keywords of blockwise.cog_writer."""
+    return {"crs": crs, "transform": transform, "width": width, "height": height}
+
+
+def write_sar(bands: list[np.ndarray], scale: str, grid: dict, path: Path) -> None:
+    """VV and VH (linear power or dB, as the source gives them) as linear power."""
+    with cog_writer(
+        path,
+        count=len(SAR_BANDS),
+        dtype="float32",
+        nodata=np.nan,
+        descriptions=SAR_BANDS,
+        units=("linear power",) * len(SAR_BANDS),
+        **grid,
+    ) as dst:
+        for index, band in enumerate(bands, start=1):
+            dst.write(sar.to_linear(band) if scale == "db" else np.asarray(band, np.float32), index)
+
+
+def write_optical(
+    bands: list[np.ndarray], mask_kind: str | None, grid: dict, out: Path, out_mask: Path
+) -> None:
+    """The four reflectance bands, then the cloud mask from the mask band when the source
+    has one (else all clear); a pixel missing in any band is nodata in the mask."""
+    nodata = np.zeros((grid["height"], grid["width"]), bool)
+    with cog_writer(
+        out,
+        count=len(OPTICAL_BANDS),
+        dtype="float32",
+        nodata=np.nan,
+        descriptions=OPTICAL_BANDS,
+        units=("reflectance",) * len(OPTICAL_BANDS),
+        **grid,
+    ) as dst:
+        for index, band in enumerate(bands[: len(OPTICAL_BANDS)], start=1):
+            dst.write(np.asarray(band, np.float32), index)
+            nodata |= np.isnan(band)
+    if mask_kind is None or len(bands) == len(OPTICAL_BANDS):
+        mask = np.zeros(nodata.shape, dtype=np.uint8)
+    else:
+        mask = mask_codes(bands[-1], mask_kind)
+    mask[nodata] = opt.MASK_NODATA
+    with cog_writer(
+        out_mask,
+        count=1,
+        dtype="uint8",
+        nodata=opt.MASK_NODATA,
+        descriptions=("cloud_mask",),
+        categorical=True,
+        tags=MASK_TAGS,
+        **grid,
+    ) as dst:
+        dst.write(mask, 1)
+
+
+def write_absent(modality: str, grid: dict, paths: list[Path]) -> None:
+    """All-nodata rasters on the event grid stand for a modality with no scene."""
+    rasters = [(paths[0], "float32", np.nan, SAR_BANDS if modality == "sar" else OPTICAL_BANDS)]
+    if modality == "optical":
+        rasters.append((paths[1], "uint8", opt.MASK_NODATA, ("cloud_mask",)))
+    for path, dtype, nodata, descriptions in rasters:
+        with cog_writer(
+            path,
+            count=len(descriptions),
+            dtype=dtype,
+            nodata=nodata,
+            descriptions=descriptions,
+            categorical=dtype == "uint8",
+            tags={"absent": "true"},
+            **grid,
+        ) as dst:
+            for window in block_windows(grid["height"], grid["width"], ABSENT_BLOCK_PX):
+                shape = (len(descriptions), int(window.height), int(window.width))
+                dst.write(np.full(shape, nodata, dtype), window=window)

@@ -15,8 +15,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from metaflood.checkpoint import prepare_for_inference
 from metaflood.model import MetaRS, MetaRSConfig
-from metaflood.model.fold import fold_batch_norms
 
 CONFIGS = {
     "compact": MetaRSConfig(),  # the demo model: resnet18 at width 32
@@ -46,11 +46,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = CONFIGS[args.config]
-    model = MetaRS(cfg).eval()
-    fold_batch_norms(model)  # as inference loads it
+    model = prepare_for_inference(MetaRS(cfg))  # as the workflow loads it
     heads = tuple(args.heads.split(","))
-    sar = torch.randn(args.batch, len(cfg.sar_bands), args.tile, args.tile)
-    opt = torch.randn(args.batch, len(cfg.optical_bands), args.tile, args.tile)
+    sar, opt = (
+        torch.randn(args.batch, len(bands), args.tile, args.tile).contiguous(
+            memory_format=torch.channels_last
+        )
+        for bands in (cfg.sar_bands, cfg.optical_bands)
+    )
 
     def forward():
         with torch.inference_mode():

@@ -169,8 +169,7 @@ def gather_landcover(
     """Blend the tiles' probabilities over their overlaps, then classes, 8-bit
     probabilities and routes as `infer.predict_scene` writes them. Cores are computed
     in parallel by dask (`threads` at a time) and written in order."""
-    from metaflood.classes import CLASS_NODATA, colormap
-    from metaflood.infer import PROBA_NODATA, ROUTE_OUTSIDE, encode_products
+    from metaflood.infer import encode_products, landcover_writers
 
     frame = tile_frame(route_tiles)
     tiles = tile_layout(frame.height, frame.width, tiling.tile_px, tiling.overlap_px)
@@ -180,7 +179,7 @@ def gather_landcover(
     proba_of = dict(zip((t.id for t in tiles), proba_tiles, strict=True))
     route_of = dict(zip((t.id for t in tiles), route_tiles, strict=True))
     with open_checked(proba_tiles[0]) as src:
-        class_names, count, tags = src.descriptions, src.count, src.tags()
+        class_names, tags = src.descriptions, src.tags()
 
     def read_window(path: Path, tile: Tile, window: Window) -> np.ndarray:
         local = Window(
@@ -216,39 +215,9 @@ def gather_landcover(
     }
     checkpoint = {"checkpoint": tags.get("checkpoint", "")}
     with (
-        cog_writer(
-            out_class,
-            count=1,
-            dtype="uint8",
-            nodata=CLASS_NODATA,
-            descriptions=["class"],
-            colormap=colormap(),
-            tags=checkpoint,
-            categorical=True,
-            **grid,
-        ) as w_class,
-        cog_writer(
-            out_proba,
-            count=count,
-            dtype="uint8",
-            nodata=PROBA_NODATA,
-            descriptions=class_names,
-            tags={**checkpoint, "scale": "probability = value / 254"},
-            **grid,
-        ) as w_proba,
-        cog_writer(
-            out_route,
-            count=1,
-            dtype="uint8",
-            nodata=ROUTE_OUTSIDE,
-            descriptions=["route"],
-            tags={
-                **checkpoint,
-                "codes": "0 none, 1 joint, 2 sar_only, 3 optical_only, 255 outside AOI",
-            },
-            categorical=True,
-            **grid,
-        ) as w_route,
+        landcover_writers(
+            out_class, out_proba, out_route, class_names=class_names, tags=checkpoint, **grid
+        ) as (w_class, w_proba, w_route),
         dask_scheduler(threads, scheduler),
     ):
         for i, (classes, proba_u8, route) in compute_in_order([task(t) for t in tiles], threads):

@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio.windows
 import torch
+from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 from scipy.ndimage import gaussian_filter
 
+from metaflood.blockwise import cog_writer
 from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_device
 from metaflood.classes import CLASS_NODATA, NUM_CLASSES, colormap
 from metaflood.errors import InputError
 from metaflood.model.metars import HEADS, SIZE_MULTIPLE
 from metaflood.raster import band_index, open_checked
-from metaflood.tiled_writer import BlockwiseCOG
 
 SAR_VALID, OPTICAL_VALID = 1, 2  # bits of the availability raster
 OUTSIDE_AOI = 255
@@ -246,6 +248,11 @@ def blend_tiles(
     return proba, stats.to_dict()
 
 
+def _channels_last(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The memory order the inference model's weights are in (prepare_for_inference)."""
+    return torch.from_numpy(batch).to(device, memory_format=torch.channels_last)
+
+
 def model_predictor(loaded: InferenceModel, device: torch.device) -> Predictor:
     """Wrap the network as a Predictor: only the requested heads (and encoders) run."""
     model = loaded.model
@@ -255,11 +262,13 @@ def model_predictor(loaded: InferenceModel, device: torch.device) -> Predictor:
     ) -> dict[str, np.ndarray]:
         need_sar = "sar" in heads or "joint" in heads
         need_opt = "optical" in heads or "joint" in heads
-        s = torch.from_numpy(sar).to(device) if need_sar else None
-        o = torch.from_numpy(optical).to(device) if need_opt else None
+        s = _channels_last(sar, device) if need_sar else None
+        o = _channels_last(optical, device) if need_opt else None
         with torch.inference_mode():
             out = model(s, o, heads=heads, features=False)
-            return {hd: torch.softmax(out[hd].float(), dim=1).cpu().numpy() for hd in heads}
+            return {
+                hd: torch.softmax(out[hd].float(), dim=1).contiguous().cpu().numpy() for hd in heads
+            }
 
     return predict
 
@@ -381,43 +390,12 @@ def predict_scene(
         reader = SceneReader(src, vsrc, loaded, seam_sigma, max(shape[1], tile))
         tags = {"checkpoint": Path(checkpoint_path).name}
         grid = {"width": shape[1], "height": shape[0], "crs": crs, "transform": transform}
+        grid["threads"] = threads  # COG compression
         pixels = dict.fromkeys([*ROUTE_NAMES.values(), "none", "outside_aoi"], 0)
         stats = TileStats()
-        with (
-            BlockwiseCOG(
-                out_class,
-                count=1,
-                dtype="uint8",
-                nodata=CLASS_NODATA,
-                descriptions=["class"],
-                colormap=colormap(),
-                tags=tags,
-                categorical=True,
-                **grid,
-            ) as w_class,
-            BlockwiseCOG(
-                out_proba,
-                count=loaded.config.num_classes,
-                dtype="uint8",
-                nodata=PROBA_NODATA,
-                descriptions=loaded.class_names,
-                tags={**tags, "scale": "probability = value / 254"},
-                **grid,
-            ) as w_proba,
-            BlockwiseCOG(
-                out_route,
-                count=1,
-                dtype="uint8",
-                nodata=ROUTE_OUTSIDE,
-                descriptions=["route"],
-                tags={
-                    **tags,
-                    "codes": "0 none, 1 joint, 2 sar_only, 3 optical_only, 255 outside AOI",
-                },
-                categorical=True,
-                **grid,
-            ) as w_route,
-        ):
+        with landcover_writers(
+            out_class, out_proba, out_route, class_names=loaded.class_names, tags=tags, **grid
+        ) as (w_class, w_proba, w_route):
             strips = stream_blend(
                 model_predictor(loaded, dev),
                 reader,
@@ -430,16 +408,12 @@ def predict_scene(
             )
             for y, proba in strips:
                 n = proba.shape[1]
-                valid, sar_ok, opt_ok = (m[:n] for m in reader.masks)
-                mapped = sar_ok | opt_ok
-                classes = proba.argmax(axis=0).astype(np.uint8)
-                classes[~mapped] = CLASS_NODATA
-                proba_u8 = np.round(np.clip(proba, 0.0, 1.0) * 254).astype(np.uint8)
-                proba_u8[:, ~mapped] = PROBA_NODATA
-                route = route_map(valid, sar_ok, opt_ok)
-                w_class.write(classes, y)
-                w_proba.write(proba_u8, y)
-                w_route.write(route, y)
+                route = route_map(*(m[:n] for m in reader.masks))
+                classes, proba_u8 = encode_products(proba, route)
+                strip = Window(0, y, shape[1], n)
+                w_class.write(classes, 1, window=strip)
+                w_proba.write(proba_u8, window=strip)
+                w_route.write(route, 1, window=strip)
                 for code, name in ROUTE_NAMES.items():
                     pixels[name] += int((route == code).sum())
                 pixels["none"] += int((route == ROUTE_NONE).sum())
@@ -489,7 +463,7 @@ def predict_tile(
         }
         stats = TileStats()
         with (
-            BlockwiseCOG(
+            cog_writer(
                 out_proba,
                 count=loaded.config.num_classes,
                 dtype="float32",
@@ -498,7 +472,7 @@ def predict_tile(
                 tags={"checkpoint": Path(checkpoint_path).name},
                 **grid,
             ) as w_proba,
-            BlockwiseCOG(
+            cog_writer(
                 out_route,
                 count=1,
                 dtype="uint8",
@@ -525,8 +499,9 @@ def predict_tile(
                 route = route_map(valid, sar_ok, opt_ok)
                 a, b = max(y, r0), min(y + n, r1)  # the rows of the tile in this strip
                 if a < b:
-                    w_proba.write(proba[:, a - y : b - y, c0:c1].astype(np.float32), a - r0)
-                    w_route.write(route[a - y : b - y, c0:c1], a - r0)
+                    rows = Window(0, a - r0, c1 - c0, b - a)
+                    w_proba.write(proba[:, a - y : b - y, c0:c1].astype(np.float32), window=rows)
+                    w_route.write(route[a - y : b - y, c0:c1], 1, window=rows)
     return {"tiles": stats.to_dict(), "device": str(dev)}
 
 
@@ -542,6 +517,56 @@ def context_window(window: Window, tile: int, height: int, width: int) -> Window
     row, rows = grow(int(window.row_off), int(window.height), height)
     col, cols = grow(int(window.col_off), int(window.width), width)
     return Window(col, row, cols, rows)
+
+
+ROUTE_CODES = "0 none, 1 joint, 2 sar_only, 3 optical_only, 255 outside AOI"
+
+
+@contextmanager
+def landcover_writers(
+    out_class: str | os.PathLike,
+    out_proba: str | os.PathLike,
+    out_route: str | os.PathLike,
+    *,
+    class_names: Sequence[str],
+    tags: dict[str, str],
+    **grid,
+) -> Iterator[tuple[DatasetWriter, DatasetWriter, DatasetWriter]]:
+    """The three land-cover products (classes, 8-bit probabilities, routes), written by
+    windows and finished as COGs; a whole scene and a tiled gather write them alike."""
+    with (
+        cog_writer(
+            out_class,
+            count=1,
+            dtype="uint8",
+            nodata=CLASS_NODATA,
+            descriptions=["class"],
+            colormap=colormap(),
+            tags=tags,
+            categorical=True,
+            **grid,
+        ) as w_class,
+        cog_writer(
+            out_proba,
+            count=len(class_names),
+            dtype="uint8",
+            nodata=PROBA_NODATA,
+            descriptions=class_names,
+            tags={**tags, "scale": "probability = value / 254"},
+            **grid,
+        ) as w_proba,
+        cog_writer(
+            out_route,
+            count=1,
+            dtype="uint8",
+            nodata=ROUTE_OUTSIDE,
+            descriptions=["route"],
+            tags={**tags, "codes": ROUTE_CODES},
+            categorical=True,
+            **grid,
+        ) as w_route,
+    ):
+        yield w_class, w_proba, w_route
 
 
 def encode_products(proba: np.ndarray, route: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -451,41 +451,40 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metaflood", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Callable, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
+    def add(
+        name: str, func: Callable, help: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, parents=list(parents))
         p.set_defaults(func=func)
         return p
+
+    # Options that several stages share, declared once
+    event = argparse.ArgumentParser(add_help=False)
+    event.add_argument("--event", required=True)
+    event.add_argument("--event-json", type=_json, required=True)
+    period = argparse.ArgumentParser(add_help=False)
+    period.add_argument("--period", choices=("pre", "post"), required=True)
 
     p = add("check-config", cmd_check_config, "check a configuration file, with line numbers")
     p.add_argument("path")
 
-    p = add("demo", cmd_demo, "generate the embedded demo event as a local STAC catalog")
-    p.add_argument("--event", required=True)
-    p.add_argument("--event-json", type=_json, required=True)
+    p = add("demo", cmd_demo, "generate the embedded demo event as a local STAC catalog", event)
     p.add_argument("--out", required=True)
 
-    p = add("search-scenes", cmd_search_scenes, "search the sources and choose the scenes")
-    p.add_argument("--event", required=True)
-    p.add_argument("--event-json", type=_json, required=True)
+    p = add("search-scenes", cmd_search_scenes, "search the sources and choose the scenes", event)
     p.add_argument("--demo-catalog")
     p.add_argument("--cache", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=4)
 
-    p = add("acquire", cmd_acquire, "read the chosen scenes of one period")
-    p.add_argument("--event", required=True)
-    p.add_argument("--event-json", type=_json, required=True)
-    p.add_argument("--period", choices=("pre", "post"), required=True)
+    p = add("acquire", cmd_acquire, "read the chosen scenes of one period", event, period)
     p.add_argument("--selection", required=True)
     p.add_argument("--cache", required=True)
     p.add_argument("--threads", type=int, default=4)
     for name in ("--sar", "--optical", "--optical-mask", "--scenes"):
         p.add_argument(name, required=True)
 
-    p = add("coregister", cmd_coregister, "put one period on the event grid")
-    p.add_argument("--event", required=True)
-    p.add_argument("--event-json", type=_json, required=True)
-    p.add_argument("--period", choices=("pre", "post"), required=True)
+    p = add("coregister", cmd_coregister, "put one period on the event grid", event, period)
     for name in ("--sar", "--optical", "--optical-mask", "--reference"):
         p.add_argument(name, required=True)
     for name in ("--out-stack", "--out-valid", "--out-report"):
@@ -493,19 +492,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--coregister-json", type=_json, default={})
     p.add_argument("--threads", type=int, default=1)
 
-    p = add("coregister-shifts", cmd_coregister_shifts, "tiled: checks and shifts of a period")
-    p.add_argument("--event", required=True)
-    p.add_argument("--event-json", type=_json, required=True)
-    p.add_argument("--period", choices=("pre", "post"), required=True)
+    p = add(
+        "coregister-shifts",
+        cmd_coregister_shifts,
+        "tiled: checks and shifts of a period",
+        event,
+        period,
+    )
     for name in ("--sar", "--optical", "--optical-mask", "--reference", "--out"):
         p.add_argument(name, required=True)
     p.add_argument("--coregister-json", type=_json, default={})
     p.add_argument("--threads", type=int, default=1)
 
-    p = add("coregister-tile", cmd_coregister_tile, "tiled: one tile of a period on the grid")
-    p.add_argument("--event", required=True)
-    p.add_argument("--event-json", type=_json, required=True)
-    p.add_argument("--period", choices=("pre", "post"), required=True)
+    p = add(
+        "coregister-tile",
+        cmd_coregister_tile,
+        "tiled: one tile of a period on the grid",
+        event,
+        period,
+    )
     for name in ("--sar", "--optical", "--optical-mask", "--shifts", "--tile"):
         p.add_argument(name, required=True)
     for name in ("--out-stack", "--out-valid"):
@@ -514,9 +519,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--coregister-json", type=_json, default={})
     p.add_argument("--threads", type=int, default=1)
 
-    p = add("coregister-gather", cmd_coregister_gather, "tiled: mosaic of a period's tiles")
+    p = add("coregister-gather", cmd_coregister_gather, "tiled: mosaic of a period's tiles", period)
     p.add_argument("--event", required=True)
-    p.add_argument("--period", choices=("pre", "post"), required=True)
     p.add_argument("--shifts", required=True)
     for name in ("--stacks", "--valid"):
         p.add_argument(name, nargs="+", required=True)
@@ -662,9 +666,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(option, required=True)
         p.add_argument("--out", required=True)
 
-    p = add("catalog", cmd_catalog, "STAC catalog of an event's products")
-    p.add_argument("--event", required=True)
-    p.add_argument("--event-json", type=_json, required=True)
+    p = add("catalog", cmd_catalog, "STAC catalog of an event's products", event)
     p.add_argument("--event-dir", required=True)
     p.add_argument("--out", required=True)
     return parser

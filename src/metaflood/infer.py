@@ -472,15 +472,7 @@ def predict_tile(
                 tags={"checkpoint": Path(checkpoint_path).name},
                 **grid,
             ) as w_proba,
-            cog_writer(
-                out_route,
-                count=1,
-                dtype="uint8",
-                nodata=ROUTE_OUTSIDE,
-                descriptions=["route"],
-                categorical=True,
-                **grid,
-            ) as w_route,
+            route_writer(out_route, {}, **grid) as w_route,
         ):
             strips = stream_blend(
                 model_predictor(loaded, dev),
@@ -555,18 +547,23 @@ def landcover_writers(
             tags={**tags, "scale": "probability = value / 254"},
             **grid,
         ) as w_proba,
-        cog_writer(
-            out_route,
-            count=1,
-            dtype="uint8",
-            nodata=ROUTE_OUTSIDE,
-            descriptions=["route"],
-            tags={**tags, "codes": ROUTE_CODES},
-            categorical=True,
-            **grid,
-        ) as w_route,
+        route_writer(out_route, tags, **grid) as w_route,
     ):
         yield w_class, w_proba, w_route
+
+
+def route_writer(out_route: str | os.PathLike, tags: dict[str, str], **grid):
+    """The route map's writer (codes ROUTE_*), for a scene, a tile or a gather."""
+    return cog_writer(
+        out_route,
+        count=1,
+        dtype="uint8",
+        nodata=ROUTE_OUTSIDE,
+        descriptions=["route"],
+        tags={**tags, "codes": ROUTE_CODES},
+        categorical=True,
+        **grid,
+    )
 
 
 def encode_products(proba: np.ndarray, route: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,17 +40,21 @@ def grid_args(crs: str, transform: Affine, width: int, height: int) -> dict:
     return {"crs": crs, "transform": transform, "width": width, "height": height}
 
 
-def write_sar(bands: list[np.ndarray], scale: str, grid: dict, path: Path) -> None:
-    """VV and VH (linear power or dB, as the source gives them) as linear power."""
-    with cog_writer(
+def _float_bands(path: Path, names: tuple[str, ...], unit: str, grid: dict):
+    return cog_writer(
         path,
-        count=len(SAR_BANDS),
+        count=len(names),
         dtype="float32",
         nodata=np.nan,
-        descriptions=SAR_BANDS,
-        units=("linear power",) * len(SAR_BANDS),
+        descriptions=names,
+        units=(unit,) * len(names),
         **grid,
-    ) as dst:
+    )
+
+
+def write_sar(bands: list[np.ndarray], scale: str, grid: dict, path: Path) -> None:
+    """VV and VH (linear power or dB, as the source gives them) as linear power."""
+    with _float_bands(path, SAR_BANDS, "linear power", grid) as dst:
         for index, band in enumerate(bands, start=1):
             dst.write(sar.to_linear(band) if scale == "db" else np.asarray(band, np.float32), index)
 
@@ -61,15 +65,7 @@ def write_optical(
     """The four reflectance bands, then the cloud mask from the mask band when the source
     has one (else all clear); a pixel missing in any band is nodata in the mask."""
     nodata = np.zeros((grid["height"], grid["width"]), bool)
-    with cog_writer(
-        out,
-        count=len(OPTICAL_BANDS),
-        dtype="float32",
-        nodata=np.nan,
-        descriptions=OPTICAL_BANDS,
-        units=("reflectance",) * len(OPTICAL_BANDS),
-        **grid,
-    ) as dst:
+    with _float_bands(out, OPTICAL_BANDS, "reflectance", grid) as dst:
         for index, band in enumerate(bands[: len(OPTICAL_BANDS)], start=1):
             dst.write(np.asarray(band, np.float32), index)
             nodata |= np.isnan(band)

@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/model_throughput.py [--threads N] [--tile 256] [--batch 4]
 
 For each configuration and each route (joint head; SAR head alone; optical head alone)
-a batch of tiles is run under torch.inference_mode, best of a few runs.
+a batch of tiles is run under torch.inference_mode, best of a few runs, with the model
+and inputs prepared as the workflow's inference prepares them (batch norms folded,
+channels-last).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import time
 
 import torch
 
+from metaflood.checkpoint import prepare_for_inference
 from metaflood.model import MetaRS, MetaRSConfig
-from metaflood.model.fold import fold_batch_norms
 
 CONFIGS = {
     "compact (resnet18, width 32)": MetaRSConfig(),
@@ -37,10 +39,13 @@ def main() -> None:
     pixels = args.batch * args.tile**2
     rates = {}
     for name, cfg in CONFIGS.items():
-        model = MetaRS(cfg).eval()
-        fold_batch_norms(model)  # as inference loads it
-        sar = torch.randn(args.batch, len(cfg.sar_bands), args.tile, args.tile)
-        opt = torch.randn(args.batch, len(cfg.optical_bands), args.tile, args.tile)
+        model = prepare_for_inference(MetaRS(cfg))  # as the workflow loads it
+        sar, opt = (
+            torch.randn(args.batch, len(bands), args.tile, args.tile).contiguous(
+                memory_format=torch.channels_last
+            )
+            for bands in (cfg.sar_bands, cfg.optical_bands)
+        )
         for route, heads in ROUTES.items():
             with torch.inference_mode():
                 model(sar, opt, heads=heads)

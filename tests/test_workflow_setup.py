@@ -6,7 +6,12 @@ import pytest
 import yaml
 
 from metaflood.errors import ConfigError
-from metaflood.workflow import check_config_file, prepare_job_environment, schema_error
+from metaflood.workflow import (
+    check_config_file,
+    job_memory_mb,
+    prepare_job_environment,
+    schema_error,
+)
 from tests.conftest import demo_event_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +56,22 @@ def test_jobs_find_this_interpreter_and_the_source(monkeypatch):
     assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(ROOT / "src"), "/elsewhere"]
     prepare_job_environment(ROOT / "src")  # idempotent
     assert os.environ["PYTHONPATH"].count(str(ROOT / "src")) == 1
+
+
+def test_jobs_cap_gdal_cache_unless_the_user_set_it(monkeypatch):
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    prepare_job_environment(ROOT / "src")
+    assert os.environ["GDAL_CACHEMAX"] == "512"
+    monkeypatch.setenv("GDAL_CACHEMAX", "2048")
+    prepare_job_environment(ROOT / "src")
+    assert os.environ["GDAL_CACHEMAX"] == "2048"
+
+
+def test_whole_grid_jobs_ask_for_memory_in_proportion_to_the_grid():
+    assert job_memory_mb(0, 2000, 48) == 2000
+    # 8,093 x 8,130 px, the largest grid of benchmarks/tiled_scale.py
+    assert job_memory_mb(8093 * 8130, 2000, 48) == 5159
+    assert job_memory_mb(1, 2000, 0.5) == 2001  # rounded up, never down
 
 
 def test_authors_checkpoint_dag_plans_offline(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import yaml
 from metaflood.config import check_config, normalise_dates
 from metaflood.errors import ConfigError
 
+# GDAL block cache of every job (MB), unless GDAL_CACHEMAX is set in the environment.
+GDAL_CACHE_MB = 512
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -32,6 +35,17 @@ def prepare_job_environment(src_dir: str | Path) -> None:
     path = os.environ.get("PATH", "").split(os.pathsep)
     if path[:1] != [bin_dir]:
         os.environ["PATH"] = os.pathsep.join([bin_dir, *path])
+    # GDAL's block cache defaults to 5% of the node's memory: on a large cluster node that
+    # alone can exceed a job's mem_mb. A fixed cap keeps a job's memory what its rule
+    # declares, whatever node it lands on; a user's own setting wins.
+    os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
+
+
+def job_memory_mb(grid_pixels: int, base_mb: int, bytes_per_pixel: float) -> int:
+    """Memory to ask for a job that holds arrays over the whole event grid: what it
+    needs on a small grid plus what it was measured to add per grid pixel
+    (benchmarks/tiled_scale.py), so a large AOI gets a large enough cluster job."""
+    return math.ceil(base_mb + bytes_per_pixel * grid_pixels / 1e6)
 
 
 def checked_config(config: dict) -> dict:

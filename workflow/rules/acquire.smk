@@ -13,7 +13,7 @@ rule demo_event:
         "../../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grid_mem_mb(2000, 150),
         runtime=10,
     params:
         event=event_json,
@@ -36,7 +36,7 @@ rule search_scenes:
         "../../envs/geo.yaml"
     threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=grid_mem_mb(2000, 32),
         runtime=30,
     params:
         event=event_json,
@@ -65,7 +65,7 @@ rule acquire:
         "../../envs/geo.yaml"
     threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=grid_mem_mb(2000, 48),
         runtime=30,
     params:
         event=event_json,

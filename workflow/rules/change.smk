@@ -73,7 +73,7 @@ rule change:
         "../../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=grid_mem_mb(3000, 24),
         runtime=30,
     params:
         change=section_json("change"),
@@ -108,7 +108,7 @@ rule validate_demo:
         "../../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grid_mem_mb(2000, 48),
         runtime=10,
     params:
         min_area=config.get("change", {}).get("min_area_m2", 200),
@@ -154,7 +154,7 @@ rule stats:
         "../../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=grid_mem_mb(2000, 12),
         runtime=10,
     params:
         event=event_json,
@@ -192,7 +192,7 @@ rule sar_thresholds:
         "../../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=grid_mem_mb(3000, 8),
         runtime=30,
     params:
         change=section_json("change"),
@@ -250,7 +250,7 @@ rule sar_change_gather:
         "../../envs/geo.yaml"
     threads: 2
     resources:
-        mem_mb=3000,
+        mem_mb=grid_mem_mb(3000, 24),
         runtime=30,
     params:
         change=section_json("change"),

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from metaflood.config import event_grid, event_tiles
 from metaflood.workflow import (
     checked_config,
+    job_memory_mb,
     prepare_job_environment,
     schema_error,
     semantic_errors,
@@ -126,12 +127,10 @@ def final_products():
 
 # Tiling: an event whose grid is larger than tiling.tile_px runs co-registration, land
 # cover and SAR change as one job per tile, gathered into the untiled products' paths.
-TILES = {
-    event: event_tiles(
-        event_grid(config["events"][event], f"events.{event}"), config["tiling"]
-    )
-    for event in EVENTS
+GRIDS = {
+    event: event_grid(config["events"][event], f"events.{event}") for event in EVENTS
 }
+TILES = {event: event_tiles(GRIDS[event], config["tiling"]) for event in EVENTS}
 TILED_EVENTS = [event for event in EVENTS if len(TILES[event]) > 1]
 
 
@@ -142,6 +141,16 @@ def events_pattern(events):
 
 TILED = events_pattern(TILED_EVENTS)
 UNTILED = events_pattern([event for event in EVENTS if event not in TILED_EVENTS])
+
+
+def grid_mem_mb(base_mb, bytes_per_pixel):
+    """mem_mb of a job that holds whole-grid arrays: grows with the event's grid."""
+
+    def mem_mb(wildcards):
+        grid = GRIDS[wildcards.event]
+        return job_memory_mb(grid.width * grid.height, base_mb, bytes_per_pixel)
+
+    return mem_mb
 
 
 def tile_files(pattern):

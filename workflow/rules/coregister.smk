@@ -123,7 +123,7 @@ rule coregister_gather:
         "../../envs/geo.yaml"
     threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=grid_mem_mb(2000, 24),
         runtime=30,
     shell:
         "python -m metaflood coregister-gather --event {wildcards.event}"

@@ -175,7 +175,7 @@ rule landcover_gather:
         "../../envs/torch.yaml"
     threads: 2
     resources:
-        mem_mb=3000,
+        mem_mb=grid_mem_mb(3000, 8),
         runtime=30,
     params:
         tiling=section_json("tiling"),

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import rasterio
-from rasterio.errors import RasterioError
-from rasterio.windows import Window
 from skimage.morphology import remove_small_objects
 
 from metaflood.blockwise import block_windows
@@ -29,7 +27,7 @@ from metaflood.confidence import (
     to_percent,
 )
 from metaflood.errors import InputError
-from metaflood.raster import atomic_path, open_checked, write_cog
+from metaflood.raster import atomic_path, open_georeferenced, read_window, write_cog
 from metaflood.sar_change import same_grid
 from metaflood.vector import flood_polygons, write_polygons
 
@@ -73,9 +71,7 @@ def transition_matrix(counts: np.ndarray, pixel_area_m2: float) -> pd.DataFrame:
 
 
 def _class_source(path: Path, stack: ExitStack) -> rasterio.DatasetReader:
-    src = stack.enter_context(open_checked(path))
-    if src.crs is None:
-        raise InputError(f"{path}: has no coordinate reference system")
+    src = stack.enter_context(open_georeferenced(path))
     if src.count != 1 or src.dtypes[0] != "uint8":
         raise InputError(f"{path}: expected a single-band uint8 class map")
     return src
@@ -144,8 +140,8 @@ def map_flood(
         counts = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
         for window in block_windows(*shape, BLOCK_PX):
             cut = window.toslices()
-            pre[cut] = _read_block(pre_src, landcover[0], window)
-            post = _read_block(post_src, landcover[1], window)
+            pre[cut] = read_window(pre_src, window, 1)
+            post = read_window(post_src, window, 1)
             probability = flood_probability(evidence.read(window), calibration_model)
             # The minimum mapping unit is applied on the whole grid below.
             extent[cut] = combined_extent(probability, pre[cut], post, min_pixels=0)
@@ -182,10 +178,3 @@ def map_flood(
     with atomic_path(out_transitions) as tmp:
         transition_matrix(counts, pixel_area).to_csv(tmp, float_format="%.6f")
     return {"flooded_pixels": int((extent == FLOODED).sum()), "polygons": len(polygons)}
-
-
-def _read_block(src: rasterio.DatasetReader, path: Path, window: Window) -> np.ndarray:
-    try:
-        return src.read(1, window=window)
-    except RasterioError as err:
-        raise InputError(f"{path}: is corrupt or truncated ({err})") from err

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from metaflood.classes import NUM_CLASSES, WATER
 from metaflood.errors import InputError
-from metaflood.raster import open_checked
+from metaflood.raster import open_georeferenced, read_window
 from metaflood.sar_change import DARK_BEFORE, EVIDENCE_NODATA, FLOOD_SIGNAL, NO_SIGNAL
 
 DEFAULT_CALIBRATION = Path(__file__).with_name("confidence_calibration.json")
@@ -154,13 +152,6 @@ def to_percent(probability: np.ndarray) -> np.ndarray:
 # --- reading the evidence from the products of earlier stages ---------------------------
 
 
-def _checked_source(path: Path, stack: ExitStack) -> rasterio.DatasetReader:
-    src = stack.enter_context(open_checked(path))
-    if src.crs is None:
-        raise InputError(f"{path}: has no coordinate reference system")
-    return src
-
-
 class EvidenceSource:
     """The land-cover and sar_change products of one event, open together and read window
     by window, so the change stage's memory does not grow with the grid."""
@@ -177,7 +168,7 @@ class EvidenceSource:
         from metaflood.sar_change import same_grid
 
         paths = [*proba, post_route, sar_evidence, sar_ratio]
-        self.sources = [_checked_source(Path(p), stack) for p in paths]
+        self.sources = [stack.enter_context(open_georeferenced(p)) for p in paths]
         for path, src in zip(proba, self.sources[:2], strict=True):
             if src.count != NUM_CLASSES or src.dtypes[0] != "uint8":
                 raise InputError(f"{path}: expected {NUM_CLASSES} uint8 probability bands")
@@ -189,22 +180,19 @@ class EvidenceSource:
 
     def read(self, window: Window | None = None) -> Evidence:
         pre_proba, post_proba, route, sar, ratio = self.sources
-        try:
-            water_pre, water_post = (
-                _water_probability(src.read(WATER + 1, window=window))
-                for src in (pre_proba, post_proba)
-            )
-            ratio_bands = ratio.read(window=window)
-            return Evidence(
-                water_pre=water_pre,
-                water_post=water_post,
-                optical_post=np.isin(route.read(1, window=window), (JOINT_ROUTE, OPTICAL_ROUTE)),
-                sar=sar.read(1, window=window),
-                ratio_margin_db=ratio_bands[:2].mean(axis=0) - self.ratio_threshold,
-                water_margin_db=ratio_bands[2] - self.water_threshold,
-            )
-        except RasterioError as err:
-            raise InputError(f"a change-stage input is corrupt or truncated ({err})") from err
+        water_pre, water_post = (
+            _water_probability(read_window(src, window, WATER + 1))
+            for src in (pre_proba, post_proba)
+        )
+        ratio_bands = read_window(ratio, window)
+        return Evidence(
+            water_pre=water_pre,
+            water_post=water_post,
+            optical_post=np.isin(read_window(route, window, 1), (JOINT_ROUTE, OPTICAL_ROUTE)),
+            sar=read_window(sar, window, 1),
+            ratio_margin_db=ratio_bands[:2].mean(axis=0) - self.ratio_threshold,
+            water_margin_db=ratio_bands[2] - self.water_threshold,
+        )
 
 
 def _water_probability(stored: np.ndarray) -> np.ndarray:

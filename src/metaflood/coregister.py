@@ -38,7 +38,7 @@ from metaflood import optical as opt
 from metaflood.blockwise import block_windows, cog_writer, with_halo
 from metaflood.config import Grid, aoi_polygon, event_grid, to_crs
 from metaflood.errors import ConfigError, InputError
-from metaflood.raster import atomic_path, open_checked
+from metaflood.raster import atomic_path, open_checked, read_window
 from metaflood.sar import to_db
 from metaflood.speckle import FILTERS, estimate_looks, speckle_filter
 
@@ -127,10 +127,7 @@ def _has_data(src: rasterio.DatasetReader, grid: Grid, block: int = 1024) -> boo
     win = win.intersection(Window(0, 0, src.width, src.height))
     for sub in block_windows(int(win.height), int(win.width), block):
         sub = Window(win.col_off + sub.col_off, win.row_off + sub.row_off, sub.width, sub.height)
-        try:
-            values = src.read(1, window=sub, masked=True)
-        except rasterio.errors.RasterioError as err:
-            raise InputError(f"{src.name}: is corrupt or truncated ({err})") from err
+        values = read_window(src, sub, 1, masked=True)
         data = values.compressed()
         if data.size and (data.dtype.kind != "f" or np.isfinite(data).any()):
             return True

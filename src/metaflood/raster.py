@@ -19,6 +19,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 from metaflood.errors import InputError
 
@@ -103,15 +104,33 @@ def open_checked(path: str | os.PathLike) -> rasterio.DatasetReader:
         raise InputError(f"{path}: cannot be read as a raster ({err})") from err
 
 
+def open_georeferenced(path: str | os.PathLike) -> rasterio.DatasetReader:
+    """`open_checked`, and a raster without a CRS is an InputError (it cannot be overlaid)."""
+    src = open_checked(path)
+    if src.crs is None:
+        src.close()
+        raise InputError(f"{path}: has no coordinate reference system")
+    return src
+
+
+def read_window(
+    src: rasterio.DatasetReader,
+    window: Window | None = None,
+    indexes: int | list[int] | None = None,
+    *,
+    masked: bool = False,
+) -> np.ndarray:
+    """`src.read`, turning GDAL's failure on a truncated file into an InputError naming it."""
+    try:
+        return src.read(indexes, window=window, masked=masked)
+    except RasterioError as err:
+        raise InputError(f"{src.name}: is corrupt or truncated ({err})") from err
+
+
 def read_checked(path: str | os.PathLike, *, need_crs: bool = True) -> tuple[np.ndarray, dict]:
     """Read every band of a raster; a corrupt file or one without a CRS is an InputError."""
-    with open_checked(path) as src:
-        if need_crs and src.crs is None:
-            raise InputError(f"{path}: has no coordinate reference system")
-        try:
-            data = src.read()
-        except RasterioError as err:
-            raise InputError(f"{path}: is corrupt or truncated ({err})") from err
+    with open_georeferenced(path) if need_crs else open_checked(path) as src:
+        data = read_window(src)
         profile = dict(src.profile)
         profile["descriptions"] = src.descriptions
     return data, profile

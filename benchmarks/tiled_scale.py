@@ -53,20 +53,25 @@ def event_config(size_px: int, resolution: float) -> dict:
 
 def static_sources(catalog: Path) -> dict:
     """The generated catalog read as any static STAC catalog of a provider would be."""
-    from metaflood.demo_catalog import OPTICAL_COLLECTION, SAR_COLLECTION
+    from metaflood.demo_catalog import (
+        OPTICAL_ASSETS,
+        OPTICAL_COLLECTION,
+        SAR_ASSETS,
+        SAR_COLLECTION,
+    )
 
     return {
         "sar": {
             "source": "static",
             "catalog": str(catalog),
             "collection": SAR_COLLECTION,
-            "assets": {"VV": "vv", "VH": "vh"},
+            "assets": {band: asset for asset, band in SAR_ASSETS},
         },
         "optical": {
             "source": "static",
             "catalog": str(catalog),
             "collection": OPTICAL_COLLECTION,
-            "assets": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"},
+            "assets": {band.common_name: band.asset for band in OPTICAL_ASSETS},
             "mask_asset": "SCL",
             "mask_kind": "scl",
         },

@@ -81,7 +81,12 @@ def _check_bands(bands: dict, modality: str, key: str) -> None:
 
 
 def _demo(cfg: dict, modality: str, demo_catalog: str | None, key: str) -> SourceSpec:
-    from metaflood.demo_catalog import OPTICAL_COLLECTION, SAR_COLLECTION
+    from metaflood.demo_catalog import (
+        OPTICAL_ASSETS,
+        OPTICAL_COLLECTION,
+        SAR_ASSETS,
+        SAR_COLLECTION,
+    )
 
     if demo_catalog is not None and not Path(demo_catalog).exists():
         raise ConfigError(f"{key}: source demo needs the generated catalog ({demo_catalog})")
@@ -92,10 +97,10 @@ def _demo(cfg: dict, modality: str, demo_catalog: str | None, key: str) -> Sourc
             "sar",
             "the demo catalog",
             SAR_COLLECTION,
-            bands={"VV": "vv", "VH": "vh"},
+            bands={band: asset for asset, band in SAR_ASSETS},
             **common,
         )
-    bands = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+    bands = {band.common_name: band.asset for band in OPTICAL_ASSETS}
     return SourceSpec(
         "demo",
         "optical",

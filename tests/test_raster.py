@@ -6,7 +6,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from metaflood.classes import colormap
 from metaflood.errors import InputError
-from metaflood.raster import atomic_path, read_checked, write_cog
+from metaflood.raster import atomic_path, overview_factors, read_checked, write_cog
 
 
 def test_cog_with_overviews_descriptions_and_colormap(tmp_path):
@@ -74,3 +74,36 @@ def test_corrupt_and_crs_less_files_are_input_errors(tmp_path):
         dst.write(np.zeros((1, 4, 4), np.uint8))
     with pytest.raises(InputError, match="has no coordinate reference system"):
         read_checked(plain)
+
+
+@pytest.mark.parametrize("shape", [(100, 100), (257, 100), (513, 512), (1025, 300), (2049, 700)])
+def test_overview_levels_are_those_gdal_s_cog_driver_chooses(tmp_path, shape):
+    height, width = shape
+    path = tmp_path / "driver.tif"
+    profile = {"driver": "COG", "blocksize": 256, "count": 1, "dtype": "uint8"}
+    transform = from_origin(600000, 3630000, 2, 2)
+    grid = {"height": height, "width": width, "crs": "EPSG:32634", "transform": transform}
+    with rasterio.open(path, "w", **profile, **grid) as dst:
+        dst.write(np.ones((1, height, width), np.uint8))
+    with rasterio.open(path) as src:
+        assert overview_factors(height, width, 256) == src.overviews(1)
+
+
+def test_float_overviews_average_around_nodata(tmp_path):
+    data = np.full((1, 600, 600), np.nan, np.float32)
+    data[0, :, :300] = 2.0
+    data[0, ::2, :300] = 4.0  # an average of 3 where the block is valid
+    path = write_cog(
+        tmp_path / "f.tif",
+        data,
+        crs="EPSG:32634",
+        transform=from_origin(600000, 3630000, 2, 2),
+        nodata=np.nan,
+    )
+    valid, errors, _ = cog_validate(str(path))
+    assert valid, errors
+    with rasterio.open(path, OVERVIEW_LEVEL=0) as src:
+        overview = src.read(1)
+    assert overview.shape == (300, 300)
+    assert np.allclose(overview[:, :140], 3.0)
+    assert np.isnan(overview[:, 160:]).all()

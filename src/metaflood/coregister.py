@@ -35,10 +35,10 @@ from scipy import ndimage
 
 from metaflood import align, cloudmask
 from metaflood import optical as opt
-from metaflood.blockwise import block_windows, cog_writer, with_halo
+from metaflood.blockwise import block_windows, with_halo
 from metaflood.config import Grid, aoi_polygon, event_grid, to_crs
 from metaflood.errors import ConfigError, InputError
-from metaflood.raster import atomic_path, open_checked, read_window
+from metaflood.raster import atomic_path, cog_writer, open_checked, read_window
 from metaflood.sar import to_db
 from metaflood.speckle import FILTERS, estimate_looks, speckle_filter
 

@@ -19,9 +19,8 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from metaflood.blockwise import cog_writer
 from metaflood.errors import InputError
-from metaflood.raster import atomic_path, open_checked
+from metaflood.raster import atomic_path, cog_writer, open_checked
 from metaflood.tiling import (
     Tile,
     TilingSettings,

@@ -26,12 +26,11 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 from scipy.ndimage import gaussian_filter
 
-from metaflood.blockwise import cog_writer
 from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_device
 from metaflood.classes import CLASS_NODATA, NUM_CLASSES, colormap
 from metaflood.errors import InputError
 from metaflood.model.metars import HEADS, SIZE_MULTIPLE
-from metaflood.raster import band_index, open_checked
+from metaflood.raster import band_index, cog_writer, open_checked
 
 SAR_VALID, OPTICAL_VALID = 1, 2  # bits of the availability raster
 OUTSIDE_AOI = 255

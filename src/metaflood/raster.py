@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
@@ -46,6 +47,93 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
+# DEFLATE is the codec every GIS reads; level 1 encodes five times faster than the
+# default 6 for files about 10% larger (an 8-band 1024 px probability COG: 0.07 s
+# against 0.38 s), and products are wanted within the hour.
+COG_COMPRESSION = {"COMPRESS": "DEFLATE", "LEVEL": 1}
+OVERVIEW_RESAMPLING = {True: Resampling.nearest, False: Resampling.average}
+
+
+def overview_factors(height: int, width: int, blocksize: int) -> list[int]:
+    """The overview levels GDAL's COG driver chooses: halve until both sides fit a block."""
+    factors, factor = [], 1
+    while height // factor > blocksize or width // factor > blocksize:
+        factor *= 2
+        factors.append(factor)
+    return factors
+
+
+@contextmanager
+def cog_writer(
+    path: str | os.PathLike,
+    *,
+    count: int,
+    dtype: str | np.dtype,
+    crs: CRS | str,
+    transform: Affine,
+    width: int,
+    height: int,
+    nodata: float | int | None,
+    descriptions: Sequence[str] | None = None,
+    units: Sequence[str] | None = None,
+    tags: dict[str, str] | None = None,
+    colormap: dict[int, tuple[int, int, int, int]] | None = None,
+    categorical: bool = False,
+    blocksize: int = 256,
+    threads: int = 1,
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """Yield a tiled GeoTIFF to write windows into; on success it becomes a COG at `path`.
+
+    The staging file is written beside the target, so memory does not grow with the
+    raster. Its overviews are built in place before GDAL's COG driver copies it: the
+    driver's own overview pass costs about six times as much.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = np.dtype(dtype)
+    profile = {
+        "driver": "GTiff",
+        "count": count,
+        "dtype": dtype.name,
+        "crs": CRS.from_user_input(crs),
+        "transform": transform,
+        "width": width,
+        "height": height,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": blocksize,
+        "blockysize": blocksize,
+        "BIGTIFF": "IF_SAFER",
+    }
+    nearest = categorical or colormap is not None
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp_dir:
+        staging = Path(tmp_dir) / "staging.tif"
+        with rasterio.open(staging, "w", **profile) as dst:
+            yield dst
+            if descriptions is not None:
+                dst.descriptions = tuple(descriptions)
+            if units is not None:
+                dst.units = tuple(units)
+            if tags:
+                dst.update_tags(**tags)
+            if colormap is not None:
+                dst.write_colormap(1, colormap)
+            factors = overview_factors(height, width, blocksize)
+            if factors:
+                dst.build_overviews(factors, OVERVIEW_RESAMPLING[nearest])
+        options = {
+            **COG_COMPRESSION,
+            "BLOCKSIZE": blocksize,
+            "OVERVIEWS": "FORCE_USE_EXISTING",
+            "BIGTIFF": "IF_SAFER",
+            "NUM_THREADS": str(threads),
+        }
+        if dtype.kind == "f":
+            options["PREDICTOR"] = 3
+        with atomic_path(path) as out:
+            rasterio.shutil.copy(staging, out, driver="COG", **options)
+
+
 def write_cog(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -66,33 +154,23 @@ def write_cog(
     count, height, width = data.shape
     if descriptions is not None and len(descriptions) != count:
         raise ValueError(f"{len(descriptions)} descriptions for {count} bands")
-    resampling = "NEAREST" if categorical or colormap is not None else "AVERAGE"
-    profile = {
-        "driver": "COG",
-        "count": count,
-        "height": height,
-        "width": width,
-        "dtype": data.dtype,
-        "crs": CRS.from_user_input(crs),
-        "transform": transform,
-        "nodata": nodata,
-        "compress": "DEFLATE",
-        "blocksize": blocksize,
-        "overview_resampling": resampling,
-        "BIGTIFF": "IF_SAFER",
-    }
-    if data.dtype.kind == "f":
-        profile["predictor"] = 3
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with cog_writer(
+        path,
+        count=count,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        width=width,
+        height=height,
+        nodata=nodata,
+        descriptions=descriptions,
+        units=units,
+        tags=tags,
+        colormap=colormap,
+        categorical=categorical,
+        blocksize=blocksize,
+    ) as dst:
         dst.write(data)
-        if descriptions is not None:
-            dst.descriptions = tuple(descriptions)
-        if units is not None:
-            dst.units = tuple(units)
-        if colormap is not None:
-            dst.write_colormap(1, colormap)
-        if tags:
-            dst.update_tags(**tags)
     return Path(path)
 
 
@@ -142,6 +220,3 @@ def band_index(src: rasterio.DatasetReader, name: str) -> int:
         if desc == name:
             return i
     raise InputError(f"{src.name}: no band named {name!r} (bands: {src.descriptions})")
-
-
-OVERVIEW_RESAMPLING = {True: Resampling.nearest, False: Resampling.average}

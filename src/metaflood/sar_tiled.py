@@ -18,9 +18,9 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from metaflood.blockwise import block_windows, cog_writer, with_halo
+from metaflood.blockwise import block_windows, with_halo
 from metaflood.errors import InputError
-from metaflood.raster import atomic_path, band_index, open_checked
+from metaflood.raster import atomic_path, band_index, cog_writer, open_checked
 from metaflood.sar_change import (
     EVIDENCE_COLORMAP,
     EVIDENCE_NODATA,

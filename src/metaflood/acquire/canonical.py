@@ -2,7 +2,7 @@
 
 sar.tif holds VV and VH in linear power, optical.tif blue, green, red and NIR
 reflectance (float32, NaN nodata), optical_mask.tif 0 clear, 1 cloud, 2 cloud shadow,
-255 nodata. Each band goes to disk as soon as it is mosaicked (blockwise.cog_writer), so
+255 nodata. Each band goes to disk as soon as it is mosaicked (raster.cog_writer), so
 a modality is held in memory once, whatever the grid size; a modality with no scene is
 written block by block as an all-nodata raster tagged absent=true.
 """
@@ -17,7 +17,8 @@ from rasterio.transform import Affine
 from metaflood import optical as opt
 from metaflood import sar
 from metaflood.acquire.sources import OPTICAL_BANDS, SAR_BANDS
-from metaflood.blockwise import block_windows, cog_writer
+from metaflood.blockwise import block_windows
+from metaflood.raster import cog_writer
 
 ABSENT_BLOCK_PX = 2048
 MASK_TAGS = {"codes": "0 clear, 1 cloud, 2 cloud shadow, 255 nodata"}
@@ -36,7 +37,7 @@ def mask_codes(values: np.ndarray, kind: str) -> np.ndarray:
 
 
 def grid_args(crs: str, transform: Affine, width: int, height: int) -> dict:
-    """The grid keywords of blockwise.cog_writer."""
+    """The grid keywords of raster.cog_writer."""
     return {"crs": crs, "transform": transform, "width": width, "height": height}
 
 

@@ -336,3 +336,23 @@ def test_windows_cover_the_image():
     assert all(b - a <= 48 for a, b in zip(starts, starts[1:], strict=False))
     wgt = window_weight(64, 16)
     assert wgt.min() > 0 and wgt[32, 32] == 1 and wgt[0, 0] < wgt[8, 8] < 1
+
+
+def test_a_derived_route_blur_equals_filtering_it():
+    from scipy.ndimage import gaussian_filter
+
+    from metaflood.infer import smoothed_routes
+
+    rng = np.random.default_rng(8)
+    opt_ok = rng.random((80, 90)) > 0.4  # SAR everywhere, cloud in speckles
+    masks = {"joint": opt_ok, "sar": ~opt_ok, "optical": np.zeros_like(opt_ok)}
+    smooth = smoothed_routes(masks, np.zeros_like(opt_ok), 5.0)
+    for head, mask in masks.items():
+        direct = gaussian_filter(mask.astype(np.float32), 5.0, mode="nearest")
+        np.testing.assert_allclose(smooth[head], direct, atol=1e-6)
+    unmapped = np.zeros_like(opt_ok)
+    unmapped[:10] = True  # with gaps nothing is derived, and the gaps need no filter
+    masks = {k: m & ~unmapped for k, m in masks.items()}
+    smooth = smoothed_routes(masks, unmapped, 5.0)
+    direct = gaussian_filter(masks["sar"].astype(np.float32), 5.0, mode="nearest")
+    np.testing.assert_allclose(smooth["sar"], direct, atol=1e-6)

@@ -26,6 +26,7 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 from scipy.ndimage import gaussian_filter
 
+from metaflood.allocator import keep_freed_memory
 from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_device
 from metaflood.classes import CLASS_NODATA, NUM_CLASSES, colormap
 from metaflood.errors import InputError
@@ -101,15 +102,8 @@ def head_weights(
     both = sar_ok & opt_ok
     masks = {"joint": both, "sar": sar_ok & ~opt_ok, "optical": opt_ok & ~sar_ok}
     allowed = {"joint": both, "sar": sar_ok, "optical": opt_ok}
-    raw = {}
-    for head, mask in masks.items():
-        uniform = not mask.any() or mask.all()  # a Gaussian leaves a constant unchanged
-        smooth = (
-            mask
-            if uniform or not sigma
-            else gaussian_filter(mask.astype(np.float32), sigma, mode="nearest")
-        )
-        raw[head] = np.where(allowed[head], smooth, 0.0).astype(np.float32)
+    smooth = smoothed_routes(masks, ~(sar_ok | opt_ok), sigma)
+    raw = {head: np.where(allowed[head], smooth[head], 0.0).astype(np.float32) for head in masks}
     total = sum(raw.values())
     out = {}
     for head in HEADS:
@@ -119,6 +113,27 @@ def head_weights(
     return {
         h: np.divide(w, total, out=np.zeros_like(total), where=total > 0) for h, w in out.items()
     }
+
+
+def smoothed_routes(
+    masks: Mapping[str, np.ndarray], unmapped: np.ndarray, sigma: float
+) -> dict[str, np.ndarray]:
+    """Each route mask blurred by a Gaussian, filtering as few masks as possible.
+
+    A constant mask stays as it is. The route masks and the unmapped pixels cover every
+    pixel once and a Gaussian keeps a constant, so the blurred masks sum to 1: where no
+    pixel is unmapped, the last varying mask is 1 minus the others (in a cloudy scene
+    with SAR throughout, one filter where there were two).
+    """
+    smooth = {k: m.astype(np.float32) for k, m in masks.items()}
+    varying = [k for k, m in masks.items() if sigma and m.any() and not m.all()]
+    derived = varying.pop() if varying and not unmapped.any() else None
+    for k in varying:
+        smooth[k] = gaussian_filter(smooth[k], sigma, mode="nearest")
+    if derived is not None:
+        rest = sum(v for k, v in smooth.items() if k != derived)
+        smooth[derived] = np.clip(1.0 - rest, 0.0, 1.0).astype(np.float32)
+    return smooth
 
 
 # --- blending ------------------------------------------------------------------------
@@ -320,8 +335,11 @@ class SceneReader:
         h = self.height
         a = max(-self.row0, y - self.halo)
         b = min(self.src.height - self.row0, min(h, y + rows) + self.halo)
-        sar_raw = self._read(self.src, self.sar_idx, a, b).astype(np.float32)
-        opt_raw = self._read(self.src, self.opt_idx, a, b).astype(np.float32)
+        # One read for both modalities: the stack's bands share their compressed blocks.
+        stack = self._read(self.src, self.sar_idx + self.opt_idx, a, b).astype(
+            np.float32, copy=False
+        )
+        sar_raw, opt_raw = stack[: len(self.sar_idx)], stack[len(self.sar_idx) :]
         valid = self._read(self.vsrc, 1, a, b)
         inside = valid != OUTSIDE_AOI
         sar_ok = inside & (valid & SAR_VALID > 0) & np.isfinite(sar_raw).all(axis=0)
@@ -371,6 +389,7 @@ def predict_scene(
     """
     check_tiling(tile, overlap)
     torch.set_num_threads(max(1, int(threads)))
+    keep_freed_memory()
     dev = resolve_device(device)
 
     with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
@@ -439,6 +458,7 @@ def predict_tile(
     routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
     check_tiling(tile, overlap)
     torch.set_num_threads(max(1, int(threads)))
+    keep_freed_memory()
     dev = resolve_device(device)
     with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
         descriptions = [d for d in src.descriptions if d]

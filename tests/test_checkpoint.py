@@ -153,3 +153,22 @@ def test_encoding_round_trip_and_baselines_are_not_for_inference(tmp_path):
     assert isinstance(build_model(ckpt), EarlyFusionNet)
     with pytest.raises(ModelError, match="early_fusion baseline checkpoint"):
         load_for_inference(path, available_bands=DATA_BANDS)
+
+
+def test_training_state_is_written_from_the_cpu():
+    from metaflood.checkpoint import on_cpu
+
+    tree = {"a": torch.ones(2), "b": [torch.zeros(1), (torch.ones(1), 3)], "c": None}
+    moved = on_cpu(tree)
+    assert moved["c"] is None and moved["b"][1][1] == 3 and isinstance(moved["b"][1], tuple)
+    assert torch.equal(moved["a"], tree["a"]) and moved["a"].device.type == "cpu"
+
+
+def test_initialisers_do_nothing_while_a_model_is_built_then_work_again():
+    from metaflood.checkpoint import without_initialisation
+
+    weights = torch.zeros(4, 4)
+    with without_initialisation():
+        assert torch.nn.init.normal_(weights) is weights and not weights.any()
+    torch.nn.init.normal_(weights)
+    assert weights.any()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,23 @@ def save_checkpoint(
         "normalization": normalization.to_dict(),
         "input_encoding": (encoding or InputEncoding()).to_dict(),
         "architecture": architecture,
-        "training": training or {},
+        "training": on_cpu(training or {}),
     }
     if source:
         payload["source"] = source
     return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def on_cpu(tree: Any) -> Any:
+    """A nested structure with every tensor on the CPU: a run trained on a GPU (its
+    optimizer moments live there) writes a file that opens on a machine without one."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {k: on_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(on_cpu(v) for v in tree)
+    return tree
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -121,12 +134,37 @@ def check_band_counts(ckpt: dict, path: str | os.PathLike) -> None:
                 )
 
 
+@contextmanager
+def without_initialisation() -> Iterator[None]:
+    """Make torch.nn.init's in-place initialisers do nothing while a model is built.
+
+    On the meta device they still run PyTorch's reference implementations in Python:
+    two thirds of building the compact network (0.17 s of a 0.3 s checkpoint load) and
+    0.3 s for ResNet-50, for weights the checkpoint then replaces. Not thread-safe: a
+    model built in another thread meanwhile would be left uninitialised.
+    """
+    init = torch.nn.init
+    names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(init, n) for n in names}
+    for name in names:
+        setattr(init, name, _leave_tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
+
+
+def _leave_tensor(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
+
+
 def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
     """The network described by a loaded checkpoint, with its weights."""
     from metaflood.model.baselines import build_network
 
     check_band_counts(ckpt, path)
-    with torch.device("meta"):  # no random initialisation: the weights replace it
+    with torch.device("meta"), without_initialisation():  # the weights replace it
         model = build_network(
             ckpt.get("architecture", "metars"), MetaRSConfig.from_dict(ckpt["model_config"])
         )

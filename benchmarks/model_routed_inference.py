@@ -1,14 +1,16 @@
 """Whole-scene routed, tiled inference against the pure forward time of the same tiles.
 
     .venv/bin/python benchmarks/model_routed_inference.py [--size 1024] [--threads N]
-        [--config compact|authors]
+        [--config compact|authors] [--device cpu|cuda|auto] [--repeats 3]
 
 A scene (SAR and optical bands, an availability mask with cloud blobs covering about
-60% of the optical image) is written as COGs; `predict_scene` maps it with a compact
-MetaRS checkpoint (random weights: speed does not depend on them; `--config authors` is
-the ResNet-50 setting), recording every
-forward call it makes. The same calls (same heads, same batch shapes) are then timed
-alone. The ratio is the overhead of reading, routing, blending and writing COGs.
+60% of the optical image) is written as COGs; `predict_scene` maps it with a MetaRS
+checkpoint (random weights: speed does not depend on them; `--config authors` is the
+ResNet-50 setting), recording every forward call it makes. The same calls (same heads,
+same batch shapes) are then timed through the bare network, alternating with the scene
+runs so that a slower spell of a shared machine hits both alike. The ratio is the
+overhead of reading, routing, blending and writing COGs; page faults inside the network
+calls are printed because freed buffers handed back to the system cost network time.
 """
 
 from __future__ import annotations

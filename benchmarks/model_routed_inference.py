@@ -1,7 +1,8 @@
 """Whole-scene routed, tiled inference against the pure forward time of the same tiles.
 
     .venv/bin/python benchmarks/model_routed_inference.py [--size 1024] [--threads N]
-        [--config compact|authors] [--device cpu|cuda|auto] [--repeats 3]
+        [--config compact|authors] [--device cpu|cuda|auto] [--read-ahead auto|on|off]
+        [--repeats 3]
 
 A scene (SAR and optical bands, an availability mask with cloud blobs covering about
 60% of the optical image) is written as COGs; `predict_scene` maps it with a MetaRS
@@ -74,6 +75,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--config", choices=CONFIGS, default="compact")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--read-ahead",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="read the next strip in a thread (auto: beside a GPU or with spare cores)",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
@@ -107,6 +114,7 @@ def main() -> None:
         infer.model_predictor = recording
         outs = [folder / f"{n}.tif" for n in ("class", "proba", "route")]
         kwargs = {"tile": args.tile, "overlap": args.overlap, "batch_size": args.batch}
+        kwargs["read_ahead"] = {"auto": None, "on": True, "off": False}[args.read_ahead]
 
         def scene() -> tuple[dict, tuple[float, int]]:
             calls.clear()

@@ -197,7 +197,7 @@ def test_strip_halo_makes_seam_weights_those_of_the_whole_scene(tmp_path):
     with rasterio.open(aligned) as src, rasterio.open(valid_path) as vsrc:
         reader = SceneReader(src, vsrc, Identity(), 4.0, 64)
         for y in (0, 48, 96, 120):
-            _, _, weights = reader(y, 64)
+            weights = reader(y, 64).weights
             rows = min(64, 150 - y)
             for head in weights:
                 np.testing.assert_allclose(weights[head][:rows, :60], whole[head][y : y + rows])
@@ -356,3 +356,45 @@ def test_a_derived_route_blur_equals_filtering_it():
     smooth = smoothed_routes(masks, unmapped, 5.0)
     direct = gaussian_filter(masks["sar"].astype(np.float32), 5.0, mode="nearest")
     np.testing.assert_allclose(smooth["sar"], direct, atol=1e-6)
+
+
+def test_reading_ahead_in_a_thread_makes_the_same_products(tmp_path, checkpoint):
+    stack, _ = _scene(np.random.default_rng(9), 150, 130)
+    valid = np.where(stack[0] > -15, 3, 1).astype(np.uint8)  # SAR only over the water
+    aligned, valid_path = _write_inputs(tmp_path, stack, valid)
+    products = {}
+    for ahead in (False, True):
+        tag = "ahead" if ahead else "inline"
+        summary = predict_scene(
+            aligned,
+            valid_path,
+            checkpoint,
+            *_outputs(tmp_path, tag),
+            tile=64,
+            overlap=16,
+            device="cpu",
+            read_ahead=ahead,
+        )
+        products[ahead] = (summary, [_read_all(p) for p in _outputs(tmp_path, tag)])
+    assert products[True][0] == products[False][0]
+    for a, b in zip(products[True][1], products[False][1], strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_read_failing_ahead_surfaces_in_the_caller():
+    from metaflood.infer import rows_in_order
+
+    def read_rows(y, rows):
+        if y == 2:
+            raise InputError("block at row 2 is corrupt")
+        return y
+
+    strips = rows_in_order(read_rows, [0, 1, 2, 3], 1, ahead=True)
+    assert [next(strips), next(strips)] == [0, 1]
+    with pytest.raises(InputError, match="row 2"):
+        next(strips)
+
+
+def _read_all(path):
+    with rasterio.open(path) as src:
+        return src.read()

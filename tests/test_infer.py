@@ -398,3 +398,16 @@ def test_a_read_failing_ahead_surfaces_in_the_caller():
 def _read_all(path):
     with rasterio.open(path) as src:
         return src.read()
+
+
+def test_reading_ahead_only_beside_a_gpu_or_with_spare_cores():
+    import os
+
+    from metaflood.infer import reads_ahead, usable_cores
+
+    cpu = torch.device("cpu")
+    assert usable_cores() == len(os.sched_getaffinity(0))
+    assert reads_ahead(None, torch.device("cuda"), 64)
+    assert reads_ahead(None, cpu, usable_cores() - 1) == (usable_cores() > 1)
+    assert not reads_ahead(None, cpu, usable_cores())  # the network takes every core
+    assert reads_ahead(True, cpu, usable_cores()) and not reads_ahead(False, cpu, 1)

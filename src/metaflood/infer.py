@@ -416,7 +416,15 @@ def reads_ahead(asked: bool | None, device: torch.device, threads: int) -> bool:
     """
     if asked is not None:
         return asked
-    return device.type == "cuda" or (os.cpu_count() or 1) > max(1, int(threads))
+    return device.type == "cuda" or usable_cores() > max(1, int(threads))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: a cluster job's CPU set, not the node's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def predict_scene(

@@ -411,3 +411,22 @@ def test_reading_ahead_only_beside_a_gpu_or_with_spare_cores():
     assert reads_ahead(None, cpu, usable_cores() - 1) == (usable_cores() > 1)
     assert not reads_ahead(None, cpu, usable_cores())  # the network takes every core
     assert reads_ahead(True, cpu, usable_cores()) and not reads_ahead(False, cpu, 1)
+
+
+def test_closing_the_rows_early_waits_for_the_read_in_flight():
+    import time
+
+    from metaflood.infer import rows_in_order
+
+    running: list[int] = []
+
+    def read_rows(y, rows):
+        running.append(y)
+        time.sleep(0.05)
+        running.remove(y)
+        return y
+
+    strips = rows_in_order(read_rows, [0, 1, 2], 1, ahead=True)
+    assert next(strips) == 0  # row 1 is being read in the thread now
+    strips.close()  # as when the consumer fails half-way, before it closes the datasets
+    assert running == []

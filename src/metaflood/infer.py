@@ -16,7 +16,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,47 +196,49 @@ def stream_blend(
     acc = np.zeros((num_classes, tile, W), dtype=np.float32)
     norm = np.zeros((tile, W), dtype=np.float32)
     origin = 0
-    strips = rows_in_order(read_rows, ys, tile, read_ahead)
-    for r, (y, rows) in enumerate(zip(ys, strips, strict=True)):
-        shift = y - origin
-        if shift:
-            acc[:, : tile - shift] = acc[:, shift:]
-            acc[:, tile - shift :] = 0.0
-            norm[: tile - shift] = norm[shift:]
-            norm[tile - shift :] = 0.0
-            origin = y
-        sar, optical, weights = rows.sar, rows.optical, rows.weights
-        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
-        for x in xs:
-            stats.tiles += 1
-            heads = tuple(hd for hd in HEADS if weights[hd][:, x : x + tile].any())
-            if heads:
-                groups[heads].append(x)
-        for heads, origins in groups.items():
-            key = "tiles_" + "+".join(heads)
-            stats.by_heads[key] = stats.by_heads.get(key, 0) + len(origins)
-            for b in range(0, len(origins), batch_size):
-                batch = origins[b : b + batch_size]
-                probs = predict(
-                    np.stack([sar[:, :, x : x + tile] for x in batch]),
-                    np.stack([optical[:, :, x : x + tile] for x in batch]),
-                    heads,
+    # Closed before this generator returns, so no read is left running on the reader's
+    # datasets after the caller closes them (a consumer that stops early included).
+    with closing(rows_in_order(read_rows, ys, tile, read_ahead)) as strips:
+        for r, (y, rows) in enumerate(zip(ys, strips, strict=True)):
+            shift = y - origin
+            if shift:
+                acc[:, : tile - shift] = acc[:, shift:]
+                acc[:, tile - shift :] = 0.0
+                norm[: tile - shift] = norm[shift:]
+                norm[tile - shift :] = 0.0
+                origin = y
+            sar, optical, weights = rows.sar, rows.optical, rows.weights
+            groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+            for x in xs:
+                stats.tiles += 1
+                heads = tuple(hd for hd in HEADS if weights[hd][:, x : x + tile].any())
+                if heads:
+                    groups[heads].append(x)
+            for heads, origins in groups.items():
+                key = "tiles_" + "+".join(heads)
+                stats.by_heads[key] = stats.by_heads.get(key, 0) + len(origins)
+                for b in range(0, len(origins), batch_size):
+                    batch = origins[b : b + batch_size]
+                    probs = predict(
+                        np.stack([sar[:, :, x : x + tile] for x in batch]),
+                        np.stack([optical[:, :, x : x + tile] for x in batch]),
+                        heads,
+                    )
+                    for i, x in enumerate(batch):
+                        mixed = sum(weights[hd][:, x : x + tile] * probs[hd][i] for hd in heads)
+                        acc[:, :, x : x + tile] += win * mixed
+                        norm[:, x : x + tile] += win
+                    stats.tiles_run += len(batch)
+            end = min(ys[r + 1] if r + 1 < len(ys) else H, h)
+            if end > y:
+                n = end - y
+                proba = np.divide(
+                    acc[:, :n, :w],
+                    norm[:n, :w],
+                    out=np.zeros((num_classes, n, w), np.float32),
+                    where=norm[:n, :w] > 0,
                 )
-                for i, x in enumerate(batch):
-                    mixed = sum(weights[hd][:, x : x + tile] * probs[hd][i] for hd in heads)
-                    acc[:, :, x : x + tile] += win * mixed
-                    norm[:, x : x + tile] += win
-                stats.tiles_run += len(batch)
-        end = min(ys[r + 1] if r + 1 < len(ys) else H, h)
-        if end > y:
-            n = end - y
-            proba = np.divide(
-                acc[:, :n, :w],
-                norm[:n, :w],
-                out=np.zeros((num_classes, n, w), np.float32),
-                where=norm[:n, :w] > 0,
-            )
-            yield y, proba, rows
+                yield y, proba, rows
 
 
 def rows_in_order(
@@ -476,7 +478,7 @@ def predict_scene(
         with landcover_writers(
             out_class, out_proba, out_route, class_names=loaded.class_names, tags=tags, **grid
         ) as (w_class, w_proba, w_route):
-            strips = stream_blend(
+            blend = stream_blend(
                 model_predictor(loaded, dev),
                 reader,
                 shape,
@@ -487,18 +489,19 @@ def predict_scene(
                 stats=stats,
                 read_ahead=reads_ahead(read_ahead, dev, threads),
             )
-            for y, proba, read in strips:
-                n = proba.shape[1]
-                route = route_map(*(m[:n] for m in read.masks))
-                classes, proba_u8 = encode_products(proba, route)
-                strip = Window(0, y, shape[1], n)
-                w_class.write(classes, 1, window=strip)
-                w_proba.write(proba_u8, window=strip)
-                w_route.write(route, 1, window=strip)
-                for code, name in ROUTE_NAMES.items():
-                    pixels[name] += int((route == code).sum())
-                pixels["none"] += int((route == ROUTE_NONE).sum())
-                pixels["outside_aoi"] += int((route == ROUTE_OUTSIDE).sum())
+            with closing(blend) as strips:  # before the datasets close
+                for y, proba, read in strips:
+                    n = proba.shape[1]
+                    route = route_map(*(m[:n] for m in read.masks))
+                    classes, proba_u8 = encode_products(proba, route)
+                    strip = Window(0, y, shape[1], n)
+                    w_class.write(classes, 1, window=strip)
+                    w_proba.write(proba_u8, window=strip)
+                    w_route.write(route, 1, window=strip)
+                    for code, name in ROUTE_NAMES.items():
+                        pixels[name] += int((route == code).sum())
+                    pixels["none"] += int((route == ROUTE_NONE).sum())
+                    pixels["outside_aoi"] += int((route == ROUTE_OUTSIDE).sum())
     return {"pixels": pixels, "tiles": stats.to_dict(), "device": str(dev)}
 
 
@@ -557,7 +560,7 @@ def predict_tile(
             ) as w_proba,
             route_writer(out_route, {}, **grid) as w_route,
         ):
-            strips = stream_blend(
+            blend = stream_blend(
                 model_predictor(loaded, dev),
                 reader,
                 shape,
@@ -568,16 +571,18 @@ def predict_tile(
                 stats=stats,
                 read_ahead=reads_ahead(read_ahead, dev, threads),
             )
-            for y, proba, read in strips:
-                n = proba.shape[1]
-                valid, sar_ok, opt_ok = (m[:n] for m in read.masks)
-                proba[:, ~(sar_ok | opt_ok)] = 0.0
-                route = route_map(valid, sar_ok, opt_ok)
-                a, b = max(y, r0), min(y + n, r1)  # the rows of the tile in this strip
-                if a < b:
-                    rows = Window(0, a - r0, c1 - c0, b - a)
-                    w_proba.write(proba[:, a - y : b - y, c0:c1].astype(np.float32), window=rows)
-                    w_route.write(route[a - y : b - y, c0:c1], 1, window=rows)
+            with closing(blend) as strips:  # before the datasets close
+                for y, proba, read in strips:
+                    n = proba.shape[1]
+                    valid, sar_ok, opt_ok = (m[:n] for m in read.masks)
+                    proba[:, ~(sar_ok | opt_ok)] = 0.0
+                    route = route_map(valid, sar_ok, opt_ok)
+                    a, b = max(y, r0), min(y + n, r1)  # the rows of the tile in this strip
+                    if a < b:
+                        rows = Window(0, a - r0, c1 - c0, b - a)
+                        tile_proba = proba[:, a - y : b - y, c0:c1].astype(np.float32)
+                        w_proba.write(tile_proba, window=rows)
+                        w_route.write(route[a - y : b - y, c0:c1], 1, window=rows)
     return {"tiles": stats.to_dict(), "device": str(dev)}
 
 

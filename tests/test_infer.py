@@ -389,6 +389,7 @@ def test_a_read_failing_ahead_surfaces_in_the_caller():
             raise InputError("block at row 2 is corrupt")
         return y
 
+    assert list(rows_in_order(read_rows, [], 1, ahead=True)) == []
     strips = rows_in_order(read_rows, [0, 1, 2, 3], 1, ahead=True)
     assert [next(strips), next(strips)] == [0, 1]
     with pytest.raises(InputError, match="row 2"):

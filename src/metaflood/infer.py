@@ -250,12 +250,12 @@ def rows_in_order(
     One thread: the reader's datasets are only ever used by it while the rows stream,
     and GDAL releases the GIL while it decompresses.
     """
-    if not ahead:
+    if not ahead or not starts:
         for y in starts:
             yield read_rows(y, rows)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
-        pending = pool.submit(read_rows, starts[0], rows) if starts else None
+        pending = pool.submit(read_rows, starts[0], rows)
         for y_next in [*starts[1:], None]:
             current = pending.result()
             pending = pool.submit(read_rows, y_next, rows) if y_next is not None else None

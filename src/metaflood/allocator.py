@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -21,6 +22,7 @@ MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit systems
 TRIM_THRESHOLD = 1 << 30
 
 
+@functools.cache  # a process-wide setting: once is enough
 def keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks; False where the C library has no mallopt."""
     name = ctypes.util.find_library("c")

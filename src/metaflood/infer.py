@@ -409,6 +409,15 @@ class SceneReader:
         )
 
 
+def start_inference(tile: int, overlap: int, threads: int, device: str) -> torch.device:
+    """What a scene and a tile job set up alike: tiling checked before any work, the
+    network's threads, freed memory kept between batches, and the device to run on."""
+    check_tiling(tile, overlap)
+    torch.set_num_threads(max(1, int(threads)))
+    keep_freed_memory()
+    return resolve_device(device)
+
+
 def reads_ahead(asked: bool | None, device: torch.device, threads: int) -> bool:
     """Whether to read the next strip in a thread beside the network.
 
@@ -451,10 +460,7 @@ def predict_scene(
     in a thread while this one is mapped. Returns a summary: pixels per route and tiles
     per head combination.
     """
-    check_tiling(tile, overlap)
-    torch.set_num_threads(max(1, int(threads)))
-    keep_freed_memory()
-    dev = resolve_device(device)
+    dev = start_inference(tile, overlap, threads, device)
 
     with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
         descriptions = [d for d in src.descriptions if d]
@@ -523,10 +529,7 @@ def predict_tile(
 ) -> dict:
     """One tile of a tiled run: unquantised probabilities (float32, 0 where unmapped) and
     routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
-    check_tiling(tile, overlap)
-    torch.set_num_threads(max(1, int(threads)))
-    keep_freed_memory()
-    dev = resolve_device(device)
+    dev = start_inference(tile, overlap, threads, device)
     with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
         descriptions = [d for d in src.descriptions if d]
         loaded = load_for_inference(

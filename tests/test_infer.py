@@ -193,15 +193,15 @@ def test_strip_halo_makes_seam_weights_those_of_the_whole_scene(tmp_path):
         def prepare(self, x, modality):
             return x
 
-    whole = head_weights(valid & 1 > 0, valid & 2 > 0, 4.0)
+    whole = head_weights(valid & 1 > 0, valid & 2 > 0, 4)
     with rasterio.open(aligned) as src, rasterio.open(valid_path) as vsrc:
-        reader = SceneReader(src, vsrc, Identity(), 4.0, 64)
+        reader = SceneReader(src, vsrc, Identity(), 4, 64)
         for y in (0, 48, 96, 120):
             weights = reader(y, 64).weights
             rows = min(64, 150 - y)
             for head in weights:
                 np.testing.assert_allclose(weights[head][:rows, :60], whole[head][y : y + rows])
-    assert seam_halo(4.0) == 17
+    assert seam_halo(4) == 12
 
 
 def test_sar_only_scene_never_runs_optical_heads(tmp_path, checkpoint):
@@ -300,7 +300,7 @@ def test_blending_is_exact_for_any_tiling(tile, overlap):
     sar_ok = rng.random((h, w)) > 0.2
     opt_ok = np.zeros((h, w), bool)
     opt_ok[:, 40:] = True
-    weights = head_weights(sar_ok, opt_ok, sigma=3.0)
+    weights = head_weights(sar_ok, opt_ok, radius=3)
     predict = _pointwise(rng)
     direct = predict(sar[None], opt[None], ("sar", "optical", "joint"))
     expected = sum(weights[k] * direct[k][0] for k in direct)
@@ -316,7 +316,7 @@ def test_head_weights_partition_and_blend_only_inside_both():
     opt_ok = np.zeros((40, 60), bool)
     opt_ok[:, :30] = True  # cloud over the right half
     sar_ok[:5] = False
-    w = head_weights(sar_ok, opt_ok, sigma=4.0)
+    w = head_weights(sar_ok, opt_ok, radius=4)
     total = w["joint"] + w["sar"] + w["optical"]
     valid = sar_ok | opt_ok
     np.testing.assert_allclose(total[valid], 1.0, atol=1e-6)
@@ -339,23 +339,41 @@ def test_windows_cover_the_image():
 
 
 def test_a_derived_route_blur_equals_filtering_it():
-    from scipy.ndimage import gaussian_filter
-
-    from metaflood.infer import smoothed_routes
+    from metaflood.infer import seam_blur, smoothed_routes
 
     rng = np.random.default_rng(8)
     opt_ok = rng.random((80, 90)) > 0.4  # SAR everywhere, cloud in speckles
     masks = {"joint": opt_ok, "sar": ~opt_ok, "optical": np.zeros_like(opt_ok)}
-    smooth = smoothed_routes(masks, np.zeros_like(opt_ok), 5.0)
+    smooth = smoothed_routes(masks, np.zeros_like(opt_ok), 5)
     for head, mask in masks.items():
-        direct = gaussian_filter(mask.astype(np.float32), 5.0, mode="nearest")
-        np.testing.assert_allclose(smooth[head], direct, atol=1e-6)
+        np.testing.assert_allclose(smooth[head], seam_blur(mask, 5), atol=1e-6)
     unmapped = np.zeros_like(opt_ok)
     unmapped[:10] = True  # with gaps nothing is derived, and the gaps need no filter
     masks = {k: m & ~unmapped for k, m in masks.items()}
-    smooth = smoothed_routes(masks, unmapped, 5.0)
-    direct = gaussian_filter(masks["sar"].astype(np.float32), 5.0, mode="nearest")
-    np.testing.assert_allclose(smooth["sar"], direct, atol=1e-6)
+    smooth = smoothed_routes(masks, unmapped, 5)
+    np.testing.assert_allclose(smooth["sar"], seam_blur(masks["sar"], 5), atol=1e-6)
+
+
+def test_seam_blur_is_a_bell_of_finite_reach_cut_to_the_part_kept():
+    from scipy.ndimage import gaussian_filter
+
+    from metaflood.infer import seam_blur, seam_halo
+
+    point = np.zeros((61, 61), bool)
+    point[30, 30] = True
+    bell = seam_blur(point, 4)
+    reach = seam_halo(4)
+    assert bell.sum() == pytest.approx(1.0, abs=1e-5)  # a blur: constants stay constant
+    assert (bell[30, 30 - reach : 30 + reach + 1] > 0).all()
+    assert (bell[:, : 30 - reach] == 0).all() and (bell[: 30 - reach] == 0).all()
+    np.testing.assert_allclose(bell, bell.T, atol=1e-9)  # the same along both axes
+    # Close to the Gaussian of the same variance (sigma^2 = r (r + 1) = 20).
+    gauss = gaussian_filter(point.astype(float), np.sqrt(20.0))
+    assert np.abs(bell - gauss).max() < 0.15 * gauss.max()  # 12%: a flatter top
+    rng = np.random.default_rng(3)
+    mask = rng.random((70, 50)) > 0.5
+    keep = (slice(12, 58), slice(5, 40))
+    np.testing.assert_allclose(seam_blur(mask, 4, keep), seam_blur(mask, 4)[keep], atol=1e-6)
 
 
 def test_reading_ahead_in_a_thread_makes_the_same_products(tmp_path, checkpoint):

@@ -36,7 +36,7 @@ from metaflood.checkpoint import (
 )
 from metaflood.data import Normalization
 from metaflood.model import MetaRS, MetaRSConfig
-from metaflood.raster import write_cog
+from metaflood.raster import STACK_COMPRESSION, write_cog
 
 BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
 CONFIGS = {
@@ -56,8 +56,14 @@ def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
     valid = np.where(cloud, 1, 3).astype(np.uint8)
     t = from_origin(600000, 3630000, 2.0, 2.0)
     crs = "EPSG:32634"
-    aligned = write_cog(
-        folder / "aligned.tif", stack, crs=crs, transform=t, nodata=np.nan, descriptions=BANDS
+    aligned = write_cog(  # compressed as co-registration writes its stacks
+        folder / "aligned.tif",
+        stack,
+        crs=crs,
+        transform=t,
+        nodata=np.nan,
+        descriptions=BANDS,
+        compression=STACK_COMPRESSION,
     )
     valid_path = write_cog(
         folder / "valid.tif", valid, crs=crs, transform=t, nodata=None, categorical=True

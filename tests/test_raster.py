@@ -107,3 +107,24 @@ def test_float_overviews_average_around_nodata(tmp_path):
     assert overview.shape == (300, 300)
     assert np.allclose(overview[:, :140], 3.0)
     assert np.isnan(overview[:, 160:]).all()
+
+
+def test_stacks_are_zstd_products_deflate_and_a_mosaic_keeps_the_codec(tmp_path):
+    from metaflood.raster import COG_COMPRESSION, STACK_COMPRESSION, compression_of
+
+    data = np.random.default_rng(1).normal(size=(2, 300, 300)).astype(np.float32)
+    grid = {"crs": "EPSG:32634", "transform": from_origin(600000, 3630000, 2, 2)}
+    stack = write_cog(
+        tmp_path / "s.tif", data, nodata=np.nan, compression=STACK_COMPRESSION, **grid
+    )
+    product = write_cog(tmp_path / "p.tif", data, nodata=np.nan, **grid)
+    for path, codec, expected in [
+        (stack, "zstd", STACK_COMPRESSION),
+        (product, "deflate", COG_COMPRESSION),
+    ]:
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, errors
+        with rasterio.open(path) as src:
+            assert src.compression.name == codec
+            assert compression_of(src) == expected
+            np.testing.assert_array_equal(src.read(), data)

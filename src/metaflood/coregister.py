@@ -38,7 +38,13 @@ from metaflood import optical as opt
 from metaflood.blockwise import block_windows, with_halo
 from metaflood.config import Grid, aoi_polygon, event_grid, to_crs
 from metaflood.errors import ConfigError, InputError
-from metaflood.raster import atomic_path, cog_writer, open_checked, read_window
+from metaflood.raster import (
+    STACK_COMPRESSION,
+    atomic_path,
+    cog_writer,
+    open_checked,
+    read_window,
+)
 from metaflood.sar import to_db
 from metaflood.speckle import FILTERS, estimate_looks, speckle_filter
 
@@ -694,6 +700,7 @@ def _write_products(
                 descriptions=STACK_BANDS,
                 units=("dB", "dB") + ("reflectance",) * 4,
                 threads=settings.threads,
+                compression=STACK_COMPRESSION,
                 **common,
             )
         )

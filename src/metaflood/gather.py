@@ -20,7 +20,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from metaflood.errors import InputError
-from metaflood.raster import atomic_path, cog_writer, open_checked
+from metaflood.raster import atomic_path, cog_writer, compression_of, open_checked
 from metaflood.tiling import (
     Tile,
     TilingSettings,
@@ -95,6 +95,7 @@ def copy_gather(
             "descriptions": src.descriptions,
             "units": src.units if any(src.units) else None,
             "tags": {**src.tags(), **(tags or {})},
+            "compression": compression_of(src),
         }
     covered = sum(int(w.width * w.height) for w in frame.windows)
     if covered != frame.height * frame.width:

@@ -12,6 +12,8 @@ same batch shapes) are then timed through the bare network, alternating with the
 runs so that a slower spell of a shared machine hits both alike. The ratio is the
 overhead of reading, routing, blending and writing COGs; page faults inside the network
 calls are printed because freed buffers handed back to the system cost network time.
+On a GPU the network's kernels are queued and finish during the blend, so part of the
+network's time shows in "the rest"; the whole-job ratio is unaffected.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ A scene (SAR and optical bands, an availability mask with cloud blobs covering a
 60% of the optical image) is written as COGs; `predict_scene` maps it with a MetaRS
 checkpoint (random weights: speed does not depend on them; `--config authors` is the
 ResNet-50 setting), recording every forward call it makes. The same calls (same heads,
-same batch shapes) are then timed through the bare network, alternating with the scene
+same batch shapes) are then timed through the bare network (its logits at full
+resolution, as `MetaRS.forward` gives them; the job takes `MetaRS.probabilities`, whose
+softmax runs at stride 4 before the same interpolation), alternating with the scene
 runs so that a slower spell of a shared machine hits both alike. The ratio is the
 overhead of reading, routing, blending and writing COGs; page faults inside the network
 calls are printed because freed buffers handed back to the system cost network time.

@@ -19,6 +19,7 @@ from metaflood.infer import (
     ROUTE_OUTSIDE,
     ROUTE_SAR,
     blend_tiles,
+    encode_products,
     head_weights,
     predict_scene,
     window_starts,
@@ -327,6 +328,26 @@ def test_head_weights_partition_and_blend_only_inside_both():
     row = w["joint"][20, :30]
     assert 0 < row[-1] < 0.6 and (np.diff(row) <= 1e-6).all()  # fades out towards the cloud
     assert np.abs(np.diff(row)).max() < 0.25
+
+
+def test_encoding_takes_the_first_of_equal_maxima_and_marks_unmapped_pixels():
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet(np.ones(8), size=(6, 9)).transpose(2, 0, 1).astype(np.float32)
+    proba[:, 0, :3] = 0.125  # ties everywhere: class 0
+    proba[:, 1, 0] = [0, 0.4, 0, 0.4, 0.2, 0, 0, 0]  # a tie between 1 and 3: class 1
+    proba[:, 2, 0] = [0, 0, 0, 0, 0, 0, 0, 1.0000001]  # a hair over 1 rounds to 254
+    route = np.full((6, 9), ROUTE_JOINT, np.uint8)
+    route[5] = [ROUTE_SAR, ROUTE_OPTICAL, ROUTE_NONE, ROUTE_OUTSIDE, *[ROUTE_SAR] * 5]
+    for given in (proba, torch.from_numpy(proba)):
+        classes, proba_u8 = encode_products(given, route)
+        mapped = np.isin(route, [ROUTE_JOINT, ROUTE_SAR, ROUTE_OPTICAL])
+        assert classes.dtype == np.uint8 and proba_u8.dtype == np.uint8
+        np.testing.assert_array_equal(classes[mapped], proba.argmax(axis=0)[mapped])
+        assert classes[1, 0] == 1 and (classes[0, :3] == 0).all()
+        assert (classes[~mapped] == 255).all() and (proba_u8[:, ~mapped] == 255).all()
+        np.testing.assert_array_equal(
+            proba_u8[:, mapped], np.rint(np.clip(proba, 0, 1) * 254)[:, mapped]
+        )
 
 
 def test_windows_cover_the_image():

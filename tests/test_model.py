@@ -8,6 +8,7 @@ import torch
 from metaflood.errors import ModelError
 from metaflood.model import MetaRS, MetaRSConfig, metars_losses
 from metaflood.model.backbone import MetaEncoder, ResNetEncoder
+from metaflood.model.decoder import to_input_resolution
 from metaflood.model.fusion import SCSE, FusionUnit
 
 TINY = MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16)
@@ -115,6 +116,26 @@ def test_odd_sizes_are_padded_and_cropped(model):
     with torch.inference_mode():
         out = model(torch.randn(1, 2, 50, 70), torch.randn(1, 4, 50, 70), heads=("joint",))
     assert out["joint"].shape == (1, 8, 50, 70)
+
+
+def test_probabilities_interpolate_the_stride_4_softmax(model):
+    model.eval()
+    sar, opt = torch.randn(2, 2, 50, 70), torch.randn(2, 4, 50, 70)  # padded to 64 x 96
+    with torch.inference_mode():
+        coarse = model(sar, opt, heads=("sar", "joint"), full_resolution=False)
+        proba = model.probabilities(sar, opt, ("sar", "joint"))
+        logits = model(sar, opt, heads=("sar", "joint"))
+    assert set(proba) == {"sar", "joint"}
+    for head in ("sar", "joint"):
+        assert coarse[head].shape == (2, 8, 16, 24)
+        assert proba[head].shape == (2, 8, 50, 70)
+        torch.testing.assert_close(proba[head].sum(dim=1), torch.ones(2, 50, 70))
+        expected = to_input_resolution(torch.softmax(coarse[head], dim=1))[..., :50, :70]
+        torch.testing.assert_close(proba[head], expected)
+        # The class taken differs from the full-resolution softmax's only where two
+        # classes score alike inside a 4-pixel cell.
+        agree = (proba[head].argmax(dim=1) == logits[head].argmax(dim=1)).float().mean()
+        assert agree > 0.98, head
 
 
 def _count_calls(model):

@@ -182,7 +182,8 @@ class Normalization:
         if x.shape[0] != mean.size:
             raise ValueError(f"{modality}: {x.shape[0]} bands, normalisation has {mean.size}")
         shape = (-1,) + (1,) * (x.ndim - 1)
-        return ((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+        out = np.subtract(x, mean.reshape(shape), dtype=np.float32)
+        return np.divide(out, std.reshape(shape), out=out)  # in place: one new array
 
 
 def _band_stats(arrays: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:

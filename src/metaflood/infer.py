@@ -220,9 +220,9 @@ def stream_blend(
     stats: TileStats | None = None,
     read_ahead: bool = False,
     device: torch.device | str = "cpu",
-) -> Iterator[tuple[int, np.ndarray, Rows]]:
-    """Blended class probabilities, yielded as (first row, (classes, rows, W), the rows
-    read) strips.
+) -> Iterator[tuple[int, torch.Tensor, Rows]]:
+    """Blended class probabilities, yielded as (first row, (classes, rows, W) tensor on
+    `device`, the rows read) strips.
 
     Windows are processed one row of windows at a time; the rows no later window
     touches are final and yielded, the overlap is carried to the next row. Tiles are
@@ -232,7 +232,7 @@ def stream_blend(
 
     The blend is accumulated on `device`, where the network leaves its output: one
     fused multiply-add per head and tile (on the CPU with torch's threads, not one
-    numpy thread), and on a GPU only the finished strip comes back.
+    numpy thread), and on a GPU the strip stays there to be encoded.
     """
     h, w = shape
     H, W = max(h, tile), max(w, tile)
@@ -287,8 +287,8 @@ def stream_blend(
             if end > y:
                 n = end - y
                 done = norm[:n, :w]
-                proba = torch.where(done > 0, acc[:, :n, :w] / done, 0.0)
-                yield y, proba.cpu().numpy(), rows
+                # A pixel no tile covered has nothing accumulated either: 0 / tiny = 0.
+                yield y, acc[:, :n, :w] / done.clamp_min(torch.finfo(done.dtype).tiny), rows
 
 
 def rows_in_order(
@@ -350,7 +350,7 @@ def blend_tiles(
         num_classes=num_classes,
         stats=stats,
     )
-    proba = np.concatenate([p for _, p, _ in strips], axis=1)
+    proba = torch.cat([p for _, p, _ in strips], dim=1).numpy()
     return proba, stats.to_dict()
 
 
@@ -371,8 +371,7 @@ def model_predictor(loaded: InferenceModel, device: torch.device) -> Predictor:
         s = _channels_last(sar, device) if need_sar else None
         o = _channels_last(optical, device) if need_opt else None
         with torch.inference_mode():
-            out = model(s, o, heads=heads, features=False)
-            return {hd: torch.softmax(out[hd].float(), dim=1) for hd in heads}
+            return model.probabilities(s, o, heads)
 
     return predict
 
@@ -450,8 +449,9 @@ class SceneReader:
 
     def _model_input(self, raw: np.ndarray, ok: np.ndarray, modality: str) -> np.ndarray:
         """Normalised bands, 0 (the training mean: no signal) where the modality is missing."""
-        x = np.nan_to_num(self.loaded.prepare(raw, modality), nan=0.0, posinf=0.0, neginf=0.0)
-        x *= ok  # in place: no second strip-sized array
+        x = self.loaded.prepare(raw, modality)  # a new array: changed in place below
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        x *= ok
         return x
 
 
@@ -484,6 +484,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def open_stack(path: str | os.PathLike, threads: int):
+    """The co-registered stack, its blocks decoded by `threads` GDAL threads: a strip
+    spans many blocks. Reading a 1024 px scene's six bands alone: 22 ms against 32 with
+    one thread; inside a CPU job, where torch's threads still spin on the cores between
+    batches, 35 against 38; where reading runs ahead (beside a GPU) it is all gain."""
+    return open_checked(path, num_threads=str(max(1, int(threads))))
+
+
 def predict_scene(
     aligned_path: str | os.PathLike,
     valid_path: str | os.PathLike,
@@ -508,7 +516,7 @@ def predict_scene(
     """
     dev = start_inference(tile, overlap, threads, device)
 
-    with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
+    with open_stack(aligned_path, threads) as src, open_checked(valid_path) as vsrc:
         descriptions = [d for d in src.descriptions if d]
         loaded = load_for_inference(
             checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=dev
@@ -577,7 +585,7 @@ def predict_tile(
     """One tile of a tiled run: unquantised probabilities (float32, 0 where unmapped) and
     routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
     dev = start_inference(tile, overlap, threads, device)
-    with open_checked(aligned_path) as src, open_checked(valid_path) as vsrc:
+    with open_stack(aligned_path, threads) as src, open_checked(valid_path) as vsrc:
         descriptions = [d for d in src.descriptions if d]
         loaded = load_for_inference(
             checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=dev
@@ -623,7 +631,8 @@ def predict_tile(
                 device=dev,
             )
             with closing(blend) as strips:  # before the datasets close
-                for y, proba, read in strips:
+                for y, strip_proba, read in strips:
+                    proba = strip_proba.cpu().numpy()
                     n = proba.shape[1]
                     valid, sar_ok, opt_ok = (m[:n] for m in read.masks)
                     proba[:, ~(sar_ok | opt_ok)] = 0.0
@@ -706,14 +715,21 @@ def route_writer(out_route: str | os.PathLike, tags: dict[str, str], **grid):
     )
 
 
-def encode_products(proba: np.ndarray, route: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode_products(
+    proba: np.ndarray | torch.Tensor, route: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Classes and 8-bit probabilities of blended probabilities, nodata where no head
-    mapped the pixel (as `predict_scene` writes them)."""
-    mapped = (route == ROUTE_JOINT) | (route == ROUTE_SAR) | (route == ROUTE_OPTICAL)
-    classes = proba.argmax(axis=0).astype(np.uint8)
-    classes[~mapped] = CLASS_NODATA
-    scaled = np.clip(proba, 0.0, 1.0)
-    scaled *= 254  # in place: one strip-sized temporary, not three
-    proba_u8 = np.rint(scaled, out=scaled).astype(np.uint8)
-    proba_u8[:, ~mapped] = PROBA_NODATA
+    mapped the pixel (as `predict_scene` writes them).
+
+    Encoded with torch where the probabilities are (a GPU's strip comes back as a
+    quarter of the bytes): `torch.max` over the classes takes the first of equal
+    maxima, as numpy's argmax does, in a sixth of its time on the CPU.
+    """
+    proba = torch.as_tensor(proba)
+    classes = torch.max(proba, dim=0).indices.to(torch.uint8).cpu().numpy()
+    scaled = proba.clamp(0.0, 1.0).mul_(254).round_()
+    proba_u8 = scaled.to(torch.uint8).cpu().numpy()
+    unmapped = (route != ROUTE_JOINT) & (route != ROUTE_SAR) & (route != ROUTE_OPTICAL)
+    classes[unmapped] = CLASS_NODATA
+    proba_u8[:, unmapped] = PROBA_NODATA
     return classes, proba_u8

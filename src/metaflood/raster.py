@@ -190,10 +190,13 @@ def write_cog(
     return Path(path)
 
 
-def open_checked(path: str | os.PathLike) -> rasterio.DatasetReader:
-    """Open a raster, turning GDAL's failure on a corrupt or missing file into InputError."""
+def open_checked(path: str | os.PathLike, **open_options: str) -> rasterio.DatasetReader:
+    """Open a raster, turning GDAL's failure on a corrupt or missing file into InputError.
+
+    `open_options` go to the driver (for a GeoTIFF, `num_threads` decodes the blocks of
+    one read in parallel)."""
     try:
-        return rasterio.open(path)
+        return rasterio.open(path, **open_options)
     except RasterioError as err:
         raise InputError(f"{path}: cannot be read as a raster ({err})") from err
 

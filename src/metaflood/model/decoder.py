@@ -11,6 +11,15 @@ from torch import nn
 
 from metaflood.model.backbone import FEATURE_STRIDES
 
+# The decoder classifies at a quarter of the input's resolution.
+OUTPUT_STRIDE = 4
+
+
+def to_input_resolution(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear x4 of the decoder's output (align_corners=True, as the authors'
+    nn.UpsamplingBilinear2d: converted weights were trained with this geometry)."""
+    return F.interpolate(x, scale_factor=OUTPUT_STRIDE, mode="bilinear", align_corners=True)
+
 
 class FPN(nn.Module):
     """Feature pyramid: gives the shallow, precisely located levels the deep levels' context."""
@@ -55,7 +64,7 @@ class SemanticFPNMerge(nn.Module):
         in_channels: int,
         out_channels: int,
         strides: Sequence[int] = FEATURE_STRIDES,
-        out_stride: int = 4,
+        out_stride: int = OUTPUT_STRIDE,
     ):
         super().__init__()
         self.branches = nn.ModuleList()
@@ -90,6 +99,8 @@ class SegmentationDecoder(nn.Module):
         self.merge = SemanticFPNMerge(fpn_channels, decoder_channels)
         self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, feats: Sequence[torch.Tensor], full_resolution: bool = True) -> torch.Tensor:
+        """Class logits at the input's resolution, or (`full_resolution=False`) at
+        OUTPUT_STRIDE, for a caller that interpolates something else (probabilities)."""
         logits = self.classifier(self.merge(self.fpn(feats)))
-        return F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=True)
+        return to_input_resolution(logits) if full_resolution else logits

@@ -180,12 +180,11 @@ class MetaRS(nn.Module):
         (argmax) differs from the full-resolution softmax's only where two classes
         score alike within a 4-pixel cell.
         """
-        ref = sar if sar is not None else optical
-        size = ref.shape[-2:]
+        heads = tuple(dict.fromkeys(heads))
         out = self.forward(sar, optical, heads, features=False, full_resolution=False)
+        ref = sar if "sar" in heads or "joint" in heads else optical  # as `forward` reads
+        h, w = ref.shape[-2:]
         return {
-            name: to_input_resolution(torch.softmax(out[name].float(), dim=1))[
-                ..., : size[0], : size[1]
-            ]
-            for name in dict.fromkeys(heads)
+            name: to_input_resolution(torch.softmax(out[name].float(), dim=1))[..., :h, :w]
+            for name in heads
         }

@@ -344,6 +344,7 @@ def test_encoding_takes_the_first_of_equal_maxima_and_marks_unmapped_pixels():
         assert classes.dtype == np.uint8 and proba_u8.dtype == np.uint8
         np.testing.assert_array_equal(classes[mapped], proba.argmax(axis=0)[mapped])
         assert classes[1, 0] == 1 and (classes[0, :3] == 0).all()
+        assert proba_u8[7, 2, 0] == 254 and classes[2, 0] == 7
         assert (classes[~mapped] == 255).all() and (proba_u8[:, ~mapped] == 255).all()
         np.testing.assert_array_equal(
             proba_u8[:, mapped], np.rint(np.clip(proba, 0, 1) * 254)[:, mapped]

@@ -7,6 +7,7 @@ import pytest
 import rasterio
 import torch
 from rasterio.transform import from_origin
+from rasterio.windows import Window
 
 from metaflood.checkpoint import save_checkpoint
 from metaflood.classes import CLASS_NAMES, WATER, colormap
@@ -22,6 +23,7 @@ from metaflood.infer import (
     encode_products,
     head_weights,
     predict_scene,
+    predict_tile,
     window_starts,
     window_weight,
 )
@@ -272,6 +274,36 @@ def test_wrong_grid_and_missing_band_are_refused(tmp_path, checkpoint):
             overlap=0,
             device="cpu",
         )
+
+
+def test_a_scene_job_and_a_tile_job_refuse_a_mask_in_another_crs(tmp_path, checkpoint):
+    stack, _ = _scene(np.random.default_rng(5), 32, 32)
+    aligned, _ = _write_inputs(tmp_path, stack, np.full((32, 32), 3, np.uint8))
+    other_crs = write_cog(  # same numbers, another UTM zone: a different place
+        tmp_path / "v35.tif",
+        np.full((32, 32), 3, np.uint8),
+        crs="EPSG:32635",
+        transform=TRANSFORM,
+        nodata=None,
+    )
+    with pytest.raises(InputError, match="EPSG:32635.* does not match"):
+        predict_scene(
+            aligned, other_crs, checkpoint, *_outputs(tmp_path), tile=64, overlap=0, device="cpu"
+        )
+    out_proba, out_route = tmp_path / "tile_proba.tif", tmp_path / "tile_route.tif"
+    with pytest.raises(InputError, match="EPSG:32635.* does not match"):
+        predict_tile(
+            aligned,
+            other_crs,
+            checkpoint,
+            Window(0, 0, 32, 32),
+            out_proba,
+            out_route,
+            tile=64,
+            overlap=0,
+            device="cpu",
+        )
+    assert not out_proba.exists() and not out_route.exists()
 
 
 # --- tiling and blending, with a pointwise stand-in for the network ----------------------

@@ -492,6 +492,33 @@ def open_stack(path: str | os.PathLike, threads: int):
     return open_checked(path, num_threads=str(max(1, int(threads))))
 
 
+@contextmanager
+def open_inputs(
+    aligned_path: str | os.PathLike,
+    valid_path: str | os.PathLike,
+    checkpoint_path: str | os.PathLike,
+    threads: int,
+    device: torch.device,
+) -> Iterator[tuple[rasterio.DatasetReader, rasterio.DatasetReader, InferenceModel]]:
+    """The stack, its availability mask and the network, checked before any tile runs:
+    the stack is georeferenced, the mask on its grid, and the checkpoint's bands in it.
+    A scene job and a tile job open them alike."""
+    with open_stack(aligned_path, threads) as src, open_checked(valid_path) as vsrc:
+        crs, transform, shape = src.crs, src.transform, (src.height, src.width)
+        if crs is None:
+            raise InputError(f"{aligned_path}: has no coordinate reference system")
+        if (vsrc.height, vsrc.width) != shape or vsrc.transform != transform or vsrc.crs != crs:
+            raise InputError(
+                f"{valid_path}: grid {vsrc.height}x{vsrc.width} {vsrc.crs} does not match "
+                f"{aligned_path} ({shape[0]}x{shape[1]} {crs})"
+            )
+        descriptions = [d for d in src.descriptions if d]
+        loaded = load_for_inference(
+            checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=device
+        )
+        yield src, vsrc, loaded
+
+
 def predict_scene(
     aligned_path: str | os.PathLike,
     valid_path: str | os.PathLike,
@@ -515,20 +542,12 @@ def predict_scene(
     per head combination.
     """
     dev = start_inference(tile, overlap, threads, device)
-
-    with open_stack(aligned_path, threads) as src, open_checked(valid_path) as vsrc:
-        descriptions = [d for d in src.descriptions if d]
-        loaded = load_for_inference(
-            checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=dev
-        )
+    with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
+        src,
+        vsrc,
+        loaded,
+    ):
         crs, transform, shape = src.crs, src.transform, (src.height, src.width)
-        if crs is None:
-            raise InputError(f"{aligned_path}: has no coordinate reference system")
-        if (vsrc.height, vsrc.width) != shape or vsrc.transform != transform or vsrc.crs != crs:
-            raise InputError(
-                f"{valid_path}: grid {vsrc.height}x{vsrc.width} {vsrc.crs} does not match "
-                f"{aligned_path} ({shape[0]}x{shape[1]} {crs})"
-            )
         reader = SceneReader(src, vsrc, loaded, seam_radius, max(shape[1], tile))
         tags = {"checkpoint": Path(checkpoint_path).name}
         grid = {"width": shape[1], "height": shape[0], "crs": crs, "transform": transform}
@@ -585,13 +604,11 @@ def predict_tile(
     """One tile of a tiled run: unquantised probabilities (float32, 0 where unmapped) and
     routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
     dev = start_inference(tile, overlap, threads, device)
-    with open_stack(aligned_path, threads) as src, open_checked(valid_path) as vsrc:
-        descriptions = [d for d in src.descriptions if d]
-        loaded = load_for_inference(
-            checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=dev
-        )
-        if (vsrc.height, vsrc.width) != (src.height, src.width) or vsrc.transform != src.transform:
-            raise InputError(f"{valid_path} and {aligned_path} are not on the same grid")
+    with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
+        src,
+        vsrc,
+        loaded,
+    ):
         # A tile smaller than one model window is mapped from a model window of real
         # context around it, never zero padding (instance norm sees the whole window).
         run = context_window(window, tile, src.height, src.width)

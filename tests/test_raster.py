@@ -6,7 +6,15 @@ from rio_cogeo.cogeo import cog_validate
 
 from metaflood.classes import colormap
 from metaflood.errors import InputError
-from metaflood.raster import atomic_path, overview_factors, read_checked, write_cog
+from metaflood.raster import (
+    COG_COMPRESSION,
+    STACK_COMPRESSION,
+    atomic_path,
+    gtiff_compression,
+    overview_factors,
+    read_checked,
+    write_cog,
+)
 
 
 def test_cog_with_overviews_descriptions_and_colormap(tmp_path):
@@ -128,3 +136,27 @@ def test_stacks_are_zstd_products_deflate_and_a_mosaic_keeps_the_codec(tmp_path)
             assert src.compression.name == codec
             assert compression_of(src) == expected
             np.testing.assert_array_equal(src.read(), data)
+
+
+@pytest.mark.parametrize("compression", [STACK_COMPRESSION, COG_COMPRESSION])
+def test_gtiff_options_give_the_same_codec_and_level(tmp_path, compression):
+    data = np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32)
+    options = gtiff_compression(compression)
+    path = tmp_path / "plain.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        count=1,
+        width=64,
+        height=64,
+        dtype="float32",
+        crs="EPSG:32634",
+        transform=from_origin(600000, 3630000, 2, 2),
+        **options,
+    ) as dst:
+        dst.write(data, 1)
+    with rasterio.open(path) as src:
+        assert src.compression.name.upper() == compression["COMPRESS"]
+        assert (src.read(1) == data).all()
+    assert compression["LEVEL"] in options.values()

@@ -57,6 +57,14 @@ COG_COMPRESSION = {"COMPRESS": "DEFLATE", "LEVEL": 1}
 STACK_COMPRESSION = {"COMPRESS": "ZSTD", "LEVEL": 1}
 
 
+def gtiff_compression(compression: Mapping[str, object]) -> dict[str, object]:
+    """The same codec as GTiff creation options (the GTiff driver names each codec's
+    level option apart: ZSTD_LEVEL, ZLEVEL), for files that are not COGs."""
+    codec = str(compression["COMPRESS"]).upper()
+    level_option = {"ZSTD": "ZSTD_LEVEL", "DEFLATE": "ZLEVEL"}[codec]
+    return {"COMPRESS": codec, level_option: compression["LEVEL"]}
+
+
 def compression_of(src: rasterio.DatasetReader) -> dict[str, object]:
     """The codec (ours) a raster was written with, for a mosaic of it to keep."""
     codec = src.compression.name.upper() if src.compression else None

@@ -9,6 +9,7 @@ from rasterio.warp import reproject
 from rio_cogeo.cogeo import cog_validate
 from scipy import ndimage
 
+from metaflood.acquire.canonical import grid_args, write_absent
 from metaflood.config import event_grid
 from metaflood.coregister import (
     OPTICAL_VALID,
@@ -171,6 +172,24 @@ def test_errors_name_the_problem_before_any_product_is_written(tmp_path, write_r
         run(tmp_path, "post", sar, opt, msk, empty)
     assert not list(tmp_path.glob("pre_*")) and not list(tmp_path.glob("post_*"))
     assert not list(tmp_path.glob(".*")), "no temporary file is left behind"
+
+
+def test_a_period_with_nothing_usable_is_refused_before_any_product(tmp_path, write_raster):
+    """No SAR scene and an optical image all under cloud: a map of nothing would read as
+    "no flood", so the stage stops and says why."""
+    transform, h, w = native_frame()
+    _, opt, msk = scene_files(write_raster, "o", cloud=np.ones((h, w), np.uint8))
+    grid = event_grid(EVENT, "events.t")
+    no_sar = tmp_path / "absent_sar.tif"
+    write_absent("sar", grid_args(grid.crs, grid.transform, grid.width, grid.height), [no_sar])
+    reference = scene_files(write_raster, "r")[0]
+    with pytest.raises(
+        InputError,
+        match=r"events.t.post: no pixel of the AOI has a valid SAR or optical value "
+        r"\(SAR: no scene; optical: every pixel cloud, shadow or nodata\)",
+    ):
+        run(tmp_path, "post", no_sar, opt, msk, reference)
+    assert not list(tmp_path.glob("post_*")) and not list(tmp_path.glob(".*"))
 
 
 def test_products_are_the_same_whatever_the_block_size(tmp_path, write_raster):

@@ -718,22 +718,23 @@ def _write_products(
             )
         )
         for local in block_windows(int(area.height), int(area.width), settings.block_size):
-            window = Window(
+            block_window = Window(  # not `window`: the tile's, tested after the loop
                 local.col_off + area.col_off,
                 local.row_off + area.row_off,
                 local.width,
                 local.height,
             )
-            h, w = int(window.height), int(window.width)
-            inside = _aoi_block(polygon, rasterio.windows.transform(window, grid.transform), h, w)
-            linear = sar_blocks.read(window)
+            h, w = int(block_window.height), int(block_window.width)
+            block_transform = rasterio.windows.transform(block_window, grid.transform)
+            inside = _aoi_block(polygon, block_transform, h, w)
+            linear = sar_blocks.read(block_window)
             if opt_vrt is None:
-                reflectance = _nan_block(4, window)
+                reflectance = _nan_block(4, block_window)
                 unusable = np.ones((h, w), bool)
             else:
-                reflectance = opt_vrt.read(window=window).astype(np.float32)
+                reflectance = opt_vrt.read(window=block_window).astype(np.float32)
                 unusable = cloudmask.unusable(
-                    mask_vrt.read(1, window=window), reflectance, report["cloud_mask"]
+                    mask_vrt.read(1, window=block_window), reflectance, report["cloud_mask"]
                 )
             sar_ok = np.isfinite(linear).all(axis=0) & inside
             optical_ok = np.isfinite(reflectance).all(axis=0) & ~unusable & inside
@@ -748,7 +749,14 @@ def _write_products(
             counts["optical"] += int(optical_ok.sum())
             counts["any"] += int((sar_ok | optical_ok).sum())
         if counts["any"] == 0 and window is None:
-            raise InputError(f"{where}: no pixel of the AOI has a valid SAR or optical value")
+            sar_state = "no scene" if sar_scene.absent else "no valid pixel"
+            optical_state = (
+                "no scene" if optical_scene.absent else "every pixel cloud, shadow or nodata"
+            )
+            raise InputError(
+                f"{where}: no pixel of the AOI has a valid SAR or optical value (SAR: "
+                f"{sar_state}; optical: {optical_state}), so there is nothing to map"
+            )
     inside = max(counts["inside"], 1)
     return {"sar_valid": counts["sar"] / inside, "optical_valid": counts["optical"] / inside}
 

@@ -164,3 +164,70 @@ def test_local_files_are_checked_against_file_size_and_checksum(tmp_path):
         check_file(BandRef(str(path), size=10, checksum="1220" + "0" * 64), Access())
     with pytest.raises(InputError, match="does not exist"):
         check_file(BandRef(str(tmp_path / "gone.tif")), Access())
+
+
+def _local_event(tmp_path, sar_pre_crs: str | None = None, cloud: bool = False) -> dict:
+    """The tiny event with local SAR and optical files over its grid (the pre-event SAR
+    file's header may name another CRS; the optical mask may be all cloud)."""
+    from metaflood.config import event_grid
+
+    grid = event_grid(demo_event_config(), "events.tiny")
+    left, _, _, top = grid.bounds
+    transform = from_origin(left - 20, top + 20, 2, 2)
+    sar = np.full((2, 200, 200), 0.05, np.float32)
+    optical = np.concatenate(
+        [np.full((4, 200, 200), 0.1), np.full((1, 200, 200), 9 if cloud else 4)]
+    ).astype(np.float32)  # SCL 9: cloud, high probability; 4: vegetation
+
+    def write(name, data, crs=grid.crs):
+        return str(write_cog(tmp_path / name, data, crs=crs, transform=transform, nodata=None))
+
+    sar_files = {"pre": write("s1_pre.tif", sar, sar_pre_crs or grid.crs)}
+    sar_files["post"] = write("s1_post.tif", sar)
+    event = demo_event_config(
+        sar={"source": "local", **sar_files, "bands": {"VV": 1, "VH": 2}},
+        optical={
+            "source": "local",
+            "pre": write("s2_pre.tif", optical),
+            "post": write("s2_post.tif", optical),
+            "bands": {"blue": 1, "green": 2, "red": 3, "nir": 4},
+            "mask": {"band": 5, "kind": "scl"},
+            "required": True,
+        },
+    )
+    del event["demo"]
+    return event
+
+
+def test_a_local_file_in_a_wrong_crs_is_named_with_both_extents(tmp_path):
+    from metaflood.acquire import search_scenes
+
+    # The same coordinates labelled one UTM zone west: 6 degrees of longitude away.
+    event = _local_event(tmp_path, sar_pre_crs="EPSG:32633")
+    with pytest.raises(
+        InputError,
+        match=r"s1_pre.tif: does not overlap the AOI. Read in its CRS \(EPSG:32633\) it covers "
+        r"lon 16\.\d+ to 16\.\d+, lat 32\.\d+ to 32\.\d+; the AOI is lon 22\.6300 to 22\.6332",
+    ):
+        search_scenes(
+            event, "tiny", demo_catalog=None, cache_dir=tmp_path / "c", out=tmp_path / "sel.json"
+        )
+    assert not (tmp_path / "sel.json").exists()
+
+
+def test_a_required_optical_modality_all_under_cloud_stops_the_search(tmp_path):
+    from metaflood.acquire import search_scenes
+    from metaflood.errors import AcquisitionError
+
+    search = {"demo_catalog": None, "cache_dir": tmp_path / "c", "out": tmp_path / "sel.json"}
+    search_scenes(_local_event(tmp_path), "tiny", **search)  # clear: found and used
+    cloudy = _local_event(tmp_path, cloud=True)
+    with pytest.raises(
+        AcquisitionError,
+        match=r"events.tiny.optical: no optical scene for the pre window .*: .*it is all cloud "
+        r"over the AOI. The optical modality is required",
+    ):
+        search_scenes(cloudy, "tiny", **{**search, "out": tmp_path / "cloudy.json"})
+    cloudy["optical"]["required"] = False  # not required: mapped from SAR alone
+    selection = search_scenes(cloudy, "tiny", **{**search, "out": tmp_path / "cloudy.json"})
+    assert selection["periods"]["post"]["optical"]["cloud_over_aoi"] == 1.0

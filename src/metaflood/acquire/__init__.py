@@ -36,7 +36,8 @@ from metaflood.acquire.canonical import (
     write_sar,
 )
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
-from metaflood.acquire.local import local_item
+from metaflood.acquire.local import check_overlap, local_item
+from metaflood.acquire.plausibility import check_reflectance, check_sar_level, check_sar_linear
 from metaflood.acquire.scene import MASK, Grid, SceneItem
 from metaflood.acquire.security import is_remote, redact_url
 from metaflood.acquire.select import Candidate, Choice, candidates, choose_optical, choose_sar_pair
@@ -82,6 +83,8 @@ class _Found:
 def _search(spec: SourceSpec, period: str, win: Window, aoi: Polygon, access: Access) -> _Found:
     if spec.kind == "local":
         item = local_item(spec, period, win)
+        if item is not None:
+            check_overlap(item, aoi)
         return _Found([item] if item else [], "" if item else f"no {period} file configured")
     if spec.kind == "stac":
         from metaflood.acquire.stac import scene_item, search_api
@@ -227,6 +230,10 @@ def search_scenes(
                 reason = choice.reason + (f"; {found[period].note}" if found[period].note else "")
                 raise _missing_error(key, modality, period, wins[period], spec, reason)
             record = _record(spec, choice, chooser, found[period].note)
+            if record.get("cloud_over_aoi") == 1.0 and spec.requires(period):
+                # Found, but nothing of it can be used: as good as no scene at all.
+                reason = f"{choice.reason}; it is all cloud over the AOI"
+                raise _missing_error(key, modality, period, wins[period], spec, reason)
             periods[period][modality] = record
             what = choice.candidate.describe() if choice.candidate else "none"
             log.info("%s %s %s: %s (%s)", name, period, modality, what, record["reason"])
@@ -261,10 +268,11 @@ def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
 
 
 def _read_scene(
-    record: dict, modality: str, cache: AssetCache, workers: int, retry: Retry
+    record: dict, modality: str, cache: AssetCache, workers: int, retry: Retry, where: str
 ) -> list[np.ndarray]:
     """Every band of a found scene on its grid, (rows, cols) float32 each; the optical
-    mask band (when there is one) last."""
+    mask band (when there is one) last. Values that cannot be in the configured unit
+    are refused (`plausibility`)."""
     grid = Grid.from_dict(record["grid"])
     items = [SceneItem.from_dict(d) for d in record["items"]]
     names = list(BANDS[modality]) + ([MASK] if MASK in items[0].bands else [])
@@ -281,12 +289,20 @@ def _read_scene(
     access = Access(**record["access"], retries=retry.retries, backoff_s=retry.backoff_s)
     downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
     layers = downloader.read(jobs)
-    n = len(items)
+    n, data_names = len(items), list(BANDS[modality])
+    linear_sar = modality == "sar" and record["sar_scale"] == "linear"
     bands = [_mosaic(layers[i : i + n]) for i in range(0, len(layers), n)]
     del layers
-    if all(np.isnan(band).all() for band in bands[: len(BANDS[modality])]):
-        ids = ", ".join(item.id for item in items)
+    ids = ", ".join(item.id for item in items)
+    data = bands[: len(data_names)]
+    if all(np.isnan(band).all() for band in data):
         raise InputError(f"{ids}: every pixel over the AOI is nodata")
+    if linear_sar:
+        check_sar_linear(data, data_names, f"{where} {ids}")
+    if modality == "sar":
+        check_sar_level(data, data_names, f"{where} {ids}", record["sar_scale"])
+    else:
+        check_reflectance(data, data_names, f"{where} {ids}")
     return bands
 
 
@@ -377,7 +393,7 @@ def acquire_period(
                 grid = grid_args(absent.crs, absent.transform, absent.width, absent.height)
                 write_absent(modality, grid, paths)
                 continue
-            bands = _read_scene(record, modality, cache, workers, retry)
+            bands = _read_scene(record, modality, cache, workers, retry, f"{key}.{modality}")
             found = Grid.from_dict(record["grid"])
             grid = grid_args(found.crs, Affine(*found.transform), found.width, found.height)
             if modality == "sar":

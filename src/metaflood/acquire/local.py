@@ -12,7 +12,7 @@ import datetime as dt
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_geom
-from shapely.geometry import box, mapping
+from shapely.geometry import Polygon, box, mapping, shape
 
 from metaflood.acquire.radiometry import plain_radiometry
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
@@ -35,7 +35,7 @@ def local_item(spec: SourceSpec, period: str, window: Window) -> SceneItem | Non
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise InputError(f"{path}: has no coordinate reference system")
-            count, footprint = src.count, _footprint(src)
+            count, footprint, crs = src.count, _footprint(src), src.crs.to_string()
             tags = src.tags()
     except RasterioError as err:
         raise InputError(f"{path}: cannot be read as a raster ({err})") from err
@@ -62,6 +62,29 @@ def local_item(spec: SourceSpec, period: str, window: Window) -> SceneItem | Non
         datetime=when.isoformat(),
         footprint=footprint,
         bands=bands,
-        properties={"file": str(path), "acquired": tags.get("TIFFTAG_DATETIME", "unknown")},
+        properties={
+            "file": str(path),
+            "crs": crs,
+            "acquired": tags.get("TIFFTAG_DATETIME", "unknown"),
+        },
         collection="local",
     )
+
+
+def check_overlap(item: SceneItem, aoi: Polygon) -> None:
+    """A file the user named that lies wholly off the AOI is a wrong file or a wrong CRS
+    in its header: say which, with both extents, rather than "no scene covers the AOI"."""
+    footprint = shape(item.footprint)
+    if footprint.intersects(aoi):
+        return
+    raise InputError(
+        f"{item.properties['file']}: does not overlap the AOI. Read in its CRS "
+        f"({item.properties['crs']}) it covers {_lon_lat(footprint.bounds)}; the AOI is "
+        f"{_lon_lat(aoi.bounds)}. Check that the file is of this event and that its CRS "
+        f"is the one its coordinates are in"
+    )
+
+
+def _lon_lat(bounds: tuple[float, float, float, float]) -> str:
+    west, south, east, north = bounds
+    return f"lon {west:.4f} to {east:.4f}, lat {south:.4f} to {north:.4f}"

@@ -1,0 +1,85 @@
+"""Acquired values checked against the unit the source's configuration declares.
+
+A scene in the wrong unit maps without complaint into a wrong flood: dB read as linear
+power is dark as water almost everywhere, and digital numbers read as reflectance are
+brighter than any cloud. Such values cannot be what the configuration says, so the
+acquisition stops and names the setting to change. The bounds are far outside what a
+real AOI gives, so a real scene never trips them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metaflood.errors import InputError
+
+# Linear power: a share of negative values above this is dB (a real product has none).
+SAR_NEGATIVE_SHARE = 0.5
+# Linear power: an AOI's median above +10 dB is not calibrated backscatter (cities reach
+# about 0 dB); such values are digital numbers or uncalibrated amplitude.
+SAR_MAX_MEDIAN = 10.0
+# Reflectance: an AOI's median above 2 is digital numbers without their scale (a cloud
+# is about 1).
+OPTICAL_MAX_MEDIAN = 2.0
+# Values looked at per band: a regular sample of a large AOI judges its unit as well.
+SAMPLE_PIXELS = 1_000_000
+
+
+def _finite_sample(band: np.ndarray) -> np.ndarray:
+    """The finite values of a regular subgrid of about SAMPLE_PIXELS pixels."""
+    step = max(1, int(np.ceil(np.sqrt(band.size / SAMPLE_PIXELS))))
+    sample = band[::step, ::step]
+    return sample[np.isfinite(sample)]
+
+
+def check_sar_linear(bands: list[np.ndarray], names: list[str], where: str) -> None:
+    """Refuse dB values declared as linear power, and a scene with no positive power.
+
+    A few values of 0 or below are real (thermal noise removed over calm water) and
+    stay; a scene without one positive value has no backscatter at all (a product that
+    writes 0 where it has no data and does not declare it)."""
+    for name, band in zip(names, bands, strict=True):
+        finite = _finite_sample(band)
+        if not finite.size:
+            continue
+        if (share := float((finite < 0).mean())) > SAR_NEGATIVE_SHARE:
+            raise InputError(
+                f"{where} {name}: {share:.0%} of the values over the AOI are negative, "
+                f"which linear power cannot be; they look like dB: set sar_scale: db"
+            )
+        if not (finite > 0).any():
+            raise InputError(
+                f"{where} {name}: no value over the AOI is above 0, so there is no "
+                f"backscatter: if the file writes 0 where it has no data, declare 0 as "
+                f"its nodata value"
+            )
+
+
+def check_sar_level(bands: list[np.ndarray], names: list[str], where: str, scale: str) -> None:
+    """Refuse backscatter far brighter than any landscape (digital numbers), `bands` in
+    linear power or in dB as `scale` says."""
+    for name, band in zip(names, bands, strict=True):
+        finite = _finite_sample(band)
+        if not finite.size:
+            continue
+        median = float(np.median(finite))
+        linear = 10 ** (median / 10) if scale == "db" else median
+        if linear > SAR_MAX_MEDIAN:
+            raise InputError(
+                f"{where} {name}: the median over the AOI is {median:.4g} "
+                f"({10 * np.log10(linear):+.0f} dB), which is not calibrated backscatter: "
+                f"the values look like digital numbers or amplitude; use a sigma0 or "
+                f"gamma0 product (linear power, or dB with sar_scale: db)"
+            )
+
+
+def check_reflectance(bands: list[np.ndarray], names: list[str], where: str) -> None:
+    """Refuse reflectance far above 1 (digital numbers read without their scale)."""
+    for name, band in zip(names, bands, strict=True):
+        finite = _finite_sample(band)
+        if finite.size and (median := float(np.median(finite))) > OPTICAL_MAX_MEDIAN:
+            raise InputError(
+                f"{where} {name}: the median over the AOI is {median:.4g}, which is not "
+                f"reflectance (0 to about 1): the values look like digital numbers; give "
+                f"the source's scale and offset (for Sentinel-2 L2A, scale: 0.0001)"
+            )

@@ -132,6 +132,22 @@ def test_wrong_checkpoint_is_refused_at_start_up(tmp_path):
     save_checkpoint(tmp_path / "six.pt", model, NORM, class_names=[f"c{i}" for i in range(6)])
     with pytest.raises(ConfigError, match=r"model.checkpoint: six.pt: checkpoint predicts 6"):
         check_model_sections({"model": {"checkpoint": "six.pt"}}, tmp_path)
+    # A checkpoint of another metaflood version: renamed weights, or reshaped ones.
+    model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16))
+    save_checkpoint(tmp_path / "old.pt", model, NORM)
+    ckpt = load_checkpoint(tmp_path / "old.pt")
+    name = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"]["renamed." + name] = ckpt["state_dict"].pop(name)
+    torch.save(ckpt, tmp_path / "renamed.pt")
+    with pytest.raises(ConfigError, match=r"renamed.pt: .*1 missing.*another version"):
+        check_model_sections({"model": {"checkpoint": "renamed.pt"}}, tmp_path)
+    ckpt = load_checkpoint(tmp_path / "old.pt")
+    head = "joint_decoder.classifier.weight"
+    ckpt["state_dict"][head] = torch.cat([ckpt["state_dict"][head]] * 2)
+    torch.save(ckpt, tmp_path / "reshaped.pt")
+    with pytest.raises(ConfigError, match=r"reshaped.pt: .*1 of another shape.*another version"):
+        check_model_sections({"model": {"checkpoint": "reshaped.pt"}}, tmp_path)
+    check_model_sections({"model": {"checkpoint": "old.pt"}}, tmp_path)
     authors = {"path": "resources/a.pth", "url": None}
     with pytest.raises(ConfigError, match=r"authors_checkpoint.path: .*download .* by hand"):
         check_model_sections(

@@ -159,8 +159,12 @@ def _leave_tensor(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tens
     return tensor
 
 
-def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
-    """The network described by a loaded checkpoint, with its weights."""
+def check_architecture(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
+    """The network a loaded checkpoint describes, without weights (on the meta device:
+    no memory, no time), once the stored weights' names and shapes are found to fit it.
+
+    Cheap enough for the start-up checks, so a checkpoint of another metaflood version
+    is refused before any job runs, not when inference reaches it."""
     from metaflood.model.baselines import build_network
 
     check_band_counts(ckpt, path)
@@ -168,14 +172,29 @@ def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.
         model = build_network(
             ckpt.get("architecture", "metars"), MetaRSConfig.from_dict(ckpt["model_config"])
         )
-    expected, stored = set(model.state_dict()), set(ckpt["state_dict"])
-    if expected != stored:
+    expected, stored = model.state_dict(), ckpt["state_dict"]
+    if set(expected) != set(stored):
         raise ModelError(
             f"{path}: weights do not fit the stored architecture "
-            f"({_key_difference(expected - stored, 'missing')}; "
-            f"{_key_difference(stored - expected, 'unexpected')}): "
+            f"({_key_difference(set(expected) - set(stored), 'missing')}; "
+            f"{_key_difference(set(stored) - set(expected), 'unexpected')}): "
             "it was written by another version of metaflood; retrain it or convert it again"
         )
+    reshaped = [k for k, v in expected.items() if tuple(stored[k].shape) != tuple(v.shape)]
+    if reshaped:
+        first = reshaped[0]
+        raise ModelError(
+            f"{path}: weights do not fit the stored architecture ({len(reshaped)} of "
+            f"another shape, e.g. {first}: {tuple(stored[first].shape)} where the model has "
+            f"{tuple(expected[first].shape)}): it was written by another version of "
+            "metaflood; retrain it or convert it again"
+        )
+    return model
+
+
+def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
+    """The network described by a loaded checkpoint, with its weights."""
+    model = check_architecture(ckpt, path)
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True, assign=True)
     except RuntimeError as err:

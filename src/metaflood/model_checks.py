@@ -16,12 +16,12 @@ def check_model_sections(config: dict, base_dir: Path | str = ".") -> None:
         path = base / checkpoint
         if not path.is_file():
             raise ConfigError(f"model.checkpoint: {checkpoint} does not exist")
-        from metaflood.checkpoint import check_band_counts, check_compatible, load_checkpoint
+        from metaflood.checkpoint import check_architecture, check_compatible, load_checkpoint
 
         try:
             ckpt = load_checkpoint(path)
             check_compatible(ckpt, checkpoint)
-            check_band_counts(ckpt, checkpoint)
+            check_architecture(ckpt, checkpoint)  # band counts, weight names and shapes
         except ModelError as err:
             raise ConfigError(f"model.checkpoint: {err}") from err
     authors = model.get("authors_checkpoint")

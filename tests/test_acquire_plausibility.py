@@ -42,6 +42,8 @@ def test_values_in_another_unit_name_the_setting():
         check_sar_level([digital_numbers], ["VV"], "e.sar", "linear")
     with pytest.raises(InputError, match=r"\(\+25 dB\)"):
         check_sar_level([np.full((60, 60), 25.4)], ["VV"], "e.sar", "db")
+    with pytest.raises(InputError, match=r"is 4000 \(\+4000 dB\)"):  # DNs declared as dB
+        check_sar_level([np.full((60, 60), 4000.0)], ["VV"], "e.sar", "db")
     with pytest.raises(InputError, match="e.optical red: the median .* scale: 0.0001"):
         check_reflectance([REFLECTANCE[2] * 10000 + 1000], ["red"], "e.optical")
 

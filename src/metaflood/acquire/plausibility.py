@@ -63,11 +63,16 @@ def check_sar_level(bands: list[np.ndarray], names: list[str], where: str, scale
         if not finite.size:
             continue
         median = float(np.median(finite))
-        linear = 10 ** (median / 10) if scale == "db" else median
-        if linear > SAR_MAX_MEDIAN:
+        if scale == "db":
+            db = median
+        elif median > 0:
+            db = 10 * np.log10(median)
+        else:
+            continue  # no power at all is check_sar_linear's to refuse
+        if db > 10 * np.log10(SAR_MAX_MEDIAN):
             raise InputError(
                 f"{where} {name}: the median over the AOI is {median:.4g} "
-                f"({10 * np.log10(linear):+.0f} dB), which is not calibrated backscatter: "
+                f"({db:+.0f} dB), which is not calibrated backscatter: "
                 f"the values look like digital numbers or amplitude; use a sigma0 or "
                 f"gamma0 product (linear power, or dB with sar_scale: db)"
             )

@@ -34,7 +34,7 @@ def test_overlap_must_stay_below_half_the_tile(tmp_path):
     path = tmp_path / "c.yaml"
     config = {"events": {"e": demo_event_config()}, "model": {"tile": 128, "overlap": 64}}
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(ConfigError, match="model.overlap: 64 px must be less than half"):
+    with pytest.raises(ConfigError, match=r"c.yaml: model.overlap: 64 px must be less than half"):
         check_config_file(path)
 
 

@@ -465,7 +465,9 @@ def _parser() -> argparse.ArgumentParser:
     period = argparse.ArgumentParser(add_help=False)
     period.add_argument("--period", choices=("pre", "post"), required=True)
 
-    p = add("check-config", cmd_check_config, "check a configuration file, with line numbers")
+    p = add(
+        "check-config", cmd_check_config, "check a configuration file (a YAML error with its line)"
+    )
     p.add_argument("path")
 
     p = add("demo", cmd_demo, "generate the embedded demo event as a local STAC catalog", event)

@@ -75,7 +75,8 @@ def schema_error(config: dict, schema_path: str | Path = SCHEMA_PATH) -> str | N
 
 
 def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """Everything the workflow checks at start-up, for one file, with YAML line numbers."""
+    """Everything the workflow checks at start-up, for one file; each message starts with
+    the file's name (and a YAML syntax error gives its line)."""
     try:
         config = yaml.safe_load(Path(path).read_text())
     except OSError as err:
@@ -91,5 +92,8 @@ def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -
     message = schema_error(config, schema_path)
     if message:
         raise ConfigError(f"{path}: {message}")
-    check_config(config)
+    try:
+        check_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
     return config

@@ -40,7 +40,14 @@ from metaflood.acquire.local import check_overlap, local_item
 from metaflood.acquire.plausibility import check_reflectance, check_sar_level, check_sar_linear
 from metaflood.acquire.scene import MASK, Grid, SceneItem
 from metaflood.acquire.security import is_remote, redact_url
-from metaflood.acquire.select import Candidate, Choice, candidates, choose_optical, choose_sar_pair
+from metaflood.acquire.select import (
+    NO_ITEM,
+    Candidate,
+    Choice,
+    candidates,
+    choose_optical,
+    choose_sar_pair,
+)
 from metaflood.acquire.sources import BANDS, SourceSpec, resolve_source
 from metaflood.config import MODALITIES, PERIODS, Window, aoi_polygon, event_grid, parse_day, window
 from metaflood.errors import AcquisitionError, InputError
@@ -155,6 +162,14 @@ def _redacted(item: SceneItem) -> dict:
     return out
 
 
+def _why_missing(choice: Choice, note: str) -> str:
+    """Why no scene was chosen, with the search's note (which, when the window held no
+    item over the AOI, says it more precisely than the choice can)."""
+    if note and choice.reason == NO_ITEM:
+        return note
+    return choice.reason + (f" ({note})" if note else "")
+
+
 def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> dict:
     base = {
         "source": spec.kind,
@@ -162,8 +177,7 @@ def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> d
         "collection": spec.collection,
     }
     if choice.candidate is None:
-        reason = choice.reason + (f" ({note})" if note else "")
-        return {"status": "missing", **base, "reason": reason}
+        return {"status": "missing", **base, "reason": _why_missing(choice, note)}
     cand = choice.candidate
     record = {
         "status": "found",
@@ -227,7 +241,7 @@ def search_scenes(
         for period in PERIODS:
             choice = choices[period]
             if choice.candidate is None and spec.requires(period):
-                reason = choice.reason + (f"; {found[period].note}" if found[period].note else "")
+                reason = _why_missing(choice, found[period].note)
                 raise _missing_error(key, modality, period, wins[period], spec, reason)
             record = _record(spec, choice, chooser, found[period].note)
             if record.get("cloud_over_aoi") == 1.0 and spec.requires(period):

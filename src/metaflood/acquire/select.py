@@ -98,6 +98,9 @@ def candidates(items: list[SceneItem], aoi: Polygon) -> list[Candidate]:
     return sorted(found, key=lambda c: (-c.coverage, c.day))
 
 
+NO_ITEM = "no item in the window"
+
+
 @dataclass(frozen=True)
 class Choice:
     candidate: Candidate | None
@@ -110,7 +113,7 @@ def _usable(cands: list[Candidate], min_coverage: float) -> list[Candidate]:
 
 def _none_reason(cands: list[Candidate], n_items: int, min_coverage: float) -> str:
     if not n_items:
-        return "no item in the window"
+        return NO_ITEM
     best = max((c.coverage for c in cands), default=0.0)
     return (
         f"{n_items} items in the window, none (alone or mosaicked with its pass) covers "

@@ -7,7 +7,7 @@ import pytest
 from rasterio.transform import from_origin
 
 from metaflood.acquire import acquire_period, search_scenes
-from metaflood.acquire.plausibility import check_reflectance, check_sar_level, check_sar_linear
+from metaflood.acquire.plausibility import check_reflectance, check_sar
 from metaflood.config import event_grid
 from metaflood.errors import InputError
 from metaflood.sar import to_linear
@@ -22,9 +22,8 @@ def test_real_values_pass_the_checks():
     linear = to_linear(DB)
     linear[0, :5] = 0.0  # calm water after thermal-noise removal: a few zeros are real
     linear[0, 5, :3] = -1e-4
-    check_sar_linear(list(linear), ["VV", "VH"], "e.sar")
-    check_sar_level(list(linear), ["VV", "VH"], "e.sar", "linear")
-    check_sar_level(list(DB), ["VV", "VH"], "e.sar", "db")
+    check_sar(list(linear), ["VV", "VH"], "e.sar", "linear")
+    check_sar(list(DB), ["VV", "VH"], "e.sar", "db")
     check_reflectance(list(REFLECTANCE), ["blue", "green", "red", "nir"], "e.optical")
     clouds = np.full((60, 60), 1.1)  # a scene all under cloud is still reflectance
     check_reflectance([clouds], ["red"], "e.optical")
@@ -32,18 +31,18 @@ def test_real_values_pass_the_checks():
 
 def test_values_in_another_unit_name_the_setting():
     with pytest.raises(InputError, match="e.sar VV: 100% of the values .* set sar_scale: db"):
-        check_sar_linear(list(DB), ["VV", "VH"], "e.sar")
+        check_sar(list(DB), ["VV", "VH"], "e.sar", "linear")
     with pytest.raises(InputError, match="e.sar VV: no value over the AOI is above 0"):
-        check_sar_linear([np.zeros((60, 60))], ["VV"], "e.sar")
+        check_sar([np.zeros((60, 60))], ["VV"], "e.sar", "linear")
     digital_numbers = np.full((60, 60), 350.0)  # uncalibrated amplitude
     with pytest.raises(
         InputError, match=r"e.sar VV: the median .*\(\+25 dB\), which is not calibrated"
     ):
-        check_sar_level([digital_numbers], ["VV"], "e.sar", "linear")
+        check_sar([digital_numbers], ["VV"], "e.sar", "linear")
     with pytest.raises(InputError, match=r"\(\+25 dB\)"):
-        check_sar_level([np.full((60, 60), 25.4)], ["VV"], "e.sar", "db")
+        check_sar([np.full((60, 60), 25.4)], ["VV"], "e.sar", "db")
     with pytest.raises(InputError, match=r"is 4000 \(\+4000 dB\)"):  # DNs declared as dB
-        check_sar_level([np.full((60, 60), 4000.0)], ["VV"], "e.sar", "db")
+        check_sar([np.full((60, 60), 4000.0)], ["VV"], "e.sar", "db")
     with pytest.raises(InputError, match="e.optical red: the median .* scale: 0.0001"):
         check_reflectance([REFLECTANCE[2] * 10000 + 1000], ["red"], "e.optical")
 

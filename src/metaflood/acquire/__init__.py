@@ -37,7 +37,7 @@ from metaflood.acquire.canonical import (
 )
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
 from metaflood.acquire.local import check_overlap, local_item
-from metaflood.acquire.plausibility import check_reflectance, check_sar_level, check_sar_linear
+from metaflood.acquire.plausibility import check_reflectance, check_sar
 from metaflood.acquire.scene import MASK, Grid, SceneItem
 from metaflood.acquire.security import is_remote, redact_url
 from metaflood.acquire.select import (
@@ -240,13 +240,12 @@ def search_scenes(
             }
         for period in PERIODS:
             choice = choices[period]
-            if choice.candidate is None and spec.requires(period):
-                reason = _why_missing(choice, found[period].note)
-                raise _missing_error(key, modality, period, wins[period], spec, reason)
             record = _record(spec, choice, chooser, found[period].note)
-            if record.get("cloud_over_aoi") == 1.0 and spec.requires(period):
-                # Found, but nothing of it can be used: as good as no scene at all.
-                reason = f"{choice.reason}; it is all cloud over the AOI"
+            # A scene all under cloud is found, but as good as none.
+            all_cloud = record.get("cloud_over_aoi") == 1.0
+            if spec.requires(period) and (choice.candidate is None or all_cloud):
+                cloud = f"{choice.reason}; it is all cloud over the AOI"
+                reason = cloud if all_cloud else record["reason"]
                 raise _missing_error(key, modality, period, wins[period], spec, reason)
             periods[period][modality] = record
             what = choice.candidate.describe() if choice.candidate else "none"
@@ -304,17 +303,14 @@ def _read_scene(
     downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
     layers = downloader.read(jobs)
     n, data_names = len(items), list(BANDS[modality])
-    linear_sar = modality == "sar" and record["sar_scale"] == "linear"
     bands = [_mosaic(layers[i : i + n]) for i in range(0, len(layers), n)]
     del layers
     ids = ", ".join(item.id for item in items)
     data = bands[: len(data_names)]
     if all(np.isnan(band).all() for band in data):
         raise InputError(f"{ids}: every pixel over the AOI is nodata")
-    if linear_sar:
-        check_sar_linear(data, data_names, f"{where} {ids}")
     if modality == "sar":
-        check_sar_level(data, data_names, f"{where} {ids}", record["sar_scale"])
+        check_sar(data, data_names, f"{where} {ids}", record["sar_scale"])
     else:
         check_reflectance(data, data_names, f"{where} {ids}")
     return bands

@@ -9,6 +9,8 @@ real AOI gives, so a real scene never trips them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from metaflood.errors import InputError
@@ -25,50 +27,34 @@ OPTICAL_MAX_MEDIAN = 2.0
 SAMPLE_PIXELS = 1_000_000
 
 
-def _finite_sample(band: np.ndarray) -> np.ndarray:
-    """The finite values of a regular subgrid of about SAMPLE_PIXELS pixels."""
-    step = max(1, int(np.ceil(np.sqrt(band.size / SAMPLE_PIXELS))))
-    sample = band[::step, ::step]
-    return sample[np.isfinite(sample)]
-
-
-def check_sar_linear(bands: list[np.ndarray], names: list[str], where: str) -> None:
-    """Refuse dB values declared as linear power, and a scene with no positive power.
-
-    A few values of 0 or below are real (thermal noise removed over calm water) and
-    stay; a scene without one positive value has no backscatter at all (a product that
-    writes 0 where it has no data and does not declare it)."""
+def _finite_samples(bands: list[np.ndarray], names: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+    """Each band's name and the finite values of a regular subgrid of about
+    SAMPLE_PIXELS of its pixels; a band with none is left out."""
     for name, band in zip(names, bands, strict=True):
-        finite = _finite_sample(band)
-        if not finite.size:
-            continue
-        if (share := float((finite < 0).mean())) > SAR_NEGATIVE_SHARE:
-            raise InputError(
-                f"{where} {name}: {share:.0%} of the values over the AOI are negative, "
-                f"which linear power cannot be; they look like dB: set sar_scale: db"
-            )
-        if not (finite > 0).any():
-            raise InputError(
-                f"{where} {name}: no value over the AOI is above 0, so there is no "
-                f"backscatter: if the file writes 0 where it has no data, declare 0 as "
-                f"its nodata value"
-            )
+        step = max(1, int(np.ceil(np.sqrt(band.size / SAMPLE_PIXELS))))
+        sample = band[::step, ::step]
+        finite = sample[np.isfinite(sample)]
+        if finite.size:
+            yield name, finite
 
 
-def check_sar_level(bands: list[np.ndarray], names: list[str], where: str, scale: str) -> None:
-    """Refuse backscatter far brighter than any landscape (digital numbers), `bands` in
-    linear power or in dB as `scale` says."""
-    for name, band in zip(names, bands, strict=True):
-        finite = _finite_sample(band)
-        if not finite.size:
-            continue
+def check_sar(bands: list[np.ndarray], names: list[str], where: str, scale: str) -> None:
+    """Refuse backscatter that cannot be in `scale` (linear power or dB).
+
+    Linear power: dB values (mostly negative), or no value above 0 (a product that
+    writes 0 where it has no data and does not declare it); a few values of 0 or below
+    are real (thermal noise removed over calm water) and stay. Either scale: a median
+    far brighter than any landscape (digital numbers)."""
+    for name, finite in _finite_samples(bands, names):
+        if scale == "linear":
+            _check_linear_power(finite, f"{where} {name}")
         median = float(np.median(finite))
         if scale == "db":
             db = median
         elif median > 0:
             db = 10 * np.log10(median)
         else:
-            continue  # no power at all is check_sar_linear's to refuse
+            continue  # half or more at 0 or below: no level to judge (the linear checks passed)
         if db > 10 * np.log10(SAR_MAX_MEDIAN):
             raise InputError(
                 f"{where} {name}: the median over the AOI is {median:.4g} "
@@ -78,11 +64,24 @@ def check_sar_level(bands: list[np.ndarray], names: list[str], where: str, scale
             )
 
 
+def _check_linear_power(finite: np.ndarray, where: str) -> None:
+    if (share := float((finite < 0).mean())) > SAR_NEGATIVE_SHARE:
+        raise InputError(
+            f"{where}: {share:.0%} of the values over the AOI are negative, "
+            f"which linear power cannot be; they look like dB: set sar_scale: db"
+        )
+    if not (finite > 0).any():
+        raise InputError(
+            f"{where}: no value over the AOI is above 0, so there is no "
+            f"backscatter: if the file writes 0 where it has no data, declare 0 as "
+            f"its nodata value"
+        )
+
+
 def check_reflectance(bands: list[np.ndarray], names: list[str], where: str) -> None:
     """Refuse reflectance far above 1 (digital numbers read without their scale)."""
-    for name, band in zip(names, bands, strict=True):
-        finite = _finite_sample(band)
-        if finite.size and (median := float(np.median(finite))) > OPTICAL_MAX_MEDIAN:
+    for name, finite in _finite_samples(bands, names):
+        if (median := float(np.median(finite))) > OPTICAL_MAX_MEDIAN:
             raise InputError(
                 f"{where} {name}: the median over the AOI is {median:.4g}, which is not "
                 f"reflectance (0 to about 1): the values look like digital numbers; give "

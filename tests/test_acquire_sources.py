@@ -231,3 +231,36 @@ def test_a_required_optical_modality_all_under_cloud_stops_the_search(tmp_path):
     cloudy["optical"]["required"] = False  # not required: mapped from SAR alone
     selection = search_scenes(cloudy, "tiny", **{**search, "out": tmp_path / "cloudy.json"})
     assert selection["periods"]["post"]["optical"]["cloud_over_aoi"] == 1.0
+
+
+def test_local_files_are_opened_at_start_up(tmp_path):
+    """check-config and the Snakefile's start-up check open each local file's header: a
+    file off the AOI, unreadable, or lacking a configured band stops the run before any
+    job, with the key and the file named."""
+    from metaflood.config import check_config
+
+    check_config({"events": {"tiny": _local_event(tmp_path)}})  # good files pass
+    shifted = _local_event(tmp_path, sar_pre_crs="EPSG:32633")
+    with pytest.raises(
+        ConfigError,
+        match=r"events.tiny.sar.pre: .*s1_pre.tif: does not overlap the AOI. Read in its CRS "
+        r"\(EPSG:32633\)",
+    ):
+        check_config({"events": {"tiny": shifted}})
+
+    event = _local_event(tmp_path)
+    (tmp_path / "s2_post.tif").write_bytes(b"II*\0 truncated")
+    config_file = tmp_path / "case.yaml"
+    config_file.write_text(yaml.safe_dump({"events": {"tiny": event}}))
+    with pytest.raises(
+        ConfigError,
+        match=r"case.yaml: events.tiny.optical.post: .*s2_post.tif: cannot be read as a raster",
+    ):
+        check_config_file(config_file)
+
+    event = _local_event(tmp_path)
+    event["optical"]["mask"]["band"] = 6
+    with pytest.raises(
+        ConfigError, match=r"events.tiny.optical.pre: .*has 5 bands, so band mask = 6 does not"
+    ):
+        check_config({"events": {"tiny": event}})

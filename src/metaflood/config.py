@@ -229,11 +229,15 @@ def event_tiles(grid: Grid, tiling: dict | None) -> list[str]:
 
 
 def _check_sources(event: dict, key: str, base_dir: Path | str) -> None:
-    """Each modality's source settings (keys a preset needs, local files that exist)."""
+    """Each modality's source settings (keys a preset needs; local files readable, with
+    a CRS and the configured bands, over the AOI)."""
+    from metaflood.acquire.local import check_local_files
     from metaflood.acquire.sources import resolve_source
 
     for modality in MODALITIES:
-        resolve_source(event[modality], modality, None, f"{key}.{modality}", base_dir)
+        spec = resolve_source(event[modality], modality, None, f"{key}.{modality}", base_dir)
+        if spec.kind == "local":
+            check_local_files(spec, event, key, base_dir)
 
 
 def config_hash(obj: Any) -> str:

@@ -8,6 +8,7 @@ acquisition time, so the item is dated to the middle of its window.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import rasterio
 from rasterio.errors import RasterioError
@@ -17,8 +18,8 @@ from shapely.geometry import Polygon, box, mapping, shape
 from metaflood.acquire.radiometry import plain_radiometry
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
 from metaflood.acquire.sources import SourceSpec
-from metaflood.config import Window
-from metaflood.errors import InputError
+from metaflood.config import Window, aoi_polygon, window
+from metaflood.errors import ConfigError, InputError
 
 
 def _footprint(src: rasterio.DatasetReader) -> dict:
@@ -83,6 +84,18 @@ def check_overlap(item: SceneItem, aoi: Polygon) -> None:
         f"{_lon_lat(aoi.bounds)}. Check that the file is of this event and that its CRS "
         f"is the one its coordinates are in"
     )
+
+
+def check_local_files(spec: SourceSpec, event: dict, key: str, base_dir: Path | str = ".") -> None:
+    """Open each configured file's header at start-up, so an unreadable file, one without
+    a CRS, a band index it lacks or a file off the AOI stops the run before any job (the
+    search checks them again, in case a file changed since)."""
+    aoi = aoi_polygon(event, key, base_dir)
+    for period in spec.local:
+        try:
+            check_overlap(local_item(spec, period, window(event, period, key)), aoi)
+        except InputError as err:
+            raise ConfigError(f"{key}.{spec.modality}.{period}: {err}") from err
 
 
 def _lon_lat(bounds: tuple[float, float, float, float]) -> str:

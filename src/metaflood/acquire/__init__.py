@@ -36,7 +36,7 @@ from metaflood.acquire.canonical import (
     write_sar,
 )
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
-from metaflood.acquire.local import check_overlap, local_item
+from metaflood.acquire.local import checked_local_item
 from metaflood.acquire.plausibility import check_reflectance, check_sar
 from metaflood.acquire.scene import MASK, Grid, SceneItem
 from metaflood.acquire.security import is_remote, redact_url
@@ -89,9 +89,7 @@ class _Found:
 
 def _search(spec: SourceSpec, period: str, win: Window, aoi: Polygon, access: Access) -> _Found:
     if spec.kind == "local":
-        item = local_item(spec, period, win)
-        if item is not None:
-            check_overlap(item, aoi)
+        item = checked_local_item(spec, period, win, aoi)
         return _Found([item] if item else [], "" if item else f"no {period} file configured")
     if spec.kind == "stac":
         from metaflood.acquire.stac import scene_item, search_api

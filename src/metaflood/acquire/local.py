@@ -86,6 +86,17 @@ def check_overlap(item: SceneItem, aoi: Polygon) -> None:
     )
 
 
+def checked_local_item(
+    spec: SourceSpec, period: str, window: Window, aoi: Polygon
+) -> SceneItem | None:
+    """The period's file as a scene item (None when none is configured), refused when it
+    lies wholly off the AOI."""
+    item = local_item(spec, period, window)
+    if item is not None:
+        check_overlap(item, aoi)
+    return item
+
+
 def check_local_files(spec: SourceSpec, event: dict, key: str, base_dir: Path | str = ".") -> None:
     """Open each configured file's header at start-up, so an unreadable file, one without
     a CRS, a band index it lacks or a file off the AOI stops the run before any job (the
@@ -93,7 +104,7 @@ def check_local_files(spec: SourceSpec, event: dict, key: str, base_dir: Path | 
     aoi = aoi_polygon(event, key, base_dir)
     for period in spec.local:
         try:
-            check_overlap(local_item(spec, period, window(event, period, key)), aoi)
+            checked_local_item(spec, period, window(event, period, key), aoi)
         except InputError as err:
             raise ConfigError(f"{key}.{spec.modality}.{period}: {err}") from err
 

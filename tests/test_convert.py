@@ -92,7 +92,35 @@ def authors_file(tmp_path_factory):
     torch.save(
         {"model": {f"module.{k}": v for k, v in sd.items()}, "global_step": 13239, "opt": opt}, path
     )
-    return path, sd
+    yield path, sd
+    path.unlink()  # 450 MB: not left for the rest of the session (CI's disk is finite)
+
+
+# Before the conversion below: one 450 MB state dict fewer on disk at a time.
+def test_incomplete_or_foreign_weights_are_refused(authors_file, tmp_path):
+    _, sd = authors_file
+    broken = dict(sd)
+    broken.pop("Fuse.fuse_module_list.1.scse_2.sSE.0.weight")
+    broken["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "broken.pth"
+    torch.save({"model": broken}, path)
+    with pytest.raises(
+        ModelError, match=r"no rule maps.*extra.weight.*have no source.*fuse.units.1.gate_b"
+    ):
+        convert_authors_checkpoint(path, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+    path.unlink()
+    six = {
+        k: (v[:6] if k.startswith(("decoder_sar.2", "decoder_rgb.2", "decoder.2")) else v)
+        for k, v in sd.items()
+    }
+    torch.save(six, tmp_path / "six.pth")
+    with pytest.raises(ModelError, match="predicts 6 classes"):
+        convert_authors_checkpoint(tmp_path / "six.pth", tmp_path / "out.pt")
+    (tmp_path / "six.pth").unlink()
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="not a readable PyTorch checkpoint"):
+        convert_authors_checkpoint(tmp_path / "junk.pth", tmp_path / "out.pt")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +129,8 @@ def converted(authors_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("ours") / "metars_earthmiss.pt"
     torch.set_num_threads(2)
     assert main(["convert-checkpoint", "--src", str(src), "--out", str(out)]) == 0
-    return out
+    yield out
+    out.unlink()
 
 
 def test_converted_checkpoint_loads_strictly_with_their_values(authors_file, converted):
@@ -156,27 +185,3 @@ def test_converted_model_runs_on_workflow_bands(converted):
             torch.from_numpy(sar[None]), torch.from_numpy(opt[None]), heads=("joint", "sar")
         )
     assert out["joint"].shape == out["sar"].shape == (1, 8, 64, 64)  # random weights: no values
-
-
-def test_incomplete_or_foreign_weights_are_refused(authors_file, tmp_path):
-    _, sd = authors_file
-    broken = dict(sd)
-    broken.pop("Fuse.fuse_module_list.1.scse_2.sSE.0.weight")
-    broken["extra.weight"] = torch.zeros(1)
-    path = tmp_path / "broken.pth"
-    torch.save({"model": broken}, path)
-    with pytest.raises(
-        ModelError, match=r"no rule maps.*extra.weight.*have no source.*fuse.units.1.gate_b"
-    ):
-        convert_authors_checkpoint(path, tmp_path / "out.pt")
-    assert not (tmp_path / "out.pt").exists()
-    six = {
-        k: (v[:6] if k.startswith(("decoder_sar.2", "decoder_rgb.2", "decoder.2")) else v)
-        for k, v in sd.items()
-    }
-    torch.save(six, tmp_path / "six.pth")
-    with pytest.raises(ModelError, match="predicts 6 classes"):
-        convert_authors_checkpoint(tmp_path / "six.pth", tmp_path / "out.pt")
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="not a readable PyTorch checkpoint"):
-        convert_authors_checkpoint(tmp_path / "junk.pth", tmp_path / "out.pt")

@@ -32,12 +32,7 @@ from rasterio.transform import from_origin
 from scipy.ndimage import gaussian_filter
 
 from metaflood import infer
-from metaflood.checkpoint import (
-    load_for_inference,
-    prepare_for_inference,
-    resolve_device,
-    save_checkpoint,
-)
+from metaflood.checkpoint import prepare_for_inference, resolve_device, save_checkpoint
 from metaflood.data import Normalization
 from metaflood.model import MetaRS, MetaRSConfig
 from metaflood.raster import STACK_COMPRESSION, write_cog
@@ -105,8 +100,16 @@ def main() -> None:
         ckpt = save_checkpoint(folder / "m.pt", model, norm)
 
         calls: list[tuple[tuple, tuple, tuple[str, ...]]] = []
-        in_run = [0.0, 0]  # seconds and page faults inside the network during the scene run
-        original = infer.model_predictor
+        # Seconds and page faults inside the network, and seconds loading the checkpoint,
+        # during the scene run: the load is timed where the job does it, not apart.
+        in_run = [0.0, 0, 0.0]
+        original, original_load = infer.model_predictor, infer.load_for_inference
+
+        def recording_load(*args, **kwargs):
+            t0 = time.perf_counter()
+            loaded = original_load(*args, **kwargs)
+            in_run[2] += time.perf_counter() - t0
+            return loaded
 
         def recording(loaded, dev):
             predict = original(loaded, dev)
@@ -121,14 +124,14 @@ def main() -> None:
 
             return wrapped
 
-        infer.model_predictor = recording
+        infer.model_predictor, infer.load_for_inference = recording, recording_load
         outs = [folder / f"{n}.tif" for n in ("class", "proba", "route")]
         kwargs = {"tile": args.tile, "overlap": args.overlap, "batch_size": args.batch}
         kwargs["read_ahead"] = {"auto": None, "on": True, "off": False}[args.read_ahead]
 
-        def scene() -> tuple[dict, tuple[float, int]]:
+        def scene() -> tuple[dict, tuple[float, int, float]]:
             calls.clear()
-            in_run[:] = [0.0, 0]
+            in_run[:] = [0.0, 0, 0.0]
             summary = infer.predict_scene(
                 aligned, valid, ckpt, *outs, **kwargs, device=args.device, threads=args.threads
             )
@@ -156,18 +159,17 @@ def main() -> None:
 
         forward()  # warm-up
         # Interleaved, so that a slower spell of a shared machine hits both alike.
-        t_scene, t_forward, t_load = float("inf"), float("inf"), float("inf")
+        # The scene's best run is the one fastest without its checkpoint load.
+        best_scene, t_forward = (float("inf"),), float("inf")
         for _ in range(args.repeats):
-            elapsed, (summary_r, in_run_r) = timed(scene)
-            if elapsed < t_scene:
-                t_scene, summary, (t_in_run, faults_in_run) = elapsed, summary_r, in_run_r
+            elapsed, (summary_r, (t_net, faults_net, t_load_r)) = timed(scene)
+            if elapsed - t_load_r < best_scene[0]:
+                best_scene = (elapsed - t_load_r, elapsed, t_load_r, t_net, faults_net, summary_r)
             elapsed, faults_r = timed(forward)
             if elapsed < t_forward:
                 t_forward, faults_forward = elapsed, faults_r
-            infer.model_predictor = original
-            t_load = min(t_load, timed(lambda: load_for_inference(ckpt, map_location=device))[0])
-            infer.model_predictor = recording
-        infer.model_predictor = original
+        infer.model_predictor, infer.load_for_inference = original, original_load
+        _, t_scene, t_load, t_in_run, faults_in_run, summary = best_scene
     print(
         f"config {args.config}; scene {args.size}x{args.size}, tile {args.tile}"
         f", overlap {args.overlap}"
@@ -175,7 +177,7 @@ def main() -> None:
     )
     print(f"tiles: {summary['tiles']}")
     print(f"routed scene inference, whole job: {t_scene:.2f} s")
-    print(f"  loading the checkpoint (once per job): {t_load:.2f} s")
+    print(f"  loading the checkpoint (once per job, timed in the job): {t_load:.2f} s")
     print(f"  in the network (softmax included): {t_in_run:.2f} s ({faults_in_run} page faults)")
     rest = t_scene - t_load - t_in_run
     print(f"  reading, routing, blending, encoding and writing the COGs: {rest:.2f} s")

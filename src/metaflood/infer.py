@@ -232,7 +232,10 @@ def stream_blend(
 
     The blend is accumulated on `device`, where the network leaves its output: one
     fused multiply-add per head and tile (on the CPU with torch's threads, not one
-    numpy thread), and on a GPU the strip stays there to be encoded.
+    numpy thread), and on a GPU the strip stays there to be encoded. The accumulator
+    keeps the classes innermost, the order the network's probabilities come in
+    (channels-last): adding a tile across orders took five times as long. The strips
+    yielded keep that order (a (classes, rows, W) view).
     """
     h, w = shape
     H, W = max(h, tile), max(w, tile)
@@ -240,7 +243,7 @@ def stream_blend(
     device = torch.device(device)
     win = torch.from_numpy(window_weight(tile, overlap)).to(device)
     ys, xs = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
-    acc = torch.zeros((num_classes, tile, W), dtype=torch.float32, device=device)
+    acc = torch.zeros((tile, W, num_classes), dtype=torch.float32, device=device).permute(2, 0, 1)
     norm = torch.zeros((tile, W), dtype=torch.float32, device=device)
     origin = 0
     # Closed before this generator returns, so no read is left running on the reader's

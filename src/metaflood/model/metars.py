@@ -179,12 +179,21 @@ class MetaRS(nn.Module):
         an interpolation of probabilities is itself a distribution. The class taken
         (argmax) differs from the full-resolution softmax's only where two classes
         score alike within a 4-pixel cell.
+
+        The probabilities come in channels-last order, as the logits of a model
+        prepared for inference do: `torch.softmax` returns the default order, in which
+        the x4 interpolation takes twice as long on the CPU (1.6 against 0.8 ms for a
+        batch of four 256 px tiles of the compact model).
         """
         heads = tuple(dict.fromkeys(heads))
         out = self.forward(sar, optical, heads, features=False, full_resolution=False)
         ref = sar if "sar" in heads or "joint" in heads else optical  # as `forward` reads
         h, w = ref.shape[-2:]
         return {
-            name: to_input_resolution(torch.softmax(out[name].float(), dim=1))[..., :h, :w]
+            name: to_input_resolution(
+                torch.softmax(out[name].float(), dim=1).contiguous(
+                    memory_format=torch.channels_last
+                )
+            )[..., :h, :w]
             for name in heads
         }

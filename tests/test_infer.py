@@ -181,6 +181,48 @@ def test_products_are_valid_cogs_written_strip_by_strip(tmp_path, checkpoint):
     )  # no strip files left behind
 
 
+def test_probability_overviews_are_the_mean_of_the_mapped_pixels_under_them(tmp_path, checkpoint):
+    from rio_cogeo.cogeo import cog_validate
+
+    h, w = 531, 301  # odd sizes, over one 256 px block: overviews at factors 2 and 4
+    stack, _ = _scene(np.random.default_rng(6), h, w)
+    valid = np.full((h, w), 3, np.uint8)
+    valid[200:300] = 1  # SAR only
+    valid[400:, 100:180] = 0  # neither: nodata in every level
+    valid[:, :5] = 255  # outside the AOI
+    aligned, valid_path = _write_inputs(tmp_path, stack, valid)
+    outs = _outputs(tmp_path)
+    predict_scene(aligned, valid_path, checkpoint, *outs, tile=128, overlap=16, device="cpu")
+    path = outs[1]
+    ok, errors, _ = cog_validate(str(path))
+    assert ok, errors
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == [2, 4]
+        base = src.read()
+    mapped = base[0] != 255
+    for level, factor in enumerate([2, 4]):
+        with rasterio.open(path, OVERVIEW_LEVEL=level) as src:
+            overview = src.read()
+        assert overview.shape == (8, -(-h // factor), -(-w // factor))
+        rows, cols = overview.shape[1:]
+        padded = np.zeros((8, rows * factor, cols * factor))
+        padded[:, :h, :w] = np.where(mapped, base, 0)
+        counts = np.zeros((rows * factor, cols * factor))
+        counts[:h, :w] = mapped
+        sums = padded.reshape(8, rows, factor, cols, factor).sum(axis=(2, 4))
+        n = counts.reshape(rows, factor, cols, factor).sum(axis=(1, 3))
+        covered = n > 0
+        assert covered.any() and not covered.all()
+        assert (overview[:, ~covered] == 255).all()
+        # The mean of the float probabilities, so within one 8-bit level of the mean of
+        # the rounded ones.
+        mean = sums[:, covered] / n[covered]
+        assert np.abs(overview[:, covered] - mean).max() <= 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["aligned.tif", "valid.tif", "class.tif", "proba.tif", "route.tif"]
+    )  # no overview files left behind
+
+
 def test_strip_halo_makes_seam_weights_those_of_the_whole_scene(tmp_path):
     from metaflood.infer import SceneReader, seam_halo
 

@@ -10,8 +10,10 @@ from metaflood.raster import (
     COG_COMPRESSION,
     STACK_COMPRESSION,
     atomic_path,
+    cog_writer,
     gtiff_compression,
     overview_factors,
+    overview_writers,
     read_checked,
     write_cog,
 )
@@ -115,6 +117,26 @@ def test_float_overviews_average_around_nodata(tmp_path):
     assert overview.shape == (300, 300)
     assert np.allclose(overview[:, :140], 3.0)
     assert np.isnan(overview[:, 160:]).all()
+
+
+def test_overviews_written_by_the_caller_are_the_cog_s_own(tmp_path):
+    path = tmp_path / "levels.tif"
+    grid = {"crs": "EPSG:32634", "transform": from_origin(600000, 3630000, 2, 2)}
+    with cog_writer(path, count=2, dtype="uint8", width=531, height=300, nodata=255, **grid) as dst:
+        dst.write(np.ones((2, 300, 531), np.uint8))
+        with overview_writers(dst) as levels:
+            assert [(lv.height, lv.width) for lv in levels] == [(150, 266), (75, 133)]
+            for value, level in enumerate(levels, start=7):  # not what averaging 1s gives
+                level.write(np.full((2, level.height, level.width), value, np.uint8))
+    valid, errors, _ = cog_validate(str(path))
+    assert valid, errors
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == [2, 4] and src.nodata == 255
+        assert (src.read() == 1).all()
+    for index, value in enumerate((7, 8)):
+        with rasterio.open(path, OVERVIEW_LEVEL=index) as src:
+            assert (src.read() == value).all()
+    assert [p.name for p in tmp_path.iterdir()] == ["levels.tif"]
 
 
 def test_stacks_are_zstd_products_deflate_and_a_mosaic_keeps_the_codec(tmp_path):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_dev
 from metaflood.classes import CLASS_NODATA, NUM_CLASSES, colormap
 from metaflood.errors import InputError
 from metaflood.model.metars import HEADS, SIZE_MULTIPLE
-from metaflood.raster import band_index, cog_writer, open_checked
+from metaflood.pyramid import MeanPyramid
+from metaflood.raster import band_index, cog_writer, open_checked, overview_writers
 
 SAR_VALID, OPTICAL_VALID = 1, 2  # bits of the availability raster
 OUTSIDE_AOI = 255
@@ -557,9 +559,15 @@ def predict_scene(
         grid["threads"] = threads  # COG compression
         pixels = dict.fromkeys([*ROUTE_NAMES.values(), "none", "outside_aoi"], 0)
         stats = TileStats()
-        with landcover_writers(
-            out_class, out_proba, out_route, class_names=loaded.class_names, tags=tags, **grid
-        ) as (w_class, w_proba, w_route):
+        with (
+            landcover_writers(
+                out_class, out_proba, out_route, class_names=loaded.class_names, tags=tags, **grid
+            ) as (w_class, w_proba, w_route),
+            overview_writers(w_proba) as proba_levels,
+        ):
+            # The probabilities' overviews are averaged from the strips as they pass
+            # (`pyramid`), in float, instead of read back and averaged by GDAL.
+            pyramid = MeanPyramid(len(proba_levels), partial(write_proba_level, proba_levels))
             blend = stream_blend(
                 model_predictor(loaded, dev),
                 reader,
@@ -575,16 +583,20 @@ def predict_scene(
             with closing(blend) as strips:  # before the datasets close
                 for y, proba, read in strips:
                     n = proba.shape[1]
-                    route = route_map(*(m[:n] for m in read.masks))
+                    valid, sar_ok, opt_ok = (m[:n] for m in read.masks)
+                    route = route_map(valid, sar_ok, opt_ok)
                     classes, proba_u8 = encode_products(proba, route)
                     strip = Window(0, y, shape[1], n)
                     w_class.write(classes, 1, window=strip)
                     w_proba.write(proba_u8, window=strip)
                     w_route.write(route, 1, window=strip)
+                    # Unmapped pixels' probabilities are 0 (no head weighs on them).
+                    pyramid.add(proba, torch.from_numpy(sar_ok | opt_ok).to(proba.device))
                     for code, name in ROUTE_NAMES.items():
                         pixels[name] += int((route == code).sum())
                     pixels["none"] += int((route == ROUTE_NONE).sum())
                     pixels["outside_aoi"] += int((route == ROUTE_OUTSIDE).sum())
+            pyramid.finish()
     return {"pixels": pixels, "tiles": stats.to_dict(), "device": str(dev)}
 
 
@@ -747,9 +759,26 @@ def encode_products(
     """
     proba = torch.as_tensor(proba)
     classes = torch.max(proba, dim=0).indices.to(torch.uint8).cpu().numpy()
-    scaled = proba.clamp(0.0, 1.0).mul_(254).round_()
-    proba_u8 = scaled.to(torch.uint8).cpu().numpy()
     unmapped = (route != ROUTE_JOINT) & (route != ROUTE_SAR) & (route != ROUTE_OPTICAL)
     classes[unmapped] = CLASS_NODATA
+    return classes, encode_probabilities(proba, unmapped)
+
+
+def encode_probabilities(proba: torch.Tensor, unmapped: np.ndarray) -> np.ndarray:
+    """8-bit probabilities (value / 254), PROBA_NODATA where `unmapped`."""
+    scaled = proba.clamp(0.0, 1.0).mul_(254).round_()
+    proba_u8 = scaled.to(torch.uint8).cpu().numpy()
     proba_u8[:, unmapped] = PROBA_NODATA
-    return classes, proba_u8
+    return proba_u8
+
+
+def write_proba_level(
+    writers: Sequence[DatasetWriter],
+    level: int,
+    row: int,
+    mean: torch.Tensor,
+    covered: torch.Tensor,
+) -> None:
+    """One strip of an overview level of the probability product (a `MeanPyramid` emit)."""
+    proba_u8 = encode_probabilities(mean, ~covered.cpu().numpy())
+    writers[level].write(proba_u8, window=Window(0, row, proba_u8.shape[2], proba_u8.shape[1]))

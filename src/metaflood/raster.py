@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,8 @@ def cog_writer(
 
     The staging file is written beside the target, so memory does not grow with the
     raster. Its overviews are built in place before GDAL's COG driver copies it: the
-    driver's own overview pass costs about six times as much.
+    driver's own overview pass costs about six times as much. Where the caller wrote
+    them itself (`overview_writers`), they are taken as they are.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +141,7 @@ def cog_writer(
             if colormap is not None:
                 dst.write_colormap(1, colormap)
             factors = overview_factors(height, width, blocksize)
-            if factors:
+            if factors and not external_overview_path(staging).exists():
                 with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
                     dst.build_overviews(factors, OVERVIEW_RESAMPLING[nearest])
         options = {
@@ -154,6 +155,40 @@ def cog_writer(
             options["PREDICTOR"] = 3
         with atomic_path(path) as out:
             rasterio.shutil.copy(staging, out, driver="COG", **options)
+
+
+def external_overview_path(path: str | os.PathLike) -> Path:
+    """GDAL's external overviews of a raster: `name.ovr` holds the first level, and
+    `name.ovr.ovr` the next (the overviews of the overviews), and so on."""
+    return Path(f"{path}.ovr")
+
+
+@contextmanager
+def overview_writers(dst: rasterio.io.DatasetWriter) -> Iterator[list[rasterio.io.DatasetWriter]]:
+    """Writers of a `cog_writer` staging raster's overview levels (factors 2, 4, ...,
+    as the COG driver chooses them), for a caller that computes them as it writes.
+
+    Each level is a GeoTIFF like the raster, at its size (GDAL's: the ceiling of half
+    the level above), saved as GDAL's external overviews of it, so the COG copy takes
+    them as the raster's own. Close them (leave this context) before the raster.
+    """
+    factors = overview_factors(dst.height, dst.width, dst.block_shapes[0][0])
+    profile = {k: v for k, v in dst.profile.items() if k not in ("width", "height", "transform")}
+    profile["BIGTIFF"] = "IF_SAFER"  # a creation option: the profile does not carry it
+    height, width, path = dst.height, dst.width, Path(dst.name)
+    with ExitStack() as stack:
+        levels = []
+        for _ in factors:
+            height, width, path = -(-height // 2), -(-width // 2), external_overview_path(path)
+            transform = dst.transform * Affine.scale(dst.width / width, dst.height / height)
+            levels.append(
+                stack.enter_context(
+                    rasterio.open(
+                        path, "w", **profile, width=width, height=height, transform=transform
+                    )
+                )
+            )
+        yield levels
 
 
 def write_cog(

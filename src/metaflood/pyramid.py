@@ -63,7 +63,7 @@ class MeanPyramid:
             self._pending[level] = (sums[:, -1:], counts[-1:])
             sums, counts = sums[:, :-1], counts[:-1]
         if sums is not None and sums.shape[1]:
-            sums, counts = _pool(sums), _pool(counts[None])[0]
+            sums, counts = _pool(sums), _pool(counts)
             covered = counts > 0
             mean = sums / counts.clamp_min(1.0)
             self._emit(level, self._rows[level], mean, covered)
@@ -75,7 +75,7 @@ class MeanPyramid:
 
 
 def _pool(x: torch.Tensor) -> torch.Tensor:
-    """Sums over 2 x 2 blocks of (bands, rows, cols); an odd last row or column is a
+    """Sums over 2 x 2 blocks of the last two axes; an odd last row or column is a
     block of its own."""
     rows, cols = x.shape[-2:]
     if rows % 2 or cols % 2:

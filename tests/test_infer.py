@@ -425,6 +425,21 @@ def test_encoding_takes_the_first_of_equal_maxima_and_marks_unmapped_pixels():
         )
 
 
+def test_the_argmax_over_float_bits_is_numpy_s_argmax():
+    from metaflood.infer import first_argmax
+
+    rng = np.random.default_rng(4)
+    # Coarse values: many exact ties, zeros, a row of all-zero (unmapped) pixels and ones.
+    proba = (rng.integers(0, 5, size=(8, 40, 30)) / 4).astype(np.float32)
+    proba[:, 0] = 0.0
+    proba[:, 1, :8] = np.eye(8, dtype=np.float32)
+    channels_last = torch.from_numpy(np.ascontiguousarray(proba.transpose(1, 2, 0)))
+    for given in (torch.from_numpy(proba), channels_last.permute(2, 0, 1)):
+        np.testing.assert_array_equal(first_argmax(given).numpy(), proba.argmax(axis=0))
+    as_double = torch.from_numpy(proba.astype(np.float64))
+    np.testing.assert_array_equal(first_argmax(as_double).numpy(), proba.argmax(axis=0))
+
+
 def test_windows_cover_the_image():
     assert window_starts(50, 64, 16) == [0]
     starts = window_starts(150, 64, 16)

@@ -117,10 +117,13 @@ def head_weights(
     sar_ok, opt_ok, both = sar_ok[keep], opt_ok[keep], both[keep]
     allowed = {"joint": both, "sar": sar_ok, "optical": opt_ok}
     shares = {head: np.multiply(smooth[head], allowed[head]) for head in HEADS}
-    _normalise(shares)
-    for share in shares.values():
+    # A head no pixel of the strip may take (optical only, under a full SAR swath) keeps
+    # its zeros out of the arithmetic.
+    live = {head: share for head, share in shares.items() if allowed[head].any()}
+    _normalise(live)
+    for share in live.values():
         share *= share >= MIN_HEAD_WEIGHT
-    _normalise(shares)
+    _normalise(live)
     return shares
 
 
@@ -455,8 +458,9 @@ class SceneReader:
     def _model_input(self, raw: np.ndarray, ok: np.ndarray, modality: str) -> np.ndarray:
         """Normalised bands, 0 (the training mean: no signal) where the modality is missing."""
         x = self.loaded.prepare(raw, modality)  # a new array: changed in place below
-        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        x *= ok
+        # `ok` holds only pixels whose bands are all finite, so zeroing the rest leaves no
+        # NaN behind: one pass, where nan_to_num and a multiply took five.
+        np.copyto(x, np.float32(0), where=~ok)
         return x
 
 
@@ -592,10 +596,7 @@ def predict_scene(
                     w_route.write(route, 1, window=strip)
                     # Unmapped pixels' probabilities are 0 (no head weighs on them).
                     pyramid.add(proba, torch.from_numpy(sar_ok | opt_ok).to(proba.device))
-                    for code, name in ROUTE_NAMES.items():
-                        pixels[name] += int((route == code).sum())
-                    pixels["none"] += int((route == ROUTE_NONE).sum())
-                    pixels["outside_aoi"] += int((route == ROUTE_OUTSIDE).sum())
+                    count_routes(route, pixels)
             pyramid.finish()
     return {"pixels": pixels, "tiles": stats.to_dict(), "device": str(dev)}
 
@@ -692,6 +693,15 @@ def context_window(window: Window, tile: int, height: int, width: int) -> Window
     return Window(col, row, cols, rows)
 
 
+def count_routes(route: np.ndarray, pixels: dict[str, int]) -> None:
+    """Add a strip's pixels per route to `pixels` (one pass, not one per code)."""
+    counts = np.bincount(route.ravel(), minlength=256)
+    for code, name in ROUTE_NAMES.items():
+        pixels[name] += int(counts[code])
+    pixels["none"] += int(counts[ROUTE_NONE])
+    pixels["outside_aoi"] += int(counts[ROUTE_OUTSIDE])
+
+
 ROUTE_CODES = "0 none, 1 joint, 2 sar_only, 3 optical_only, 255 outside AOI"
 
 
@@ -753,22 +763,36 @@ def encode_products(
     """Classes and 8-bit probabilities of blended probabilities, nodata where no head
     mapped the pixel (as `predict_scene` writes them).
 
-    Encoded with torch where the probabilities are (a GPU's strip comes back as a
-    quarter of the bytes): `torch.max` over the classes takes the first of equal
-    maxima, as numpy's argmax does, in a sixth of its time on the CPU.
+    Encoded with torch where the probabilities are: a GPU's strip comes back as a
+    quarter of the bytes.
     """
     proba = torch.as_tensor(proba)
-    classes = torch.max(proba, dim=0).indices.to(torch.uint8).cpu().numpy()
+    classes = first_argmax(proba).to(torch.uint8).cpu().numpy()
     unmapped = (route != ROUTE_JOINT) & (route != ROUTE_SAR) & (route != ROUTE_OPTICAL)
-    classes[unmapped] = CLASS_NODATA
+    if unmapped.any():
+        classes[unmapped] = CLASS_NODATA
     return classes, encode_probabilities(proba, unmapped)
+
+
+def first_argmax(proba: torch.Tensor) -> torch.Tensor:
+    """The class (first axis) of the highest probability, the first of equal maxima, as
+    numpy's argmax.
+
+    Probabilities are never negative, and a non-negative float's bits order as integers
+    the way its values do; torch's argmax over int32 runs in a third of the time of a
+    float `max` or `argmax` over the classes (1024 px: 5 ms against 12-15).
+    """
+    if proba.dtype == torch.float32:
+        proba = proba.view(torch.int32)
+    return torch.argmax(proba, dim=0)
 
 
 def encode_probabilities(proba: torch.Tensor, unmapped: np.ndarray) -> np.ndarray:
     """8-bit probabilities (value / 254), PROBA_NODATA where `unmapped`."""
     scaled = proba.clamp(0.0, 1.0).mul_(254).round_()
     proba_u8 = scaled.to(torch.uint8).cpu().numpy()
-    proba_u8[:, unmapped] = PROBA_NODATA
+    if unmapped.any():  # boolean indexing across the bands costs as much as the rest
+        proba_u8[:, unmapped] = PROBA_NODATA
     return proba_u8
 
 

@@ -180,7 +180,7 @@ def overview_writers(dst: rasterio.io.DatasetWriter) -> Iterator[list[rasterio.i
         levels = []
         for _ in factors:
             height, width, path = -(-height // 2), -(-width // 2), external_overview_path(path)
-            transform = dst.transform * Affine.scale(dst.width / width, dst.height / height)
+            transform = dst.transform @ Affine.scale(dst.width / width, dst.height / height)
             levels.append(
                 stack.enter_context(
                     rasterio.open(

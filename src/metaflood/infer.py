@@ -788,9 +788,13 @@ def first_argmax(proba: torch.Tensor) -> torch.Tensor:
 
 
 def encode_probabilities(proba: torch.Tensor, unmapped: np.ndarray) -> np.ndarray:
-    """8-bit probabilities (value / 254), PROBA_NODATA where `unmapped`."""
+    """8-bit probabilities (value / 254), PROBA_NODATA where `unmapped`.
+
+    Band by band in memory (the strips come classes-innermost): the conversion to bytes
+    reorders them in the same pass, where GDAL's writer would copy them again.
+    """
     scaled = proba.clamp(0.0, 1.0).mul_(254).round_()
-    proba_u8 = scaled.to(torch.uint8).cpu().numpy()
+    proba_u8 = scaled.to(torch.uint8, memory_format=torch.contiguous_format).cpu().numpy()
     if unmapped.any():  # boolean indexing across the bands costs as much as the rest
         proba_u8[:, unmapped] = PROBA_NODATA
     return proba_u8

@@ -465,6 +465,19 @@ def test_a_derived_route_blur_equals_filtering_it():
     np.testing.assert_allclose(smooth["sar"], seam_blur(masks["sar"], 5), atol=1e-6)
 
 
+def test_seam_blur_is_three_box_passes_along_each_axis_with_edges_extended():
+    from scipy.ndimage import uniform_filter1d
+
+    from metaflood.infer import seam_blur
+
+    mask = np.random.default_rng(11).random((40, 57)) > 0.6
+    expected = mask.astype(np.float64)
+    for axis in (0, 1):
+        for _ in range(3):
+            expected = uniform_filter1d(expected, 2 * 3 + 1, axis=axis, mode="nearest")
+    np.testing.assert_allclose(seam_blur(mask, 3), expected, atol=1e-6)
+
+
 def test_seam_blur_is_a_bell_of_finite_reach_cut_to_the_part_kept():
     from scipy.ndimage import gaussian_filter
 

@@ -367,6 +367,17 @@ def _pointwise(rng):
     return predict
 
 
+def test_tile_batches_are_the_windows_in_the_network_s_memory_order():
+    from metaflood.infer import _channels_last, tile_batch
+
+    strip = np.random.default_rng(2).normal(size=(4, 32, 90)).astype(np.float32)
+    batch = tile_batch(strip, [0, 29, 58], 32)
+    np.testing.assert_array_equal(batch, np.stack([strip[:, :, x : x + 32] for x in (0, 29, 58)]))
+    on_device = _channels_last(batch, torch.device("cpu"))
+    assert on_device.is_contiguous(memory_format=torch.channels_last)
+    assert on_device.data_ptr() == batch.ctypes.data  # no second copy
+
+
 @pytest.mark.parametrize(("tile", "overlap"), [(32, 0), (32, 8), (64, 16), (128, 0), (96, 40)])
 def test_blending_is_exact_for_any_tiling(tile, overlap):
     rng = np.random.default_rng(5)

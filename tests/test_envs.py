@@ -8,7 +8,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from the PyPI ones
-CONDA_NAME = {"matplotlib": "matplotlib-base"}
+CONDA_NAME = {"matplotlib": "matplotlib-base", "opencv-python-headless": "py-opencv"}
 # needed to run the workflow itself, not inside a rule's environment
 NOT_IN_ENVS = {"snakemake", "snakemake-executor-plugin-slurm"}
 RULE_ENV = {"torch": "torch.yaml", "torchvision": "torch.yaml", "timm": "torch.yaml"}

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rasterio.windows
 import torch
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
-from scipy.ndimage import uniform_filter1d
 
 from metaflood.allocator import keep_freed_memory
 from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_device
@@ -167,20 +167,20 @@ def seam_blur(
 
     A smooth bell close to a Gaussian of sigma sqrt(radius (radius + 1)) (8.5 px for
     radius 8) but exactly 0 beyond 3 radius, so a strip needs a halo of 3 radius rows
-    and no more; and at a few operations per pixel (scipy's running box sum) it costs a
+    and no more; and at a few operations per pixel (a running box sum) it costs a
     quarter of the Gaussian's 65-tap convolution. Rows are cut to `keep` between the
-    axes, so the halo rows are filtered along one axis only.
+    axes, so the halo rows are filtered along one axis only. OpenCV's box filter runs
+    along either axis without a transpose: a 304 x 1072 strip's six passes take 2.0 ms,
+    against 3.6 ms for scipy's `uniform_filter1d` with its transposes.
     """
     size = 2 * radius + 1
-    # Filtered along contiguous rows only: down the columns of a 1024 px wide strip
-    # (a 4 kB stride) the same filter runs three times slower. So the transpose first.
-    columns = np.ascontiguousarray(mask.T, dtype=np.float32)
-    for _ in range(3):
-        columns = uniform_filter1d(columns, size, axis=1, mode="nearest")
-    rows = np.ascontiguousarray(columns[:, keep[0]].T)
-    for _ in range(3):
-        rows = uniform_filter1d(rows, size, axis=1, mode="nearest")
-    return rows[:, keep[1]]
+    blurred = mask.astype(np.float32)
+    for _ in range(3):  # down the columns: cv2's box is (width, height)
+        blurred = cv2.boxFilter(blurred, -1, (1, size), borderType=cv2.BORDER_REPLICATE)
+    blurred = blurred[keep[0]]
+    for _ in range(3):  # along the rows
+        blurred = cv2.boxFilter(blurred, -1, (size, 1), borderType=cv2.BORDER_REPLICATE)
+    return blurred[:, keep[1]]
 
 
 # --- blending ------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from metaflood import infer
 from metaflood.checkpoint import prepare_for_inference, resolve_device, save_checkpoint
 from metaflood.data import Normalization
 from metaflood.model import MetaRS, MetaRSConfig
-from metaflood.raster import STACK_COMPRESSION, write_cog
+from metaflood.raster import ALIGNED_COMPRESSION, write_cog
 
 BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
 CONFIGS = {
@@ -62,7 +62,7 @@ def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
         transform=t,
         nodata=np.nan,
         descriptions=BANDS,
-        compression=STACK_COMPRESSION,
+        compression=ALIGNED_COMPRESSION,
     )
     valid_path = write_cog(
         folder / "valid.tif", valid, crs=crs, transform=t, nodata=None, categorical=True

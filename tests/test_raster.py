@@ -8,7 +8,7 @@ from metaflood.classes import colormap
 from metaflood.errors import InputError
 from metaflood.raster import (
     COG_COMPRESSION,
-    STACK_COMPRESSION,
+    SCENE_COMPRESSION,
     atomic_path,
     cog_writer,
     gtiff_compression,
@@ -139,28 +139,28 @@ def test_overviews_written_by_the_caller_are_the_cog_s_own(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["levels.tif"]
 
 
-def test_stacks_are_zstd_products_deflate_and_a_mosaic_keeps_the_codec(tmp_path):
-    from metaflood.raster import COG_COMPRESSION, STACK_COMPRESSION, compression_of
+def test_stacks_are_raw_scenes_zstd_products_deflate_and_a_mosaic_keeps_the_codec(tmp_path):
+    from metaflood.raster import ALIGNED_COMPRESSION, compression_of
 
     data = np.random.default_rng(1).normal(size=(2, 300, 300)).astype(np.float32)
     grid = {"crs": "EPSG:32634", "transform": from_origin(600000, 3630000, 2, 2)}
-    stack = write_cog(
-        tmp_path / "s.tif", data, nodata=np.nan, compression=STACK_COMPRESSION, **grid
-    )
-    product = write_cog(tmp_path / "p.tif", data, nodata=np.nan, **grid)
-    for path, codec, expected in [
-        (stack, "zstd", STACK_COMPRESSION),
-        (product, "deflate", COG_COMPRESSION),
+    for name, compression, codec in [
+        ("stack", ALIGNED_COMPRESSION, None),
+        ("scene", SCENE_COMPRESSION, "zstd"),
+        ("product", COG_COMPRESSION, "deflate"),
     ]:
+        path = write_cog(
+            tmp_path / f"{name}.tif", data, nodata=np.nan, compression=compression, **grid
+        )
         valid, errors, _ = cog_validate(str(path))
         assert valid, errors
         with rasterio.open(path) as src:
-            assert src.compression.name == codec
-            assert compression_of(src) == expected
+            assert (src.compression.name if src.compression else None) == codec
+            assert compression_of(src) == compression
             np.testing.assert_array_equal(src.read(), data)
 
 
-@pytest.mark.parametrize("compression", [STACK_COMPRESSION, COG_COMPRESSION])
+@pytest.mark.parametrize("compression", [SCENE_COMPRESSION, COG_COMPRESSION])
 def test_gtiff_options_give_the_same_codec_and_level(tmp_path, compression):
     data = np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32)
     options = gtiff_compression(compression)

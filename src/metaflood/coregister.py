@@ -39,7 +39,7 @@ from metaflood.blockwise import block_windows, with_halo
 from metaflood.config import Grid, aoi_polygon, event_grid, to_crs
 from metaflood.errors import ConfigError, InputError
 from metaflood.raster import (
-    STACK_COMPRESSION,
+    ALIGNED_COMPRESSION,
     atomic_path,
     cog_writer,
     open_checked,
@@ -700,7 +700,7 @@ def _write_products(
                 descriptions=STACK_BANDS,
                 units=("dB", "dB") + ("reflectance",) * 4,
                 threads=settings.threads,
-                compression=STACK_COMPRESSION,
+                compression=ALIGNED_COMPRESSION,
                 **common,
             )
         )

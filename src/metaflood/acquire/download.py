@@ -40,7 +40,7 @@ from shapely.geometry import Polygon
 from metaflood.acquire.scene import BandRef, Grid
 from metaflood.acquire.security import is_remote, redact_text, redact_url
 from metaflood.errors import AcquisitionError, InputError
-from metaflood.raster import STACK_COMPRESSION, atomic_path, gtiff_compression
+from metaflood.raster import SCENE_COMPRESSION, atomic_path, gtiff_compression
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ class AssetCache:
             "nodata": np.nan,
             # Read again by every run over the same area: ZSTD writes a 1024 px window
             # 2.5 and reads it 2 times as fast as DEFLATE's default, at the same size.
-            **gtiff_compression(STACK_COMPRESSION),
+            **gtiff_compression(SCENE_COMPRESSION),
             "predictor": 3,
         }
         with atomic_path(self.path(job)) as tmp, rasterio.open(tmp, "w", **profile) as dst:

@@ -55,7 +55,7 @@ def make_scene(folder: Path, size: int, seed: int = 0) -> tuple[Path, Path]:
     valid = np.where(cloud, 1, 3).astype(np.uint8)
     t = from_origin(600000, 3630000, 2.0, 2.0)
     crs = "EPSG:32634"
-    aligned = write_cog(  # compressed as co-registration writes its stacks
+    aligned = write_cog(  # stored as co-registration writes its stacks (uncompressed)
         folder / "aligned.tif",
         stack,
         crs=crs,

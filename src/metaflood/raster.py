@@ -56,9 +56,9 @@ COG_COMPRESSION = {"COMPRESS": "DEFLATE", "LEVEL": 1}
 # 10.7 MB both). GDAL has read it since 2.3, so QGIS opens them too.
 SCENE_COMPRESSION = {"COMPRESS": "ZSTD", "LEVEL": 1}
 # Co-registered stacks are intermediates that land cover reads again strip by strip, with
-# a halo: uncompressed they read in half ZSTD's time (a 1024 px scene's six bands: 15 ms
-# against 28), for a third more disk (the demo's post-event stack: 14.4 MB against 10.6).
-# Float noise leaves a codec little to take.
+# a halo: uncompressed they read in half ZSTD's time (a 1024 px scene's six bands: 14 ms
+# against 32), for about twice the disk (the demo's post-event stack: 22.0 MB against
+# 10.6; its grid padded to whole 256 px tiles). Set ZSTD here to trade back.
 ALIGNED_COMPRESSION = {"COMPRESS": "NONE"}
 CODECS = [ALIGNED_COMPRESSION, SCENE_COMPRESSION, COG_COMPRESSION]
 
@@ -132,10 +132,12 @@ def cog_writer(
         "blockxsize": blocksize,
         "blockysize": blocksize,
         "BIGTIFF": "IF_SAFER",
-        # Band order, as arrays are written: GDAL stores each window without reordering
-        # it, and the COG copy interleaves the pixels once (the 8-band probabilities of a
-        # 1024 px scene: 55 ms written and copied, against 61 ms from pixel order).
-        "interleave": "band",
+        # Several bands in band order, as arrays are written: GDAL stores each window
+        # without reordering it, and the COG copy interleaves the pixels once (the 8-band
+        # probabilities of a 1024 px scene: 55 ms written and copied, against 61 ms from
+        # pixel order). One band stays as it was: there GDAL takes another path for
+        # nearest overviews, which picks other pixels at factors 4 and 8.
+        "interleave": "band" if count > 1 else "pixel",
     }
     nearest = categorical or colormap is not None
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp_dir:

@@ -249,6 +249,53 @@ def test_strip_halo_makes_seam_weights_those_of_the_whole_scene(tmp_path):
     assert seam_halo(4) == 12
 
 
+def test_a_strip_under_cloud_reads_and_prepares_no_optical_band(tmp_path):
+    from metaflood.infer import SceneReader
+
+    rng = np.random.default_rng(7)
+    valid = np.full((150, 60), 1, dtype=np.uint8)  # SAR only: under cloud
+    valid[120:, 30:] = 3  # a clear patch at the bottom
+    stack = rng.normal(size=(6, 150, 60)).astype(np.float32)
+    aligned, valid_path = _write_inputs(tmp_path, stack, valid)
+
+    class Prepared:
+        sar_bands, optical_bands = BANDS[:2], BANDS[2:]
+        modalities: list[str] = []
+
+        def prepare(self, x, modality):
+            self.modalities.append(modality)
+            return x.copy()
+
+    class RecordingReads:
+        def __init__(self, dataset):
+            self.dataset, self.bands = dataset, []
+
+        def __getattr__(self, name):
+            return getattr(self.dataset, name)
+
+        def read(self, indexes, **kwargs):
+            self.bands.append(list(indexes))
+            return self.dataset.read(indexes, **kwargs)
+
+    whole = head_weights(valid & 1 > 0, valid & 2 > 0, 4)
+    loaded = Prepared()
+    with rasterio.open(aligned) as src, rasterio.open(valid_path) as vsrc:
+        recorded = RecordingReads(src)
+        reader = SceneReader(recorded, vsrc, loaded, 4, 64)
+        top = reader(0, 64)  # its halo ends 48 rows above the clear patch
+        assert top.optical is None and top.sar is not None
+        assert recorded.bands == [[1, 2]] and loaded.modalities == ["sar"]
+        np.testing.assert_array_equal(top.masks[2], False)
+        bottom = reader(96, 64)
+        assert bottom.optical is not None
+        np.testing.assert_array_equal(bottom.optical[:, 24:54, 30:60], stack[2:, 120:, 30:])
+        assert recorded.bands[-1] == [1, 2, 3, 4, 5, 6]
+        for y, rows in ((0, top), (96, bottom)):
+            n = min(64, 150 - y)
+            for head in whole:
+                np.testing.assert_allclose(rows.weights[head][:n, :60], whole[head][y : y + n])
+
+
 def test_sar_only_scene_never_runs_optical_heads(tmp_path, checkpoint):
     stack, _ = _scene(np.random.default_rng(2), 64, 100)
     stack[2:] = np.nan  # no optical scene at all
@@ -352,13 +399,21 @@ def test_a_scene_job_and_a_tile_job_refuse_a_mask_in_another_crs(tmp_path, check
 
 
 def _pointwise(rng):
-    """A per-pixel 'network': tiling cannot change its output, so blending must not."""
-    mats = {h: rng.normal(size=(8, 6)) for h in ("sar", "optical", "joint")}
+    """A per-pixel 'network': tiling cannot change its output, so blending must not.
+
+    Like MetaRS, each head reads only its own modalities, and a modality no requested
+    head reads is not passed (None)."""
+    reads = {"sar": ("sar",), "optical": ("optical",), "joint": ("sar", "optical")}
+    bands = {"sar": 2, "optical": 4}
+    mats = {h: rng.normal(size=(8, sum(bands[m] for m in ms))) for h, ms in reads.items()}
 
     def predict(sar, optical, heads):
-        x = np.concatenate([sar, optical], axis=1)  # (B, 6, t, t)
+        given = {"sar": sar, "optical": optical}
+        for m, x in given.items():
+            assert (x is None) == (not any(m in reads[h] for h in heads)), (m, heads)
         out = {}
         for h in heads:
+            x = np.concatenate([given[m] for m in reads[h]], axis=1)  # (B, bands, t, t)
             z = np.einsum("kc,bcyx->bkyx", mats[h], x)
             e = np.exp(z - z.max(axis=1, keepdims=True))
             out[h] = e / e.sum(axis=1, keepdims=True)

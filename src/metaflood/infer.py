@@ -48,10 +48,14 @@ MIN_HEAD_WEIGHT = 1e-3
 SEAM_RADIUS = 8
 
 # predict(sar, optical, heads) -> each head's class probabilities, (batch, classes, t, t),
-# as numpy arrays or as torch tensors on the device they were computed on.
+# as numpy arrays or as torch tensors on the device they were computed on. A modality no
+# requested head reads comes as None.
 Predictor = Callable[
-    [np.ndarray, np.ndarray, tuple[str, ...]], Mapping[str, np.ndarray | torch.Tensor]
+    [np.ndarray | None, np.ndarray | None, tuple[str, ...]],
+    Mapping[str, np.ndarray | torch.Tensor],
 ]
+# The heads that read each modality (MetaRS: the joint head fuses both).
+HEADS_READING = {"sar": ("sar", "joint"), "optical": ("optical", "joint")}
 
 
 # --- windows ---------------------------------------------------------------------------
@@ -112,14 +116,18 @@ def head_weights(
     a halo of context; `keep` (rows, columns) is the part whose shares are wanted.
     """
     both = sar_ok & opt_ok
-    masks = {"joint": both, "sar": sar_ok & ~opt_ok, "optical": opt_ok & ~sar_ok}
-    smooth = smoothed_routes(masks, ~(sar_ok | opt_ok), radius, keep)
-    sar_ok, opt_ok, both = sar_ok[keep], opt_ok[keep], both[keep]
-    allowed = {"joint": both, "sar": sar_ok, "optical": opt_ok}
-    shares = {head: np.multiply(smooth[head], allowed[head]) for head in HEADS}
+    allowed = {"joint": both[keep], "sar": sar_ok[keep], "optical": opt_ok[keep]}
     # A head no pixel of the strip may take (optical only, under a full SAR swath) keeps
     # its zeros out of the arithmetic.
-    live = {head: share for head, share in shares.items() if allowed[head].any()}
+    live = [head for head in HEADS if allowed[head].any()]
+    if len(live) <= 1:
+        # One head in the strip (all under cloud, say): it takes every pixel it may,
+        # whatever the blur, so none is made.
+        return {head: allowed[head].astype(np.float32) for head in HEADS}
+    masks = {"joint": both, "sar": sar_ok & ~opt_ok, "optical": opt_ok & ~sar_ok}
+    smooth = smoothed_routes(masks, ~(sar_ok | opt_ok), radius, keep)
+    shares = {head: np.multiply(smooth[head], allowed[head]) for head in HEADS}
+    live = {head: shares[head] for head in live}
     _normalise(live)
     for share in live.values():
         share *= share >= MIN_HEAD_WEIGHT
@@ -192,10 +200,12 @@ class Rows:
 
     `masks` (availability code, SAR valid, optical valid) travel with the rows, so the
     strip's products are made from the masks read with it even when reading runs ahead.
+    A modality with no valid pixel in the rows (a strip under cloud) is None: no head
+    that reads it has any weight there.
     """
 
-    sar: np.ndarray
-    optical: np.ndarray
+    sar: np.ndarray | None
+    optical: np.ndarray | None
     weights: Mapping[str, np.ndarray]
     masks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -276,10 +286,13 @@ def stream_blend(
             for heads, origins in groups.items():
                 key = "tiles_" + "+".join(heads)
                 stats.by_heads[key] = stats.by_heads.get(key, 0) + len(origins)
+                reads = {m: any(hd in heads for hd in HEADS_READING[m]) for m in HEADS_READING}
                 for b in range(0, len(origins), batch_size):
                     batch = origins[b : b + batch_size]
                     probs = predict(
-                        tile_batch(sar, batch, tile), tile_batch(optical, batch, tile), heads
+                        tile_batch(sar, batch, tile) if reads["sar"] else None,
+                        tile_batch(optical, batch, tile) if reads["optical"] else None,
+                        heads,
                     )
                     for hd in heads:
                         head_proba = torch.as_tensor(probs[hd], dtype=torch.float32, device=device)
@@ -448,28 +461,44 @@ class SceneReader:
         h = self.height
         a = max(-self.row0, y - self.halo)
         b = min(self.src.height - self.row0, min(h, y + rows) + self.halo)
-        # One read for both modalities: the stack's bands share their compressed blocks.
-        stack = self._read(self.src, self.sar_idx + self.opt_idx, a, b).astype(
-            np.float32, copy=False
-        )
-        sar_raw, opt_raw = stack[: len(self.sar_idx)], stack[len(self.sar_idx) :]
         valid = self._read(self.vsrc, 1, a, b)
         inside = valid != OUTSIDE_AOI
-        sar_ok = inside & (valid & SAR_VALID > 0) & np.isfinite(sar_raw).all(axis=0)
-        opt_ok = inside & (valid & OPTICAL_VALID > 0) & np.isfinite(opt_raw).all(axis=0)
+        flagged = {
+            "sar": inside & (valid & SAR_VALID > 0),
+            "optical": inside & (valid & OPTICAL_VALID > 0),
+        }
+        # Only the bands of a modality flagged somewhere in the rows are read: under a
+        # full cloud the optical bands are neither read nor prepared (a 1024 px scene
+        # under cloud: 2 bands read of 6). One read for both otherwise: the stack's bands
+        # share their compressed blocks.
+        indexes = {"sar": self.sar_idx, "optical": self.opt_idx}
+        wanted = [m for m in indexes if flagged[m].any()]
+        stack = (
+            self._read(self.src, [i for m in wanted for i in indexes[m]], a, b) if wanted else None
+        )
+        raw, ok, first = {}, {}, 0
+        for m in indexes:
+            if m in wanted:
+                raw[m] = stack[first : first + len(indexes[m])].astype(np.float32, copy=False)
+                first += len(indexes[m])
+                ok[m] = flagged[m] & np.isfinite(raw[m]).all(axis=0)
+            else:
+                ok[m] = flagged[m]  # all False
         left = self.col0 - max(0, self.col0 - self.halo)
         # The strip inside the halo: the masks' halo is only context for the route blur.
         strip = (slice(y - a, min(y + rows, h) - a), slice(left, left + self.width))
-        weights = head_weights(sar_ok, opt_ok, self.radius, strip)
-        valid, sar_ok, opt_ok = valid[strip], sar_ok[strip], opt_ok[strip]
-        sar = self._model_input(sar_raw[:, strip[0], strip[1]], sar_ok, "sar")
-        opt = self._model_input(opt_raw[:, strip[0], strip[1]], opt_ok, "optical")
+        weights = head_weights(ok["sar"], ok["optical"], self.radius, strip)
         W = self.padded_width
+        inputs: dict[str, np.ndarray | None] = dict.fromkeys(indexes)
+        for m, bands in raw.items():
+            if ok[m][strip].any():
+                x = self._model_input(bands[:, strip[0], strip[1]], ok[m][strip], m)
+                inputs[m] = _pad_rows(x, rows, W)
         return Rows(
-            _pad_rows(sar, rows, W),
-            _pad_rows(opt, rows, W),
+            inputs["sar"],
+            inputs["optical"],
             {k: _pad_rows(v, rows, W) for k, v in weights.items()},
-            (valid, sar_ok, opt_ok),
+            (valid[strip], ok["sar"][strip], ok["optical"][strip]),
         )
 
     def _model_input(self, raw: np.ndarray, ok: np.ndarray, modality: str) -> np.ndarray:

@@ -467,29 +467,13 @@ class SceneReader:
             "sar": inside & (valid & SAR_VALID > 0),
             "optical": inside & (valid & OPTICAL_VALID > 0),
         }
-        # Only the bands of a modality flagged somewhere in the rows are read: under a
-        # full cloud the optical bands are neither read nor prepared (a 1024 px scene
-        # under cloud: 2 bands read of 6). One read for both otherwise: the stack's bands
-        # share their compressed blocks.
-        indexes = {"sar": self.sar_idx, "optical": self.opt_idx}
-        wanted = [m for m in indexes if flagged[m].any()]
-        stack = (
-            self._read(self.src, [i for m in wanted for i in indexes[m]], a, b) if wanted else None
-        )
-        raw, ok, first = {}, {}, 0
-        for m in indexes:
-            if m in wanted:
-                raw[m] = stack[first : first + len(indexes[m])].astype(np.float32, copy=False)
-                first += len(indexes[m])
-                ok[m] = flagged[m] & np.isfinite(raw[m]).all(axis=0)
-            else:
-                ok[m] = flagged[m]  # all False
+        raw, ok = self._read_modalities(flagged, a, b)
         left = self.col0 - max(0, self.col0 - self.halo)
         # The strip inside the halo: the masks' halo is only context for the route blur.
         strip = (slice(y - a, min(y + rows, h) - a), slice(left, left + self.width))
         weights = head_weights(ok["sar"], ok["optical"], self.radius, strip)
         W = self.padded_width
-        inputs: dict[str, np.ndarray | None] = dict.fromkeys(indexes)
+        inputs: dict[str, np.ndarray | None] = dict.fromkeys(ok)
         for m, bands in raw.items():
             if ok[m][strip].any():
                 x = self._model_input(bands[:, strip[0], strip[1]], ok[m][strip], m)
@@ -500,6 +484,29 @@ class SceneReader:
             {k: _pad_rows(v, rows, W) for k, v in weights.items()},
             (valid[strip], ok["sar"][strip], ok["optical"][strip]),
         )
+
+    def _read_modalities(
+        self, flagged: Mapping[str, np.ndarray], a: int, b: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The bands (float32) of each modality flagged somewhere in rows a..b, and where
+        each modality is valid (flagged, and all its bands finite).
+
+        A modality flagged nowhere is not read: under a full cloud the optical bands are
+        neither read nor prepared (a 1024 px scene under cloud: 2 bands read of 6). The
+        others come in one read: the stack's bands share their compressed blocks.
+        """
+        indexes = {"sar": self.sar_idx, "optical": self.opt_idx}
+        wanted = [m for m in indexes if flagged[m].any()]
+        raw: dict[str, np.ndarray] = {}
+        ok = {m: flagged[m] for m in indexes}  # all False where not read
+        if wanted:
+            stack = self._read(self.src, [i for m in wanted for i in indexes[m]], a, b)
+            first = 0
+            for m in wanted:
+                raw[m] = stack[first : first + len(indexes[m])].astype(np.float32, copy=False)
+                first += len(indexes[m])
+                ok[m] = flagged[m] & np.isfinite(raw[m]).all(axis=0)
+        return raw, ok
 
     def _model_input(self, raw: np.ndarray, ok: np.ndarray, modality: str) -> np.ndarray:
         """Normalised bands, 0 (the training mean: no signal) where the modality is missing."""

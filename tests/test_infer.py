@@ -254,7 +254,7 @@ def test_a_strip_under_cloud_reads_and_prepares_no_optical_band(tmp_path):
 
     rng = np.random.default_rng(7)
     valid = np.full((150, 60), 1, dtype=np.uint8)  # SAR only: under cloud
-    valid[120:, 30:] = 3  # a clear patch at the bottom
+    valid[100:] = 3  # clear at the bottom
     stack = rng.normal(size=(6, 150, 60)).astype(np.float32)
     aligned, valid_path = _write_inputs(tmp_path, stack, valid)
 
@@ -282,15 +282,18 @@ def test_a_strip_under_cloud_reads_and_prepares_no_optical_band(tmp_path):
     with rasterio.open(aligned) as src, rasterio.open(valid_path) as vsrc:
         recorded = RecordingReads(src)
         reader = SceneReader(recorded, vsrc, loaded, 4, 64)
-        top = reader(0, 64)  # its halo ends 48 rows above the clear patch
+        top = reader(0, 64)  # its halo ends 24 rows above the clear part
         assert top.optical is None and top.sar is not None
         assert recorded.bands == [[1, 2]] and loaded.modalities == ["sar"]
         np.testing.assert_array_equal(top.masks[2], False)
-        bottom = reader(96, 64)
-        assert bottom.optical is not None
-        np.testing.assert_array_equal(bottom.optical[:, 24:54, 30:60], stack[2:, 120:, 30:])
+        edge = reader(48, 64)  # the cloud's edge: blended
+        assert edge.optical is not None
+        assert ((edge.weights["joint"] > 0) & (edge.weights["joint"] < 1)).any()
+        np.testing.assert_array_equal(edge.optical[:, 52:64, :60], stack[2:, 100:112])
         assert recorded.bands[-1] == [1, 2, 3, 4, 5, 6]
-        for y, rows in ((0, top), (96, bottom)):
+        clear = reader(120, 64)  # clear, halo included: each pixel takes the joint head
+        np.testing.assert_array_equal(clear.weights["joint"][:30, :60], 1.0)
+        for y, rows in ((0, top), (48, edge), (120, clear)):
             n = min(64, 150 - y)
             for head in whole:
                 np.testing.assert_allclose(rows.weights[head][:n, :60], whole[head][y : y + n])

@@ -125,6 +125,9 @@ def head_weights(
         # whatever the blur, so none is made.
         return {head: allowed[head].astype(np.float32) for head in HEADS}
     masks = {"joint": both, "sar": sar_ok & ~opt_ok, "optical": opt_ok & ~sar_ok}
+    if not any(m.any() and not m.all() for m in masks.values()):
+        # One route throughout, halo included (a clear strip): each pixel takes its head.
+        return {head: masks[head][keep].astype(np.float32) for head in HEADS}
     smooth = smoothed_routes(masks, ~(sar_ok | opt_ok), radius, keep)
     shares = {head: np.multiply(smooth[head], allowed[head]) for head in HEADS}
     live = {head: shares[head] for head in live}

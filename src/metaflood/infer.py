@@ -119,18 +119,19 @@ def head_weights(
     allowed = {"joint": both[keep], "sar": sar_ok[keep], "optical": opt_ok[keep]}
     # A head no pixel of the strip may take (optical only, under a full SAR swath) keeps
     # its zeros out of the arithmetic.
-    live = [head for head in HEADS if allowed[head].any()]
-    if len(live) <= 1:
+    live_heads = [head for head in HEADS if allowed[head].any()]
+    if len(live_heads) <= 1:
         # One head in the strip (all under cloud, say): it takes every pixel it may,
         # whatever the blur, so none is made.
         return {head: allowed[head].astype(np.float32) for head in HEADS}
     masks = {"joint": both, "sar": sar_ok & ~opt_ok, "optical": opt_ok & ~sar_ok}
-    if not any(m.any() and not m.all() for m in masks.values()):
-        # One route throughout, halo included (a clear strip): each pixel takes its head.
+    if not varying_routes(masks, radius):
+        # Nothing to blend (one route throughout, halo included: a clear strip): each
+        # pixel takes its route's head, which the arithmetic below would leave as it is.
         return {head: masks[head][keep].astype(np.float32) for head in HEADS}
     smooth = smoothed_routes(masks, ~(sar_ok | opt_ok), radius, keep)
     shares = {head: np.multiply(smooth[head], allowed[head]) for head in HEADS}
-    live = {head: shares[head] for head in live}
+    live = {head: shares[head] for head in live_heads}
     _normalise(live)
     for share in live.values():
         share *= share >= MIN_HEAD_WEIGHT
@@ -160,7 +161,7 @@ def smoothed_routes(
     pixel is unmapped, the last varying mask is 1 minus the others (in a cloudy scene
     with SAR throughout, one filter where there were two).
     """
-    varying = [k for k, m in masks.items() if radius and m.any() and not m.all()]
+    varying = varying_routes(masks, radius)
     smooth = {k: m[keep].astype(np.float32) for k, m in masks.items() if k not in varying}
     derived = varying.pop() if varying and not unmapped.any() else None
     for k in varying:
@@ -169,6 +170,11 @@ def smoothed_routes(
         rest = sum(v for k, v in smooth.items() if k != derived)
         smooth[derived] = np.clip(1.0 - rest, 0.0, 1.0)
     return smooth
+
+
+def varying_routes(masks: Mapping[str, np.ndarray], radius: int) -> list[str]:
+    """The route masks a blur of `radius` would change: neither empty nor full."""
+    return [k for k, m in masks.items() if radius and m.any() and not m.all()]
 
 
 def seam_blur(

@@ -32,7 +32,7 @@ from metaflood.allocator import keep_freed_memory
 from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_device
 from metaflood.classes import CLASS_NODATA, NUM_CLASSES, colormap
 from metaflood.errors import InputError
-from metaflood.model.metars import HEADS, SIZE_MULTIPLE
+from metaflood.model.metars import HEADS, SIZE_MULTIPLE, modalities_read
 from metaflood.pyramid import MeanPyramid
 from metaflood.raster import band_index, cog_writer, open_checked, overview_writers
 
@@ -54,8 +54,6 @@ Predictor = Callable[
     [np.ndarray | None, np.ndarray | None, tuple[str, ...]],
     Mapping[str, np.ndarray | torch.Tensor],
 ]
-# The heads that read each modality (MetaRS: the joint head fuses both).
-HEADS_READING = {"sar": ("sar", "joint"), "optical": ("optical", "joint")}
 
 
 # --- windows ---------------------------------------------------------------------------
@@ -295,7 +293,7 @@ def stream_blend(
             for heads, origins in groups.items():
                 key = "tiles_" + "+".join(heads)
                 stats.by_heads[key] = stats.by_heads.get(key, 0) + len(origins)
-                reads = {m: any(hd in heads for hd in HEADS_READING[m]) for m in HEADS_READING}
+                reads = modalities_read(heads)
                 for b in range(0, len(origins), batch_size):
                     batch = origins[b : b + batch_size]
                     probs = predict(
@@ -411,12 +409,11 @@ def model_predictor(loaded: InferenceModel, device: torch.device) -> Predictor:
     model = loaded.model
 
     def predict(
-        sar: np.ndarray, optical: np.ndarray, heads: tuple[str, ...]
+        sar: np.ndarray | None, optical: np.ndarray | None, heads: tuple[str, ...]
     ) -> dict[str, torch.Tensor]:
-        need_sar = "sar" in heads or "joint" in heads
-        need_opt = "optical" in heads or "joint" in heads
-        s = _channels_last(sar, device) if need_sar else None
-        o = _channels_last(optical, device) if need_opt else None
+        # `stream_blend` passes only the modalities the heads read.
+        s = None if sar is None else _channels_last(sar, device)
+        o = None if optical is None else _channels_last(optical, device)
         with torch.inference_mode():
             return model.probabilities(s, o, heads)
 

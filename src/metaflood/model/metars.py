@@ -23,6 +23,8 @@ from metaflood.model.decoder import SegmentationDecoder, to_input_resolution
 from metaflood.model.fusion import FusionStack
 
 HEADS = ("sar", "optical", "joint")
+# The heads that read each modality: its own, and the joint head, which fuses both.
+HEADS_READING = {"sar": ("sar", "joint"), "optical": ("optical", "joint")}
 # Inputs are padded to a multiple of the deepest stride so every level aligns.
 SIZE_MULTIPLE = 32
 
@@ -58,6 +60,12 @@ class MetaRSConfig:
         if unknown and not ignore_unknown:
             raise ModelError(f"unknown model configuration keys: {unknown}")
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def modalities_read(heads: Iterable[str]) -> dict[str, bool]:
+    """Whether each modality ("sar", "optical") is read by any of `heads`."""
+    wanted = set(heads)
+    return {m: bool(wanted.intersection(readers)) for m, readers in HEADS_READING.items()}
 
 
 def _pad(x: torch.Tensor) -> torch.Tensor:
@@ -129,8 +137,7 @@ class MetaRS(nn.Module):
         if unknown:
             raise ValueError(f"unknown heads {sorted(unknown)}; expected some of {HEADS}")
         features = self.training if features is None else features
-        need_sar = "sar" in heads or "joint" in heads
-        need_opt = "optical" in heads or "joint" in heads
+        need_sar, need_opt = modalities_read(heads).values()
         ref = sar if need_sar else optical
         size = ref.shape[-2:] if ref is not None else None
 
@@ -187,7 +194,7 @@ class MetaRS(nn.Module):
         """
         heads = tuple(dict.fromkeys(heads))
         out = self.forward(sar, optical, heads, features=False, full_resolution=False)
-        ref = sar if "sar" in heads or "joint" in heads else optical  # as `forward` reads
+        ref = sar if modalities_read(heads)["sar"] else optical  # as `forward` reads
         h, w = ref.shape[-2:]
         return {
             name: to_input_resolution(

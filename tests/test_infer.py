@@ -176,6 +176,12 @@ def test_products_are_valid_cogs_written_strip_by_strip(tmp_path, checkpoint):
     for path in outs:
         valid, errors, _ = cog_validate(str(path))
         assert valid, errors
+    # Scaled probabilities vary smoothly: stored as differences (PREDICTOR=2); codes not.
+    predictors = []
+    for path in outs:
+        with rasterio.open(path) as src:
+            predictors.append(src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR"))
+    assert predictors == [None, "2", None]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["aligned.tif", "valid.tif", "class.tif", "proba.tif", "route.tif"]
     )  # no strip files left behind

@@ -182,3 +182,25 @@ def test_gtiff_options_give_the_same_codec_and_level(tmp_path, compression):
         assert src.compression.name.upper() == compression["COMPRESS"]
         assert (src.read(1) == data).all()
     assert compression["LEVEL"] in options.values()
+
+
+def test_smooth_integers_are_stored_as_differences_smaller_and_exact(tmp_path):
+    yy, xx = np.mgrid[0:512, 0:512]
+    smooth = np.stack([(127 + 120 * np.sin((yy + k * xx) / 40)) for k in range(3)]).round()
+    smooth = smooth.astype(np.uint8)
+    grid = {"crs": "EPSG:32634", "transform": from_origin(600000, 3630000, 2, 2)}
+    sizes = {}
+    for flag in (False, True):
+        path = tmp_path / f"smooth_{flag}.tif"
+        with cog_writer(
+            path, count=3, dtype="uint8", width=512, height=512, nodata=255, smooth=flag, **grid
+        ) as dst:
+            dst.write(smooth)
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, errors
+        with rasterio.open(path) as src:
+            assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == ("2" if flag else None)
+            np.testing.assert_array_equal(src.read(), smooth)
+            assert src.overviews(1) == [2]
+        sizes[flag] = path.stat().st_size
+    assert sizes[True] < 0.8 * sizes[False]

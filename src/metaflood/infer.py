@@ -795,6 +795,7 @@ def landcover_writers(
             nodata=PROBA_NODATA,
             descriptions=class_names,
             tags={**tags, "scale": "probability = value / 254"},
+            smooth=True,
             **grid,
         ) as w_proba,
         route_writer(out_route, tags, **grid) as w_route,

@@ -105,6 +105,7 @@ def cog_writer(
     tags: dict[str, str] | None = None,
     colormap: dict[int, tuple[int, int, int, int]] | None = None,
     categorical: bool = False,
+    smooth: bool = False,
     blocksize: int = 256,
     threads: int = 1,
     compression: Mapping[str, object] = COG_COMPRESSION,
@@ -115,6 +116,10 @@ def cog_writer(
     raster. Its overviews are built in place before GDAL's COG driver copies it: the
     driver's own overview pass costs about six times as much. Where the caller wrote
     them itself (`overview_writers`), they are taken as they are.
+
+    `smooth` marks integer values that change gradually from pixel to pixel (scaled
+    probabilities): they are stored as differences from their left neighbour, which
+    DEFLATE packs much better. Class codes are not smooth: there it makes files larger.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +170,8 @@ def cog_writer(
         }
         if dtype.kind == "f":
             options["PREDICTOR"] = 3
+        elif smooth:
+            options["PREDICTOR"] = 2
         with atomic_path(path) as out:
             rasterio.shutil.copy(staging, out, driver="COG", **options)
 

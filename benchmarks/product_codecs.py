@@ -1,0 +1,120 @@
+"""What the land-cover products' codec costs: the COG copy of each product with other codecs.
+
+    .venv/bin/python benchmarks/product_codecs.py [--size 1024] [--threads 2] [--repeats 7]
+
+The routed-inference benchmark's scene (`model_routed_inference.make_scene`, 60% cloud)
+is mapped once by `infer.predict_scene`; each product is then staged as `cog_writer`
+stages it (tiled, uncompressed, bands in band order, its overviews inside) and copied to
+a COG with each codec, as `cog_writer` finishes it. Printed per product and in total:
+the best copy time, its ratio to the codec the products use (DEFLATE level 1, the
+probabilities as differences), and the file size. It answers how much of routed
+inference's overhead a lighter codec could take back, and at what cost in disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import rasterio
+import rasterio.shutil
+import torch
+from model_routed_inference import CONFIGS, make_scene
+
+from metaflood import infer
+from metaflood.checkpoint import save_checkpoint
+from metaflood.data import Normalization
+from metaflood.model import MetaRS
+from metaflood.raster import COG_COMPRESSION
+
+CODECS = {
+    "DEFLATE 1 (used)": COG_COMPRESSION,
+    "ZSTD 1": {"COMPRESS": "ZSTD", "LEVEL": 1},
+    "LZW": {"COMPRESS": "LZW"},
+    "none": {"COMPRESS": "NONE"},
+}
+USED = next(iter(CODECS))
+
+
+def stage(product: Path, staging: Path) -> None:
+    """The product as `cog_writer` stages it before the COG copy."""
+    rasterio.shutil.copy(
+        product,
+        staging,
+        driver="GTiff",
+        TILED="YES",
+        BLOCKXSIZE=256,
+        BLOCKYSIZE=256,
+        COMPRESS="NONE",
+        INTERLEAVE="BAND",
+        COPY_SRC_OVERVIEWS="YES",
+    )
+
+
+def best_copy(staging: Path, out: Path, options: dict, repeats: int) -> float:
+    """Best wall time of the COG copy `cog_writer` makes, with these options."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        rasterio.shutil.copy(staging, out, driver="COG", **options)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        aligned, valid = make_scene(folder, args.size)
+        cfg = CONFIGS["compact"]
+        n_sar, n_opt = len(cfg.sar_bands), len(cfg.optical_bands)
+        norm = Normalization([-12.0] * n_sar, [4.0] * n_sar, [0.1] * n_opt, [0.03] * n_opt)
+        ckpt = save_checkpoint(folder / "m.pt", MetaRS(cfg), norm)
+        products = {n: folder / f"{n}.tif" for n in ("class", "probabilities", "route")}
+        infer.predict_scene(aligned, valid, ckpt, *products.values(), device="cpu", threads=2)
+        totals = {codec: [0.0, 0] for codec in CODECS}
+        print(f"{args.size}² scene, {args.threads} threads, best of {args.repeats}")
+        for name, product in products.items():
+            staging = folder / f"{name}.staging.tif"
+            stage(product, staging)
+            with rasterio.open(product) as src:
+                predictor = src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR", "1")
+            times = {}
+            for codec, compression in CODECS.items():
+                options = {
+                    **compression,
+                    "BLOCKSIZE": 256,
+                    "OVERVIEWS": "FORCE_USE_EXISTING",
+                    "NUM_THREADS": str(args.threads),
+                }
+                if compression["COMPRESS"] != "NONE":
+                    options["PREDICTOR"] = predictor
+                out = folder / f"{name}.{len(times)}.tif"
+                times[codec] = best_copy(staging, out, options, args.repeats)
+                size = out.stat().st_size
+                totals[codec][0] += times[codec]
+                totals[codec][1] += size
+                print(
+                    f"  {name:13s} {codec:17s} {times[codec] * 1000:6.1f} ms "
+                    f"({times[codec] / times[USED]:.2f} of the used codec), {size / 1e6:6.2f} MB"
+                )
+        used_time, used_size = totals[USED]
+        print("all three products:")
+        for codec, (seconds, size) in totals.items():
+            print(
+                f"  {codec:17s} {seconds * 1000:6.1f} ms ({seconds / used_time:.2f}; "
+                f"{(seconds - used_time) * 1000:+.1f} ms), {size / 1e6:6.2f} MB "
+                f"({size / used_size:.2f} of the used codec's bytes)"
+            )
+
+
+if __name__ == "__main__":
+    main()

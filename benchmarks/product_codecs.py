@@ -5,10 +5,11 @@
 The routed-inference benchmark's scene (`model_routed_inference.make_scene`, 60% cloud)
 is mapped once by `infer.predict_scene`; each product is then staged as `cog_writer`
 stages it (tiled, uncompressed, bands in band order, its overviews inside) and copied to
-a COG with each codec, as `cog_writer` finishes it. Printed per product and in total:
-the best copy time, its ratio to the codec the products use (DEFLATE level 1, the
-probabilities as differences), and the file size. It answers how much of routed
-inference's overhead a lighter codec could take back, and at what cost in disk.
+a COG with each codec and the options `cog_writer` finishes it with (`cog_copy_options`).
+Printed per product and in total: the best copy time, its ratio to the codec the
+products use (DEFLATE level 1, the probabilities as differences), and the file size. It
+answers how much of routed inference's overhead a lighter codec could take back, and at
+what cost in disk.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from metaflood import infer
 from metaflood.checkpoint import save_checkpoint
 from metaflood.data import Normalization
 from metaflood.model import MetaRS
-from metaflood.raster import COG_COMPRESSION
+from metaflood.raster import COG_COMPRESSION, cog_copy_options
 
 CODECS = {
     "DEFLATE 1 (used)": COG_COMPRESSION,
@@ -85,18 +86,15 @@ def main() -> None:
         for name, product in products.items():
             staging = folder / f"{name}.staging.tif"
             stage(product, staging)
-            with rasterio.open(product) as src:
-                predictor = src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR", "1")
             times = {}
             for codec, compression in CODECS.items():
-                options = {
-                    **compression,
-                    "BLOCKSIZE": 256,
-                    "OVERVIEWS": "FORCE_USE_EXISTING",
-                    "NUM_THREADS": str(args.threads),
-                }
-                if compression["COMPRESS"] != "NONE":
-                    options["PREDICTOR"] = predictor
+                options = cog_copy_options(
+                    compression,
+                    dtype="uint8",
+                    smooth=name == "probabilities",  # as `infer.landcover_writers` marks it
+                    blocksize=256,
+                    threads=args.threads,
+                )
                 out = folder / f"{name}.{len(times)}.tif"
                 times[codec] = best_copy(staging, out, options, args.repeats)
                 size = out.stat().st_size

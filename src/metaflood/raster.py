@@ -161,19 +161,36 @@ def cog_writer(
             if factors and not external_overview_path(staging).exists():
                 with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
                     dst.build_overviews(factors, OVERVIEW_RESAMPLING[nearest])
-        options = {
-            **compression,
-            "BLOCKSIZE": blocksize,
-            "OVERVIEWS": "FORCE_USE_EXISTING",
-            "BIGTIFF": "IF_SAFER",
-            "NUM_THREADS": str(threads),
-        }
-        if dtype.kind == "f":
-            options["PREDICTOR"] = 3
-        elif smooth:
-            options["PREDICTOR"] = 2
+        options = cog_copy_options(
+            compression, dtype=dtype, smooth=smooth, blocksize=blocksize, threads=threads
+        )
         with atomic_path(path) as out:
             rasterio.shutil.copy(staging, out, driver="COG", **options)
+
+
+def cog_copy_options(
+    compression: Mapping[str, object],
+    *,
+    dtype: str | np.dtype,
+    smooth: bool,
+    blocksize: int,
+    threads: int,
+) -> dict[str, object]:
+    """The COG driver's options that finish a `cog_writer` staging raster: its own
+    overviews taken as they are, floats and `smooth` integers stored as differences.
+    Apart so that benchmarks/product_codecs.py times the copy the products get."""
+    options = {
+        **compression,
+        "BLOCKSIZE": blocksize,
+        "OVERVIEWS": "FORCE_USE_EXISTING",
+        "BIGTIFF": "IF_SAFER",
+        "NUM_THREADS": str(threads),
+    }
+    if np.dtype(dtype).kind == "f":
+        options["PREDICTOR"] = 3
+    elif smooth:
+        options["PREDICTOR"] = 2
+    return options
 
 
 def external_overview_path(path: str | os.PathLike) -> Path:

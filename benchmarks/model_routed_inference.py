@@ -80,6 +80,13 @@ def make_scene(
     return aligned, valid_path
 
 
+def scene_checkpoint(folder: Path, model: MetaRS) -> Path:
+    """`model` saved with the normalisation `make_scene` draws its bands with."""
+    n_sar, n_opt = len(model.config.sar_bands), len(model.config.optical_bands)
+    norm = Normalization([-12.0] * n_sar, [4.0] * n_sar, [0.1] * n_opt, [0.03] * n_opt)
+    return save_checkpoint(folder / "m.pt", model, norm)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
@@ -114,9 +121,7 @@ def main() -> None:
         aligned, valid = make_scene(folder, args.size, cloud_cover=args.cloud_cover)
         cfg = CONFIGS[args.config]
         model = MetaRS(cfg)
-        n_sar, n_opt = len(cfg.sar_bands), len(cfg.optical_bands)
-        norm = Normalization([-12.0] * n_sar, [4.0] * n_sar, [0.1] * n_opt, [0.03] * n_opt)
-        ckpt = save_checkpoint(folder / "m.pt", model, norm)
+        ckpt = scene_checkpoint(folder, model)
 
         calls: list[tuple[tuple, tuple, tuple[str, ...]]] = []
         # Seconds and page faults inside the network, and seconds loading the checkpoint,

@@ -22,11 +22,9 @@ from pathlib import Path
 import rasterio
 import rasterio.shutil
 import torch
-from model_routed_inference import CONFIGS, make_scene
+from model_routed_inference import CONFIGS, make_scene, scene_checkpoint
 
 from metaflood import infer
-from metaflood.checkpoint import save_checkpoint
-from metaflood.data import Normalization
 from metaflood.model import MetaRS
 from metaflood.raster import COG_COMPRESSION, cog_copy_options
 
@@ -75,12 +73,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         aligned, valid = make_scene(folder, args.size)
-        cfg = CONFIGS["compact"]
-        n_sar, n_opt = len(cfg.sar_bands), len(cfg.optical_bands)
-        norm = Normalization([-12.0] * n_sar, [4.0] * n_sar, [0.1] * n_opt, [0.03] * n_opt)
-        ckpt = save_checkpoint(folder / "m.pt", MetaRS(cfg), norm)
+        ckpt = scene_checkpoint(folder, MetaRS(CONFIGS["compact"]))
         products = {n: folder / f"{n}.tif" for n in ("class", "probabilities", "route")}
-        infer.predict_scene(aligned, valid, ckpt, *products.values(), device="cpu", threads=2)
+        infer.predict_scene(
+            aligned, valid, ckpt, *products.values(), device="cpu", threads=args.threads
+        )
         totals = {codec: [0.0, 0] for codec in CODECS}
         print(f"{args.size}² scene, {args.threads} threads, best of {args.repeats}")
         for name, product in products.items():

@@ -83,13 +83,16 @@ def main() -> None:
         for name, product in products.items():
             staging = folder / f"{name}.staging.tif"
             stage(product, staging)
+            with rasterio.open(product) as src:  # written as the job writes it
+                dtype, blocksize = src.dtypes[0], src.block_shapes[0][0]
+                smooth = src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
             times = {}
             for codec, compression in CODECS.items():
                 options = cog_copy_options(
                     compression,
-                    dtype="uint8",
-                    smooth=name == "probabilities",  # as `infer.landcover_writers` marks it
-                    blocksize=256,
+                    dtype=dtype,
+                    smooth=smooth,
+                    blocksize=blocksize,
                     threads=args.threads,
                 )
                 out = folder / f"{name}.{len(times)}.tif"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from metaflood.errors import ConfigError
@@ -39,6 +40,31 @@ def test_tile_cores_partition_the_grid_and_padded_windows_stay_inside(height, wi
 def test_a_grid_that_fits_is_one_tile_and_cores_are_balanced():
     assert [t.id for t in tile_layout(500, 400, 512, 64)] == ["r0c0"]
     assert axis_bounds(1000, 400) == [0, 333, 667, 1000]  # no thin sliver at the far edge
+
+
+@pytest.mark.parametrize("side", [16, 101, 127])
+def test_a_small_grid_that_fits_one_tile_runs_untiled_whatever_the_overlap(side):
+    """Issue 21: AOIs of 16 to 127 px were refused as tiles narrower than twice the
+    default overlap (64 px), though they fit one tile and have no overlap to keep."""
+    tiles = tile_layout(side, side + 3, 4096, 64)
+    assert [t.id for t in tiles] == ["r0c0"]
+    assert tiles[0].core == tiles[0].padded == Window(0, 0, side + 3, side)
+
+
+def test_the_issues_small_aoi_passes_the_start_up_checks(tmp_path):
+    import yaml
+
+    from metaflood.config import event_grid, event_tiles
+    from metaflood.workflow import check_config_file
+    from tests.conftest import demo_event_config
+
+    event = demo_event_config(aoi={"bbox": [22.630, 32.758, 22.6321, 32.7598]})
+    grid = event_grid(event, "events.small")
+    assert 16 <= min(grid.width, grid.height) < 128
+    assert event_tiles(grid, {"tile_px": 4096, "overlap_px": 64}) == ["r0c0"]
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({"events": {"small": event}}))
+    check_config_file(path)  # raised "tiles of 101 px are narrower than twice the overlap"
 
 
 def test_an_overlap_wider_than_half_a_tile_is_refused():

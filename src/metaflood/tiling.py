@@ -68,7 +68,10 @@ def tile_layout(height: int, width: int, tile_px: int, overlap_px: int) -> list[
     """Row-major tiles covering a (height, width) grid; one tile when the grid fits."""
     rows, cols = axis_bounds(height, tile_px), axis_bounds(width, tile_px)
     smallest = min(np.diff(rows).min(), np.diff(cols).min())
-    if len(rows) * len(cols) > 1 and smallest < 2 * overlap_px:
+    # `rows` and `cols` are core boundaries: n tiles along an axis have n + 1 of them.
+    # A grid that fits one tile has no overlap band to keep, however small it is.
+    several = (len(rows) - 1) * (len(cols) - 1) > 1
+    if several and smallest < 2 * overlap_px:
         raise ConfigError(
             f"tiling: tiles of {smallest} px are narrower than twice the overlap "
             f"({overlap_px} px); raise tiling.tile_px or lower tiling.overlap_px"

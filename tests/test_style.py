@@ -40,3 +40,12 @@ def test_snakemake_lint_reports_nothing():
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Lints for" not in output, output
+
+
+@pytest.mark.parametrize("profile", sorted(p.name for p in (ROOT / "profiles").iterdir()))
+def test_every_profile_reruns_incomplete_jobs(profile):
+    """The README's Resume section says so: a killed job is rerun, whichever profile."""
+    import yaml
+
+    settings = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())
+    assert settings.get("rerun-incomplete") is True, profile

@@ -1,4 +1,6 @@
+import base64
 import hashlib
+import io
 import json
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 
 from metaflood.change import map_flood
 from metaflood.report import ReportInputs, write_report
-from metaflood.report.figures import _nice_length, true_colour
+from metaflood.report.figures import _nice_length, map_figure, map_png, true_colour
 from metaflood.report.mapbook import write_mapbook
 from metaflood.stats import route_coverage, write_stats
 from tests.flood_inputs import write_inputs
@@ -166,3 +168,19 @@ def test_true_colour_marks_nodata_transparent():
     image = true_colour(stack)
     assert image.shape == (4, 4, 4)
     assert image[0, 0, 3] == 0 and image[1, 1, 3] == 1
+
+
+@pytest.mark.parametrize("width_in", [5.2, 6.8])  # the report's maps, the map book's
+def test_the_north_arrow_points_north(width_in):
+    """Issue 21: every map's arrow pointed down at the N. Read from the rendered PNG."""
+    from tests.figure_pixels import assert_points_north
+
+    green = np.zeros((160, 200, 4))
+    green[...] = (0, 0.6, 0.27, 1)  # a plain map, so only the arrow and the N are dark
+    legend = [("both", (0, 153, 68))]
+    fig = map_figure(green, title="", pixel_size=2.0, legend=legend, width_in=width_in)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    assert_points_north(buffer.getvalue())
+    png = base64.b64decode(map_png(green, title="", pixel_size=2.0).split(",", 1)[1])
+    assert_points_north(png)  # as report.html embeds it

@@ -89,6 +89,18 @@ def test_report_is_self_contained(tiny_run):
     assert "Flood report: tiny" in html
 
 
+def test_the_reports_north_arrow_points_north(tiny_run):
+    """Read from the pixels of a map in report.html (issue 21: it pointed south)."""
+    import base64
+    import re
+
+    from tests.figure_pixels import assert_points_north
+
+    html = (tiny_run / "results/tiny/report.html").read_text()
+    uri = re.search(r'alt="pre-event modality coverage" src="data:image/png;base64,([^"]+)"', html)
+    assert_points_north(base64.b64decode(uri.group(1)))
+
+
 def test_report_opens_in_chromium_offline(tiny_run):
     from tests.browser import visit
 

@@ -73,17 +73,24 @@ def add_scale_bar(ax, pixel_size: float, width_px: int, height_px: int) -> None:
 
 
 def add_north_arrow(ax, width_px: int, height_px: int) -> None:
-    """Grids are north-up (UTM rows run south), so north is the top of the image."""
-    x, y = width_px * 0.93, height_px * 0.16
+    """Grids are north-up (UTM rows run south), so north is the top of the image: the
+    arrow's head points up, at the N just above it. Image rows grow downwards, so the
+    head sits at the smaller row."""
+    x, tail, head = width_px * 0.93, height_px * 0.24, height_px * 0.13
     ax.annotate(
+        "",
+        xy=(x, head),
+        xytext=(x, tail),
+        arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.5, "shrinkA": 0, "shrinkB": 0},
+    )
+    ax.text(
+        x,
+        head,
         "N",
-        xy=(x, y - height_px * 0.09),
-        xytext=(x, y),
         ha="center",
-        va="center",
+        va="bottom",
         fontsize=10,
         fontweight="bold",
-        arrowprops={"arrowstyle": "<|-", "color": "black", "lw": 1.5},
         bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from rasterio.transform import from_origin
@@ -41,13 +43,17 @@ def test_values_in_another_unit_name_the_setting():
         check_sar([digital_numbers], ["VV"], "e.sar", "linear")
     with pytest.raises(InputError, match=r"\(\+25 dB\)"):
         check_sar([np.full((60, 60), 25.4)], ["VV"], "e.sar", "db")
+    linear = to_linear(DB[0])
+    linear[0, :30] = 0.0  # 30 of 3600 values at or below 0 dB: not enough to be dB
+    with pytest.raises(InputError, match=r"e.sar VV: 99% of the values .* sar_scale: linear"):
+        check_sar([linear], ["VV"], "e.sar", "db")
     with pytest.raises(InputError, match=r"is 4000 \(\+4000 dB\)"):  # DNs declared as dB
         check_sar([np.full((60, 60), 4000.0)], ["VV"], "e.sar", "db")
     with pytest.raises(InputError, match="e.optical red: the median .* scale: 0.0001"):
         check_reflectance([REFLECTANCE[2] * 10000 + 1000], ["red"], "e.optical")
 
 
-def test_acquisition_refuses_db_declared_as_linear_and_writes_nothing(tmp_path, write_raster):
+def test_acquisition_refuses_a_wrong_sar_scale_and_writes_nothing(tmp_path, write_raster):
     grid = event_grid(demo_event_config(), "events.tiny")
     left, bottom, right, top = grid.bounds
     transform = from_origin(left - 20, top + 20, 1.0, 1.0)
@@ -77,7 +83,7 @@ def test_acquisition_refuses_db_declared_as_linear_and_writes_nothing(tmp_path, 
         acquire_period(event, "tiny", "pre", selection=selection, cache_dir=cache, **products)
 
     with pytest.raises(
-        InputError, match=r"events.tiny.sar local-pre-sar VV: 100% .* sar_scale: db"
+        InputError, match=r"events.tiny.sar local-pre-sar \(.*s1_db.tif\) VV: 100% .* sar_scale: db"
     ):
         acquire_pre()
     assert not (out / "pre").exists() or not list((out / "pre").iterdir())
@@ -85,3 +91,15 @@ def test_acquisition_refuses_db_declared_as_linear_and_writes_nothing(tmp_path, 
     event["sar"]["sar_scale"] = "db"
     acquire_pre()
     assert products["out_sar"].exists()
+    # The mirror (issue 21): linear power declared as dB read as a scene "above 0 dB"
+    # everywhere, both SAR thresholds fell back and the run reported nothing flooded.
+    shutil.rmtree(out)
+    linear = write_raster("s1_linear.tif", to_linear(db), transform=transform, crs=grid.crs)
+    event["sar"].update(pre=str(linear), post=str(linear))
+    with pytest.raises(
+        InputError,
+        match=r"events.tiny.sar local-pre-sar \(.*s1_linear.tif\) VV: 100% of the values "
+        r"over the AOI are above 0 dB.* set sar_scale: linear",
+    ):
+        acquire_pre()
+    assert not (out / "pre").exists() or not list((out / "pre").iterdir())

@@ -303,7 +303,7 @@ def _read_scene(
     n, data_names = len(items), list(BANDS[modality])
     bands = [_mosaic(layers[i : i + n]) for i in range(0, len(layers), n)]
     del layers
-    ids = ", ".join(item.id for item in items)
+    ids = ", ".join(_named(item) for item in items)
     data = bands[: len(data_names)]
     if all(np.isnan(band).all() for band in data):
         raise InputError(f"{ids}: every pixel over the AOI is nodata")
@@ -312,6 +312,12 @@ def _read_scene(
     else:
         check_reflectance(data, data_names, f"{where} {ids}")
     return bands
+
+
+def _named(item: SceneItem) -> str:
+    """An item as messages name it: a local file by its path too (the user's own file)."""
+    file = item.properties.get("file")
+    return f"{item.id} ({file})" if file else item.id
 
 
 class _NoCache(AssetCache):

@@ -17,6 +17,9 @@ from metaflood.errors import InputError
 
 # Linear power: a share of negative values above this is dB (a real product has none).
 SAR_NEGATIVE_SHARE = 0.5
+# dB: a share of values above 0 dB beyond this is linear power (0 to about 1, all of it
+# "above 0 dB" when read as dB); a real AOI, even a dense city, is mostly below 0 dB.
+SAR_POSITIVE_DB_SHARE = 0.9
 # Linear power: an AOI's median above +10 dB is not calibrated backscatter (cities reach
 # about 0 dB); such values are digital numbers or uncalibrated amplitude.
 SAR_MAX_MEDIAN = 10.0
@@ -43,8 +46,9 @@ def check_sar(bands: list[np.ndarray], names: list[str], where: str, scale: str)
 
     Linear power: dB values (mostly negative), or no value above 0 (a product that
     writes 0 where it has no data and does not declare it); a few values of 0 or below
-    are real (thermal noise removed over calm water) and stay. Either scale: a median
-    far brighter than any landscape (digital numbers)."""
+    are real (thermal noise removed over calm water) and stay. dB: linear power (nearly
+    every value above 0 dB). Either scale: a median far brighter than any landscape
+    (digital numbers)."""
     for name, finite in _finite_samples(bands, names):
         if scale == "linear":
             _check_linear_power(finite, f"{where} {name}")
@@ -62,6 +66,8 @@ def check_sar(bands: list[np.ndarray], names: list[str], where: str, scale: str)
                 f"the values look like digital numbers or amplitude; use a sigma0 or "
                 f"gamma0 product (linear power, or dB with sar_scale: db)"
             )
+        if scale == "db":
+            _check_db(finite, f"{where} {name}")
 
 
 def _check_linear_power(finite: np.ndarray, where: str) -> None:
@@ -75,6 +81,15 @@ def _check_linear_power(finite: np.ndarray, where: str) -> None:
             f"{where}: no value over the AOI is above 0, so there is no "
             f"backscatter: if the file writes 0 where it has no data, declare 0 as "
             f"its nodata value"
+        )
+
+
+def _check_db(finite: np.ndarray, where: str) -> None:
+    if (share := float((finite > 0).mean())) > SAR_POSITIVE_DB_SHARE:
+        raise InputError(
+            f"{where}: {share:.0%} of the values over the AOI are above 0 dB, which "
+            f"backscatter in dB is not (an AOI is mostly below 0 dB); they look like "
+            f"linear power: set sar_scale: linear"
         )
 
 

@@ -38,13 +38,70 @@ def test_event_date_outside_the_gap():
         check_config(config_with(event_date="2023-09-15"))
 
 
-@pytest.mark.parametrize(
-    "bbox",
-    [[22.63, 32.76, 22.63, 32.77], [22.64, 32.76, 22.63, 32.77], [22.63, 32.77, 22.64, 32.76]],
-)
+@pytest.mark.parametrize("bbox", [[22.63, 32.76, 22.63, 32.77], [22.63, 32.77, 22.64, 32.76]])
 def test_empty_aoi_is_refused(bbox):
     with pytest.raises(ConfigError, match=r"events\.demo\.aoi\.bbox: the AOI is empty"):
         check_config(config_with(aoi={"bbox": bbox}))
+
+
+@pytest.mark.parametrize("bbox", [[179.9, -16.8, -179.9, -16.6], [22.64, 32.76, 22.63, 32.77]])
+def test_a_bbox_with_lon_min_east_of_lon_max_crosses_the_antimeridian(bbox):
+    """Issue 21: it was called empty. West above east is how a bbox crosses 180°."""
+    with pytest.raises(
+        ConfigError,
+        match=r"events\.demo\.aoi\.bbox: lon_min .* so the box crosses the antimeridian .*"
+        r"not supported.*swap the two longitudes",
+    ):
+        check_config(config_with(aoi={"bbox": bbox}))
+
+
+FIJI = [(179.90, -16.80), (179.90, -16.70), (-179.95, -16.70), (-179.95, -16.80)]
+
+
+def _ring(points):
+    return [[list(p) for p in [*points, points[0]]]]
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        # RFC 7946: split at 180° into two parts
+        {
+            "type": "MultiPolygon",
+            "coordinates": [
+                _ring([(179.90, -16.80), (179.90, -16.70), (180.0, -16.70), (180.0, -16.80)]),
+                _ring([(-180.0, -16.80), (-180.0, -16.70), (-179.95, -16.70), (-179.95, -16.80)]),
+            ],
+        },
+        {"type": "Polygon", "coordinates": _ring(FIJI)},  # one ring drawn across it
+        {  # longitudes beyond 180°
+            "type": "Polygon",
+            "coordinates": _ring(
+                [(179.9, -16.8), (179.9, -16.7), (180.05, -16.7), (180.05, -16.8)]
+            ),
+        },
+    ],
+)
+def test_an_aoi_file_across_the_antimeridian_is_refused_at_start_up(tmp_path, geometry):
+    """Issue 21: it passed check-config and the search died in GEOS. Both start-up paths
+    (check-config, and the Snakefile's semantic checks) refuse it with the reason."""
+    import json
+
+    import yaml
+
+    from metaflood.workflow import check_config_file, semantic_errors
+
+    aoi = tmp_path / "fiji.geojson"
+    aoi.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": geometry}))
+    config = config_with(aoi={"file": str(aoi)})
+    message = semantic_errors(config)
+    assert message is not None and "events.demo.aoi.file: the AOI in" in message
+    assert "crosses the antimeridian (180° longitude)" in message
+    assert "map each side as an event of its own" in message
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"c.yaml: events.demo.aoi.file: .* crosses the antim"):
+        check_config_file(path)
 
 
 def test_tiny_aoi_is_refused():

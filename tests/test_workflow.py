@@ -171,7 +171,11 @@ def test_a_corrupt_scene_fails_acquisition_cleanly(tiny_run, tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"aoi": {"bbox": [22.64, 32.76, 22.63, 32.77]}}, "events.tiny.aoi.bbox: the AOI is empty"),
+        (
+            {"aoi": {"bbox": [179.9, -16.8, -179.9, -16.6]}},
+            "events.tiny.aoi.bbox: lon_min 179.9 is east of lon_max -179.9, so the box crosses "
+            "the antimeridian",
+        ),
         ({"pre": {"start": "2023-09-09", "end": "2023-09-01"}}, "events.tiny.pre: the date window"),
         ({"sar": {"source": "sentinel"}}, "events.tiny.sar.source: 'sentinel' is not one of"),
         ({"colour": "red"}, "events.tiny: Additional properties are not allowed ('colour'"),

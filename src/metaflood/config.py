@@ -27,6 +27,10 @@ PERIODS = ("pre", "post")
 MODALITIES = ("sar", "optical")
 # Smallest AOI, in grid pixels per side, that the model can usefully map.
 MIN_AOI_PIXELS = 16
+ANTIMERIDIAN_ADVICE = (
+    "An AOI across it is not supported (its grid and scene search assume one side): "
+    "map each side as an event of its own, cut at 180°"
+)
 
 
 def normalise_dates(obj: Any) -> Any:
@@ -87,7 +91,13 @@ def aoi_polygon(event: dict, key: str, base_dir: Path | str = ".") -> Polygon:
             raise ConfigError(f"{key}.aoi.bbox: longitudes must lie in [-180, 180]")
         if not (-90 <= lat_min <= 90 and -90 <= lat_max <= 90):
             raise ConfigError(f"{key}.aoi.bbox: latitudes must lie in [-90, 90]")
-        if lon_min >= lon_max or lat_min >= lat_max:
+        if lon_min > lon_max:
+            raise ConfigError(
+                f"{key}.aoi.bbox: lon_min {lon_min} is east of lon_max {lon_max}, so the box "
+                f"crosses the antimeridian (180° longitude). {ANTIMERIDIAN_ADVICE}; or, if it "
+                "should not cross it, swap the two longitudes"
+            )
+        if lon_min == lon_max or lat_min >= lat_max:
             raise ConfigError(
                 f"{key}.aoi.bbox: the AOI is empty ([lon_min, lat_min, lon_max, lat_max] "
                 f"= {aoi['bbox']}; min must be below max)"
@@ -117,6 +127,14 @@ def _aoi_from_file(path: Path, key: str) -> Polygon:
         raise ConfigError(f"{key}: the AOI polygon is not valid ({reason})")
     if geometry.is_empty or geometry.area == 0:
         raise ConfigError(f"{key}: the AOI polygon is empty (zero area)")
+    west, _, east, _ = geometry.bounds
+    if west < -180 or east > 180 or east - west > 180:
+        # Split at 180° (RFC 7946), or drawn across it as one ring, a crossing AOI spans
+        # the whole globe in longitude; one beyond ±180 leaves the valid range.
+        raise ConfigError(
+            f"{key}: the AOI in {path} crosses the antimeridian (180° longitude): its "
+            f"longitudes run from {west:g} to {east:g}. {ANTIMERIDIAN_ADVICE}"
+        )
     return geometry
 
 

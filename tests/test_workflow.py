@@ -155,6 +155,21 @@ def test_a_second_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_snakemakes_report_has_every_product_and_no_warning(tiny_run, tmp_path):
+    """Issue 21: a category named "Statistics" clashed with the report's own panel of
+    that name ("Duplicate explicit target name")."""
+    import zipfile
+
+    config = str(tiny_run / "config.yaml")
+    result = snakemake(tiny_run, "--report", str(tmp_path / "report.zip"), "--configfile", config)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "WARNING" not in output and "Duplicate" not in output, output[-3000:]
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    for product in ("extent.tif", "stats.json", "impact.csv", "mapbook.pdf", "catalog.json"):
+        assert any(name.endswith(product) for name in names), product
+
+
 def test_a_corrupt_scene_fails_acquisition_cleanly(tiny_run, tmp_path):
     shutil.copytree(tiny_run / "resources", tmp_path / "resources")
     config = write_config(tmp_path, tiny_config())

@@ -63,7 +63,7 @@ rule change:
         transitions=report(
             "results/{event}/flood/transitions.csv",
             caption="../report/transitions.rst",
-            category="Statistics",
+            category="Flood statistics",
         ),
     log:
         "results/{event}/logs/change.log",
@@ -98,7 +98,7 @@ rule validate_demo:
         report(
             "results/{event}/flood/validation.json",
             caption="../report/validation.rst",
-            category="Statistics",
+            category="Flood statistics",
         ),
     log:
         "results/{event}/logs/validate_demo.log",
@@ -139,12 +139,12 @@ rule stats:
         stats=report(
             "results/{event}/flood/stats.json",
             caption="../report/stats.rst",
-            category="Statistics",
+            category="Flood statistics",
         ),
         impact=report(
             "results/{event}/flood/impact.csv",
             caption="../report/impact.rst",
-            category="Statistics",
+            category="Flood statistics",
         ),
     log:
         "results/{event}/logs/stats.log",

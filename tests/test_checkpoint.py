@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import struct
+import traceback
+import zipfile
 
+import numpy as np
 import pytest
 import torch
 
 from metaflood.checkpoint import (
     FORMAT,
+    HASH_KEY,
     build_model,
+    content_sha256,
     load_checkpoint,
     load_for_inference,
     save_checkpoint,
+    save_payload,
 )
 from metaflood.data import Normalization
 from metaflood.errors import ModelError
@@ -96,7 +103,11 @@ def test_missing_bands_are_refused(tmp_path):
 def test_pickled_objects_and_foreign_files_are_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": FORMAT, "obj": object.__new__(Normalization)}, evil)
-    with pytest.raises(ModelError, match="not a readable metaflood checkpoint"):
+    with pytest.raises(
+        ModelError,
+        match=r"evil.pt: not a metaflood checkpoint: it holds a Python object "
+        r"\(metaflood.data.Normalization\) .* refused \(unpickling it could run code\)",
+    ):
         load_checkpoint(evil)
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {}}, other)
@@ -104,6 +115,127 @@ def test_pickled_objects_and_foreign_files_are_refused(tmp_path):
         load_checkpoint(other)
     with pytest.raises(ModelError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_refusals_say_what_the_file_is_not_and_never_advise_unsafe_loading(saved, tmp_path):
+    """Issue 21: PyTorch's message, quoted, advised loading again with pickle code allowed,
+    also for random bytes."""
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "obj": object.__new__(Normalization)}, evil)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(np.random.default_rng(0).bytes(20_000))
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(saved[0].read_bytes()[:5000])
+    for path in (evil, noise, cut):
+        with pytest.raises(ModelError) as refused:
+            load_checkpoint(path)
+        # Not in the message, nor in the traceback Python would print (chained causes).
+        assert "weights_only" not in "".join(traceback.format_exception(refused.value))
+    for path in (noise, cut):
+        with pytest.raises(ModelError, match="not a metaflood checkpoint: not a PyTorch zip"):
+            load_checkpoint(path)
+    # Files from elsewhere (the authors' weights, ImageNet weights) may be PyTorch's
+    # legacy format: not required to be a zip, and refused in the same words.
+    from metaflood.checkpoint import read_torch_file
+
+    for path in (evil, noise):
+        with pytest.raises(ModelError, match="not a weights file: ") as refused:
+            read_torch_file(path, "a weights file", zip_required=False)
+        assert "weights_only" not in "".join(traceback.format_exception(refused.value))
+
+
+def _tensor_bytes(path, name: str) -> tuple[int, int]:
+    """Where a zip member's bytes start in the file, and how many there are (torch.save
+    stores tensors uncompressed)."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(name))
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    assert info.compress_type == zipfile.ZIP_STORED
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def test_a_checkpoint_with_4_kb_flipped_inside_a_tensor_is_refused(saved, tmp_path):
+    """Issue 21: 4 KB flipped inside one tensor of metars.pt mapped with rc 0 and a worse
+    map. Fault injection on the file's bytes: the zip's CRC-32 no longer matches."""
+    path, model = saved
+    with zipfile.ZipFile(path) as archive:
+        largest = max(archive.infolist(), key=lambda i: i.file_size)
+    start, size = _tensor_bytes(path, largest.filename)
+    assert size > 3 * 4096
+    data = bytearray(path.read_bytes())
+    middle = start + size // 2
+    data[middle : middle + 4096] = bytes(b ^ 0xFF for b in data[middle : middle + 4096])
+    flipped = tmp_path / "metars.pt"
+    flipped.write_bytes(data)
+    assert torch.load(flipped, weights_only=True)  # PyTorch itself reads it without a word
+    with pytest.raises(ModelError, match=r"metars.pt: damaged: .* does not match the CRC-32"):
+        load_checkpoint(flipped)
+    with pytest.raises(ModelError, match="damaged"):
+        load_for_inference(flipped, available_bands=DATA_BANDS)
+    from metaflood.errors import ConfigError
+    from metaflood.model_checks import check_model_sections
+
+    with pytest.raises(ConfigError, match=r"model.checkpoint: .*metars.pt: damaged"):
+        check_model_sections({"model": {"checkpoint": "metars.pt"}}, tmp_path)
+
+
+def test_contents_that_do_not_match_their_hash_are_refused(saved, tmp_path):
+    """A tensor changed and the zip written again (its CRCs fresh): the content hash
+    written at save no longer matches."""
+    raw = torch.load(saved[0], map_location="cpu", weights_only=True)
+    assert raw[HASH_KEY] == content_sha256({k: v for k, v in raw.items() if k != HASH_KEY})
+    name = next(iter(raw["state_dict"]))
+    raw["state_dict"][name] = raw["state_dict"][name] + 1e-3
+    torch.save(raw, tmp_path / "edited.pt")
+    with pytest.raises(ModelError, match=r"edited.pt: the checkpoint is damaged: its contents"):
+        load_checkpoint(tmp_path / "edited.pt")
+    raw["normalization"]["sar"]["mean"][0] += 1.0  # a setting, not a tensor, is covered too
+    raw["state_dict"][name] = raw["state_dict"][name] - 1e-3
+    torch.save(raw, tmp_path / "edited.pt")
+    with pytest.raises(ModelError, match="its contents do not match the hash"):
+        load_checkpoint(tmp_path / "edited.pt")
+
+
+def test_a_checkpoint_from_before_the_hash_loads_with_a_warning(saved, tmp_path, caplog):
+    raw = torch.load(saved[0], map_location="cpu", weights_only=True)
+    del raw[HASH_KEY]
+    torch.save(raw, tmp_path / "old.pt")
+    with caplog.at_level("WARNING", logger="metaflood.checkpoint"):
+        ckpt = load_checkpoint(tmp_path / "old.pt")
+    assert "old.pt: the checkpoint carries no content hash" in caplog.text
+    assert "retrain it or convert it again" in caplog.text
+    assert HASH_KEY not in ckpt and ckpt["training"]["iteration"] == 3
+
+
+def test_the_configured_checkpoint_sha256_is_checked_at_start_up(saved, tmp_path):
+    import hashlib
+    import shutil
+
+    from metaflood.errors import ConfigError
+    from metaflood.model_checks import check_model_sections
+    from metaflood.workflow import schema_error
+    from tests.conftest import demo_event_config
+
+    shutil.copy(saved[0], tmp_path / "m.pt")
+    digest = hashlib.sha256((tmp_path / "m.pt").read_bytes()).hexdigest()
+    model = {"checkpoint": "m.pt", "checkpoint_sha256": digest.upper()}
+    assert schema_error({"events": {"e": demo_event_config()}, "model": model}) is None
+    check_model_sections({"model": model}, tmp_path)
+    model["checkpoint_sha256"] = "0" * 64
+    with pytest.raises(
+        ConfigError,
+        match=rf"model.checkpoint_sha256: m.pt has sha256 {digest}, not the configured 0{{64}}",
+    ):
+        check_model_sections({"model": model}, tmp_path)
+    with pytest.raises(ConfigError, match="given without model.checkpoint"):
+        check_model_sections({"model": {"checkpoint": None, "checkpoint_sha256": digest}})
+    bad = {"checkpoint": "m.pt", "checkpoint_sha256": "abc"}
+    assert schema_error({"events": {"e": demo_event_config()}, "model": bad}).startswith(
+        "model.checkpoint_sha256: 'abc' does not match"
+    )
 
 
 def test_mismatched_weights_are_refused(saved, tmp_path):
@@ -119,7 +251,7 @@ def test_band_count_that_does_not_fit_the_weights_is_refused(saved, tmp_path):
     ckpt = load_checkpoint(path)
     ckpt["model_config"]["sar_bands"] = ["VV"]  # the stems take VV and VH
     bad = tmp_path / "bad.pt"
-    torch.save(ckpt, bad)
+    save_payload(bad, ckpt)
     with pytest.raises(ModelError, match=r"sar stem .* takes 2 bands, but the checkpoint names 1"):
         load_for_inference(bad, available_bands=DATA_BANDS)
 
@@ -138,13 +270,13 @@ def test_wrong_checkpoint_is_refused_at_start_up(tmp_path):
     ckpt = load_checkpoint(tmp_path / "old.pt")
     name = next(iter(ckpt["state_dict"]))
     ckpt["state_dict"]["renamed." + name] = ckpt["state_dict"].pop(name)
-    torch.save(ckpt, tmp_path / "renamed.pt")
+    save_payload(tmp_path / "renamed.pt", ckpt)
     with pytest.raises(ConfigError, match=r"renamed.pt: .*1 missing.*another version"):
         check_model_sections({"model": {"checkpoint": "renamed.pt"}}, tmp_path)
     ckpt = load_checkpoint(tmp_path / "old.pt")
     head = "joint_decoder.classifier.weight"
     ckpt["state_dict"][head] = torch.cat([ckpt["state_dict"][head]] * 2)
-    torch.save(ckpt, tmp_path / "reshaped.pt")
+    save_payload(tmp_path / "reshaped.pt", ckpt)
     with pytest.raises(ConfigError, match=r"reshaped.pt: .*1 of another shape.*another version"):
         check_model_sections({"model": {"checkpoint": "reshaped.pt"}}, tmp_path)
     check_model_sections({"model": {"checkpoint": "old.pt"}}, tmp_path)

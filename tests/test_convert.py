@@ -119,7 +119,9 @@ def test_incomplete_or_foreign_weights_are_refused(authors_file, tmp_path):
         convert_authors_checkpoint(tmp_path / "six.pth", tmp_path / "out.pt")
     (tmp_path / "six.pth").unlink()
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(
+        ModelError, match="junk.pth: not a PyTorch checkpoint: its contents are not"
+    ):
         convert_authors_checkpoint(tmp_path / "junk.pth", tmp_path / "out.pt")
 
 

@@ -4,12 +4,21 @@ A checkpoint carries everything inference needs besides the weights (architectur
 class names, band names, normalisation), so a model cannot silently be applied to data
 it was not trained for; and the training state, so an interrupted training resumes.
 Loading uses `weights_only=True`: a checkpoint from elsewhere cannot execute code.
+
+A damaged file must not map quietly with damaged weights (PyTorch's reader checks
+neither the zip's CRC-32s nor anything else), so a load checks the CRCs, and a content
+hash of everything the checkpoint holds, tensors included, written at save. A
+checkpoint from before the hash was written loads with a warning, its CRCs checked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import pickle
+import re
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,8 +35,12 @@ from metaflood.errors import ModelError
 from metaflood.model.fold import fold_batch_norms
 from metaflood.model.metars import MetaRS, MetaRSConfig
 
+log = logging.getLogger(__name__)
+
 FORMAT = "metaflood-metars/1"
 REQUIRED_KEYS = ("format", "model_config", "state_dict", "class_names", "normalization")
+# The payload's own key holding the sha256 of everything else in it (content_sha256).
+HASH_KEY = "content_sha256"
 
 
 def save_checkpoint(
@@ -64,7 +77,99 @@ def save_checkpoint(
     }
     if source:
         payload["source"] = source
-    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    return save_payload(path, payload)
+
+
+def save_payload(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write a checkpoint's contents, with the hash of its content and zip CRCs."""
+    payload = {k: v for k, v in payload.items() if k != HASH_KEY}
+    payload[HASH_KEY] = content_sha256(payload)
+    crc32 = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(True)  # the default: never write a file without
+    try:
+        return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    finally:
+        torch.serialization.set_crc32_options(crc32)
+
+
+def content_sha256(tree: Any) -> str:
+    """sha256 of a checkpoint's contents: every tensor's dtype, shape and bytes and every
+    other value, walked in a fixed order (dict keys sorted), so the same contents give
+    the same hash after a save and a load."""
+    digest = hashlib.sha256()
+    _feed(digest, tree)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, node: Any) -> None:
+    if isinstance(node, torch.Tensor):
+        tensor = node.detach().cpu().contiguous()
+        digest.update(f"tensor {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(node, dict):
+        digest.update(f"dict {len(node)}\n".encode())
+        for key in sorted(node, key=repr):
+            digest.update(f"{key!r}\n".encode())
+            _feed(digest, node[key])
+    elif isinstance(node, (list, tuple)):
+        digest.update(f"{type(node).__name__} {len(node)}\n".encode())
+        for value in node:
+            _feed(digest, value)
+    else:
+        digest.update(f"{type(node).__name__} {node!r}\n".encode())
+
+
+def read_torch_file(
+    path: str | os.PathLike,
+    what: str,
+    *,
+    zip_required: bool = True,
+    remedy: str = "restore it from a copy, or retrain it or convert it again",
+) -> Any:
+    """`torch.load(path, weights_only=True)`, with a damaged or foreign file refused by
+    saying what it is not. PyTorch's own refusals suggest loading with pickle code
+    allowed, which a file from elsewhere must never be; they are not passed on.
+
+    A zip archive (what torch.save writes) has its CRC-32s checked first. `zip_required`
+    False accepts PyTorch's legacy format too (weights published before PyTorch 1.6)."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ModelError(
+                f"{path}: damaged: not a complete zip archive ({err}); {remedy}"
+            ) from err
+        if damaged is not None:
+            raise ModelError(
+                f"{path}: damaged: {damaged} in it does not match the CRC-32 written with it "
+                f"(the file changed after it was saved); {remedy}"
+            )
+    elif zip_required:
+        raise ModelError(
+            f"{path}: not {what}: not a PyTorch zip archive (torch.save writes one; a file "
+            "cut short is not one either)"
+        )
+    # Refusals are raised `from None`: PyTorch's message advises loading the file with
+    # pickle code allowed, and a chained traceback would print it.
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise ModelError(
+                f"{path}: not {what}: it holds a Python object ({found.group(1)}) where only "
+                "tensors and plain values may be, and is refused (unpickling it could run code)"
+            ) from None
+        raise ModelError(
+            f"{path}: not {what}: its contents are not what torch.save writes (tensors and "
+            "plain values)"
+        ) from None
+    except Exception as err:  # torch raises many types for bytes that are not its format
+        raise ModelError(
+            f"{path}: not {what}: PyTorch cannot read it ({type(err).__name__})"
+        ) from None
 
 
 def on_cpu(tree: Any) -> Any:
@@ -96,24 +201,32 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """The checkpoint's contents, checked for the expected format."""
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint's contents on the CPU, checked for the expected format and against
+    the hash of its content (one from before the hash was written: with a warning)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        raise ModelError(
-            f"{path}: not a readable metaflood checkpoint (only plain tensors and types are "
-            f"accepted): {err}"
-        ) from err
+    ckpt = read_torch_file(path, "a metaflood checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ModelError(f"{path}: format {found!r}, expected {FORMAT!r}")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise ModelError(f"{path}: checkpoint lacks {missing}")
+    stored = ckpt.pop(HASH_KEY, None)
+    if stored is None:
+        log.warning(
+            "%s: the checkpoint carries no content hash (written by an earlier metaflood), "
+            "so only its zip CRCs were checked; retrain it or convert it again to add one",
+            path,
+        )
+    elif content_sha256(ckpt) != stored:
+        raise ModelError(
+            f"{path}: the checkpoint is damaged: its contents do not match the hash written "
+            "with them (a tensor or a setting changed after it was saved); restore it from "
+            "a copy, or retrain it or convert it again"
+        )
     return ckpt
 
 
@@ -266,7 +379,7 @@ def load_for_inference(
     map_location: str | torch.device = "cpu",
 ) -> InferenceModel:
     """Load, check against the data's bands and the workflow's classes, and set eval mode."""
-    ckpt = load_checkpoint(path, map_location="cpu")
+    ckpt = load_checkpoint(path)
     check_compatible(ckpt, path, expected_classes, available_bands)
     architecture = ckpt.get("architecture", "metars")
     if architecture != "metars":

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from metaflood.checkpoint import build_model, save_checkpoint
+from metaflood.checkpoint import build_model, read_torch_file, save_checkpoint
 from metaflood.classes import CLASS_NAMES
 from metaflood.data import Normalization
 from metaflood.encoding import InputEncoding
@@ -79,13 +78,9 @@ def read_authors_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Te
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: the authors' checkpoint does not exist")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        raise ModelError(
-            f"{path}: not a readable PyTorch checkpoint (only plain tensors and types are "
-            f"accepted): {err}"
-        ) from err
+    raw = read_torch_file(
+        path, "a PyTorch checkpoint", zip_required=False, remedy="download it again"
+    )
     info: dict[str, Any] = {}
     state = raw
     if isinstance(raw, dict):

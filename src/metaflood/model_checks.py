@@ -12,12 +12,26 @@ def check_model_sections(config: dict, base_dir: Path | str = ".") -> None:
     base = Path(base_dir)
     model = config.get("model", {})
     checkpoint = model.get("checkpoint")
+    expected = model.get("checkpoint_sha256")
+    if expected and not checkpoint:
+        raise ConfigError(
+            "model.checkpoint_sha256: given without model.checkpoint (it is the sha256 of "
+            "that file); remove it, or name the checkpoint"
+        )
     if checkpoint:
         path = base / checkpoint
         if not path.is_file():
             raise ConfigError(f"model.checkpoint: {checkpoint} does not exist")
         from metaflood.checkpoint import check_architecture, check_compatible, load_checkpoint
+        from metaflood.stats import file_digest
 
+        if expected and (found := file_digest(path)) != expected.lower():
+            raise ConfigError(
+                f"model.checkpoint_sha256: {checkpoint} has sha256 {found}, not the "
+                f"configured {expected.lower()}: it is another file, or it changed since the "
+                "hash was taken; restore it from a copy, or give its new hash if the change "
+                "is yours"
+            )
         try:
             ckpt = load_checkpoint(path)
             check_compatible(ckpt, checkpoint)

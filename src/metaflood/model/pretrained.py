@@ -10,7 +10,6 @@ mean of the three, all scaled so a flat image gives the response of an RGB one.
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,10 +26,14 @@ def read_resnet_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model.pretrained: {path} does not exist")
+    from metaflood.checkpoint import read_torch_file
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        raise ModelError(f"model.pretrained: {path} is not a readable weights file: {err}") from err
+        state = read_torch_file(
+            path, "a weights file", zip_required=False, remedy="download it again"
+        )
+    except ModelError as err:
+        raise ModelError(f"model.pretrained: {err}") from err
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

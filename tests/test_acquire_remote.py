@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import rasterio
 
 from metaflood.acquire import Retry, acquire_period, search_scenes
 from metaflood.errors import AcquisitionError, InputError
+from metaflood.redact import redact_url
 from tests.acquire_provider import OPTICAL, SAR, Provider, build_provider, write_static_catalog
 from tests.acquire_servers import RangeFileServer, StacApiServer, cog_tile_bytes, free_port
 from tests.conftest import demo_event_config
@@ -350,6 +352,70 @@ def test_an_unreachable_provider_is_named_with_the_offline_demo(tmp_path):
     assert "Microsoft Planetary Computer" in message and url in message
     assert "offline demo" in message and "sentinel-1-rtc" in message
     assert_nothing_written(tmp_path / "out")
+
+
+def api_event(url: str, **auth) -> dict:
+    """A plain `stac` source (no preset) for both modalities."""
+    event = stac_event(url)
+    event["sar"] = {"source": "stac", "url": url, "collection": SAR, **auth}
+    event["sar"]["assets"] = {"VV": "vv", "VH": "vh"}
+    event["optical"] = {"source": "stac", "url": url, "collection": OPTICAL, **auth}
+    event["optical"]["assets"] = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+    return event
+
+
+def test_a_stac_api_answering_401_is_said_to_refuse_the_credentials(servers, tmp_path, monkeypatch):
+    """Issue 21: a 401 was reported as "cannot reach ... run the offline demo". Against a
+    real HTTP server on loopback that wants a bearer token: which credentials it refused,
+    and the variable (or file) they came from."""
+    url = f"{servers.files.url}/api/stac/v1"
+    servers.files.state.token = "the-right-token"
+    try:
+        monkeypatch.setenv("TEST_TOKEN", "a-wrong-token")
+        with pytest.raises(AcquisitionError) as err:
+            run(api_event(url, auth={"bearer_env": "TEST_TOKEN"}), tmp_path / "a", tmp_path / "c")
+        message = str(err.value)
+        assert "refused the credentials (HTTP 401)" in message, message
+        assert "the environment variable TEST_TOKEN (auth.bearer_env)" in message
+        assert "cannot reach" not in message and "offline demo" not in message
+        assert "a-wrong-token" not in message
+        assert servers.files.state.requests("/api/stac/v1")[-1].status == 401
+
+        monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+        with pytest.raises(AcquisitionError, match=r"asks for credentials \(HTTP 401\) and none"):
+            run(api_event(url), tmp_path / "b", tmp_path / "c")
+        (tmp_path / "netrc").write_text("machine 127.0.0.1 login me password not-this-one\n")
+        with pytest.raises(AcquisitionError) as err:
+            run(api_event(url), tmp_path / "b", tmp_path / "c")
+        assert f"came from the login for 127.0.0.1 in {tmp_path / 'netrc'}" in str(err.value)
+        assert "not-this-one" not in str(err.value)
+    finally:
+        servers.files.state.token = None
+    assert_nothing_written(tmp_path / "a")
+
+
+def test_a_provider_error_never_shows_the_credentials_of_its_url(tmp_path):
+    """Issue 21: the provider's name was built from the raw URL. A source whose URL
+    carries credentials (built here directly: the configuration refuses one)."""
+    import dataclasses
+
+    from metaflood.acquire import Retry
+    from metaflood.acquire.sources import resolve_source
+    from metaflood.acquire.stac import search_api
+    from metaflood.config import aoi_polygon, window
+
+    event = api_event(f"http://127.0.0.1:{free_port()}/stac")
+    spec = resolve_source(event["sar"], "sar", None, "events.tiny.sar")
+    url = f"http://user:pw-SECRET@127.0.0.1:{free_port()}/stac?sig=SIG-SECRET&v=1"
+    spec = dataclasses.replace(
+        spec, url=url, provider=spec.provider.replace(spec.url, redact_url(url))
+    )
+    access = Retry().access(spec)
+    with pytest.raises(AcquisitionError) as err:
+        search_api(spec, window(event, "pre", "e"), aoi_polygon(event, "e"), access)
+    message = "".join(traceback.format_exception(err.value))
+    assert "cannot reach" in message and "127.0.0.1" in message
+    assert "SECRET" not in message
 
 
 # ---------------------------------------------------------------------------------------

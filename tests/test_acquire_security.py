@@ -2,8 +2,9 @@
 
 import pytest
 
-from metaflood.acquire.security import redact_text, redact_url, resolve_href
+from metaflood.acquire.security import resolve_href
 from metaflood.errors import AcquisitionError
+from metaflood.redact import redact_text, redact_url
 
 SAS = (
     "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2/34/S/FA/B04.tif"
@@ -81,3 +82,63 @@ def test_a_local_catalog_keeps_to_its_folder(tmp_path):
     for href in ("../../secret.tif", "/etc/passwd", f"file://{tmp_path}/secret.tif"):
         with pytest.raises(AcquisitionError, match="escapes the catalog folder"):
             resolve_href(href, str(item), str(catalog), where="i")
+
+
+def test_credentials_left_in_pieces_of_a_url_are_redacted():
+    """urllib3 logs a retry with the path and query alone, no scheme or host."""
+    message = (
+        "Retrying (Retry(total=4)) after connection broken by 'NewConnectionError(...)': "
+        "/stac?sig=SIG-SECRET&v=1 (from //user:pw-SECRET@127.0.0.1:9)"
+    )
+    clean = redact_text(message)
+    assert "SECRET" not in clean
+    assert "/stac?sig=[redacted]&v=1" in clean and "//127.0.0.1:9" in clean
+    assert redact_url("ftp://user:pw@host/x") == "ftp://host/x"  # any scheme's user:password
+
+
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [
+        (
+            {"source": "stac", "url": "http://user:pw-SECRET@127.0.0.1:9/stac", "collection": "c"},
+            "events.e.sar.url",
+        ),
+        (
+            {"source": "static", "catalog": "https://h/catalog.json?sv=1&sig=SIG-SECRET"},
+            "events.e.sar.catalog",
+        ),
+    ],
+)
+def test_credentials_in_a_configured_url_are_refused_naming_the_key(source, key):
+    from metaflood.acquire.sources import resolve_source
+    from metaflood.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        resolve_source({**source, "assets": {"VV": "v", "VH": "h"}}, "sar", None, "events.e.sar")
+    assert str(err.value).startswith(f"{key}: the URL carries credentials")
+    assert "SECRET" not in str(err.value)
+
+
+def test_credentials_in_the_authors_checkpoint_url_are_refused():
+    from metaflood.errors import ConfigError
+    from metaflood.model_checks import check_model_sections
+
+    authors = {"path": "a.pth", "url": "https://u:pw-SECRET@drive.example/uc?id=x&token=T-SECRET"}
+    with pytest.raises(ConfigError, match=r"model.authors_checkpoint.url: the URL carries") as err:
+        check_model_sections({"model": {"checkpoint": None, "authors_checkpoint": authors}})
+    assert "SECRET" not in str(err.value) and "https://drive.example/uc?id=x" in str(err.value)
+
+
+def test_every_command_logs_without_credentials():
+    """The commands' log handler redacts every line, whichever library wrote it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging; from metaflood.cli import configure_logging; configure_logging(); "
+        "logging.getLogger('urllib3.connectionpool').warning("
+        "'Retrying after %s: %s', 'error', '/stac?sig=SIG-SECRET&v=1')"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "/stac?sig=[redacted]&v=1" in result.stderr and "SECRET" not in result.stderr

@@ -205,6 +205,35 @@ def test_bad_configuration_stops_before_any_job(tmp_path, change, message):
     assert not (tmp_path / "resources").exists()
 
 
+def test_credentials_in_a_configured_url_are_refused_and_never_printed(tmp_path):
+    """Issue 21: a URL with user:password and a signature appeared on the console and in
+    the search log. Snakemake prints (and keeps under .snakemake/) each job's command,
+    which carries the event's configuration: so the configuration may not hold them."""
+    url = "http://user:pw-SECRET@127.0.0.1:9/stac?sig=SIG-SECRET&v=1"
+    assets = {"VV": "vv", "VH": "vh"}
+    sar = {"source": "stac", "url": url, "collection": "s1", "assets": assets}
+    config = write_config(tmp_path, tiny_config(sar=sar))
+    result = snakemake(tmp_path, "--configfile", str(config))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "events.tiny.sar.url: the URL carries credentials (a user and password and query "
+        "parameters sig)" in output
+    ), output[-3000:]
+    assert "http://127.0.0.1:9/stac?v=1" in output and "~/.netrc" in output
+    assert "SECRET" not in output
+    assert not (tmp_path / "results").exists()
+    kept = [p for p in (tmp_path / ".snakemake").rglob("*") if p.is_file()]
+    assert not [p for p in kept if b"SECRET" in p.read_bytes()]
+    check = subprocess.run(
+        [sys.executable, "-m", "metaflood", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 1 and "the URL carries credentials" in check.stderr
+    assert "SECRET" not in check.stdout + check.stderr
+
+
 def test_malformed_yaml_is_reported(tmp_path):
     (tmp_path / "config.yaml").write_text("events:\n  tiny: {aoi: [unclosed\n")
     result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"))

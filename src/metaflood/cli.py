@@ -674,13 +674,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def configure_logging() -> None:
+    """Log lines to stderr (the job's log), with credentials removed from every one:
+    libraries log the URLs they fetch (urllib3 its retries, with the query)."""
+    from metaflood.redact import RedactingFilter
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = _parser().parse_args(argv)
     try:
         args.func(args)
     except MetafloodError as err:
-        print(f"metaflood {args.command}: error: {err}", file=sys.stderr)
+        from metaflood.redact import redact_text
+
+        print(f"metaflood {args.command}: error: {redact_text(err)}", file=sys.stderr)
         return 1
     return 0
 

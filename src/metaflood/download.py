@@ -22,6 +22,7 @@ from pathlib import Path
 
 from metaflood.errors import ModelError
 from metaflood.raster import atomic_path
+from metaflood.redact import redact_text, redact_url
 
 CHUNK = 1 << 20
 USER_AGENT = "metaflood (checkpoint download)"
@@ -78,7 +79,7 @@ def _fetch(opener, url: str, tmp: Path, timeout: float) -> str:
                 nxt = _confirm_url(page, response.geturl())
                 if nxt is None or nxt == url:
                     raise DownloadError(
-                        f"{url} answered with a web page, not the file (it may need a "
+                        f"{redact_url(url)} answered with a web page, not the file (it may need a "
                         "sign-in or be over its download quota)"
                     )
                 url = nxt
@@ -89,7 +90,7 @@ def _fetch(opener, url: str, tmp: Path, timeout: float) -> str:
                     f.write(block)
                     digest.update(block)
             return digest.hexdigest()
-    raise DownloadError(f"{url}: still a confirmation page after confirming")
+    raise DownloadError(f"{redact_url(url)}: still a confirmation page after confirming")
 
 
 def download_file(
@@ -105,7 +106,8 @@ def download_file(
     """Download `url` to `out` atomically; retry transient failures with a growing pause."""
     out = Path(out)
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-    by_hand = f"download it by hand from {url} and save it as {out}, then run again"
+    shown = redact_url(url)
+    by_hand = f"download it by hand from {shown} and save it as {out}, then run again"
     last: Exception | None = None
     for attempt in range(1, retries + 1):
         try:
@@ -113,18 +115,22 @@ def download_file(
                 digest = _fetch(opener, url, tmp, timeout)
                 if sha256 and digest != sha256.lower():
                     raise DownloadError(
-                        f"{url}: sha256 {digest} does not match the expected {sha256}; "
+                        f"{shown}: sha256 {digest} does not match the expected {sha256}; "
                         f"nothing was written to {out}"
                     )
-            log(f"downloaded {url} to {out} ({out.stat().st_size} bytes, sha256 {digest})")
+            log(f"downloaded {shown} to {out} ({out.stat().st_size} bytes, sha256 {digest})")
             return out
         except DownloadError:
             raise
         except Exception as err:
             if not _retryable(err):
-                raise DownloadError(f"could not download {url} ({err}); {by_hand}") from err
+                raise DownloadError(
+                    f"could not download {shown} ({redact_text(err)}); {by_hand}"
+                ) from None
             last = err
-            log(f"try {attempt}/{retries} to download {url} failed: {err}")
+            log(f"try {attempt}/{retries} to download {shown} failed: {redact_text(err)}")
             if attempt < retries:
                 time.sleep(backoff ** (attempt - 1))
-    raise DownloadError(f"could not download {url} after {retries} tries ({last}); {by_hand}")
+    raise DownloadError(
+        f"could not download {shown} after {retries} tries ({redact_text(last)}); {by_hand}"
+    )

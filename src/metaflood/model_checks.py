@@ -39,6 +39,14 @@ def check_model_sections(config: dict, base_dir: Path | str = ".") -> None:
         except ModelError as err:
             raise ConfigError(f"model.checkpoint: {err}") from err
     authors = model.get("authors_checkpoint")
+    if authors and authors.get("url"):
+        from metaflood.redact import refuse_url_credentials
+
+        refuse_url_credentials(
+            authors["url"],
+            "model.authors_checkpoint.url",
+            instead="download the file by hand to model.authors_checkpoint.path",
+        )
     offline = authors and not checkpoint and not authors.get("url")
     if offline and not (base / authors["path"]).is_file():
         raise ConfigError(

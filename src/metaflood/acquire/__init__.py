@@ -39,7 +39,7 @@ from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid
 from metaflood.acquire.local import checked_local_item
 from metaflood.acquire.plausibility import check_reflectance, check_sar
 from metaflood.acquire.scene import MASK, Grid, SceneItem
-from metaflood.acquire.security import is_remote, redact_url
+from metaflood.acquire.security import is_remote
 from metaflood.acquire.select import (
     NO_ITEM,
     Candidate,
@@ -52,6 +52,7 @@ from metaflood.acquire.sources import BANDS, SourceSpec, resolve_source
 from metaflood.config import MODALITIES, PERIODS, Window, aoi_polygon, event_grid, parse_day, window
 from metaflood.errors import AcquisitionError, InputError
 from metaflood.raster import atomic_path
+from metaflood.redact import redact_url
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import rasterio
@@ -38,9 +39,10 @@ from rasterio.windows import Window
 from shapely.geometry import Polygon
 
 from metaflood.acquire.scene import BandRef, Grid
-from metaflood.acquire.security import is_remote, redact_text, redact_url
+from metaflood.acquire.security import is_remote
 from metaflood.errors import AcquisitionError, InputError
 from metaflood.raster import SCENE_COMPRESSION, atomic_path, gtiff_compression
+from metaflood.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,36 @@ class Access:
             options["GDAL_HTTP_HEADERS"] = f"Authorization: Bearer {token}"
         return options
 
+    def credentials(self, url: str, *, signed: bool = False) -> str | None:
+        """Where the credentials sent to `url` come from, by name (never their value);
+        None when none are sent. `signed`: an asset href this access signs."""
+        if self.bearer_env:
+            return f"the token in the environment variable {self.bearer_env} (auth.bearer_env)"
+        if signed and self.sign == "planetary-computer":
+            return (
+                "the SAS token Planetary Computer's token service gave (with the "
+                "subscription key in PC_SDK_SUBSCRIPTION_KEY, when set)"
+            )
+        if requests.utils.get_netrc_auth(url):
+            netrc = os.environ.get("NETRC") or "~/.netrc"
+            return f"the login for {urlsplit(url).hostname} in {netrc}"
+        return None
+
+    def refusal(self, what: str, url: str, status: int, *, signed: bool = False) -> str:
+        """A message for a provider that answered 401 or 403: it refused the credentials,
+        and they came from this variable or file (or none were sent)."""
+        source = self.credentials(url, signed=signed)
+        if source is None:
+            return (
+                f"{what} asks for credentials (HTTP {status}) and none were sent: set "
+                f"auth.bearer_env to the name of an environment variable holding a token, "
+                f"or put a login for {urlsplit(url).hostname} in ~/.netrc"
+            )
+        return (
+            f"{what} refused the credentials (HTTP {status}): they came from {source}; "
+            f"check that they are valid for it"
+        )
+
     def signed(self, href: str) -> str:
         """The href to open: signed in memory when the provider needs it, never stored."""
         if self.sign == "planetary-computer" and is_remote(href):
@@ -129,6 +161,15 @@ def check_file(ref: BandRef, access: Access) -> None:
             ) from err
         if response.status_code in (405, 501):  # HEAD not allowed: GDAL will tell
             return
+        if response.status_code in (401, 403):
+            raise InputError(
+                access.refusal(
+                    f"the server of {redact_url(ref.href)}",
+                    ref.href,
+                    response.status_code,
+                    signed=True,
+                )
+            )
         if response.status_code >= 400:
             raise InputError(
                 f"{redact_url(ref.href)}: the server answered HTTP {response.status_code} "
@@ -156,8 +197,6 @@ def check_file(ref: BandRef, access: Access) -> None:
 
 
 def _hint(status: int) -> str:
-    if status in (401, 403):
-        return "; check the credentials (token variable, netrc, subscription key)"
     if status == 404:
         return "; the catalog names an asset the server does not have"
     return ""

@@ -1,8 +1,7 @@
-"""Keeping credentials out of logs and products, and catalog hrefs inside their folder.
+"""Catalog hrefs kept inside their folder (credentials are kept out of what is written
+by `metaflood.redact`).
 
-Signed URLs (Planetary Computer SAS tokens, S3 presigned URLs) carry the credential in
-the query string; `redact_url` removes it before a URL is logged or written. A catalog
-read over HTTP is untrusted input: an asset href may not point at local files
+A catalog read over HTTP is untrusted input: an asset href may not point at local files
 (`file://`, an absolute path, a GDAL `/vsi` path) nor climb out of the catalog's folder
 with `..`.
 """
@@ -10,71 +9,15 @@ with `..`.
 from __future__ import annotations
 
 import posixpath
-import re
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from metaflood.errors import AcquisitionError
-
-# Query parameters that carry a credential: Azure SAS, AWS and Google presigned URLs,
-# generic API keys and tokens.
-SECRET_PARAMS = {
-    "sig",
-    "signature",
-    "se",
-    "st",
-    "sp",
-    "sv",
-    "sr",
-    "spr",
-    "sip",
-    "ss",
-    "srt",
-    "skoid",
-    "sktid",
-    "skt",
-    "ske",
-    "sks",
-    "skv",
-    "sdd",
-    "ses",
-    "token",
-    "access_token",
-    "api_key",
-    "apikey",
-    "key",
-    "subscription-key",
-    "subscription_key",
-}
-SECRET_PREFIXES = ("x-amz-", "x-goog-")
-REMOTE_SCHEMES = ("http", "https", "s3")
-URL_PATTERN = re.compile(r"(?:https?|s3)://[^\s'\"<>)]+")
+from metaflood.redact import REMOTE_SCHEMES, redact_url
 
 
 def is_remote(href: str) -> bool:
     return urlsplit(href).scheme in REMOTE_SCHEMES
-
-
-def _is_secret(name: str) -> bool:
-    name = name.lower()
-    return name in SECRET_PARAMS or name.startswith(SECRET_PREFIXES)
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password and without credential query parameters."""
-    parts = urlsplit(url)
-    if parts.scheme not in REMOTE_SCHEMES:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_secret(k)]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
-
-
-def redact_text(text: str) -> str:
-    """Every URL inside a message (a GDAL or HTTP error, say) with its credentials removed."""
-    return URL_PATTERN.sub(lambda m: redact_url(m.group(0)), str(text))
 
 
 def _inside(path: str, root: str) -> bool:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from metaflood.acquire.presets import PRESETS
 from metaflood.errors import ConfigError
+from metaflood.redact import redact_url, refuse_url_credentials
 
 SAR_BANDS = ("VV", "VH")
 OPTICAL_BANDS = ("blue", "green", "red", "nir")
@@ -126,6 +127,7 @@ def _stac(cfg: dict, modality: str, key: str) -> SourceSpec:
     url = cfg.get("url") or preset.get("url")
     if not url:
         raise ConfigError(f"{key}: a stac source needs url (the STAC API root) or a preset")
+    refuse_url_credentials(url, f"{key}.url")
     if urlsplit(url).scheme not in ("http", "https"):
         raise ConfigError(f"{key}.url: {url!r} is not an http(s) URL")
     collection = cfg.get("collection") or defaults.get("collection")
@@ -141,7 +143,7 @@ def _stac(cfg: dict, modality: str, key: str) -> SourceSpec:
     return SourceSpec(
         "stac",
         modality,
-        f"{provider} ({url})",
+        f"{provider} ({redact_url(url)})",
         collection,
         url=url,
         bands=bands,
@@ -162,6 +164,7 @@ def _static(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
     catalog = cfg.get("catalog")
     if not catalog:
         raise ConfigError(f"{key}: a static source needs catalog (a catalog.json path or URL)")
+    refuse_url_credentials(catalog, f"{key}.catalog")
     if not cfg.get("collection"):
         raise ConfigError(f"{key}: a static source needs collection")
     remote = urlsplit(catalog).scheme in ("http", "https")
@@ -175,7 +178,7 @@ def _static(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
     return SourceSpec(
         "static",
         modality,
-        f"the static catalog {catalog}",
+        f"the static catalog {redact_url(catalog)}",
         cfg["collection"],
         url=catalog,
         bands=bands,

@@ -1,7 +1,8 @@
 """Searching a STAC API (pystac-client), and turning STAC items into scene items.
 
 An unreachable API stops the run with the provider named and a pointer to the offline
-demo. `query` is sent to APIs that implement the query extension and applied again to
+demo; one that refuses the credentials (401, 403) says so, and names the variable or
+file they came from. `query` is sent to APIs that implement the query extension and applied again to
 what comes back, so it also holds for APIs that do not.
 """
 
@@ -20,10 +21,11 @@ from shapely.geometry import Polygon, shape
 from metaflood.acquire.download import Access
 from metaflood.acquire.radiometry import Radiometry, plain_radiometry, reflectance_radiometry
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
-from metaflood.acquire.security import redact_text, resolve_href
+from metaflood.acquire.security import resolve_href
 from metaflood.acquire.sources import SourceSpec
 from metaflood.config import Window
 from metaflood.errors import AcquisitionError, InputError
+from metaflood.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,11 @@ QUERY_OPS = {
 }
 
 
-def unreachable(spec: SourceSpec, err: Exception) -> AcquisitionError:
+def unreachable(spec: SourceSpec, err: Exception, access: Access) -> AcquisitionError:
+    status = getattr(err, "status_code", None)
+    if status in (401, 403):
+        what = f"{spec.provider}, searched for collection {spec.collection},"
+        return AcquisitionError(access.refusal(what, spec.url, status))
     return AcquisitionError(
         f"cannot reach {spec.provider} for collection {spec.collection} "
         f"({type(err).__name__}: {redact_text(err)}); {OFFLINE_HINT}"
@@ -104,7 +110,7 @@ def search_api(
             else:
                 note = "the collection has no item at all in the window"
     except (APIError, requests.RequestException, OSError) as err:
-        raise unreachable(spec, err) from err
+        raise unreachable(spec, err, access) from None
     items = [
         item
         for item in found

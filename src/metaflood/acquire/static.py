@@ -20,11 +20,12 @@ from pystac.stac_io import DefaultStacIO
 from shapely.geometry import Polygon, shape
 
 from metaflood.acquire.download import Access
-from metaflood.acquire.security import is_remote, redact_text, redact_url, resolve_href
+from metaflood.acquire.security import is_remote, resolve_href
 from metaflood.acquire.sources import SourceSpec
 from metaflood.acquire.stac import OFFLINE_HINT, matches_query
 from metaflood.config import Window
 from metaflood.errors import AcquisitionError
+from metaflood.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,10 @@ def catalog_root(href: str) -> str:
 class GuardedStacIO(DefaultStacIO):
     """pystac I/O that reads only inside the catalog's folder (or its server)."""
 
-    def __init__(self, root: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(headers=headers)
+    def __init__(self, root: str, access: Access) -> None:
+        super().__init__(headers=access.headers())
         self.root = root
+        self.access = access
 
     def read_text(self, source, *args, **kwargs) -> str:
         href = str(source)
@@ -60,28 +62,31 @@ class GuardedStacIO(DefaultStacIO):
                 f"cannot reach {redact_url(href)} ({type(err).__name__}: {redact_text(err)}); "
                 f"{OFFLINE_HINT}"
             ) from None
+        if response.status_code in (401, 403):
+            what = f"the server of {redact_url(href)}"
+            raise AcquisitionError(self.access.refusal(what, href, response.status_code))
         if response.status_code >= 400:
-            hint = " (check the credentials)" if response.status_code in (401, 403) else ""
             raise AcquisitionError(
                 f"{redact_url(href)}: the server answered HTTP {response.status_code} "
-                f"({response.reason}){hint}"
+                f"({response.reason})"
             )
         return response.text
 
 
 def load_catalog(spec: SourceSpec, access: Access) -> tuple[pystac.Catalog, str]:
     root = catalog_root(spec.url)
-    stac_io = GuardedStacIO(root, headers=access.headers())
+    stac_io = GuardedStacIO(root, access)
     try:
         catalog = pystac.read_file(spec.url, stac_io=stac_io)
     except AcquisitionError:
         raise
     except (URLError, OSError) as err:
         raise AcquisitionError(
-            f"cannot read {spec.provider} ({type(err).__name__}: {err}); {OFFLINE_HINT}"
+            f"cannot read {spec.provider} ({type(err).__name__}: {redact_text(err)}); "
+            f"{OFFLINE_HINT}"
         ) from err
     except Exception as err:  # pystac raises several types for invalid JSON or STAC
-        raise AcquisitionError(f"cannot read {spec.provider}: {err}") from err
+        raise AcquisitionError(f"cannot read {spec.provider}: {redact_text(err)}") from err
     if not isinstance(catalog, pystac.Catalog):
         raise AcquisitionError(f"{spec.provider} is a STAC {type(catalog).__name__}, not a catalog")
     return catalog, root
@@ -108,7 +113,9 @@ def search_static(
     except AcquisitionError:
         raise
     except (URLError, OSError) as err:
-        raise AcquisitionError(f"cannot read the items of {spec.provider}: {err}") from err
+        raise AcquisitionError(
+            f"cannot read the items of {spec.provider}: {redact_text(err)}"
+        ) from err
     in_window = [i for i in everything if i.datetime is not None and window.contains(i.datetime)]
     items = [
         i

@@ -204,3 +204,146 @@ def test_smooth_integers_are_stored_as_differences_smaller_and_exact(tmp_path):
             assert src.overviews(1) == [2]
         sizes[flag] = path.stat().st_size
     assert sizes[True] < 0.8 * sizes[False]
+
+
+# ---------------------------------------------------------------------------------------
+# Fault injection: a file-size limit in a child process (a stand-in for a full disk), and
+# a child killed while it stages its outputs.
+
+CHILD_WRITES = """
+import sys
+import numpy as np
+from rasterio.transform import from_origin
+from metaflood.errors import WriteError
+from metaflood.raster import atomic_path, write_cog
+
+what, path = sys.argv[1], sys.argv[2]
+try:
+    if what == "cog":
+        data = (np.random.default_rng(0).random((1, 2048, 2048)) * 255).astype("uint8")
+        data[:, :1024] = 7
+        write_cog(path, data, crs="EPSG:32634", transform=from_origin(0, 0, 1, 1), nodata=255)
+    elif what == "checkpoint":
+        import torch
+        from metaflood.checkpoint import write_atomic
+        write_atomic(path, lambda tmp: torch.save({"w": torch.zeros(2_000_000)}, tmp))
+    else:
+        with atomic_path(path) as tmp:
+            tmp.write_text("x" * 3_000_000)
+except WriteError as err:
+    print(err, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def _file_size_limit(limit: int):
+    def limit_child() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_child
+
+
+@pytest.mark.parametrize(
+    ("what", "limit_mb"),
+    [
+        ("cog", 1.0),  # GDAL raises at the write, with a message that says nothing
+        ("cog", 4.5),  # GDAL only signals it, when the staging file is flushed
+        ("json", 1.0),  # any product staged by atomic_path
+        ("checkpoint", 1.0),  # torch.save fails in its own words
+    ],
+)
+def test_a_write_past_the_file_size_limit_fails_there_naming_the_file_and_space(
+    tmp_path, what, limit_mb
+):
+    """Issue 21: with `ulimit -f 10240`, GDAL's write error was ignored and the job died
+    later reading the staging file back, never mentioning space."""
+    import subprocess
+    import sys
+
+    out = tmp_path / {"cog": "pre.tif", "json": "stats.json", "checkpoint": "m.pt"}[what]
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD_WRITES, what, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_file_size_limit(int(limit_mb * 1e6)),
+    )
+    assert result.returncode == 3, result.stderr[-3000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"{out}: could not be written (")
+    assert f"GB free in {tmp_path}" in message
+    assert f"files may not exceed {limit_mb:.1f} MB here (ulimit -f)" in message
+    if what == "cog":
+        assert "Write error" in message and "IReadBlock" not in message
+    assert list(tmp_path.iterdir()) == [], "nothing partial is left"
+
+
+CHILD_KILLED = """
+import sys, time
+import numpy as np
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+from metaflood.raster import atomic_path, cog_writer
+
+folder, ready = sys.argv[1], sys.argv[2]
+with atomic_path(f"{folder}/stats.json") as tmp:
+    tmp.write_text("{")
+    with cog_writer(f"{folder}/pre.tif", count=1, dtype="uint8", crs="EPSG:32634",
+                    transform=from_origin(0, 0, 1, 1), width=512, height=512, nodata=255) as dst:
+        dst.write(np.zeros((1, 256, 512), "uint8"), window=Window(0, 0, 512, 256))
+        open(ready, "w").close()
+        time.sleep(120)
+"""
+
+
+def test_staging_left_by_a_killed_job_is_removed_when_the_output_is_written_again(tmp_path):
+    """Issue 21: SIGKILL while a COG was staged left hidden folders
+    (results/demo/landcover/.pre.tif.*/) that a successful resume never removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, ready = tmp_path / "landcover", tmp_path / "ready"
+    folder.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", CHILD_KILLED, str(folder), str(ready)])
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert child.poll() is None, "the child ended before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    left = sorted(p.name for p in folder.iterdir())
+    assert len(left) == 2, left
+    assert [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(".pre.tif.")]
+    assert [p for p in folder.iterdir() if p.is_file() and p.name.startswith(".stats.json.")]
+    # What is not a stale staging name of these outputs stays: another output's staging,
+    # names of other patterns, the user's own files.
+    keep = [
+        folder / ".post.tif.abcd1234",
+        folder / ".pre.tif.notours",
+        folder / ".pre.tif.abcd1234.keep",
+        folder / "notes.txt",
+    ]
+    keep[0].mkdir()
+    for path in keep[1:]:
+        path.write_text("mine")
+
+    write_cog(  # the rerun
+        folder / "pre.tif",
+        np.ones((1, 512, 512), np.uint8),
+        crs="EPSG:32634",
+        transform=from_origin(0, 0, 1, 1),
+        nodata=255,
+    )
+    with atomic_path(folder / "stats.json") as tmp:
+        tmp.write_text("{}")
+    assert sorted(folder.iterdir()) == sorted([folder / "pre.tif", folder / "stats.json", *keep])
+    assert read_checked(folder / "pre.tif")[0].min() == 1

@@ -185,20 +185,14 @@ def on_cpu(tree: Any) -> Any:
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, then move it into place.
+    """Call `write(tmp)` on a temporary file beside `path`, then move it into place
+    (`raster.atomic_path`: shareable permissions, a failed write for want of space
+    named, what a killed writer left removed)."""
+    from metaflood.raster import atomic_path
 
-    The temporary file is created like any other file (not with mkstemp's 0600), so the
-    result is readable by the group as the umask allows: checkpoints are shared.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

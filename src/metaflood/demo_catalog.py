@@ -36,7 +36,7 @@ from rasterio.transform import array_bounds
 from rasterio.warp import transform as warp_points
 
 from metaflood import classes
-from metaflood.raster import write_cog
+from metaflood.raster import remove_stale_staging, write_cog
 from metaflood.simulate import SyntheticEvent
 
 SAR_COLLECTION = "demo-sentinel-1"
@@ -149,6 +149,7 @@ def _staging_dir(out_dir: Path) -> Iterator[Path]:
     looks like a file name (".x.part") for a file and would write beside it."""
     out_dir = out_dir.absolute()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_dir, ".part", folders=True)  # left by a killed run
     holder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
     stage = holder / "catalog"
     try:

@@ -19,3 +19,7 @@ class AcquisitionError(MetafloodError):
 
 class ModelError(MetafloodError):
     """A checkpoint does not fit the model or the data."""
+
+
+class WriteError(MetafloodError):
+    """An output could not be written (a full disk, a file-size limit); names the file."""

@@ -3,12 +3,24 @@
 Every product goes through `write_cog`, so a job killed half-way never leaves a
 truncated file under the final name, and every raster carries nodata, band
 descriptions and overviews.
+
+Writing is guarded (`write_guard`): GDAL reports some write failures only as an error
+message (a block flushed when a file is closed, an overview level), not as an
+exception, and the job would go on to fail later reading the truncated file back. A
+failure stops the write where it happened, naming the file and the free space. A job
+killed while it stages an output (SIGKILL skips every clean-up) leaves its staging
+names behind; the next job writing that output removes them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import resource
+import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -22,26 +34,157 @@ from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from metaflood.errors import InputError
+from metaflood.errors import InputError, WriteError
+
+# rasterio logs each failure GDAL signals (CE_Failure) at INFO on this logger.
+GDAL_LOG = logging.getLogger("rasterio._env")
+# GDAL's (and libtiff's) words for a failed write, as opposed to a failed read.
+WRITE_FAILURE = re.compile(
+    r"write (error|failed)|(failed|error|unable|cannot|could not) (to )?writ"
+    r"|no space|disk space|quota|too large|i/?o error",
+    re.IGNORECASE,
+)
+
+
+class _GdalFailures(logging.Handler):
+    """The write failures GDAL signals in one thread while a guard is open."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or record.levelno > logging.INFO:
+            return
+        args = record.args if isinstance(record.args, tuple) else ()
+        message = str(args[-1]) if args else record.getMessage()  # (err_no, msg)
+        if WRITE_FAILURE.search(message):
+            self.messages.append(message)
+
+
+def space_left(path: str | os.PathLike) -> str:
+    """The free space where `path` is written, and the file-size limit when one is set
+    (`ulimit -f`, which fails a write as a full disk does)."""
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    text = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free in {folder}"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        text += f", and files may not exceed {limit / 1e6:.1f} MB here (ulimit -f)"
+    return text
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path` and move it into place only on success."""
+def write_guard(path: str | os.PathLike, staged: str | os.PathLike | None = None) -> Iterator[None]:
+    """Turn a failed write inside into a WriteError naming `path` and the space left.
+
+    A write failed when GDAL signalled it (raised, or only reported and otherwise
+    ignored), when an OSError says the disk is full or a file too large, or when the
+    writer failed in its own words while `staged` (the file or folder being written)
+    had reached the file-size limit or the disk was full. Other errors (a corrupt input
+    read inside, say) pass unchanged."""
+    failures = _GdalFailures()
+    if not GDAL_LOG.isEnabledFor(logging.INFO):
+        GDAL_LOG.setLevel(logging.INFO)  # so rasterio reports GDAL's failures at all
+    GDAL_LOG.addHandler(failures)
+    try:
+        yield
+    except WriteError:
+        raise  # from a guard inside this one
+    except Exception as err:
+        # Once GDAL signalled a failed write here, what failed after it (a read of the
+        # truncated file, a flush) is its consequence.
+        said = [m for m in _chain(err) if WRITE_FAILURE.search(m)]
+        if failures.messages or said:
+            raise WriteError(_write_failure(path, [*failures.messages, *said[::-1]][0])) from err
+        if _out_of_space(path, staged):
+            raise WriteError(_write_failure(path, f"{type(err).__name__}: {err}")) from err
+        raise
+    finally:
+        GDAL_LOG.removeHandler(failures)
+    if failures.messages:
+        raise WriteError(_write_failure(path, failures.messages[0]))
+
+
+def _chain(err: BaseException | None) -> list[str]:
+    """The messages of a GDAL or OS error and of those it was raised from (rasterio
+    raises "Write failed. See previous exception" from GDAL's own message)."""
+    messages = []
+    while err is not None and len(messages) < 8:
+        if isinstance(err, OSError) or type(err).__module__.startswith("rasterio"):
+            messages.append(str(err))
+        err = err.__cause__ or err.__context__
+    return messages
+
+
+def _out_of_space(path: str | os.PathLike, staged: str | os.PathLike | None) -> bool:
+    """The disk holding `path` is full, or a file of `staged` reached the size limit."""
+    folder = Path(path).parent
+    if folder.is_dir() and shutil.disk_usage(folder).free < 1 << 20:
+        return True
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if staged is None or limit == resource.RLIM_INFINITY or not Path(staged).exists():
+        return False
+    staged = Path(staged)
+    files = [staged] if staged.is_file() else [f for f in staged.rglob("*") if f.is_file()]
+    return any(f.stat().st_size >= limit - (1 << 16) for f in files)
+
+
+def _write_failure(path: str | os.PathLike, detail: str) -> str:
+    return f"{path}: could not be written ({detail}); {space_left(path)}"
+
+
+# Staging names: tempfile's, ".{output's name}." then 8 random characters, then a suffix.
+STAGING_RANDOM = r"[a-z0-9_]{8}"
+
+
+def remove_stale_staging(path: str | os.PathLike, suffix: str, *, folders: bool) -> list[Path]:
+    """Remove what a killed job left while staging `path`: the files (or folders) beside
+    it named as this module stages that output, and nothing else. Called by the job that
+    writes `path` (Snakemake runs one at a time), before it stages its own."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{STAGING_RANDOM}{re.escape(suffix)}")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        if not pattern.fullmatch(entry.name) or entry.is_symlink():
+            continue
+        if folders and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif not folders and entry.is_file():
+            entry.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(entry)
+    return removed
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, owned: bool = True):
+    """Yield a temporary path beside `path` and move it into place only on success.
+
+    A write that fails for want of space raises WriteError (`write_guard`). `owned`:
+    the caller is the only writer of `path` (a job's output), so staging files a killed
+    writer left are removed first; a shared cache, written by concurrent jobs, is not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = f".part{path.suffix}"
+    if owned:
+        remove_stale_staging(path, suffix, folders=False)
     # The temporary name keeps the real suffix: some drivers choose the format by it.
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".part{path.suffix}", dir=path.parent
-    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     # mkstemp creates 0600; products get the permissions of any other new file.
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with write_guard(path, staged=tmp):
+            yield Path(tmp)
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -145,9 +288,10 @@ def cog_writer(
         "interleave": "band" if count > 1 else "pixel",
     }
     nearest = categorical or colormap is not None
+    remove_stale_staging(path, "", folders=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp_dir:
         staging = Path(tmp_dir) / "staging.tif"
-        with rasterio.open(staging, "w", **profile) as dst:
+        with write_guard(path, staged=tmp_dir), rasterio.open(staging, "w", **profile) as dst:
             yield dst
             if descriptions is not None:
                 dst.descriptions = tuple(descriptions)

@@ -353,7 +353,8 @@ class AssetCache:
         return Grid.from_dict(json.loads(path.read_text())) if path.exists() else None
 
     def put_grid(self, href: str, aoi: Polygon, margin_px: int, grid: Grid) -> None:
-        with atomic_path(self._grid_path(href, aoi, margin_px)) as tmp:
+        # The cache is shared by concurrent jobs: none may remove another's staging.
+        with atomic_path(self._grid_path(href, aoi, margin_px), owned=False) as tmp:
             tmp.write_text(json.dumps(grid.to_dict()))
 
     def get(self, job: Job) -> tuple[np.ndarray, tuple[float, float]] | None:
@@ -382,7 +383,10 @@ class AssetCache:
             **gtiff_compression(SCENE_COMPRESSION),
             "predictor": 3,
         }
-        with atomic_path(self.path(job)) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        with (
+            atomic_path(self.path(job), owned=False) as tmp,
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
             dst.write(data, 1)
             dst.scales, dst.offsets = (file_scale[0],), (file_scale[1],)
             dst.update_tags(href=redact_url(job.ref.href), band=str(job.ref.band))

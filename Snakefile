@@ -24,3 +24,7 @@ rule all:
     default_target: True
     input:
         final_products(),
+
+
+# Before any job: a file where the rules write a folder (or the reverse) stops the run.
+check_output_paths()

@@ -102,3 +102,51 @@ def test_authors_checkpoint_dag_plans_offline(tmp_path):
         assert f"rule {rule}:" in out
     assert "rule train:" not in out
     assert "results/models/metars_earthmiss.pt" in out
+
+
+def test_something_in_the_way_of_an_output_is_named(tmp_path):
+    from metaflood.workflow import blocked_output
+
+    outputs = [("results/e/flood/extent.tif", False), ("resources/demo/e", True)]
+    assert blocked_output(outputs, tmp_path) is None
+    (tmp_path / "results/e").mkdir(parents=True)
+    (tmp_path / "results/e/flood").write_text("")
+    assert blocked_output(outputs, tmp_path) == (
+        "results/e/flood is a file, but the workflow writes into a folder of that name "
+        "(for example results/e/flood/extent.tif): move or remove the file"
+    )
+    (tmp_path / "results/e/flood").unlink()
+    (tmp_path / "results/e/flood/extent.tif").mkdir(parents=True)
+    assert blocked_output(outputs, tmp_path).startswith(
+        "results/e/flood/extent.tif is a folder, but the workflow writes a file there"
+    )
+    (tmp_path / "results/e/flood/extent.tif").rmdir()
+    (tmp_path / "resources/demo").mkdir(parents=True)
+    (tmp_path / "resources/demo/e").symlink_to(tmp_path / "nowhere")  # a broken link
+    assert blocked_output(outputs, tmp_path).startswith("resources/demo/e is a file")
+
+
+def test_a_file_where_an_output_folder_goes_stops_the_run_before_any_job(tmp_path):
+    """Issue 21: results/demo/flood as a file cost 48 s of work, then Snakemake's
+    internal NotADirectoryError traceback."""
+    import subprocess
+
+    config = {"events": {"e": demo_event_config()}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    (tmp_path / "results/e").mkdir(parents=True)
+    (tmp_path / "results/e/flood").write_text("not a folder")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+         "--directory", str(tmp_path), "--cores", "1", "--configfile", str(path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "cannot write the results: results/e/flood is a file, but the workflow writes into "
+        "a folder of that name" in out
+    ), out[-3000:]
+    assert "Traceback" not in out and "NotADirectoryError" not in out
+    assert not (tmp_path / "resources").exists()
+    assert sorted(p.name for p in (tmp_path / "results/e").iterdir()) == ["flood"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import jsonschema
@@ -97,3 +98,29 @@ def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
     return config
+
+
+def blocked_output(paths: Iterable[tuple[str, bool]], root: str | Path = ".") -> str | None:
+    """The first of the workflow's outputs (path, whether it is a folder) that something
+    already there keeps it from writing: a file where a folder must be (the output's
+    own, or one on its way), or a folder where a file must be. Snakemake would find out
+    only when the job ends, with an internal traceback."""
+    root, checked = Path(root), set()
+    for path, is_folder in paths:
+        parts = Path(path).parts
+        for depth in range(1, len(parts)):
+            folder = Path(*parts[:depth])
+            if folder in checked:
+                continue
+            checked.add(folder)
+            if os.path.lexists(root / folder) and not (root / folder).is_dir():
+                return (
+                    f"{folder} is a file, but the workflow writes into a folder of that name "
+                    f"(for example {path}): move or remove the file"
+                )
+        target = root / path
+        if is_folder and os.path.lexists(target) and not target.is_dir():
+            return f"{path} is a file, but the workflow writes a folder there: move or remove it"
+        if not is_folder and target.is_dir():
+            return f"{path} is a folder, but the workflow writes a file there: move or remove it"
+    return None

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from metaflood.config import event_grid, event_tiles
 from metaflood.workflow import (
+    blocked_output,
     checked_config,
     job_memory_mb,
     prepare_job_environment,
@@ -160,3 +161,35 @@ def tile_files(pattern):
         return expand(pattern, tile=TILES[wildcards.event], **dict(wildcards.items()))
 
     return files
+
+
+def output_paths():
+    """Every output, log and benchmark path the rules can write for the configured
+    events, with whether it is a folder (wildcards other than event, period and tile
+    are cut off with the rest of the name)."""
+    from snakemake.io import is_flagged, strip_wildcard_constraints
+
+    paths = []
+    for step in workflow.rules:
+        for item in [
+            *step.output,
+            *step.log,
+            *([step.benchmark] if step.benchmark else []),
+        ]:
+            folder = is_flagged(item, "directory")
+            for event in EVENTS:
+                values = {"event": event, "period": PERIODS, "tile": TILES[event]}
+                pattern = strip_wildcard_constraints(str(item))
+                for path in expand(pattern, **values, allow_missing=True):
+                    if "{" in path:
+                        paths.append((str(Path(path.split("{")[0]).parent), True))
+                    else:
+                        paths.append((path, folder))
+    return paths
+
+
+def check_output_paths():
+    """Stop before any job when something in the way would fail one at its end."""
+    blocked = blocked_output(output_paths())
+    if blocked:
+        raise WorkflowError(f"cannot write the results: {blocked}")

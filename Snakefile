@@ -1,13 +1,25 @@
 # metaflood: flood mapping with a missing modality.
 # Entry point: validates the configuration, then includes one rule file per stage.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from metaflood.errors import ConfigError
+from metaflood.workflow import read_config_file
 
 # config.yaml (the demo) is the default; a --configfile replaces it rather than adding
-# its events to the demo's.
+# its events to the demo's. It is read here first, so a YAML error names its line (a
+# --configfile is parsed by Snakemake before this file runs: `metaflood check-config`).
 if not workflow.config_settings.configfiles:
+    try:
+        read_config_file("config.yaml")
+    except ConfigError as err:
+        raise WorkflowError(f"invalid configuration: {err}") from None
 
     configfile: "config.yaml"
 

@@ -234,8 +234,19 @@ def test_credentials_in_a_configured_url_are_refused_and_never_printed(tmp_path)
     assert "SECRET" not in check.stdout + check.stderr
 
 
-def test_malformed_yaml_is_reported(tmp_path):
+def test_malformed_yaml_is_reported_with_its_line(tmp_path):
+    """Issue 21: Snakemake says only "Config file is not valid JSON or YAML". The
+    default config.yaml is read by the Snakefile first, with metaflood's message; a
+    --configfile is parsed by Snakemake before the Snakefile runs, so there the README
+    points to `metaflood check-config`, which names the line."""
     (tmp_path / "config.yaml").write_text("events:\n  tiny: {aoi: [unclosed\n")
+    result = snakemake(tmp_path, "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "invalid configuration: config.yaml: not valid YAML (line 3, column 1)" in output, (
+        output[-3000:]
+    )
+    assert "not valid JSON or YAML" not in output
     result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"))
     assert result.returncode != 0
     assert "Config file is not valid JSON or YAML" in result.stderr + result.stdout

@@ -75,9 +75,9 @@ def schema_error(config: dict, schema_path: str | Path = SCHEMA_PATH) -> str | N
     return f"{where}: {error.message}"
 
 
-def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """Everything the workflow checks at start-up, for one file; each message starts with
-    the file's name (and a YAML syntax error gives its line)."""
+def read_config_file(path: str | Path) -> dict:
+    """A configuration file's YAML; a ConfigError naming the file (and, for a syntax
+    error, the line) where Snakemake would say only that it is not valid YAML."""
     try:
         config = yaml.safe_load(Path(path).read_text())
     except OSError as err:
@@ -89,7 +89,13 @@ def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from err
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping of keys")
-    config = normalise_dates(config)
+    return config
+
+
+def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Everything the workflow checks at start-up, for one file; each message starts with
+    the file's name (and a YAML syntax error gives its line)."""
+    config = normalise_dates(read_config_file(path))
     message = schema_error(config, schema_path)
     if message:
         raise ConfigError(f"{path}: {message}")

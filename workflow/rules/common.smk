@@ -1,14 +1,12 @@
 # Shared set-up: configuration checks and the helpers the rules use to find their inputs.
 import json
 import re
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
+# The package's source is on sys.path (the Snakefile put it there).
 from metaflood.config import event_grid, event_tiles
 from metaflood.workflow import (
     blocked_output,

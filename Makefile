@@ -15,8 +15,10 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores all
 
-## test: set up and run the whole test suite
+## test: set up and run the whole test suite; the Debian packages the tests use are
+## installed first when run as root (.ci/system-packages.sh says what it cannot do)
 test: $(BIN)/.installed
+	bash .ci/system-packages.sh
 	$(BIN)/python -m pytest
 
 ## lint: formatting and static checks

@@ -35,7 +35,10 @@ def _binary(*names: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail(f"none of {names} is installed (Debian packages chromium, chromium-driver)")
+    pytest.fail(
+        f"none of {names} is installed (Debian packages chromium, chromium-driver; "
+        "`make test` as root installs them, .ci/system-packages.sh)"
+    )
 
 
 def visit(page: Path, screenshot: Path) -> PageVisit:

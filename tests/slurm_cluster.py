@@ -126,7 +126,7 @@ def start_cluster(workdir: Path) -> SlurmCluster:
     if missing:
         raise ClusterUnavailableError(
             f"SLURM binaries not installed ({', '.join(missing)}); "
-            "`apt-get install slurm-wlm munge` (.ci/run does)"
+            "`make test` as root installs them (.ci/system-packages.sh)"
         )
     if os.geteuid() != 0:
         raise ClusterUnavailableError("starting slurmctld and slurmd needs root")

@@ -41,7 +41,7 @@ GDAL_LOG = logging.getLogger("rasterio._env")
 # GDAL's (and libtiff's) words for a failed write, as opposed to a failed read.
 WRITE_FAILURE = re.compile(
     r"write (error|failed)|(failed|error|unable|cannot|could not) (to )?writ"
-    r"|no space|disk space|quota|too large|i/?o error",
+    r"|no space left|disk space|quota exceeded|file too large",
     re.IGNORECASE,
 )
 

@@ -2,8 +2,8 @@
 
 An unreachable API stops the run with the provider named and a pointer to the offline
 demo; one that refuses the credentials (401, 403) says so, and names the variable or
-file they came from. `query` is sent to APIs that implement the query extension and applied again to
-what comes back, so it also holds for APIs that do not.
+file they came from. `query` is sent to APIs that implement the query extension and
+applied again to what comes back, so it also holds for APIs that do not.
 """
 
 from __future__ import annotations

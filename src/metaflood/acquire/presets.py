@@ -2,7 +2,8 @@
 
 A preset fills in what a `stac` source leaves out (the API URL, the collection, which
 asset is which band, the cloud mask, URL signing); anything the configuration gives
-wins. Asset keys are those of each provider's collections.
+wins (an asset set to null drops a band the provider's mirror lacks). Asset keys are
+those of each provider's collections.
 """
 
 from __future__ import annotations

@@ -9,10 +9,15 @@ confidence rests on its pre/post change), optical is not (MetaRS maps from SAR w
 optical is missing or cloudy, which is the point of the method). A required modality
 that has no scene covering the AOI in a window stops the run with the window and the
 collection named; a modality that is not required is written as absent.
+
+Which bands a source has is what its mapping names (`assets`, or `bands` for local
+files), from the known bands of the modality; the required ones must be there
+(`REQUIRED_BANDS`), an unknown name stops the run with its key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,8 +26,16 @@ from metaflood.acquire.presets import PRESETS
 from metaflood.errors import ConfigError
 
 SAR_BANDS = ("VV", "VH")
-OPTICAL_BANDS = ("blue", "green", "red", "nir")
+# The optical bands metaflood knows (Earth Search's common names), in canonical order:
+# a source has the ones it declares, and optical.tif and the aligned stack hold exactly
+# those, in this order. SWIR 1.6 um is Sentinel-2 B11 (20 m; read onto the scene grid).
+OPTICAL_BANDS = ("blue", "green", "red", "nir", "swir16")
 BANDS = {"sar": SAR_BANDS, "optical": OPTICAL_BANDS}
+# What every source of a modality must have: SAR both polarisations (the change
+# evidence and the SAR head use both); optical green and NIR, since the water index
+# (NDWI) and the cloud-shadow test need them. Blue, red and SWIR are optional (a set
+# like OMBRIA has green, NIR and SWIR only), and a missing band is never invented.
+REQUIRED_BANDS = {"sar": SAR_BANDS, "optical": ("green", "nir")}
 # A scene (one item, or a mosaic of items from one pass) must cover this share of the AOI.
 DEFAULT_MIN_COVERAGE = 0.95
 DEFAULT_REQUIRED = {"sar": True, "optical": False}
@@ -54,6 +67,42 @@ class SourceSpec:
     def requires(self, period: str) -> bool:
         return period in self.required
 
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """The bands this source has, in canonical order."""
+        return canonical_bands(
+            self.modality, self.local_bands if self.kind == "local" else self.bands
+        )
+
+
+def canonical_bands(modality: str, names: Iterable[str]) -> tuple[str, ...]:
+    """`names` (known bands of `modality`) in canonical order."""
+    present = set(names)
+    return tuple(b for b in BANDS[modality] if b in present)
+
+
+def unknown_band(names: Iterable[str], modality: str) -> str | None:
+    """The first name that is no band of `modality`, or None."""
+    return next((b for b in names if b not in BANDS[modality]), None)
+
+
+def missing_bands_message(names: Iterable[str], modality: str) -> str | None:
+    """What a band set lacks of the required bands, as a sentence; None when complete."""
+    present = set(names)
+    missing = [b for b in REQUIRED_BANDS[modality] if b not in present]
+    if not missing:
+        return None
+    optional = [b for b in BANDS[modality] if b not in REQUIRED_BANDS[modality]]
+    also = f"; a source may also have {', '.join(optional)}" if optional else ""
+    return (
+        f"no band given for {', '.join(missing)} (the {modality} modality needs "
+        f"{', '.join(REQUIRED_BANDS[modality])}{also})"
+    )
+
+
+def unknown_band_message(name: str, modality: str) -> str:
+    return f"unknown {modality} band {name!r} (known: {', '.join(BANDS[modality])})"
+
 
 def _required(cfg: dict, modality: str) -> tuple[str, ...]:
     value = cfg.get("required", DEFAULT_REQUIRED[modality])
@@ -72,12 +121,13 @@ def _common(cfg: dict, modality: str) -> dict:
 
 
 def _check_bands(bands: dict, modality: str, key: str) -> None:
-    missing = [b for b in BANDS[modality] if b not in bands]
+    """Every name a known band of the modality, the required ones all there."""
+    unknown = unknown_band(bands, modality)
+    if unknown is not None:
+        raise ConfigError(f"{key}.{unknown}: {unknown_band_message(unknown, modality)}")
+    missing = missing_bands_message(bands, modality)
     if missing:
-        raise ConfigError(
-            f"{key}: no band given for {', '.join(missing)} "
-            f"(a {modality} source needs {', '.join(BANDS[modality])})"
-        )
+        raise ConfigError(f"{key}: {missing}")
 
 
 def _demo(cfg: dict, modality: str, demo_catalog: str | None, key: str) -> SourceSpec:
@@ -131,7 +181,9 @@ def _stac(cfg: dict, modality: str, key: str) -> SourceSpec:
     collection = cfg.get("collection") or defaults.get("collection")
     if not collection:
         raise ConfigError(f"{key}: a stac source needs collection (or a preset)")
-    bands = {**defaults.get("assets", {}), **cfg.get("assets", {})}
+    # A band the configuration sets to null is one the preset has but this source lacks.
+    merged = {**defaults.get("assets", {}), **cfg.get("assets", {})}
+    bands = {band: asset for band, asset in merged.items() if asset is not None}
     _check_bands(bands, modality, f"{key}.assets")
     host = urlsplit(url).hostname or ""
     sign = cfg.get("sign", preset.get("sign"))
@@ -170,7 +222,7 @@ def _static(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
         if not path.is_file():
             raise ConfigError(f"{key}.catalog: {path} does not exist")
         catalog = str(path)
-    bands = dict(cfg.get("assets", {}))
+    bands = {band: asset for band, asset in cfg.get("assets", {}).items() if asset is not None}
     _check_bands(bands, modality, f"{key}.assets")
     return SourceSpec(
         "static",

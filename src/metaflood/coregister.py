@@ -734,7 +734,10 @@ def _write_products(
             else:
                 reflectance = opt_vrt.read(window=block_window).astype(np.float32)
                 unusable = cloudmask.unusable(
-                    mask_vrt.read(1, window=block_window), reflectance, report["cloud_mask"]
+                    mask_vrt.read(1, window=block_window),
+                    reflectance,
+                    OPTICAL_BANDS,
+                    report["cloud_mask"],
                 )
             sar_ok = np.isfinite(linear).all(axis=0) & inside
             optical_ok = np.isfinite(reflectance).all(axis=0) & ~unusable & inside

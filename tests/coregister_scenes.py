@@ -14,7 +14,7 @@ import numpy as np
 from metaflood import optical as opt
 from metaflood.demo import demo_footprint
 from metaflood.raster import write_cog
-from metaflood.simulate import SceneSpec, simulate_event
+from metaflood.simulate import OPTICAL_BANDS, SceneSpec, simulate_event
 
 
 def event_config(size_m: float = 300.0, seed: int = 3, resolution: float = 2.0) -> dict:
@@ -70,7 +70,11 @@ def write_scenes(
         paths[period] = {
             "sar": write_cog(folder / "sar.tif", synthetic.sar[period], nodata=np.nan, **common),
             "optical": write_cog(
-                folder / "optical.tif", synthetic.optical[period], nodata=np.nan, **common
+                folder / "optical.tif",
+                synthetic.optical[period],
+                nodata=np.nan,
+                descriptions=OPTICAL_BANDS,
+                **common,
             ),
             "optical_mask": write_cog(
                 folder / "optical_mask.tif",

@@ -19,7 +19,7 @@ from rasterio.transform import Affine
 from metaflood import optical as opt
 from metaflood import sar
 from metaflood.acquire.scene import MASK
-from metaflood.acquire.sources import SAR_BANDS
+from metaflood.bands import SAR_BANDS
 from metaflood.blockwise import block_windows
 from metaflood.raster import cog_writer
 

@@ -50,8 +50,10 @@ def write_scenes(
     post_offset_px=(0.0, 0.0),
     optical_offset_px=(0.0, 0.0),
     cloud_fraction: float = 0.3,
+    optical_bands: tuple[str, ...] = OPTICAL_BANDS,
 ) -> tuple[dict[str, dict[str, Path]], Truth]:
-    """Simulate an event and write {period: {sar, optical, optical_mask}} scene files."""
+    """Simulate an event and write {period: {sar, optical, optical_mask}} scene files, the
+    optical file with `optical_bands` (named, in canonical order) of the simulator's."""
     crs, transform, width, height = demo_footprint(event, "events.t")
     spec = SceneSpec(
         seed=seed,
@@ -71,9 +73,9 @@ def write_scenes(
             "sar": write_cog(folder / "sar.tif", synthetic.sar[period], nodata=np.nan, **common),
             "optical": write_cog(
                 folder / "optical.tif",
-                synthetic.optical[period],
+                synthetic.optical[period][[OPTICAL_BANDS.index(b) for b in optical_bands]],
                 nodata=np.nan,
-                descriptions=OPTICAL_BANDS,
+                descriptions=optical_bands,
                 **common,
             ),
             "optical_mask": write_cog(

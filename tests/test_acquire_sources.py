@@ -29,7 +29,14 @@ def test_planetary_computer_preset():
     optical = resolve({"source": "stac", "preset": "planetary-computer"})
     assert optical.url == "https://planetarycomputer.microsoft.com/api/stac/v1"
     assert optical.collection == "sentinel-2-l2a" and optical.mask_asset == "SCL"
-    assert optical.bands == {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+    assert optical.bands == {
+        "blue": "B02",
+        "green": "B03",
+        "red": "B04",
+        "nir": "B08",
+        "swir16": "B11",
+    }
+    assert optical.band_names == ("blue", "green", "red", "nir", "swir16")
     assert optical.sign == "planetary-computer" and optical.scale == 0.0001
     assert optical.required == () and "Planetary Computer" in optical.provider
     sar = resolve({"source": "stac", "preset": "planetary-computer"}, "sar")
@@ -49,6 +56,7 @@ def test_earth_search_preset_and_overrides():
     )
     assert spec.url.startswith("https://earth-search.aws.element84.com")
     assert spec.bands["nir"] == "nir08" and spec.bands["red"] == "red"
+    assert spec.bands["swir16"] == "swir16"
     assert spec.mask_asset == "scl" and spec.sign is None and spec.required == ("post",)
     with pytest.raises(ConfigError, match="events.x.sar.preset: Element 84 Earth Search has no"):
         resolve({"source": "stac", "preset": "earth-search"}, "sar")
@@ -87,7 +95,7 @@ def test_a_source_has_the_bands_it_declares_in_canonical_order(tmp_path):
     """A preset's band dropped with null, a static catalog or a local file with only some
     of the optional bands: each has exactly those, in canonical order."""
     spec = resolve({"source": "stac", "preset": "planetary-computer", "assets": {"blue": None}})
-    assert spec.band_names == ("green", "red", "nir") and "blue" not in spec.bands
+    assert spec.band_names == ("green", "red", "nir", "swir16") and "blue" not in spec.bands
     catalog = tmp_path / "catalog.json"
     catalog.write_text("{}")
     ombria = {"swir16": "B11", "nir": "B08", "green": "B03"}

@@ -22,7 +22,13 @@ from metaflood.coregister import (
 from metaflood.errors import ConfigError, InputError
 from metaflood.sar import to_linear
 from tests.conftest import demo_event_config
-from tests.coregister_scenes import sweep_case
+from tests.coregister_scenes import (
+    event_config,
+    expected_shifts,
+    run_period,
+    sweep_case,
+    write_scenes,
+)
 
 EVENT = demo_event_config()
 FOUR = ("blue", "green", "red", "nir")
@@ -380,3 +386,26 @@ def test_an_optical_scene_with_wrong_band_names_is_refused(tmp_path, write_raste
     sar, opt, msk = scene_files(write_raster, "w", optical_bands=bands)
     with pytest.raises(InputError, match=f"w_optical.tif: {message}"):
         run(tmp_path, "pre", sar, opt, msk, sar)
+
+
+def test_a_green_nir_swir_scene_is_registered_to_its_sar(tmp_path):
+    """A simulated scene with OMBRIA's bands only (green, NIR, SWIR 1.6 um): the optical
+    shift is estimated from their brightness and applied, within the stage's bound."""
+    event = event_config(300.0, seed=4)
+    paths, truth = write_scenes(
+        tmp_path,
+        event,
+        seed=4,
+        post_offset_px=(0.8, -1.1),
+        optical_offset_px=(1.3, 0.9),
+        optical_bands=("green", "nir", "swir16"),
+    )
+    for period in ("pre", "post"):
+        report = run_period(paths, period, event, tmp_path)
+        assert report["optical_bands"] == ["green", "nir", "swir16"]
+        record = report["shifts"]["optical_to_sar"]
+        expected = expected_shifts(report, truth, 2.0)["optical_to_sar"]
+        assert record["reliable"], record["reason"]
+        assert np.hypot(*(np.array(record["shift"]) - expected)) <= 0.5
+        with rasterio.open(tmp_path / f"{period}.tif") as src:
+            assert src.descriptions == ("VV", "VH", "green", "nir", "swir16")

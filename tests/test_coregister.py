@@ -409,3 +409,12 @@ def test_a_green_nir_swir_scene_is_registered_to_its_sar(tmp_path):
         assert np.hypot(*(np.array(record["shift"]) - expected)) <= 0.5
         with rasterio.open(tmp_path / f"{period}.tif") as src:
             assert src.descriptions == ("VV", "VH", "green", "nir", "swir16")
+
+
+def test_the_optical_shift_is_measured_on_the_bands_at_full_resolution():
+    """SWIR (20 m on Sentinel-2) is left out of the brightness matched to the SAR, so a
+    scene registers the same whether its B11 came resampled or at full resolution."""
+    from metaflood.coregister import registration_bands
+
+    assert registration_bands(("blue", "green", "red", "nir", "swir16")) == [1, 2, 3, 4]
+    assert registration_bands(("green", "nir", "swir16")) == [1, 2]

@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 SAR_VALID, OPTICAL_VALID = 1, 2
 VALID_NODATA = 255
+# Optical bands left out of the optical-to-SAR shift estimate (20 m on Sentinel-2).
+COARSE_OPTICAL_BANDS = ("swir16",)
 # Clear pixels this close (estimation pixels) to a cloud do not vote on the optical
 # shift: haze at cloud edges makes gradients the SAR does not have.
 CLOUD_MARGIN_PX = 3
@@ -326,11 +328,24 @@ def estimate_sar_shift(
         )
 
 
+def registration_bands(optical_bands: tuple[str, ...]) -> list[int]:
+    """1-based indexes of the optical bands whose brightness is matched to the SAR: all
+    but SWIR, which Sentinel-2 acquires at 20 m (its gradients are coarser, and a scene
+    read with it resampled or at full resolution would register differently)."""
+    return [i for i, b in enumerate(optical_bands, start=1) if b not in COARSE_OPTICAL_BANDS]
+
+
 def estimate_optical_shift(
-    sar: Scene, optical: Scene, mask: Scene, grid: Grid, settings: Settings
+    sar: Scene,
+    optical: Scene,
+    mask: Scene,
+    grid: Grid,
+    settings: Settings,
+    optical_bands: tuple[str, ...],
 ) -> align.ShiftEstimate:
     """Shift (grid pixels) that puts the optical scene onto its period's SAR scene."""
     method = "cross-correlation of gradient orientation (SAR log VV+VH, optical brightness)"
+    indexes = registration_bands(optical_bands)
     frame = estimation_frame(grid, sar, optical)
     if frame is None:
         return _too_small(method)
@@ -342,7 +357,7 @@ def estimate_optical_shift(
 
         def read(sar_part: align.Window2D, optical_part: align.Window2D):
             s = s_vrt.read(window=_window(sar_part))
-            o = o_vrt.read(window=_window(optical_part))
+            o = o_vrt.read(indexes, window=_window(optical_part))
             m = m_vrt.read(1, window=_window(optical_part))
             clear = ndimage.binary_erosion(m == opt.CLEAR, iterations=CLOUD_MARGIN_PX)
             valid = clear & np.isfinite(s).all(axis=0) & np.isfinite(o).all(axis=0)
@@ -571,7 +586,9 @@ def plan_period(
         )
     optical_shift = (0.0, 0.0)
     if not sar_scene.absent and not optical_scene.absent:
-        estimate = estimate_optical_shift(sar_scene, optical_scene, mask_scene, grid, settings)
+        estimate = estimate_optical_shift(
+            sar_scene, optical_scene, mask_scene, grid, settings, optical_bands
+        )
         total = (estimate.shift[0] + sar_shift[0], estimate.shift[1] + sar_shift[1])
         if estimate.reliable:
             optical_shift = total

@@ -99,7 +99,11 @@ def write_absent_optical(folder: Path, grid) -> tuple[Path, Path]:
     common = {"crs": grid.crs, "transform": grid.transform, "tags": {"absent": "true"}}
     shape = (grid.height, grid.width)
     optical = write_cog(
-        folder / "optical.tif", np.full((4, *shape), np.nan, np.float32), nodata=np.nan, **common
+        folder / "optical.tif",
+        np.full((4, *shape), np.nan, np.float32),
+        nodata=np.nan,
+        descriptions=("blue", "green", "red", "nir"),
+        **common,
     )
     mask = write_cog(
         folder / "optical_mask.tif", np.full(shape, 255, np.uint8), nodata=255, **common

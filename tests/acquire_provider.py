@@ -4,9 +4,11 @@ Planetary Computer publishes Sentinel-1 RTC and Sentinel-2 L2A.
 The demo generator's COGs are copied under a folder the range server serves, and STAC
 items are written with the real collections' ids, asset keys and properties
 (`sentinel-1-rtc` vv/vh with `sat:relative_orbit` and `sat:orbit_state`;
-`sentinel-2-l2a` B02/B03/B04/B08/SCL with `eo:cloud_cover` and
-`s2:processing_baseline` 05.09, whose DNs carry the +1000 BOA offset). The same items
-are written as an ItemCollection (for `rustac serve`) and as a static catalog.
+`sentinel-2-l2a` B02/B03/B04/B08/B11/SCL with `eo:cloud_cover` and
+`s2:processing_baseline` 05.09, whose DNs carry the +1000 BOA offset). As on Sentinel-2,
+B11 is at twice the pixel size of the other bands (2x2 block means of the demo's B11),
+and each optical asset states its `gsd`. The same items are written as an
+ItemCollection (for `rustac serve`) and as a static catalog.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ SAR = "sentinel-1-rtc"
 OPTICAL = "sentinel-2-l2a"
 COLLECTIONS = {SAR_COLLECTION: SAR, OPTICAL_COLLECTION: OPTICAL}
 BOA_OFFSET_DN = 1000
+COARSE_ASSET = "B11"  # SWIR 1.6 um: 20 m beside the 10 m bands on Sentinel-2
 
 
 @dataclass
@@ -55,6 +58,30 @@ def _add_boa_offset(path: Path) -> None:
         dst.write(data)
 
 
+def _coarsen(path: Path) -> float:
+    """The file at twice its pixel size (2x2 block means of the valid DNs); returns the
+    new pixel size."""
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read(1)
+    h, w = data.shape[0] // 2 * 2, data.shape[1] // 2 * 2
+    blocks = data[:h, :w].reshape(h // 2, 2, w // 2, 2).astype(np.float64)
+    coarse = np.rint(blocks.mean(axis=(1, 3))).astype(data.dtype)
+    t = profile["transform"]
+    profile.update(
+        driver="COG",
+        compress="DEFLATE",
+        blocksize=256,
+        width=w // 2,
+        height=h // 2,
+        transform=rasterio.Affine(2 * t.a, t.b, t.c, t.d, 2 * t.e, t.f),
+    )
+    for key in ("blockxsize", "blockysize", "tiled", "interleave"):
+        profile.pop(key, None)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(coarse, 1)
+    return 2 * abs(t.a)
+
+
 def build_provider(event: dict, name: str, root: Path, base_url: str) -> Provider:
     """Generate the demo event under root/demo and republish it under root/served."""
     catalog_path = build_demo_event(event, name, root / "demo")
@@ -74,8 +101,10 @@ def build_provider(event: dict, name: str, root: Path, base_url: str) -> Provide
             entry["href"] = f"{base_url}/{collection}/{item.id}/{target.name}"
             entry.pop("file:checksum", None)
             if collection == OPTICAL and key != "SCL":
+                gsd = _coarsen(target) if key == COARSE_ASSET else item.properties["gsd"]
                 _add_boa_offset(target)
                 entry.pop("raster:bands", None)  # Planetary Computer gives none for S2 L2A
+                entry["gsd"] = gsd
             entry["file:size"] = target.stat().st_size
         if collection == OPTICAL:
             stac["properties"]["s2:processing_baseline"] = "05.09"

@@ -14,7 +14,7 @@ import numpy as np
 from metaflood import optical as opt
 from metaflood.demo import demo_footprint
 from metaflood.raster import write_cog
-from metaflood.simulate import SceneSpec, simulate_event
+from metaflood.simulate import OPTICAL_BANDS, SceneSpec, simulate_event
 
 
 def event_config(size_m: float = 300.0, seed: int = 3, resolution: float = 2.0) -> dict:
@@ -50,8 +50,10 @@ def write_scenes(
     post_offset_px=(0.0, 0.0),
     optical_offset_px=(0.0, 0.0),
     cloud_fraction: float = 0.3,
+    optical_bands: tuple[str, ...] = OPTICAL_BANDS,
 ) -> tuple[dict[str, dict[str, Path]], Truth]:
-    """Simulate an event and write {period: {sar, optical, optical_mask}} scene files."""
+    """Simulate an event and write {period: {sar, optical, optical_mask}} scene files, the
+    optical file with `optical_bands` (named, in canonical order) of the simulator's."""
     crs, transform, width, height = demo_footprint(event, "events.t")
     spec = SceneSpec(
         seed=seed,
@@ -70,7 +72,11 @@ def write_scenes(
         paths[period] = {
             "sar": write_cog(folder / "sar.tif", synthetic.sar[period], nodata=np.nan, **common),
             "optical": write_cog(
-                folder / "optical.tif", synthetic.optical[period], nodata=np.nan, **common
+                folder / "optical.tif",
+                synthetic.optical[period][[OPTICAL_BANDS.index(b) for b in optical_bands]],
+                nodata=np.nan,
+                descriptions=optical_bands,
+                **common,
             ),
             "optical_mask": write_cog(
                 folder / "optical_mask.tif",

@@ -140,6 +140,9 @@ def demo_reference(servers, tmp_path_factory):
 
 
 def test_stac_api_gives_the_same_scenes_as_the_demo(first_run, demo_reference):
+    """Planetary Computer's preset reads B02..B08 and B11 (swir16); the provider's B11 is
+    at twice the pixel size, as Sentinel-2's 20 m beside 10 m: the scene is read on the
+    fine grid and B11 interpolated onto it, close to the demo's own full-resolution B11."""
     out, scenes, _ = first_run
     for period in ("pre", "post"):
         for name in ("sar.tif", "optical.tif", "optical_mask.tif"):
@@ -147,8 +150,17 @@ def test_stac_api_gives_the_same_scenes_as_the_demo(first_run, demo_reference):
             with rasterio.open(ours) as a, rasterio.open(theirs) as b:
                 assert a.crs == b.crs and a.transform == b.transform
                 assert a.descriptions == b.descriptions
+            ours, theirs = read(ours), read(theirs)
+            if name == "optical.tif":  # blue, green, red, nir, then the coarser swir16
+                fine, coarse = ours[4], theirs[4]
+                ours, theirs = ours[:4], theirs[:4]
+                inner = (slice(2, -2), slice(2, -2))
+                assert np.nanmedian(np.abs(fine[inner] - coarse[inner])) < 0.01
+                assert np.corrcoef(fine[inner].ravel(), coarse[inner].ravel())[0, 1] > 0.9
             # The provider's S2 DNs carry the +1000 BOA offset: removed from the metadata.
-            np.testing.assert_allclose(read(ours), read(theirs), atol=1e-6, equal_nan=True)
+            np.testing.assert_allclose(ours, theirs, atol=1e-6, equal_nan=True)
+        with rasterio.open(out / "results" / period / "optical.tif") as src:
+            assert src.descriptions == ("blue", "green", "red", "nir", "swir16")
     optical = scenes["pre"]["optical"]
     assert optical["collection"] == OPTICAL and optical["item"] == PRE_OPTICAL
     assert "processing baseline 05.09" in optical["items"][0]["assets"]["red"]["radiometry"]
@@ -237,6 +249,40 @@ def api_with(servers: Servers, items: list[dict], folder: Path):
     servers.files.state.clear()
     with StacApiServer(path, folder / "rustac.log") as api:
         yield api.url
+
+
+EARTH_SEARCH_KEYS = {
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B08": "nir",
+    "B11": "swir16",
+    "SCL": "scl",
+}
+
+
+def test_the_earth_search_preset_reads_swir16_under_its_common_name(servers, first_run, tmp_path):
+    """The same optical items keyed as Earth Search keys them (common names, `swir16` for
+    B11, `scl`): the earth-search preset gives the same five-band scene."""
+    items = copy.deepcopy(servers.provider.items)
+    for item in items:
+        if item["collection"] == OPTICAL:
+            item["assets"] = {EARTH_SEARCH_KEYS[k]: a for k, a in item["assets"].items()}
+    with api_with(servers, items, tmp_path) as url:
+        event = stac_event(url)
+        event["optical"] = {"source": "stac", "preset": "earth-search", "url": url}
+        scenes = run(event, tmp_path / "out", tmp_path / "cache", periods=("pre",))
+    assert set(scenes["pre"]["optical"]["items"][0]["assets"]) == {
+        "blue",
+        "green",
+        "red",
+        "nir",
+        "swir16",
+        "mask",
+    }
+    np.testing.assert_array_equal(
+        read(tmp_path / "out/pre/optical.tif"), read(first_run[0] / "results/pre/optical.tif")
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,7 +482,7 @@ def static_event(catalog_url: str, **auth) -> dict:
         "source": "static",
         "catalog": catalog_url,
         "collection": OPTICAL,
-        "assets": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"},
+        "assets": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11"},
         "mask_asset": "SCL",
         "scale": 0.0001,
         **auth,

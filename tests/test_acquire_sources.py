@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -27,7 +29,14 @@ def test_planetary_computer_preset():
     optical = resolve({"source": "stac", "preset": "planetary-computer"})
     assert optical.url == "https://planetarycomputer.microsoft.com/api/stac/v1"
     assert optical.collection == "sentinel-2-l2a" and optical.mask_asset == "SCL"
-    assert optical.bands == {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+    assert optical.bands == {
+        "blue": "B02",
+        "green": "B03",
+        "red": "B04",
+        "nir": "B08",
+        "swir16": "B11",
+    }
+    assert optical.band_names == ("blue", "green", "red", "nir", "swir16")
     assert optical.sign == "planetary-computer" and optical.scale == 0.0001
     assert optical.required == () and "Planetary Computer" in optical.provider
     sar = resolve({"source": "stac", "preset": "planetary-computer"}, "sar")
@@ -47,6 +56,7 @@ def test_earth_search_preset_and_overrides():
     )
     assert spec.url.startswith("https://earth-search.aws.element84.com")
     assert spec.bands["nir"] == "nir08" and spec.bands["red"] == "red"
+    assert spec.bands["swir16"] == "swir16"
     assert spec.mask_asset == "scl" and spec.sign is None and spec.required == ("post",)
     with pytest.raises(ConfigError, match="events.x.sar.preset: Element 84 Earth Search has no"):
         resolve({"source": "stac", "preset": "earth-search"}, "sar")
@@ -59,7 +69,17 @@ def test_earth_search_preset_and_overrides():
         ({"source": "stac", "url": "ftp://x"}, "events.x.optical.url: 'ftp://x' is not"),
         (
             {"source": "stac", "url": "https://x", "collection": "c", "assets": {"blue": "b"}},
-            "events.x.optical.assets: no band given for green, red, nir",
+            "events.x.optical.assets: no band given for green, nir (the optical modality needs "
+            "green, nir; a source may also have blue, red, swir16)",
+        ),
+        (
+            {"source": "stac", "preset": "earth-search", "assets": {"swir": "swir16"}},
+            "events.x.optical.assets.swir: unknown optical band 'swir' (known: blue, green, "
+            "red, nir, swir16)",
+        ),
+        (
+            {"source": "stac", "preset": "planetary-computer", "assets": {"nir": None}},
+            "events.x.optical.assets: no band given for nir",
         ),
         ({"source": "static", "collection": "c"}, "events.x.optical: a static source needs"),
         ({"source": "static", "catalog": "nowhere.json", "collection": "c"}, "does not exist"),
@@ -67,8 +87,30 @@ def test_earth_search_preset_and_overrides():
     ],
 )
 def test_wrong_source_settings_name_the_key(cfg, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         resolve(cfg)
+
+
+def test_a_source_has_the_bands_it_declares_in_canonical_order(tmp_path):
+    """A preset's band dropped with null, a static catalog or a local file with only some
+    of the optional bands: each has exactly those, in canonical order."""
+    spec = resolve({"source": "stac", "preset": "planetary-computer", "assets": {"blue": None}})
+    assert spec.band_names == ("green", "red", "nir", "swir16") and "blue" not in spec.bands
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text("{}")
+    ombria = {"swir16": "B11", "nir": "B08", "green": "B03"}
+    spec = resolve(
+        {"source": "static", "catalog": str(catalog), "collection": "c", "assets": ombria}
+    )
+    assert spec.band_names == ("green", "nir", "swir16")
+    path = tmp_path / "s2.tif"
+    path.write_bytes(b"")
+    spec = resolve({"source": "local", "pre": str(path), "bands": {"nir": 2, "green": 1}})
+    assert spec.band_names == ("green", "nir")
+    with pytest.raises(ConfigError, match=r"events\.x\.optical\.bands\.B11: unknown optical band"):
+        resolve({"source": "local", "pre": str(path), "bands": {"green": 1, "nir": 2, "B11": 3}})
+    with pytest.raises(ConfigError, match=r"events\.x\.sar\.bands: no band given for VH"):
+        resolve({"source": "local", "pre": str(path), "bands": {"VV": 1}, "required": "pre"}, "sar")
 
 
 def test_a_required_local_period_needs_its_file(tmp_path):
@@ -89,6 +131,10 @@ def test_the_configuration_checker_knows_the_sources(tmp_path):
     event["optical"] = {"source": "stac", "preset": "mars-search"}
     path.write_text(yaml.safe_dump({"events": {"x": event}}))
     with pytest.raises(ConfigError, match="events.x.optical.preset: 'mars-search' is not one of"):
+        check_config_file(path)
+    event["optical"] = {"source": "stac", "preset": "earth-search", "assets": {"swir22": "x"}}
+    path.write_text(yaml.safe_dump({"events": {"x": event}}))
+    with pytest.raises(ConfigError, match=r"events\.x\.optical\.assets\.swir22: unknown optical"):
         check_config_file(path)
 
 

@@ -1,7 +1,8 @@
 """The workflow end to end with the stac, static and local sources: snakemake on three
 tiny events in a temporary directory, the scenes served on 127.0.0.1 by `rustac serve`
-and a range-request file server. One small checkpoint, trained once, serves all three
-(the model's quality is not what is tested here)."""
+and a range-request file server, and a fourth whose local optical files have OMBRIA's
+bands only (green, NIR, SWIR). One small checkpoint, trained once, serves them all (the
+model's quality is not what is tested here)."""
 
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ TINY_TRAIN = {
     "seed": 1,
 }
 EVENTS = ("remote", "static", "local")
+OMBRIA = "ombria"  # local optical files with green, nir and swir16 only
 
 
 def write_local_files(demo_catalog: Path, folder: Path) -> dict[str, dict[str, Path]]:
-    """The demo scenes as a user's own multi-band GeoTIFFs: SAR in dB, optical as
-    reflectance x 10000 with the scene classification as a fifth band."""
+    """The demo scenes as a user's own multi-band GeoTIFFs: SAR in dB, optical (blue,
+    green, red, nir, swir16) as reflectance x 10000 with the scene classification as a
+    sixth band."""
     import pystac
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,7 +51,7 @@ def write_local_files(demo_catalog: Path, folder: Path) -> dict[str, dict[str, P
     for item in pystac.Catalog.from_file(str(demo_catalog)).get_items(recursive=True):
         period = "pre" if item.datetime.day < 10 else "post"
         sar = item.collection_id.endswith("1")
-        keys = ("vv", "vh") if sar else ("B02", "B03", "B04", "B08", "SCL")
+        keys = ("vv", "vh") if sar else ("B02", "B03", "B04", "B08", "B11", "SCL")
         bands = []
         for key in keys:
             with rasterio.open(item.assets[key].get_absolute_href()) as src:
@@ -72,10 +75,24 @@ def events_config(api_url: str, catalog_url: str, local: dict, checkpoint: Path)
         "source": "static",
         "catalog": catalog_url,
         "collection": OPTICAL,
-        "assets": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"},
+        "assets": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11"},
         "mask_asset": "SCL",
         "scale": 0.0001,
     }
+    local_sar = {
+        "source": "local",
+        **{p: str(local["sar"][p]) for p in ("pre", "post")},
+        "bands": {"VV": 1, "VH": 2},
+        "sar_scale": "db",
+    }
+    local_optical = {
+        "source": "local",
+        **{p: str(local["optical"][p]) for p in ("pre", "post")},
+        "bands": {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir16": 5},
+        "mask": {"band": 6, "kind": "scl"},
+        "scale": 0.0001,
+    }
+    ombria_optical = {**local_optical, "bands": {"green": 2, "nir": 4, "swir16": 5}}
     return {
         "events": {
             "remote": {**base, "sar": pc, "optical": pc},
@@ -89,22 +106,8 @@ def events_config(api_url: str, catalog_url: str, local: dict, checkpoint: Path)
                 },
                 "optical": static_optical,
             },
-            "local": {
-                **base,
-                "sar": {
-                    "source": "local",
-                    **{p: str(local["sar"][p]) for p in ("pre", "post")},
-                    "bands": {"VV": 1, "VH": 2},
-                    "sar_scale": "db",
-                },
-                "optical": {
-                    "source": "local",
-                    **{p: str(local["optical"][p]) for p in ("pre", "post")},
-                    "bands": {"blue": 1, "green": 2, "red": 3, "nir": 4},
-                    "mask": {"band": 5, "kind": "scl"},
-                    "scale": 0.0001,
-                },
-            },
+            "local": {**base, "sar": local_sar, "optical": local_optical},
+            OMBRIA: {**base, "sar": local_sar, "optical": ombria_optical},
         },
         "model": {**MODEL, "checkpoint": str(checkpoint)},
         "change": {"min_area_m2": 40},
@@ -189,15 +192,37 @@ def test_scenes_say_where_they_came_from(workflow_run):
 
 
 def test_the_three_sources_give_the_same_stack(workflow_run):
-    """Same scenes, three ways in: the aligned stacks agree (local SAR went through dB)."""
+    """Same scenes, three ways in: the aligned stacks agree (local SAR went through dB;
+    the local files' swir16 is the demo's own, the provider's B11 is at twice the pixel
+    size and interpolated, so that band agrees only closely)."""
     workdir = workflow_run[0]
     for period in ("pre", "post"):
         stacks = {}
         for event in EVENTS:
             with rasterio.open(workdir / f"results/{event}/aligned/{period}.tif") as src:
+                assert src.descriptions == ("VV", "VH", "blue", "green", "red", "nir", "swir16")
                 stacks[event] = src.read()
         np.testing.assert_array_equal(stacks["remote"], stacks["static"])
-        np.testing.assert_allclose(stacks["remote"], stacks["local"], atol=1e-3, equal_nan=True)
+        remote, local = stacks["remote"], stacks["local"]
+        np.testing.assert_allclose(remote[:6], local[:6], atol=1e-3, equal_nan=True)
+        inner = (slice(2, -2), slice(2, -2))
+        assert np.nanmedian(np.abs(remote[6][inner] - local[6][inner])) < 0.01
+
+
+def test_a_source_without_blue_and_red_runs_end_to_end_from_sar(workflow_run):
+    """OMBRIA's bands (green, NIR, SWIR): the stack holds exactly those; the checkpoint's
+    optical head takes blue and red as well, so every pixel is mapped by the SAR head,
+    as the land-cover log says; the report's optical maps are false colour and say so."""
+    workdir = workflow_run[0]
+    results = workdir / "results" / OMBRIA
+    with rasterio.open(results / "aligned/post.tif") as src:
+        assert src.descriptions == ("VV", "VH", "green", "nir", "swir16")
+    with rasterio.open(results / "landcover/post_route.tif") as src:
+        route = src.read(1)
+    assert set(np.unique(route)) <= {2, 255}  # SAR only, or outside the AOI
+    log = (results / "logs/landcover_post.log").read_text()
+    assert "the stack lacks blue, red" in log and '"usable": false' in log
+    assert "false colour: SWIR 1.6 um, NIR, green" in (results / "report.html").read_text()
 
 
 def test_a_second_run_has_nothing_to_do(workflow_run):

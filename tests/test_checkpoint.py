@@ -92,12 +92,20 @@ def test_wrong_class_count_is_refused(tmp_path):
         load_for_inference(path, expected_classes=8, available_bands=DATA_BANDS)
 
 
-def test_missing_bands_are_refused(tmp_path):
+def test_missing_sar_bands_are_refused(tmp_path):
     model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16, sar_bands=["HH"]))
     path = tmp_path / "hh.pt"
     save_checkpoint(path, model, Normalization([0.0], [1.0], [0.0] * 4, [1.0] * 4))
-    with pytest.raises(ModelError, match=r"needs bands \['HH'.*lacks \['HH'\].*data bands"):
+    with pytest.raises(ModelError, match=r"needs SAR bands \['HH'.*lacks \['HH'\].*data bands"):
         load_for_inference(path, available_bands=DATA_BANDS)
+
+
+def test_missing_optical_bands_make_the_optical_head_unusable(saved):
+    """Not an error: the model maps from SAR alone (infer routes every pixel there)."""
+    path, _ = saved
+    loaded = load_for_inference(path, available_bands=["VV", "VH", "green", "nir", "swir16"])
+    assert not loaded.optical_usable and loaded.missing_optical == ["blue", "red"]
+    assert load_for_inference(path, available_bands=DATA_BANDS).optical_usable
 
 
 def test_pickled_objects_and_foreign_files_are_refused(tmp_path):

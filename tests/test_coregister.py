@@ -22,9 +22,16 @@ from metaflood.coregister import (
 from metaflood.errors import ConfigError, InputError
 from metaflood.sar import to_linear
 from tests.conftest import demo_event_config
-from tests.coregister_scenes import sweep_case
+from tests.coregister_scenes import (
+    event_config,
+    expected_shifts,
+    run_period,
+    sweep_case,
+    write_scenes,
+)
 
 EVENT = demo_event_config()
+FOUR = ("blue", "green", "red", "nir")
 
 
 def native_frame(margin=20.0):
@@ -43,14 +50,22 @@ def texture(shape, seed, shift=(0.0, 0.0)):
     return ndimage.shift(field, shift, order=3, mode="nearest")
 
 
-def scene_files(write_raster, tag, *, shift=(0.0, 0.0), cloud=None, sar_bands=2):
+def scene_files(
+    write_raster, tag, *, shift=(0.0, 0.0), cloud=None, sar_bands=2, optical_bands=FOUR
+):
+    """SAR, optical (band i of `optical_bands` is 0.1 + 0.01 i plus texture) and mask."""
     transform, h, w = native_frame()
     base = texture((h, w), 1, shift)
     sar_db = np.stack([-12 + 4 * base, -18 + 4 * base])[:sar_bands]
-    optical = np.stack([0.1 + 0.03 * base + 0.01 * i for i in range(4)]).astype(np.float32)
+    optical = np.stack([0.1 + 0.03 * base + 0.01 * i for i in range(len(optical_bands))])
     mask = np.zeros((h, w), np.uint8) if cloud is None else cloud
     sar = write_raster(f"{tag}_sar.tif", to_linear(sar_db), transform=transform)
-    opt = write_raster(f"{tag}_optical.tif", optical, transform=transform)
+    opt = write_raster(
+        f"{tag}_optical.tif",
+        optical.astype(np.float32),
+        transform=transform,
+        descriptions=optical_bands,
+    )
     msk = write_raster(f"{tag}_mask.tif", mask, transform=transform, nodata=255)
     return sar, opt, msk
 
@@ -136,7 +151,7 @@ def test_errors_name_the_problem_before_any_product_is_written(tmp_path, write_r
     one_band = scene_files(write_raster, "b", sar_bands=1)[0]
     with pytest.raises(InputError, match=r"b_sar.tif: expected 2 bands \(VV, VH\), found 1"):
         run(tmp_path, "pre", one_band, opt, msk, sar)
-    with pytest.raises(InputError, match="e_sar.tif: expected 4 bands"):
+    with pytest.raises(InputError, match="e_sar.tif: a band without a description"):
         run(tmp_path, "pre", sar, sar, msk, sar)
     transform, h, w = native_frame()
     empty = write_raster("empty.tif", np.full((2, h, w), np.nan, np.float32), transform=transform)
@@ -181,7 +196,9 @@ def test_a_period_with_nothing_usable_is_refused_before_any_product(tmp_path, wr
     _, opt, msk = scene_files(write_raster, "o", cloud=np.ones((h, w), np.uint8))
     grid = event_grid(EVENT, "events.t")
     no_sar = tmp_path / "absent_sar.tif"
-    write_absent("sar", grid_args(grid.crs, grid.transform, grid.width, grid.height), [no_sar])
+    write_absent(
+        "sar", ("VV", "VH"), grid_args(grid.crs, grid.transform, grid.width, grid.height), [no_sar]
+    )
     reference = scene_files(write_raster, "r")[0]
     with pytest.raises(
         InputError,
@@ -302,7 +319,7 @@ def test_cloud_mask_modes_and_a_mask_without_information(tmp_path, write_raster)
     desert = np.array([0.15, 0.19, 0.25, 0.29])[:, None, None]  # gravel desert, textured
     reflectance = (desert * (1 + 0.1 * texture((h, w), 1))).astype(np.float32)
     reflectance[:, 30:80, 30:120] = np.array([0.46, 0.45, 0.46, 0.48])[:, None, None]  # a cloud
-    cloudy = write_raster("cloudy.tif", reflectance, transform=transform)
+    cloudy = write_raster("cloudy.tif", reflectance, transform=transform, descriptions=FOUR)
     clear = np.zeros((h, w), np.uint8)
     said_clear = write_raster("clear.tif", clear, transform=transform, nodata=255)
     no_scl = write_raster(
@@ -317,13 +334,87 @@ def test_cloud_mask_modes_and_a_mask_without_information(tmp_path, write_raster)
         (tmp_path / name).mkdir()
         report, out = run(tmp_path / name, "pre", sar, cloudy, mask, sar, cloud_mask=mode)
         with rasterio.open(out["valid.tif"]) as src:
-            results[name] = (report["cloud_mask"], src.read(1))
-    assert results["provided"][0] == "provided"
+            results[name] = (report["cloud_mask"], src.read(1), report.get("cloud_mask_tests"))
+    assert results["provided"][0] == "provided" and results["provided"][2] is None
+    assert results["spectral"][2]["cloud"].startswith("bright, white and hazy in the visible")
     # Scene rows 30..80, cols 30..120 are grid rows 5..30, cols 5..50 (20 m margin, 2 m).
     assert (results["provided"][1][8:27, 8:47] == SAR_VALID | OPTICAL_VALID).all()
     for name in ("spectral", "untagged"):
-        mode, valid = results[name]
+        mode, valid = results[name][:2]
         assert mode == "spectral"
         assert (valid[8:27, 8:47] == SAR_VALID).all()
         inside = valid != VALID_NODATA
         assert (valid[45:][inside[45:]] == SAR_VALID | OPTICAL_VALID).all()
+
+
+@pytest.mark.parametrize(
+    "bands", [("green", "nir", "swir16"), ("blue", "green", "red", "nir", "swir16")]
+)
+def test_the_stack_holds_the_optical_bands_the_scene_has(tmp_path, write_raster, bands):
+    """OMBRIA's green, NIR and SWIR (no blue, no red) or all five: each band warped into
+    the stack under its name, after VV and VH; the spectral cloud test says which form ran."""
+    sar, opt, msk = scene_files(write_raster, "g", optical_bands=bands)
+    report, out = run(tmp_path, "pre", sar, opt, msk, sar, cloud_mask="spectral")
+    with rasterio.open(out["stack.tif"]) as src:
+        assert src.descriptions == ("VV", "VH", *bands)
+        assert src.units == ("dB", "dB") + ("reflectance",) * len(bands)
+        stack = src.read()
+    inside = np.isfinite(stack[0])
+    for i in range(len(bands)):  # band i was 0.1 + 0.01 i, plus zero-mean texture
+        assert np.median(stack[2 + i][inside]) == pytest.approx(0.1 + 0.01 * i, abs=0.005)
+    assert report["optical_bands"] == list(bands)
+    swir_form = "no blue or red" in report["cloud_mask_tests"]["cloud"]
+    assert swir_form == ("blue" not in bands)
+    assert "MNDWI" in report["cloud_mask_tests"]["shadow"]
+
+
+def test_green_and_nir_alone_run_no_cloud_test_and_the_report_says_so(tmp_path, write_raster):
+    sar, opt, msk = scene_files(write_raster, "n", optical_bands=("green", "nir"))
+    report, _ = run(tmp_path, "pre", sar, opt, msk, sar, cloud_mask="both")
+    assert report["cloud_mask_tests"]["cloud"].startswith("not run: needs blue, green and red")
+
+
+@pytest.mark.parametrize(
+    ("bands", "message"),
+    [
+        (("nir", "green"), r"bands \['nir', 'green'\] are not in canonical order \(green, nir\)"),
+        (("green", "nir", "B11"), "unknown optical band 'B11'"),
+        (("blue", "red", "nir"), "no band given for green"),
+    ],
+)
+def test_an_optical_scene_with_wrong_band_names_is_refused(tmp_path, write_raster, bands, message):
+    sar, opt, msk = scene_files(write_raster, "w", optical_bands=bands)
+    with pytest.raises(InputError, match=f"w_optical.tif: {message}"):
+        run(tmp_path, "pre", sar, opt, msk, sar)
+
+
+def test_a_green_nir_swir_scene_is_registered_to_its_sar(tmp_path):
+    """A simulated scene with OMBRIA's bands only (green, NIR, SWIR 1.6 um): the optical
+    shift is estimated from their brightness and applied, within the stage's bound."""
+    event = event_config(300.0, seed=4)
+    paths, truth = write_scenes(
+        tmp_path,
+        event,
+        seed=4,
+        post_offset_px=(0.8, -1.1),
+        optical_offset_px=(1.3, 0.9),
+        optical_bands=("green", "nir", "swir16"),
+    )
+    for period in ("pre", "post"):
+        report = run_period(paths, period, event, tmp_path)
+        assert report["optical_bands"] == ["green", "nir", "swir16"]
+        record = report["shifts"]["optical_to_sar"]
+        expected = expected_shifts(report, truth, 2.0)["optical_to_sar"]
+        assert record["reliable"], record["reason"]
+        assert np.hypot(*(np.array(record["shift"]) - expected)) <= 0.5
+        with rasterio.open(tmp_path / f"{period}.tif") as src:
+            assert src.descriptions == ("VV", "VH", "green", "nir", "swir16")
+
+
+def test_the_optical_shift_is_measured_on_the_bands_at_full_resolution():
+    """SWIR (20 m on Sentinel-2) is left out of the brightness matched to the SAR, so a
+    scene registers the same whether its B11 came resampled or at full resolution."""
+    from metaflood.coregister import registration_bands
+
+    assert registration_bands(("blue", "green", "red", "nir", "swir16")) == [1, 2, 3, 4]
+    assert registration_bands(("green", "nir", "swir16")) == [1, 2]

@@ -106,7 +106,8 @@ def test_normalization_statistics_and_round_trip():
 
 def test_synthetic_pool_from_simulator():
     pytest.importorskip("metaflood.simulate")
-    pool = make_synthetic_pool(1, 96.0, 1.0, 2.0, seed=7)
+    four = ["blue", "green", "red", "nir"]
+    pool = make_synthetic_pool(1, 96.0, 1.0, 2.0, seed=7, optical_bands=four)
     assert len(pool) == 2  # pre and post
     for s in pool:
         assert s["sar"].shape == (2, 48, 48) and s["sar"].dtype == np.float32
@@ -114,5 +115,13 @@ def test_synthetic_pool_from_simulator():
         assert s["label"].shape == (48, 48) and s["label"].dtype == np.uint8
         assert s["label"].max() < 8
         assert -40 < np.median(s["sar"]) < 10  # decibels, not linear power
-    val = make_validation_pool(1, 96.0, 1.0, 2.0, seed=7)
+    val = make_validation_pool(1, 96.0, 1.0, 2.0, seed=7, optical_bands=four)
     assert not np.array_equal(val[0]["sar"], pool[0]["sar"])
+    # The bands a model names, by name: green, NIR and SWIR are the simulator's 2, 4, 5.
+    ombria = make_synthetic_pool(
+        1, 96.0, 1.0, 2.0, seed=7, optical_bands=["green", "nir", "swir16"]
+    )
+    np.testing.assert_array_equal(ombria[0]["optical"][:2], pool[0]["optical"][[1, 3]])
+    assert ombria[0]["optical"].shape == (3, 48, 48)
+    with pytest.raises(ValueError, match=r"renders no optical band \['swir22'\]"):
+        make_synthetic_pool(1, 96.0, 1.0, 2.0, seed=7, optical_bands=["green", "swir22"])

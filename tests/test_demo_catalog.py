@@ -146,8 +146,8 @@ def test_optical_items_look_like_sentinel_2_l2a(event, items):
     assert post.properties["eo:cloud_cover"] == pytest.approx(event.cloud_cover["post"], abs=1e-3)
     assert items["demo-s2-20230906"].properties["eo:cloud_cover"] == 0.0
     assert post.properties["platform"].startswith("sentinel-2")
-    assert set(post.assets) == {"B02", "B03", "B04", "B08", "SCL"}
-    for band, key in enumerate(("B02", "B03", "B04", "B08")):
+    assert set(post.assets) == {"B02", "B03", "B04", "B08", "B11", "SCL"}
+    for band, key in enumerate(("B02", "B03", "B04", "B08", "B11")):
         asset = post.assets[key]
         raster_band = asset.extra_fields["raster:bands"][0]
         data, meta = _read(asset)
@@ -158,7 +158,7 @@ def test_optical_items_look_like_sentinel_2_l2a(event, items):
         assert np.abs(reflectance - event.optical["post"][band]).max() <= 1e-4 + 1e-7
         assert (
             asset.extra_fields["eo:bands"][0]["common_name"]
-            == ("blue", "green", "red", "nir")[band]
+            == ("blue", "green", "red", "nir", "swir16")[band]
         )
     scl, meta = _read(post.assets["SCL"])
     assert scl.dtype == np.uint8 and meta["nodata"] == 0

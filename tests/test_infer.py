@@ -239,7 +239,7 @@ def test_strip_halo_makes_seam_weights_those_of_the_whole_scene(tmp_path):
     aligned, valid_path = _write_inputs(tmp_path, stack, valid)
 
     class Identity:
-        sar_bands, optical_bands = BANDS[:2], BANDS[2:]
+        sar_bands, optical_bands, optical_usable = BANDS[:2], BANDS[2:], True
 
         def prepare(self, x, modality):
             return x
@@ -265,7 +265,7 @@ def test_a_strip_under_cloud_reads_and_prepares_no_optical_band(tmp_path):
     aligned, valid_path = _write_inputs(tmp_path, stack, valid)
 
     class Prepared:
-        sar_bands, optical_bands = BANDS[:2], BANDS[2:]
+        sar_bands, optical_bands, optical_usable = BANDS[:2], BANDS[2:], True
         modalities: list[str] = []
 
         def prepare(self, x, modality):
@@ -340,7 +340,7 @@ def test_result_barely_depends_on_tiling(tmp_path, checkpoint):
     assert (maps[0] == maps[2]).mean() > 0.95
 
 
-def test_wrong_grid_and_missing_band_are_refused(tmp_path, checkpoint):
+def test_wrong_grid_and_missing_sar_band_are_refused(tmp_path, checkpoint):
     stack, _ = _scene(np.random.default_rng(4), 32, 32)
     aligned, _ = _write_inputs(tmp_path, stack, np.full((32, 32), 3, np.uint8))
     shifted = write_cog(
@@ -354,17 +354,19 @@ def test_wrong_grid_and_missing_band_are_refused(tmp_path, checkpoint):
         predict_scene(
             aligned, shifted, checkpoint, *_outputs(tmp_path), tile=64, overlap=0, device="cpu"
         )
-    no_nir = write_cog(
-        tmp_path / "nonir.tif",
-        stack[:5],
+    no_vh = write_cog(
+        tmp_path / "novh.tif",
+        stack[[0, 2, 3, 4, 5]],
         crs=UTM,
         transform=TRANSFORM,
         nodata=np.nan,
-        descriptions=BANDS[:5],
+        descriptions=[BANDS[i] for i in (0, 2, 3, 4, 5)],
     )
-    with pytest.raises(ModelError, match="nir"):
+    with pytest.raises(
+        ModelError, match=r"needs SAR bands \['VV', 'VH'\]; the data lacks \['VH'\]"
+    ):
         predict_scene(
-            no_nir,
+            no_vh,
             tmp_path / "valid.tif",
             checkpoint,
             *_outputs(tmp_path),
@@ -372,6 +374,77 @@ def test_wrong_grid_and_missing_band_are_refused(tmp_path, checkpoint):
             overlap=0,
             device="cpu",
         )
+
+
+def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
+    tmp_path, checkpoint, caplog
+):
+    """The checkpoint's optical head takes blue, green, red and NIR; a stack from a source
+    with green, NIR and SWIR only (no blue, no red) cannot feed it: every pixel is routed
+    as if optical were absent, exactly as a scene whose availability says SAR only, with
+    a log line and the summary saying why. Not an error: SAR is there."""
+    stack, label = _scene(np.random.default_rng(6), 64, 96)
+    swir = np.where(label == WATER, 0.01, 0.3)[None].astype(np.float32)
+    ombria = np.concatenate([stack[[0, 1, 3, 5]], swir])  # VV, VH, green, nir, swir16
+    bands = ["VV", "VH", "green", "nir", "swir16"]
+    aligned = write_cog(
+        tmp_path / "ombria.tif",
+        ombria,
+        crs=UTM,
+        transform=TRANSFORM,
+        nodata=np.nan,
+        descriptions=bands,
+    )
+    _, both = _write_inputs(tmp_path, stack, np.full((64, 96), 3, np.uint8))
+    with caplog.at_level("WARNING", logger="metaflood.infer"):
+        summary = predict_scene(
+            aligned,
+            both,
+            checkpoint,
+            *_outputs(tmp_path, "_o"),
+            tile=64,
+            overlap=16,
+            device="cpu",
+        )
+    assert "the stack lacks blue, red" in caplog.text and "(SAR head)" in caplog.text
+    assert summary["optical"] == {
+        "usable": False,
+        "model_bands": ["blue", "green", "red", "nir"],
+        "missing_bands": ["blue", "red"],
+        "routed_as": "optical absent: SAR head",
+    }
+    assert summary["pixels"]["sar_only"] == 64 * 96 and summary["pixels"]["joint"] == 0
+    aligned_full, sar_only = _write_inputs(tmp_path, stack, np.full((64, 96), 1, np.uint8))
+    reference = predict_scene(
+        aligned_full,
+        sar_only,
+        checkpoint,
+        *_outputs(tmp_path, "_s"),
+        tile=64,
+        overlap=16,
+        device="cpu",
+    )
+    assert reference["optical"] == {"usable": True, "model_bands": ["blue", "green", "red", "nir"]}
+    for name in ("class", "proba", "route"):
+        with (
+            rasterio.open(tmp_path / f"{name}_o.tif") as a,
+            rasterio.open(tmp_path / f"{name}_s.tif") as b,
+        ):
+            np.testing.assert_array_equal(a.read(), b.read())
+    tile = predict_tile(
+        aligned,
+        both,
+        checkpoint,
+        Window(0, 0, 96, 64),
+        tmp_path / "tp.tif",
+        tmp_path / "tr.tif",
+        tile=64,
+        overlap=16,
+        device="cpu",
+    )
+    assert tile["optical"]["usable"] is False
+    with rasterio.open(tmp_path / "tr.tif") as src:
+        assert (src.read(1) == ROUTE_SAR).all()
 
 
 def test_a_scene_job_and_a_tile_job_refuse_a_mask_in_another_crs(tmp_path, checkpoint):

@@ -153,7 +153,9 @@ def test_stacks_without_sar_bands_or_on_other_grids_are_refused(tmp_path, write_
         "out_ratio": tmp_path / "r.tif",
         "out_summary": tmp_path / "s.json",
     }
-    with pytest.raises(InputError, match="expected VV and VH"):
+    with pytest.raises(
+        InputError, match=r"bad.tif: no band named VV, VH \(bands: \[.red., .nir.\]\)"
+    ):
         map_sar_change([bad, good], [valid, valid], **kwargs)
     with pytest.raises(InputError, match="not on the same grid"):
         map_sar_change([good, shifted], [valid, valid], **kwargs)

@@ -113,7 +113,7 @@ def test_shapes_and_dtypes_on_non_square_random_scenes(seed):
         assert ev.landcover[period].max() < C.NUM_CLASSES
         assert ev.sar[period].shape == (2, *shape) and ev.sar[period].dtype == np.float32
         assert np.isfinite(ev.sar[period]).all() and (ev.sar[period] > 0).all()
-        assert ev.optical[period].shape == (4, *shape)
+        assert ev.optical[period].shape == (5, *shape)  # blue, green, red, nir, swir16
         assert ev.optical[period].dtype == np.float32
         assert ev.optical[period].min() >= 0 and ev.optical[period].max() <= 1
         assert ev.scl[period].shape == shape and ev.scl[period].dtype == np.uint8
@@ -291,9 +291,34 @@ def test_optical_spectra_are_physical(town):
     clear &= town.scl["post"] != SCL_CLOUD_MEDIUM
     clear &= town.scl["post"] != SCL_CLOUD_SHADOW
     flood = _interior(town.flood == 1) & clear
-    blue, green, red, nir = (np.median(band[flood]) for band in town.optical["post"])
+    blue, green, red, nir, swir = (np.median(band[flood]) for band in town.optical["post"])
     assert red > green > blue  # turbid, sediment-laden
     assert nir < red and nir > np.median(pre[3][sea])
+    assert swir < 0.05 and (green - swir) / (green + swir) > 0.4  # MNDWI: water
+
+
+def test_swir16_is_dark_on_water_moderate_on_vegetation_bright_on_dry_ground(town):
+    """SWIR 1.6 um (B11) per land cover, as Sentinel-2 sees it: water absorbs it, leaf
+    water holds vegetation moderate, dry sand and gravel are bright, roofs in between;
+    wet soil beside the flood is darker than before; clouds stay bright."""
+    swir, lc = town.optical["pre"][4], town.landcover["pre"]
+    sea = _interior(town.flood == 2)
+    assert np.median(swir[sea]) < 0.03
+    for cls, low, high in (
+        (C.FOREST, 0.12, 0.25),
+        (C.AGRICULTURAL, 0.15, 0.32),
+        (C.BARREN, 0.28, 0.5),
+        (C.BUILDING, 0.18, 0.34),
+    ):
+        assert low < np.median(swir[_interior(lc == cls, 1)]) < high, cls
+    clear = ~np.isin(town.scl["post"], (SCL_CLOUD_HIGH, SCL_CLOUD_MEDIUM, SCL_CLOUD_SHADOW))
+    wet = (town.flood == 0) & clear & (lc == C.BARREN)
+    wet &= ndimage.binary_dilation(town.flood == 1, iterations=4)
+    post = town.optical["post"]
+    assert np.median(post[4][wet] / swir[wet]) < np.median(
+        post[3][wet] / town.optical["pre"][3][wet]
+    )
+    assert post[4][town.scl["post"] == SCL_CLOUD_HIGH].mean() > 0.3
 
 
 def test_pre_optical_is_cloud_free(town):
@@ -315,6 +340,7 @@ def test_cloud_fraction_is_realised(fraction):
     assert ev.cloud_cover["post"] == pytest.approx(100.0 * cloudy.mean())
     opaque = scl == SCL_CLOUD_HIGH
     assert ev.optical["post"][0][opaque].mean() > 0.3  # white clouds
+    assert ev.optical["post"][4][opaque].mean() > 0.3  # bright at 1.6 um too (not snow)
     if (scl == SCL_CLOUD_SHADOW).sum() > 100:
         shadow = scl == SCL_CLOUD_SHADOW
         # The same ground is darker under a cloud shadow than in the pre scene.

@@ -9,7 +9,7 @@ import pytest
 
 from metaflood.change import map_flood
 from metaflood.report import ReportInputs, write_report
-from metaflood.report.figures import _nice_length, map_figure, map_png, true_colour
+from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
 from metaflood.stats import route_coverage, write_stats
 from tests.flood_inputs import write_inputs
@@ -165,8 +165,8 @@ def test_scale_bar_lengths_are_round(width, expected):
 def test_true_colour_marks_nodata_transparent():
     stack = np.full((6, 4, 4), 0.1, np.float32)
     stack[:, 0, 0] = np.nan
-    image = true_colour(stack)
-    assert image.shape == (4, 4, 4)
+    image, caption = optical_composite(stack, ("VV", "VH", "blue", "green", "red", "nir"))
+    assert image.shape == (4, 4, 4) and caption == "true colour"
     assert image[0, 0, 3] == 0 and image[1, 1, 3] == 1
 
 
@@ -184,3 +184,26 @@ def test_the_north_arrow_points_north(width_in):
     assert_points_north(buffer.getvalue())
     png = base64.b64decode(map_png(green, title="", pixel_size=2.0).split(",", 1)[1])
     assert_points_north(png)  # as report.html embeds it
+
+
+@pytest.mark.parametrize(
+    ("optical", "caption"),
+    [
+        (("blue", "green", "red", "nir", "swir16"), "true colour"),
+        (("green", "nir", "swir16"), "false colour: SWIR 1.6 um, NIR, green as red, green, blue"),
+        (("green", "nir"), "false colour: NIR, green, green as red, green, blue"),
+    ],
+)
+def test_the_optical_map_is_true_colour_where_it_can_be_and_says_when_not(optical, caption):
+    """Bands found by name: each optical band i is 0.1 i, so the image tells which one
+    went into which channel."""
+    bands = ("VV", "VH", *optical)
+    stack = np.stack([np.full((2, 2), 0.1 * i, np.float32) for i in range(len(bands))])
+    image, said = optical_composite(stack, bands)
+    assert said == caption
+    shown = {"true colour": ("red", "green", "blue")}.get(
+        caption, ("swir16", "nir", "green") if "SWIR" in caption else ("nir", "green", "green")
+    )
+    values = [0.1 * bands.index(b) for b in shown]
+    expected = (np.array(values) / max(values)) ** (1 / 1.4)
+    np.testing.assert_allclose(image[0, 0, :3], expected, atol=0.02)

@@ -21,7 +21,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -319,13 +319,18 @@ def _key_difference(keys: set[str], what: str, shown: int = 3) -> str:
 
 @dataclass
 class InferenceModel:
-    """A model ready for inference, with what is needed to prepare its inputs."""
+    """A model ready for inference, with what is needed to prepare its inputs.
+
+    `missing_optical` lists the optical bands the checkpoint's optical head takes that
+    the data lacks: where it is not empty the optical modality is unusable for this model
+    and every pixel is mapped as if optical were absent (SAR head)."""
 
     model: MetaRS
     config: MetaRSConfig
     normalization: Normalization
     class_names: list[str]
     encoding: InputEncoding = InputEncoding()
+    missing_optical: list[str] = field(default_factory=list)
 
     def prepare(self, x: np.ndarray, modality: str) -> np.ndarray:
         """Workflow values (dB, reflectance) of one modality -> normalised network input."""
@@ -339,6 +344,10 @@ class InferenceModel:
     def optical_bands(self) -> list[str]:
         return list(self.config.optical_bands)
 
+    @property
+    def optical_usable(self) -> bool:
+        return not self.missing_optical
+
 
 def check_compatible(
     ckpt: dict,
@@ -346,7 +355,8 @@ def check_compatible(
     expected_classes: int = NUM_CLASSES,
     available_bands: Sequence[str] | None = None,
 ) -> None:
-    """Refuse a checkpoint whose classes or input bands do not match the workflow's data."""
+    """Refuse a checkpoint whose classes or SAR bands do not match the workflow's data
+    (its optical bands may be missing: see `missing_optical_bands`)."""
     names = list(ckpt["class_names"])
     n = int(ckpt["model_config"].get("num_classes", len(names)))
     if n != expected_classes or len(names) != expected_classes:
@@ -356,14 +366,21 @@ def check_compatible(
         )
     if available_bands is None:
         return
-    cfg = ckpt["model_config"]
-    needed = [*cfg.get("sar_bands", []), *cfg.get("optical_bands", [])]
+    needed = list(ckpt["model_config"].get("sar_bands", []))
     missing = [b for b in needed if b not in set(available_bands)]
     if missing:
         raise ModelError(
-            f"{path}: checkpoint needs bands {needed}; the data lacks {missing} "
+            f"{path}: checkpoint needs SAR bands {needed}; the data lacks {missing} "
             f"(data bands: {list(available_bands)})"
         )
+
+
+def missing_optical_bands(ckpt: dict, available_bands: Sequence[str] | None) -> list[str]:
+    """The optical bands the checkpoint's optical head takes that the data lacks."""
+    if available_bands is None:
+        return []
+    needed = ckpt["model_config"].get("optical_bands", [])
+    return [b for b in needed if b not in set(available_bands)]
 
 
 def load_for_inference(
@@ -388,6 +405,7 @@ def load_for_inference(
         normalization=Normalization.from_dict(ckpt["normalization"]),
         class_names=list(ckpt["class_names"]),
         encoding=InputEncoding.from_dict(ckpt.get("input_encoding")),
+        missing_optical=missing_optical_bands(ckpt, available_bands),
     )
 
 

@@ -10,6 +10,9 @@ Order of work, so that bad input fails before anything heavy runs:
    event grid through GDAL's warper, SAR in linear power (speckle-filtered there, then
    converted to dB), reflectance averaged or interpolated, the cloud mask carried
    conservatively; memory does not depend on the scene size.
+
+The stack holds VV and VH (dB), then the optical bands optical.tif has (its band
+descriptions: the source's, in canonical order), each named in the stack's descriptions.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from scipy import ndimage
 
 from metaflood import align, cloudmask
 from metaflood import optical as opt
+from metaflood.bands import (
+    SAR_BANDS,
+    canonical_bands,
+    missing_bands_message,
+    unknown_band,
+    unknown_band_message,
+)
 from metaflood.blockwise import block_windows, with_halo
 from metaflood.config import Grid, aoi_polygon, event_grid, to_crs
 from metaflood.errors import ConfigError, InputError
@@ -52,9 +62,8 @@ log = logging.getLogger(__name__)
 
 SAR_VALID, OPTICAL_VALID = 1, 2
 VALID_NODATA = 255
-SAR_BANDS = ("VV", "VH")
-OPTICAL_BANDS = ("blue", "green", "red", "nir")
-STACK_BANDS = SAR_BANDS + OPTICAL_BANDS
+# Optical bands left out of the optical-to-SAR shift estimate (20 m on Sentinel-2).
+COARSE_OPTICAL_BANDS = ("swir16",)
 # Clear pixels this close (estimation pixels) to a cloud do not vote on the optical
 # shift: haze at cloud edges makes gradients the SAR does not have.
 CLOUD_MARGIN_PX = 3
@@ -176,6 +185,31 @@ def inspect_scene(path: Path, bands: tuple[str, ...], grid: Grid) -> Scene:
         )
 
 
+def optical_band_names(path: Path) -> tuple[str, ...]:
+    """The optical bands of a canonical optical scene, from its band descriptions:
+    known names, in canonical order, the required ones there (InputError naming the
+    file otherwise)."""
+    with open_checked(path) as src:
+        names = tuple(d or "" for d in src.descriptions)
+    unknown = unknown_band(names, "optical")
+    if unknown is not None:
+        what = (
+            "a band without a description"
+            if not unknown
+            else unknown_band_message(unknown, "optical")
+        )
+        raise InputError(f"{path}: {what}; its bands must be named (descriptions {list(names)})")
+    if names != canonical_bands("optical", names) or len(set(names)) != len(names):
+        raise InputError(
+            f"{path}: bands {list(names)} are not in canonical order "
+            f"({', '.join(canonical_bands('optical', names))})"
+        )
+    missing = missing_bands_message(names, "optical")
+    if missing:
+        raise InputError(f"{path}: {missing}")
+    return names
+
+
 @contextmanager
 def warped(
     scene: Scene,
@@ -294,11 +328,24 @@ def estimate_sar_shift(
         )
 
 
+def registration_bands(optical_bands: tuple[str, ...]) -> list[int]:
+    """1-based indexes of the optical bands whose brightness is matched to the SAR: all
+    but SWIR, which Sentinel-2 acquires at 20 m (its gradients are coarser, and a scene
+    read with it resampled or at full resolution would register differently)."""
+    return [i for i, b in enumerate(optical_bands, start=1) if b not in COARSE_OPTICAL_BANDS]
+
+
 def estimate_optical_shift(
-    sar: Scene, optical: Scene, mask: Scene, grid: Grid, settings: Settings
+    sar: Scene,
+    optical: Scene,
+    mask: Scene,
+    grid: Grid,
+    settings: Settings,
+    optical_bands: tuple[str, ...],
 ) -> align.ShiftEstimate:
     """Shift (grid pixels) that puts the optical scene onto its period's SAR scene."""
     method = "cross-correlation of gradient orientation (SAR log VV+VH, optical brightness)"
+    indexes = registration_bands(optical_bands)
     frame = estimation_frame(grid, sar, optical)
     if frame is None:
         return _too_small(method)
@@ -310,7 +357,7 @@ def estimate_optical_shift(
 
         def read(sar_part: align.Window2D, optical_part: align.Window2D):
             s = s_vrt.read(window=_window(sar_part))
-            o = o_vrt.read(window=_window(optical_part))
+            o = o_vrt.read(indexes, window=_window(optical_part))
             m = m_vrt.read(1, window=_window(optical_part))
             clear = ndimage.binary_erosion(m == opt.CLEAR, iterations=CLOUD_MARGIN_PX)
             valid = clear & np.isfinite(s).all(axis=0) & np.isfinite(o).all(axis=0)
@@ -461,6 +508,11 @@ class Plan:
     sar_shift: tuple[float, float]
     optical_shift: tuple[float, float]
     report: dict
+    optical_bands: tuple[str, ...]
+
+    @property
+    def stack_bands(self) -> tuple[str, ...]:
+        return SAR_BANDS + self.optical_bands
 
 
 def plan_period(
@@ -484,7 +536,8 @@ def plan_period(
 
     # 1. Checks, before any heavy work.
     sar_scene = inspect_scene(sar, SAR_BANDS, grid)
-    optical_scene = inspect_scene(optical, OPTICAL_BANDS, grid)
+    optical_bands = optical_band_names(optical)
+    optical_scene = inspect_scene(optical, optical_bands, grid)
     mask_scene = inspect_scene(optical_mask, ("cloud_mask",), grid)
     _check_same_frame(optical, optical_mask)
     if not estimate:
@@ -494,7 +547,15 @@ def plan_period(
         sar_shift = _applied(shifts.get("sar_to_reference"))
         optical_shift = _applied(shifts.get("optical_to_sar"))
         return Plan(
-            grid, polygon, sar_scene, optical_scene, mask_scene, sar_shift, optical_shift, report
+            grid,
+            polygon,
+            sar_scene,
+            optical_scene,
+            mask_scene,
+            sar_shift,
+            optical_shift,
+            report,
+            optical_bands,
         )
     reference_scene = None
     if period == "post" and not sar_scene.absent:
@@ -508,7 +569,11 @@ def plan_period(
         "shifts": {},
         "speckle": {"filter": settings.speckle_filter, "window": settings.speckle_window},
         "cloud_mask": cloud_mask_mode(settings, mask_scene),
+        "optical_bands": list(optical_bands),
     }
+    if report["cloud_mask"] != "provided":
+        # Which spectral test flags cloud and shadow with these bands, or that none can.
+        report["cloud_mask_tests"] = cloudmask.spectral_tests(optical_bands)
 
     # 2. Shifts.
     sar_shift = (0.0, 0.0)
@@ -521,7 +586,9 @@ def plan_period(
         )
     optical_shift = (0.0, 0.0)
     if not sar_scene.absent and not optical_scene.absent:
-        estimate = estimate_optical_shift(sar_scene, optical_scene, mask_scene, grid, settings)
+        estimate = estimate_optical_shift(
+            sar_scene, optical_scene, mask_scene, grid, settings, optical_bands
+        )
         total = (estimate.shift[0] + sar_shift[0], estimate.shift[1] + sar_shift[1])
         if estimate.reliable:
             optical_shift = total
@@ -529,7 +596,15 @@ def plan_period(
         record["sar_shift_included"] = [float(v) for v in sar_shift]
         report["shifts"]["optical_to_sar"] = record
     return Plan(
-        grid, polygon, sar_scene, optical_scene, mask_scene, sar_shift, optical_shift, report
+        grid,
+        polygon,
+        sar_scene,
+        optical_scene,
+        mask_scene,
+        sar_shift,
+        optical_shift,
+        report,
+        optical_bands,
     )
 
 
@@ -691,14 +766,15 @@ def _write_products(
         sar_blocks = _SarBlocks(sar_vrt, grid, settings, looks)
         if sar_blocks.looks is not None:
             report["speckle"]["looks"] = [round(v, 2) for v in sar_blocks.looks]
+        n_optical = len(plan.optical_bands)
         stack_dst = stack.enter_context(
             cog_writer(
                 out_stack,
-                count=len(STACK_BANDS),
+                count=len(plan.stack_bands),
                 dtype="float32",
                 nodata=np.nan,
-                descriptions=STACK_BANDS,
-                units=("dB", "dB") + ("reflectance",) * 4,
+                descriptions=plan.stack_bands,
+                units=("dB",) * len(SAR_BANDS) + ("reflectance",) * n_optical,
                 threads=settings.threads,
                 compression=ALIGNED_COMPRESSION,
                 **common,
@@ -729,12 +805,15 @@ def _write_products(
             inside = _aoi_block(polygon, block_transform, h, w)
             linear = sar_blocks.read(block_window)
             if opt_vrt is None:
-                reflectance = _nan_block(4, block_window)
+                reflectance = _nan_block(n_optical, block_window)
                 unusable = np.ones((h, w), bool)
             else:
                 reflectance = opt_vrt.read(window=block_window).astype(np.float32)
                 unusable = cloudmask.unusable(
-                    mask_vrt.read(1, window=block_window), reflectance, report["cloud_mask"]
+                    mask_vrt.read(1, window=block_window),
+                    reflectance,
+                    plan.optical_bands,
+                    report["cloud_mask"],
                 )
             sar_ok = np.isfinite(linear).all(axis=0) & inside
             optical_ok = np.isfinite(reflectance).all(axis=0) & ~unusable & inside

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from metaflood.classes import IGNORE_INDEX, NUM_CLASSES
 from metaflood.sar import to_db
 
-Sample = dict[str, np.ndarray]  # sar (2, h, w) dB, optical (4, h, w), label (h, w) uint8
+Sample = dict[str, np.ndarray]  # sar (2, h, w) dB, optical (bands, h, w), label (h, w) uint8
 PERIODS = ("pre", "post")
 # Validation scenes use seeds far from the training seeds so the two never share a scene.
 VALIDATION_SEED_OFFSET = 100_000
@@ -92,15 +92,24 @@ def make_synthetic_pool(
     model_resolution: float,
     seed: int,
     *,
+    optical_bands: Sequence[str],
     layout: str = "random",
 ) -> list[Sample]:
-    """Samples from `n_scenes` simulated events (seeds seed..seed+n-1), both periods each.
+    """Samples from `n_scenes` simulated events (seeds seed..seed+n-1), both periods each,
+    with the optical bands `optical_bands` (the model's, by name, of those the simulator
+    renders).
 
     Post-event optical is simulated cloud-free: the optical head must learn what it sees
     under clear sky; clouds are handled at inference time by routing, not by the model.
     """
-    from metaflood.simulate import SceneSpec, simulate_event
+    from metaflood.simulate import OPTICAL_BANDS, SceneSpec, simulate_event
 
+    unknown = [b for b in optical_bands if b not in OPTICAL_BANDS]
+    if unknown:
+        raise ValueError(
+            f"the simulator renders no optical band {unknown} (it renders {list(OPTICAL_BANDS)})"
+        )
+    picked = [OPTICAL_BANDS.index(b) for b in optical_bands]
     f = resample_factor(native_resolution, model_resolution)
     size = int(round(scene_size_m / native_resolution))
     if size // f < 32:
@@ -118,27 +127,48 @@ def make_synthetic_pool(
         )
         event = simulate_event(spec)
         for period in PERIODS:
-            pool.append(
-                to_model_grid(event.sar[period], event.optical[period], event.landcover[period], f)
-            )
+            optical = event.optical[period][picked]
+            pool.append(to_model_grid(event.sar[period], optical, event.landcover[period], f))
     return pool
 
 
 def make_validation_pool(
-    n_scenes: int, scene_size_m: float, native_resolution: float, model_resolution: float, seed: int
+    n_scenes: int,
+    scene_size_m: float,
+    native_resolution: float,
+    model_resolution: float,
+    seed: int,
+    *,
+    optical_bands: Sequence[str],
 ) -> list[Sample]:
     """A held-out pool from seeds no training pool of a sane size reaches."""
     return make_synthetic_pool(
-        n_scenes, scene_size_m, native_resolution, model_resolution, seed + VALIDATION_SEED_OFFSET
+        n_scenes,
+        scene_size_m,
+        native_resolution,
+        model_resolution,
+        seed + VALIDATION_SEED_OFFSET,
+        optical_bands=optical_bands,
     )
 
 
 def make_test_pool(
-    n_scenes: int, scene_size_m: float, native_resolution: float, model_resolution: float, seed: int
+    n_scenes: int,
+    scene_size_m: float,
+    native_resolution: float,
+    model_resolution: float,
+    seed: int,
+    *,
+    optical_bands: Sequence[str],
 ) -> list[Sample]:
     """The held-out test pool of the model comparison, apart from training and validation."""
     return make_synthetic_pool(
-        n_scenes, scene_size_m, native_resolution, model_resolution, seed + TEST_SEED_OFFSET
+        n_scenes,
+        scene_size_m,
+        native_resolution,
+        model_resolution,
+        seed + TEST_SEED_OFFSET,
+        optical_bands=optical_bands,
     )
 
 

@@ -3,7 +3,10 @@
 The demo goes through the same acquisition code as real providers, so the catalog
 mimics them: SAR items look like Microsoft Planetary Computer `sentinel-1-rtc` (linear
 power float32, `vv`/`vh` assets), optical items like `sentinel-2-l2a` (uint16
-reflectance x 10000 with the scale in `raster:bands`, an `SCL` asset, `eo:cloud_cover`).
+reflectance x 10000 with the scale in `raster:bands`: B02, B03, B04, B08 and B11, the
+SWIR 1.6 um band, an `SCL` asset, `eo:cloud_cover`). B11 is 20 m on Sentinel-2; here it
+is on the same native grid as the other bands (the acquisition's resampling of a coarser
+band is tested on its own).
 The truth (land cover, flood, elevation, injected offsets) is written beside the
 catalog and never linked from it, so no pipeline stage can find it by crawling.
 """
@@ -37,7 +40,7 @@ from rasterio.warp import transform as warp_points
 
 from metaflood import classes
 from metaflood.raster import remove_stale_staging, write_cog
-from metaflood.simulate import SyntheticEvent
+from metaflood.simulate import OPTICAL_BANDS, SyntheticEvent
 
 SAR_COLLECTION = "demo-sentinel-1"
 OPTICAL_COLLECTION = "demo-sentinel-2"
@@ -63,6 +66,7 @@ OPTICAL_ASSETS = (
     _OpticalBand("B03", "green", 0.560, 0.045),
     _OpticalBand("B04", "red", 0.665, 0.038),
     _OpticalBand("B08", "nir", 0.842, 0.145),
+    _OpticalBand("B11", "swir16", 1.610, 0.143),
 )
 SAR_ASSETS = (("vv", "VV"), ("vh", "VH"))
 SCL_CLASSES = {
@@ -342,11 +346,13 @@ def _add_sar_assets(item: pystac.Item, data: np.ndarray, grid: _Grid, item_dir: 
 def _add_optical_assets(
     item: pystac.Item, event: SyntheticEvent, period: str, grid: _Grid, item_dir: Path
 ) -> None:
-    """B02..B08 as uint16 reflectance x 10000 (scale in raster:bands), SCL as uint8."""
+    """B02..B11 as uint16 reflectance x 10000 (scale in raster:bands), SCL as uint8; each
+    from the simulator's band of the same common name."""
     data = event.optical[period]
-    for band, info in enumerate(OPTICAL_ASSETS):
+    for info in OPTICAL_ASSETS:
         path = item_dir / f"{info.asset}.tif"
-        _write(path, _to_digital_numbers(data[band]), grid, nodata=0, description=info.asset)
+        band = data[OPTICAL_BANDS.index(info.common_name)]
+        _write(path, _to_digital_numbers(band), grid, nodata=0, description=info.asset)
         title = f"Band {int(info.asset[1:])} - {info.common_name}"
         asset = _add_asset(item, info.asset, path, title)
         RasterExtension.ext(asset, add_if_missing=True).bands = [

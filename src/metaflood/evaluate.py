@@ -21,6 +21,7 @@ from typing import Any
 from metaflood.checkpoint import build_model, load_checkpoint, resolve_device, write_atomic
 from metaflood.data import Normalization, make_test_pool
 from metaflood.metrics import mean_iou
+from metaflood.model.metars import MetaRSConfig
 from metaflood.train import CONDITION_HEADS, evaluate, train_model, training_config
 
 # name -> (label, training overrides)
@@ -72,7 +73,10 @@ def run_evaluation(
     dev = resolve_device(device)
 
     grid = (cfg["scene_size_m"], cfg["native_resolution"], cfg["model_resolution"])
-    test_pool = make_test_pool(int(ecfg["test_scenes"]), *grid, int(cfg["seed"]))
+    bands = MetaRSConfig.from_dict(dict(model_cfg), ignore_unknown=True).optical_bands
+    test_pool = make_test_pool(
+        int(ecfg["test_scenes"]), *grid, int(cfg["seed"]), optical_bands=bands
+    )
     log(f"test split: {len(test_pool)} samples from {ecfg['test_scenes']} held-out scenes")
 
     rows = []

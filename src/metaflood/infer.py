@@ -5,6 +5,10 @@ only: SAR head, optical only: optical head). Near the edge of a route (a cloud e
 end of a SAR swath) the joint head's share fades out smoothly, so the map shows no seam
 where the route changes; overlapping tiles are blended the same way.
 
+A checkpoint whose optical head takes a band the stack lacks (a source without blue, say)
+cannot use the optical image at all: every pixel is then routed as if optical were
+absent (SAR head), said in the log and in the summary; missing SAR bands are an error.
+
 The scene is read and written one row of windows at a time: memory holds one strip of
 `tile` rows across the scene (about 40 bytes per pixel of the strip, plus a halo for
 the route blending), never the scene, so a scene larger than memory streams through.
@@ -12,6 +16,7 @@ the route blending), never the scene, so a scene larger than memory streams thro
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +40,8 @@ from metaflood.errors import InputError
 from metaflood.model.metars import HEADS, SIZE_MULTIPLE, modalities_read
 from metaflood.pyramid import MeanPyramid
 from metaflood.raster import band_index, cog_writer, open_checked, overview_writers
+
+log = logging.getLogger(__name__)
 
 SAR_VALID, OPTICAL_VALID = 1, 2  # bits of the availability raster
 OUTSIDE_AOI = 255
@@ -447,7 +454,10 @@ class SceneReader:
     ):
         self.src, self.vsrc, self.loaded = src, vsrc, loaded
         self.sar_idx = [band_index(src, n) for n in loaded.sar_bands]
-        self.opt_idx = [band_index(src, n) for n in loaded.optical_bands]
+        # Optical bands the model cannot have: optical is treated as absent everywhere.
+        self.opt_idx = (
+            [band_index(src, n) for n in loaded.optical_bands] if loaded.optical_usable else []
+        )
         self.radius = seam_radius
         self.halo = seam_halo(seam_radius)
         # The part of the scene mapped (a tile of a tiled run, or all of it); the halo
@@ -471,7 +481,7 @@ class SceneReader:
         inside = valid != OUTSIDE_AOI
         flagged = {
             "sar": inside & (valid & SAR_VALID > 0),
-            "optical": inside & (valid & OPTICAL_VALID > 0),
+            "optical": inside & (valid & OPTICAL_VALID > 0) & self.loaded.optical_usable,
         }
         raw, ok = self._read_modalities(flagged, a, b)
         left = self.col0 - max(0, self.col0 - self.halo)
@@ -584,7 +594,26 @@ def open_inputs(
         loaded = load_for_inference(
             checkpoint_path, NUM_CLASSES, available_bands=descriptions, map_location=device
         )
+        if not loaded.optical_usable:
+            log.warning(
+                "%s: the checkpoint's optical head takes %s, the stack lacks %s (it has %s): "
+                "the optical image is unusable for this model, every pixel is routed as if "
+                "optical were absent (SAR head)",
+                aligned_path,
+                ", ".join(loaded.optical_bands),
+                ", ".join(loaded.missing_optical),
+                ", ".join(descriptions),
+            )
         yield src, vsrc, loaded
+
+
+def optical_summary(loaded: InferenceModel) -> dict:
+    """The summary's account of whether the model could use the optical image."""
+    summary: dict = {"usable": loaded.optical_usable, "model_bands": loaded.optical_bands}
+    if not loaded.optical_usable:
+        summary["missing_bands"] = list(loaded.missing_optical)
+        summary["routed_as"] = "optical absent: SAR head"
+    return summary
 
 
 def predict_scene(
@@ -606,8 +635,8 @@ def predict_scene(
     """Map land cover over a co-registered stack; write class, probability and route COGs.
 
     `read_ahead` (default: where cores are spare, see `reads_ahead`) reads the next strip
-    in a thread while this one is mapped. Returns a summary: pixels per route and tiles
-    per head combination.
+    in a thread while this one is mapped. Returns a summary: pixels per route, tiles per
+    head combination, and whether the model could use the optical image.
     """
     dev = start_inference(tile, overlap, threads, device)
     with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
@@ -657,7 +686,12 @@ def predict_scene(
                     pyramid.add(proba, torch.from_numpy(sar_ok | opt_ok).to(proba.device))
                     count_routes(route, pixels)
             pyramid.finish()
-    return {"pixels": pixels, "tiles": stats.to_dict(), "device": str(dev)}
+    return {
+        "pixels": pixels,
+        "tiles": stats.to_dict(),
+        "device": str(dev),
+        "optical": optical_summary(loaded),
+    }
 
 
 def predict_tile(
@@ -735,7 +769,7 @@ def predict_tile(
                         tile_proba = proba[:, a - y : b - y, c0:c1].astype(np.float32)
                         w_proba.write(tile_proba, window=rows)
                         w_route.write(route[a - y : b - y, c0:c1], 1, window=rows)
-    return {"tiles": stats.to_dict(), "device": str(dev)}
+    return {"tiles": stats.to_dict(), "device": str(dev), "optical": optical_summary(loaded)}
 
 
 def context_window(window: Window, tile: int, height: int, width: int) -> Window:

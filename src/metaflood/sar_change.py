@@ -299,9 +299,10 @@ def sar_usable(valid_pre: np.ndarray, valid_post: np.ndarray) -> np.ndarray:
 def _read_stack(path: Path) -> tuple[np.ndarray, dict]:
     data, profile = read_checked(path)
     names = [d or "" for d in profile["descriptions"]]
-    if names[:2] != ["VV", "VH"]:
-        raise InputError(f"{path}: expected VV and VH as the first two bands, found {names[:2]}")
-    return data[:2].astype(np.float32), profile
+    missing = [b for b in ("VV", "VH") if b not in names]
+    if missing:
+        raise InputError(f"{path}: no band named {', '.join(missing)} (bands: {names})")
+    return data[[names.index("VV"), names.index("VH")]].astype(np.float32), profile
 
 
 def same_grid(paths_profiles: list[tuple[Path, dict]]) -> None:

@@ -30,7 +30,7 @@ from metaflood.sar import to_linear
 
 PERIODS = ("pre", "post")
 SAR_BANDS = ("VV", "VH")
-OPTICAL_BANDS = ("blue", "green", "red", "nir")
+OPTICAL_BANDS = ("blue", "green", "red", "nir", "swir16")
 
 # Sentinel-2 L2A scene-classification codes used by the simulator.
 SCL_NODATA, SCL_CLOUD_SHADOW, SCL_VEGETATION, SCL_NOT_VEGETATED = 0, 3, 4, 5
@@ -120,46 +120,52 @@ SAR_SHADOW_DB = np.array((-25.0, -30.0), dtype=np.float32)
 SAR_PSF_PX = 0.8
 OPTICAL_PSF_PX = 0.6
 
-# Surface reflectance (blue, green, red, nir).
+# Surface reflectance (blue, green, red, nir, swir16). SWIR 1.6 um (Sentinel-2 B11): water
+# absorbs it (very dark, even turbid), moisture darkens soil, vegetation is moderate (leaf
+# water), dry sand, gravel and concrete are bright, clouds stay bright (snow would not).
 SPECTRA = np.array(
     [
-        (0.12, 0.14, 0.17, 0.21),  # yard
-        (0.20, 0.21, 0.22, 0.25),  # building (replaced by the roof type)
-        (0.09, 0.10, 0.11, 0.13),  # road, asphalt
-        (0.06, 0.05, 0.03, 0.02),  # sea, clear
-        (0.05, 0.06, 0.04, 0.025),  # lake
-        (0.07, 0.10, 0.13, 0.06),  # flood water, turbid
-        (0.15, 0.19, 0.25, 0.29),  # gravel desert
-        (0.22, 0.29, 0.38, 0.43),  # sand: bright, reddish
-        (0.19, 0.22, 0.26, 0.29),  # wadi bed
-        (0.17, 0.18, 0.20, 0.22),  # rubble, dusty grey
-        (0.03, 0.05, 0.03, 0.30),  # forest
-        (0.03, 0.07, 0.04, 0.42),  # crop at full vigour (blended with soil)
-        (0.11, 0.14, 0.18, 0.23),  # fallow, tilled soil
-        (0.04, 0.08, 0.05, 0.35),  # grass pitch
-        (0.10, 0.10, 0.18, 0.24),  # running track
+        (0.12, 0.14, 0.17, 0.21, 0.26),  # yard
+        (0.20, 0.21, 0.22, 0.25, 0.28),  # building (replaced by the roof type)
+        (0.09, 0.10, 0.11, 0.13, 0.16),  # road, asphalt
+        (0.06, 0.05, 0.03, 0.02, 0.01),  # sea, clear
+        (0.05, 0.06, 0.04, 0.025, 0.015),  # lake
+        (0.07, 0.10, 0.13, 0.06, 0.03),  # flood water, turbid
+        (0.15, 0.19, 0.25, 0.29, 0.36),  # gravel desert
+        (0.22, 0.29, 0.38, 0.43, 0.45),  # sand: bright, reddish
+        (0.19, 0.22, 0.26, 0.29, 0.33),  # wadi bed
+        (0.17, 0.18, 0.20, 0.22, 0.25),  # rubble, dusty grey
+        (0.03, 0.05, 0.03, 0.30, 0.15),  # forest
+        (0.03, 0.07, 0.04, 0.42, 0.20),  # crop at full vigour (blended with soil)
+        (0.11, 0.14, 0.18, 0.23, 0.30),  # fallow, tilled soil
+        (0.04, 0.08, 0.05, 0.35, 0.22),  # grass pitch
+        (0.10, 0.10, 0.18, 0.24, 0.28),  # running track
     ],
     dtype=np.float32,
 )
 ROOF_SPECTRA = np.array(
     [
-        (0.20, 0.21, 0.22, 0.25),  # concrete
-        (0.32, 0.33, 0.34, 0.36),  # white paint
-        (0.09, 0.10, 0.19, 0.26),  # red tiles
-        (0.07, 0.08, 0.09, 0.11),  # dark membrane
+        (0.20, 0.21, 0.22, 0.25, 0.28),  # concrete
+        (0.32, 0.33, 0.34, 0.36, 0.30),  # white paint
+        (0.09, 0.10, 0.19, 0.26, 0.30),  # red tiles
+        (0.07, 0.08, 0.09, 0.11, 0.10),  # dark membrane
     ],
     dtype=np.float32,
 )
 CROP_SOIL = SPECTRA[FALLOW]
-CLOUD_SPECTRUM = np.array((0.46, 0.45, 0.46, 0.48), dtype=np.float32)
+CLOUD_SPECTRUM = np.array((0.46, 0.45, 0.46, 0.48, 0.40), dtype=np.float32)
 # Fraction of direct light left in a shadow, per band (blue keeps more: sky light).
-SHADOW_FACTOR = np.array((0.50, 0.42, 0.38, 0.35), dtype=np.float32)
+SHADOW_FACTOR = np.array((0.50, 0.42, 0.38, 0.35, 0.33), dtype=np.float32)
+# Darkening of post-event damp mud at full wetness, per band: water absorbs at 1.6 um.
+WET_DARKENING = np.array((0.3, 0.3, 0.3, 0.3, 0.5), dtype=np.float32)
 SENSOR_NOISE = 0.004
 
 # Sun: azimuth 150 deg (SSE), elevation 55 deg; shadows fall towards azimuth 330 deg.
 SUN_AZIMUTH_DEG = 150.0
 SUN_ELEVATION_DEG = 55.0
 CLOUD_SHADOW_M = 80.0  # ground displacement of cloud shadows from their clouds
+
+SWIR = OPTICAL_BANDS.index("swir16")
 
 Array = np.ndarray
 
@@ -1055,8 +1061,11 @@ def _render_optical(
     scl = _ground_scl(ground)
     if period == "post" and spec.cloud_fraction > 0:
         ground, scl = _add_clouds(spec, ground, scl)
-    rng = _rng(spec, f"optical-noise-{period}")
-    ground += rng.normal(0.0, SENSOR_NOISE, ground.shape).astype(np.float32)
+    # SWIR's noise has its own stream, so the other bands are those rendered without it.
+    vnir = _rng(spec, f"optical-noise-{period}")
+    swir = _rng(spec, f"optical-noise-swir16-{period}")
+    ground[:SWIR] += vnir.normal(0.0, SENSOR_NOISE, ground[:SWIR].shape).astype(np.float32)
+    ground[SWIR] += swir.normal(0.0, SENSOR_NOISE, ground[SWIR].shape).astype(np.float32)
     return np.clip(ground, 0.0, 1.0).astype(np.float32), scl
 
 
@@ -1071,7 +1080,7 @@ def _optical_ground(spec: SceneSpec, world: _World, looks: _Looks, period: str) 
     if period == "post":
         turbid = 1.0 + 0.15 * broad
         refl = np.where((mat == FLOOD)[None], refl * turbid[None], refl)
-        refl *= (1.0 - 0.3 * world.wet)[None]  # damp mud is darker
+        refl *= 1.0 - WET_DARKENING[:, None, None] * world.wet[None]  # damp mud is darker
     refl = _building_shadows(spec, world, mat, refl)
     gain = _rng(spec, f"illumination-{period}").uniform(0.96, 1.04)
     return (refl * np.float32(gain)).astype(np.float32)
@@ -1134,7 +1143,7 @@ def _shift_int(a: Array, off: tuple[int, int]) -> Array:
 
 def _ground_scl(refl: Array) -> Array:
     """Spectral rules in the spirit of Sen2Cor: water by NDWI, vegetation by NDVI."""
-    blue, green, red, nir = refl
+    green, red, nir = (refl[OPTICAL_BANDS.index(b)] for b in ("green", "red", "nir"))
     with np.errstate(invalid="ignore", divide="ignore"):
         ndwi = (green - nir) / (green + nir)
         ndvi = (nir - red) / (nir + red)

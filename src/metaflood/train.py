@@ -168,8 +168,10 @@ def prepare_data(cfg: Mapping[str, Any], model_cfg: MetaRSConfig) -> TrainingDat
     if cfg["dataset"] == "earthmiss":
         return _earthmiss_data(cfg)
     grid = (cfg["scene_size_m"], cfg["native_resolution"], cfg["model_resolution"])
-    pool = make_synthetic_pool(cfg["scenes"], *grid, cfg["seed"])
-    val = make_validation_pool(cfg["val_scenes"], *grid, cfg["seed"])
+    # The model trains on the optical bands its configuration names, picked by name.
+    bands = list(model_cfg.optical_bands)
+    pool = make_synthetic_pool(cfg["scenes"], *grid, cfg["seed"], optical_bands=bands)
+    val = make_validation_pool(cfg["val_scenes"], *grid, cfg["seed"], optical_bands=bands)
     h, w = pool[0]["label"].shape
     return TrainingData(
         pool,

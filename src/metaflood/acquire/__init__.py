@@ -7,9 +7,12 @@ Two steps, two rules:
   with no covering scene stops here, before anything is downloaded.
 - `acquire_period` reads the AOI window of the chosen items (cached, in parallel,
   mosaicked when a scene has several items) and writes the canonical scenes:
-  sar.tif (VV, VH linear power, float32, NaN nodata), optical.tif (blue, green, red,
-  nir reflectance, float32, NaN nodata), optical_mask.tif (0 clear, 1 cloud, 2 cloud
-  shadow, 255 nodata) and scenes.json.
+  sar.tif (VV, VH linear power, float32, NaN nodata), optical.tif (the source's
+  optical bands, in canonical order: blue, green, red, nir, swir16 where it has them;
+  reflectance, float32, NaN nodata), optical_mask.tif (0 clear, 1 cloud, 2 cloud
+  shadow, 255 nodata) and scenes.json. A scene's grid is the lattice of its finest
+  band (`scene.grid_band`); coarser bands (Sentinel-2's 20 m B11) are resampled
+  bilinearly onto it.
 A modality with no scene is written as an all-nodata raster tagged absent=true and
 marked missing, so MetaRS routes around it; a period with neither is an error.
 """
@@ -38,7 +41,7 @@ from metaflood.acquire.canonical import (
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
 from metaflood.acquire.local import checked_local_item
 from metaflood.acquire.plausibility import check_reflectance, check_sar
-from metaflood.acquire.scene import MASK, Grid, SceneItem
+from metaflood.acquire.scene import MASK, Grid, SceneItem, grid_band
 from metaflood.acquire.security import is_remote
 from metaflood.acquire.select import (
     NO_ITEM,
@@ -48,7 +51,7 @@ from metaflood.acquire.select import (
     choose_optical,
     choose_sar_pair,
 )
-from metaflood.acquire.sources import BANDS, SourceSpec, resolve_source
+from metaflood.acquire.sources import SourceSpec, resolve_source
 from metaflood.config import MODALITIES, PERIODS, Window, aoi_polygon, event_grid, parse_day, window
 from metaflood.errors import AcquisitionError, InputError
 from metaflood.raster import atomic_path
@@ -115,10 +118,12 @@ class _Chooser:
         self.grids: dict[int, Grid] = {}
 
     def grid(self, cand: Candidate, spec: SourceSpec) -> Grid:
+        """The AOI on the lattice of the candidate's grid band (`scene.grid_band`)."""
         if id(cand) not in self.grids:
-            first = next(iter(cand.items[0].bands.values()))
+            bands = cand.items[0].bands
+            ref = grid_band([bands[name] for name in spec.band_names])
             self.grids[id(cand)] = grid_for_aoi(
-                first.href, self.aoi, self.access_for(spec), cache=self.cache
+                ref.href, self.aoi, self.access_for(spec), cache=self.cache
             )
         return self.grids[id(cand)]
 
@@ -174,6 +179,7 @@ def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> d
         "source": spec.kind,
         "provider": redact_url(spec.provider),
         "collection": spec.collection,
+        "bands": list(spec.band_names),
     }
     if choice.candidate is None:
         return {"status": "missing", **base, "reason": _why_missing(choice, note)}
@@ -280,14 +286,22 @@ def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
 
 
 def _read_scene(
-    record: dict, modality: str, cache: AssetCache, workers: int, retry: Retry, where: str
-) -> list[np.ndarray]:
-    """Every band of a found scene on its grid, (rows, cols) float32 each; the optical
-    mask band (when there is one) last. Values that cannot be in the configured unit
-    are refused (`plausibility`)."""
+    record: dict,
+    data_names: list[str],
+    modality: str,
+    cache: AssetCache,
+    workers: int,
+    retry: Retry,
+    where: str,
+) -> dict[str, np.ndarray]:
+    """The bands `data_names` of a found scene on its grid, (rows, cols) float32 each, by
+    name; the optical mask band (when there is one) under MASK. Values that cannot be in
+    the configured unit are refused (`plausibility`)."""
     grid = Grid.from_dict(record["grid"])
     items = [SceneItem.from_dict(d) for d in record["items"]]
-    names = list(BANDS[modality]) + ([MASK] if MASK in items[0].bands else [])
+    names = data_names + ([MASK] if MASK in items[0].bands else [])
+    # Bilinear onto the grid: a coarser band (B11 at 20 m on a 10 m grid) is interpolated,
+    # a band on the grid's own lattice is read as it is (`download.read_band`).
     jobs = [
         Job(
             f"{item.id} {name}",
@@ -301,11 +315,11 @@ def _read_scene(
     access = Access(**record["access"], retries=retry.retries, backoff_s=retry.backoff_s)
     downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
     layers = downloader.read(jobs)
-    n, data_names = len(items), list(BANDS[modality])
-    bands = [_mosaic(layers[i : i + n]) for i in range(0, len(layers), n)]
+    n = len(items)
+    bands = {name: _mosaic(layers[i * n : (i + 1) * n]) for i, name in enumerate(names)}
     del layers
     ids = ", ".join(_named(item) for item in items)
-    data = bands[: len(data_names)]
+    data = [bands[name] for name in data_names]
     if all(np.isnan(band).all() for band in data):
         raise InputError(f"{ids}: every pixel over the AOI is nodata")
     if modality == "sar":
@@ -337,6 +351,14 @@ class _NoCache(AssetCache):
 
 def _cache_for(jobs: list[Job], cache: AssetCache) -> AssetCache:
     return cache if all(is_remote(job.ref.href) for job in jobs) else _NoCache()
+
+
+def _band_names(record: dict, cfg: dict, modality: str, key: str) -> tuple[str, ...]:
+    """The bands the selection recorded; a selection written before it recorded them
+    holds the source's configured bands."""
+    if "bands" in record:
+        return tuple(record["bands"])
+    return resolve_source(cfg, modality, None, key).band_names
 
 
 def _provenance(record: dict) -> dict:
@@ -403,18 +425,20 @@ def acquire_period(
         for modality in MODALITIES:
             record = chosen[modality]
             paths = [staged.enter_context(atomic_path(p)) for p in outputs[modality]]
+            names = _band_names(record, event[modality], modality, f"{key}.{modality}")
             if record["status"] != "found":
                 absent = event_grid(event, key)
                 grid = grid_args(absent.crs, absent.transform, absent.width, absent.height)
-                write_absent(modality, grid, paths)
+                write_absent(modality, names, grid, paths)
                 continue
-            bands = _read_scene(record, modality, cache, workers, retry, f"{key}.{modality}")
+            where = f"{key}.{modality}"
+            bands = _read_scene(record, list(names), modality, cache, workers, retry, where)
             found = Grid.from_dict(record["grid"])
             grid = grid_args(found.crs, Affine(*found.transform), found.width, found.height)
             if modality == "sar":
                 write_sar(bands, record["sar_scale"], grid, *paths)
             else:
-                write_optical(bands, record["mask_kind"], grid, *paths)
+                write_optical(bands, names, record["mask_kind"], grid, *paths)
             del bands
     scenes = {
         "event": name,

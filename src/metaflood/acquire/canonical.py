@@ -1,14 +1,16 @@
 """The canonical scenes every later stage reads, written band by band.
 
-sar.tif holds VV and VH in linear power, optical.tif blue, green, red and NIR
-reflectance (float32, NaN nodata), optical_mask.tif 0 clear, 1 cloud, 2 cloud shadow,
-255 nodata. Each band goes to disk as soon as it is mosaicked (raster.cog_writer), so
+sar.tif holds VV and VH in linear power, optical.tif the source's optical bands as
+reflectance, in canonical order (blue, green, red, nir, swir16: those it has, named in
+the band descriptions; float32, NaN nodata), optical_mask.tif 0 clear, 1 cloud, 2 cloud
+shadow, 255 nodata. Each band goes to disk as soon as it is mosaicked (raster.cog_writer), so
 a modality is held in memory once, whatever the grid size; a modality with no scene is
 written block by block as an all-nodata raster tagged absent=true.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,8 @@ from rasterio.transform import Affine
 
 from metaflood import optical as opt
 from metaflood import sar
-from metaflood.acquire.sources import OPTICAL_BANDS, SAR_BANDS
+from metaflood.acquire.scene import MASK
+from metaflood.bands import SAR_BANDS
 from metaflood.blockwise import block_windows
 from metaflood.raster import cog_writer
 
@@ -53,27 +56,34 @@ def _float_bands(path: Path, names: tuple[str, ...], unit: str, grid: dict):
     )
 
 
-def write_sar(bands: list[np.ndarray], scale: str, grid: dict, path: Path) -> None:
+def write_sar(bands: dict[str, np.ndarray], scale: str, grid: dict, path: Path) -> None:
     """VV and VH (linear power or dB, as the source gives them) as linear power."""
     with _float_bands(path, SAR_BANDS, "linear power", grid) as dst:
-        for index, band in enumerate(bands, start=1):
+        for index, name in enumerate(SAR_BANDS, start=1):
+            band = bands[name]
             dst.write(sar.to_linear(band) if scale == "db" else np.asarray(band, np.float32), index)
 
 
 def write_optical(
-    bands: list[np.ndarray], mask_kind: str | None, grid: dict, out: Path, out_mask: Path
+    bands: dict[str, np.ndarray],
+    names: Sequence[str],
+    mask_kind: str | None,
+    grid: dict,
+    out: Path,
+    out_mask: Path,
 ) -> None:
-    """The four reflectance bands, then the cloud mask from the mask band when the source
-    has one (else all clear); a pixel missing in any band is nodata in the mask."""
+    """The reflectance bands `names` (the source's, in canonical order), then the cloud
+    mask from the mask band (`MASK`) when the source has one (else all clear); a pixel
+    missing in any band is nodata in the mask."""
     nodata = np.zeros((grid["height"], grid["width"]), bool)
-    with _float_bands(out, OPTICAL_BANDS, "reflectance", grid) as dst:
-        for index, band in enumerate(bands[: len(OPTICAL_BANDS)], start=1):
-            dst.write(np.asarray(band, np.float32), index)
-            nodata |= np.isnan(band)
-    if mask_kind is None or len(bands) == len(OPTICAL_BANDS):
+    with _float_bands(out, tuple(names), "reflectance", grid) as dst:
+        for index, name in enumerate(names, start=1):
+            dst.write(np.asarray(bands[name], np.float32), index)
+            nodata |= np.isnan(bands[name])
+    if mask_kind is None or MASK not in bands:
         mask = np.zeros(nodata.shape, dtype=np.uint8)
     else:
-        mask = mask_codes(bands[-1], mask_kind)
+        mask = mask_codes(bands[MASK], mask_kind)
     mask[nodata] = opt.MASK_NODATA
     with cog_writer(
         out_mask,
@@ -88,9 +98,10 @@ def write_optical(
         dst.write(mask, 1)
 
 
-def write_absent(modality: str, grid: dict, paths: list[Path]) -> None:
-    """All-nodata rasters on the event grid stand for a modality with no scene."""
-    rasters = [(paths[0], "float32", np.nan, SAR_BANDS if modality == "sar" else OPTICAL_BANDS)]
+def write_absent(modality: str, names: Sequence[str], grid: dict, paths: list[Path]) -> None:
+    """All-nodata rasters on the event grid stand for a modality with no scene; they hold
+    the source's bands `names`, so both periods' stacks have the same bands."""
+    rasters = [(paths[0], "float32", np.nan, tuple(names))]
     if modality == "optical":
         rasters.append((paths[1], "uint8", opt.MASK_NODATA, ("cloud_mask",)))
     for path, dtype, nodata, descriptions in rasters:

@@ -2,7 +2,8 @@
 
 A preset fills in what a `stac` source leaves out (the API URL, the collection, which
 asset is which band, the cloud mask, URL signing); anything the configuration gives
-wins. Asset keys are those of each provider's collections.
+wins (an asset set to null drops a band the provider's mirror lacks). Asset keys are
+those of each provider's collections.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ PRESETS: dict[str, dict] = {
         },
         "optical": {
             # Sentinel-2 Level-2A; DNs are reflectance x 10000 (+1000 from baseline 04.00).
+            # B11 (SWIR 1.6 um) is 20 m, the others 10 m: it is read onto their grid.
             "collection": "sentinel-2-l2a",
-            "assets": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"},
+            "assets": {
+                "blue": "B02",
+                "green": "B03",
+                "red": "B04",
+                "nir": "B08",
+                "swir16": "B11",
+            },
             "mask_asset": "SCL",
             "mask_kind": "scl",
             "scale": 0.0001,
@@ -36,7 +44,13 @@ PRESETS: dict[str, dict] = {
         "sign": None,
         "optical": {
             "collection": "sentinel-2-l2a",
-            "assets": {"blue": "blue", "green": "green", "red": "red", "nir": "nir"},
+            "assets": {
+                "blue": "blue",
+                "green": "green",
+                "red": "red",
+                "nir": "nir",
+                "swir16": "swir16",
+            },
             "mask_asset": "scl",
             "mask_kind": "scl",
             "scale": 0.0001,

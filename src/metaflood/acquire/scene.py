@@ -23,10 +23,21 @@ class BandRef:
     radiometry: str = ""  # why this scale and offset
     size: int | None = None  # file:size, when the catalog gives it
     checksum: str | None = None  # file:checksum (multihash), when the catalog gives it
+    resolution: float | None = None  # pixel size, when the catalog gives it
 
     @classmethod
     def from_dict(cls, d: dict) -> BandRef:
         return cls(**d)
+
+
+def grid_band(refs: list[BandRef]) -> BandRef:
+    """The band whose pixel lattice a scene is read on: the finest, where the catalog
+    gives every band's resolution (Sentinel-2's 20 m B11 is then resampled onto a 10 m
+    band's grid, whatever order the bands are named in), else the first of `refs` (in
+    canonical order, blue or green: 10 m on Sentinel-2). Known without opening a file."""
+    if all(ref.resolution for ref in refs):
+        return min(refs, key=lambda ref: ref.resolution)
+    return refs[0]
 
 
 @dataclass(frozen=True)

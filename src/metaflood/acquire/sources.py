@@ -9,6 +9,10 @@ confidence rests on its pre/post change), optical is not (MetaRS maps from SAR w
 optical is missing or cloudy, which is the point of the method). A required modality
 that has no scene covering the AOI in a window stops the run with the window and the
 collection named; a modality that is not required is written as absent.
+
+Which bands a source has is what its mapping names (`assets`, or `bands` for local
+files), from the known bands of the modality; the required ones must be there
+(`metaflood.bands.REQUIRED_BANDS`), an unknown name stops the run with its key.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from metaflood.acquire.presets import PRESETS
+from metaflood.bands import (
+    canonical_bands,
+    missing_bands_message,
+    unknown_band,
+    unknown_band_message,
+)
 from metaflood.errors import ConfigError
 from metaflood.redact import redact_url, refuse_url_credentials
 
-SAR_BANDS = ("VV", "VH")
-OPTICAL_BANDS = ("blue", "green", "red", "nir")
-BANDS = {"sar": SAR_BANDS, "optical": OPTICAL_BANDS}
 # A scene (one item, or a mosaic of items from one pass) must cover this share of the AOI.
 DEFAULT_MIN_COVERAGE = 0.95
 DEFAULT_REQUIRED = {"sar": True, "optical": False}
@@ -55,6 +62,13 @@ class SourceSpec:
     def requires(self, period: str) -> bool:
         return period in self.required
 
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """The bands this source has, in canonical order."""
+        return canonical_bands(
+            self.modality, self.local_bands if self.kind == "local" else self.bands
+        )
+
 
 def _required(cfg: dict, modality: str) -> tuple[str, ...]:
     value = cfg.get("required", DEFAULT_REQUIRED[modality])
@@ -73,12 +87,13 @@ def _common(cfg: dict, modality: str) -> dict:
 
 
 def _check_bands(bands: dict, modality: str, key: str) -> None:
-    missing = [b for b in BANDS[modality] if b not in bands]
+    """Every name a known band of the modality, the required ones all there."""
+    unknown = unknown_band(bands, modality)
+    if unknown is not None:
+        raise ConfigError(f"{key}.{unknown}: {unknown_band_message(unknown, modality)}")
+    missing = missing_bands_message(bands, modality)
     if missing:
-        raise ConfigError(
-            f"{key}: no band given for {', '.join(missing)} "
-            f"(a {modality} source needs {', '.join(BANDS[modality])})"
-        )
+        raise ConfigError(f"{key}: {missing}")
 
 
 def _demo(cfg: dict, modality: str, demo_catalog: str | None, key: str) -> SourceSpec:
@@ -133,7 +148,9 @@ def _stac(cfg: dict, modality: str, key: str) -> SourceSpec:
     collection = cfg.get("collection") or defaults.get("collection")
     if not collection:
         raise ConfigError(f"{key}: a stac source needs collection (or a preset)")
-    bands = {**defaults.get("assets", {}), **cfg.get("assets", {})}
+    # A band the configuration sets to null is one the preset has but this source lacks.
+    merged = {**defaults.get("assets", {}), **cfg.get("assets", {})}
+    bands = {band: asset for band, asset in merged.items() if asset is not None}
     _check_bands(bands, modality, f"{key}.assets")
     host = urlsplit(url).hostname or ""
     sign = cfg.get("sign", preset.get("sign"))
@@ -173,7 +190,7 @@ def _static(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
         if not path.is_file():
             raise ConfigError(f"{key}.catalog: {path} does not exist")
         catalog = str(path)
-    bands = dict(cfg.get("assets", {}))
+    bands = {band: asset for band, asset in cfg.get("assets", {}).items() if asset is not None}
     _check_bands(bands, modality, f"{key}.assets")
     return SourceSpec(
         "static",

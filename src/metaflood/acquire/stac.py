@@ -132,6 +132,20 @@ def _asset(item: pystac.Item, key: str) -> pystac.Asset:
     return item.assets[key]
 
 
+def asset_resolution(asset: pystac.Asset) -> float | None:
+    """The asset's pixel size as the catalog states it (raster:bands spatial_resolution,
+    gsd, or proj:transform), None where it does not."""
+    fields = asset.extra_fields
+    raster = (fields.get("raster:bands") or [{}])[0]
+    for value in (raster.get("spatial_resolution"), fields.get("gsd")):
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    transform = fields.get("proj:transform")
+    if isinstance(transform, list) and transform and isinstance(transform[0], (int, float)):
+        return abs(float(transform[0])) or None
+    return None
+
+
 def scene_item(item: pystac.Item, spec: SourceSpec, root: str | None) -> SceneItem:
     """The bands to read from an item; hrefs resolved against its catalog, escapes refused."""
     base = item.get_self_href() or root or ""
@@ -157,6 +171,7 @@ def scene_item(item: pystac.Item, spec: SourceSpec, root: str | None) -> SceneIt
             radiometry=radiometry.why,
             size=asset.extra_fields.get("file:size"),
             checksum=asset.extra_fields.get("file:checksum"),
+            resolution=asset_resolution(asset),
         )
     properties = {
         k: v

@@ -51,7 +51,8 @@ def reliability_figure(stats: dict) -> str | None:
 
 def write_report(event: str, inputs: ReportInputs, out: Path) -> Path:
     layers = load_layers(inputs)
-    figures = {key: map_png(**spec) for key, spec in event_maps(layers).items()}
+    maps = event_maps(layers)
+    figures = {key: map_png(**spec) for key, spec in maps.items()}
     summary = json.loads(Path(inputs.stats).read_text())
     figures["coregistration"] = coregistration_chart(summary["coregistration"])
     reliability = reliability_figure(summary)
@@ -64,6 +65,7 @@ def write_report(event: str, inputs: ReportInputs, out: Path) -> Path:
             event=event,
             stats=summary,
             figures=figures,
+            titles={key: spec["title"] for key, spec in maps.items()},
             unreliable=unreliable_shifts(summary),
             class_names=CLASS_NAMES,
             class_colors=[f"rgb{c}" for c in CLASS_COLORS],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -27,18 +28,30 @@ def stretch(band: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
     return np.clip((band - lo) / max(hi - lo, 1e-6), 0, 1)
 
 
-def true_colour(stack: np.ndarray) -> np.ndarray:
-    """RGB image from blue, green, red reflectance (bands 2..4 of the aligned stack)."""
-    rgb = np.stack([stack[4], stack[3], stack[2]], axis=-1)
+# The optical composites a map can show, best first: (caption, bands as red, green, blue).
+# Green and NIR are in every stack (metaflood.bands.REQUIRED_BANDS), so the last always is.
+COMPOSITES = (
+    ("true colour", ("red", "green", "blue")),
+    ("false colour: SWIR 1.6 um, NIR, green as red, green, blue", ("swir16", "nir", "green")),
+    ("false colour: NIR, green, green as red, green, blue", ("nir", "green", "green")),
+)
+
+
+def optical_composite(stack: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, str]:
+    """An RGBA image of the stack's optical bands (`bands`: the stack's band names) and its
+    caption: true colour where red, green and blue are there, else a false colour that
+    says which bands it shows (a source may lack blue and red)."""
+    caption, chosen = next(c for c in COMPOSITES if set(c[1]) <= set(bands))
+    rgb = np.stack([stack[list(bands).index(b)] for b in chosen], axis=-1)
     lo, hi = 0.0, float(np.nanpercentile(rgb, 99)) if np.isfinite(rgb).any() else 1.0
     image = np.clip((rgb - lo) / max(hi - lo, 1e-6), 0, 1) ** (1 / 1.4)
     alpha = np.isfinite(rgb).all(axis=-1)
-    return np.dstack([np.nan_to_num(image), alpha.astype(float)])
+    return np.dstack([np.nan_to_num(image), alpha.astype(float)]), caption
 
 
-def sar_image(stack: np.ndarray) -> np.ndarray:
+def sar_image(stack: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     """VV backscatter in dB, -25..0 dB to black..white."""
-    vv = stack[0]
+    vv = stack[list(bands).index("VV")]
     grey = np.clip((vv + 25.0) / 25.0, 0, 1)
     alpha = np.isfinite(vv)
     return np.dstack([np.nan_to_num(grey)] * 3 + [alpha.astype(float)])

@@ -10,7 +10,7 @@ import numpy as np
 from metaflood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
 from metaflood.classes import CLASS_COLORS, CLASS_NAMES, colormap
 from metaflood.raster import read_checked
-from metaflood.report.figures import classes_rgba, sar_image, scalar_rgba, true_colour
+from metaflood.report.figures import classes_rgba, optical_composite, sar_image, scalar_rgba
 from metaflood.sar_change import DARK_BEFORE, EVIDENCE_COLORMAP, FLOOD_SIGNAL
 
 AVAILABILITY_COLORS = {
@@ -52,6 +52,7 @@ class ReportInputs:
 @dataclass
 class Layers:
     stacks: list[np.ndarray]
+    stack_bands: list[tuple[str, ...]]  # each stack's band names (VV, VH, optical bands)
     valid: list[np.ndarray]
     landcover: list[np.ndarray]
     extent: np.ndarray
@@ -63,8 +64,10 @@ class Layers:
 
 def load_layers(inputs: ReportInputs) -> Layers:
     extent, profile = read_checked(inputs.extent)
+    stacks = [read_checked(p) for p in inputs.stacks]
     return Layers(
-        stacks=[read_checked(p)[0] for p in inputs.stacks],
+        stacks=[data for data, _ in stacks],
+        stack_bands=[tuple(d or "" for d in meta["descriptions"]) for _, meta in stacks],
         valid=[read_checked(p)[0][0] for p in inputs.valid],
         landcover=[read_checked(p)[0][0] for p in inputs.landcover],
         extent=extent[0],
@@ -80,13 +83,19 @@ def event_maps(layers: Layers) -> dict[str, dict]:
     maps: dict[str, dict] = {}
     class_legend = list(zip(CLASS_NAMES, CLASS_COLORS, strict=True))
     common = {"pixel_size": layers.pixel_size}
-    for period, stack in zip(("pre", "post"), layers.stacks, strict=True):
+    for period, stack, bands in zip(
+        ("pre", "post"), layers.stacks, layers.stack_bands, strict=True
+    ):
         label = "Pre-event" if period == "pre" else "Post-event"
+        image, caption = optical_composite(stack, bands)
         maps[f"{period}_optical"] = {
-            "image": true_colour(stack),
-            "title": f"{label} optical (true colour; blank: cloud or no scene)",
+            "image": image,
+            "title": f"{label} optical ({caption}; blank: cloud or no scene)",
         }
-        maps[f"{period}_sar"] = {"image": sar_image(stack), "title": f"{label} SAR (VV, dB)"}
+        maps[f"{period}_sar"] = {
+            "image": sar_image(stack, bands),
+            "title": f"{label} SAR (VV, dB)",
+        }
     for period, classes in zip(("pre", "post"), layers.landcover, strict=True):
         label = "Pre-event" if period == "pre" else "Post-event"
         maps[f"{period}_landcover"] = {
@@ -95,10 +104,12 @@ def event_maps(layers: Layers) -> dict[str, dict]:
             "legend": class_legend,
         }
     overlay_colors = {FLOODED: EXTENT_COLORMAP[FLOODED], PERMANENT: EXTENT_COLORMAP[PERMANENT]}
+    background, caption = _post_background(layers.stacks[1], layers.stack_bands[1])
     maps["flood_optical"] = {
-        "image": _post_background(layers.stacks[1]),
+        "image": background,
         "overlay": classes_rgba(layers.extent, overlay_colors),
-        "title": "Flood extent over the post-event image (optical where clear, else SAR)",
+        "title": f"Flood extent over the post-event image (optical, {caption}, where clear; "
+        "else SAR)",
         "legend": FLOOD_LEGEND,
     }
     maps["confidence"] = {
@@ -115,7 +126,7 @@ def event_maps(layers: Layers) -> dict[str, dict]:
         "colorbar": ("RdBu", -15, 15, "change (dB)"),
     }
     maps["sar_evidence"] = {
-        "image": sar_image(layers.stacks[1]),
+        "image": sar_image(layers.stacks[1], layers.stack_bands[1]),
         "overlay": classes_rgba(
             layers.sar_evidence,
             {
@@ -136,8 +147,9 @@ def event_maps(layers: Layers) -> dict[str, dict]:
     return {key: spec | common for key, spec in maps.items()}
 
 
-def _post_background(stack: np.ndarray) -> np.ndarray:
-    """True colour where the post-event optical image is clear, SAR underneath elsewhere."""
-    optical, sar = true_colour(stack), sar_image(stack)
+def _post_background(stack: np.ndarray, bands: tuple[str, ...]) -> tuple[np.ndarray, str]:
+    """The optical composite where the post-event optical image is clear, SAR underneath
+    elsewhere; and the composite's caption."""
+    optical, caption = optical_composite(stack, bands)
     clear = optical[..., 3:4] > 0
-    return np.where(clear, optical, sar)
+    return np.where(clear, optical, sar_image(stack, bands)), caption

@@ -84,3 +84,14 @@ def test_what_a_run_made():
     assert made_path(config, [], root) == root / "results"
     assert made_path(config, ["results/b/flood/stats.json"], root) == root / "results" / "b"
     assert made_path(config, ["results/models/metars.pt"], root) == root / "results"
+
+
+def test_a_run_inside_a_running_event_loop(tmp_path):
+    """A Jupyter kernel runs cells inside an asyncio loop, where Snakemake refuses to
+    start: the run goes to a thread of its own."""
+    import asyncio
+
+    async def cell():
+        return metaflood.run(tiny_config(), workdir=tmp_path, dryrun=True, quiet=True)
+
+    assert asyncio.run(cell()) == tmp_path.resolve() / "results" / "tiny"

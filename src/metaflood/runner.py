@@ -5,17 +5,21 @@ process: the same Snakefile, the same start-up checks, the same jobs. The
 configuration is checked first with the same functions the Snakefile calls, so a bad
 one raises ConfigError naming the key (and, for a file, the line of a YAML error)
 instead of a Snakemake traceback; any other failure raises WorkflowRunError with
-Snakemake's message and the logs of the jobs that failed.
+Snakemake's message and the logs of the jobs that failed. Snakemake refuses to run
+inside a running event loop (a Jupyter kernel's), so there it runs in a thread of its
+own while the caller waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -148,20 +152,69 @@ def _snakemake(
         dryrun=dryrun, quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None
     )
     started = time.time()
-    with SnakemakeApi(output) as api:
+    running: dict[str, Any] = {}
+
+    def execute() -> None:
+        with SnakemakeApi(output) as api:
+            try:
+                running["workflow"] = workflow = api.workflow(
+                    resource_settings=ResourceSettings(cores=cores),
+                    config_settings=ConfigSettings(configfiles=[configfile]),
+                    snakefile=SNAKEFILE,
+                    workdir=workdir,
+                )
+                dag = workflow.dag(
+                    DAGSettings(targets=frozenset(targets), force_incomplete=rerun_incomplete)
+                )
+                dag.execute_workflow(executor="dryrun" if dryrun else "local")
+            except Exception as err:
+                raise _error(err, _logfile(api), failed_job_logs(workdir, started)) from None
+
+    if _event_loop_running():
+        _in_thread(execute, stop=lambda: _stop_gracefully(running.get("workflow")))
+    else:
+        execute()
+
+
+def _event_loop_running() -> bool:
+    """Inside a running asyncio loop (a Jupyter kernel's), where Snakemake refuses to run."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _in_thread(work: Callable[[], None], stop: Callable[[], None]) -> None:
+    """Run `work` in a thread of its own (no event loop there) and wait for it; an
+    interrupt (the notebook's stop button) asks it to `stop`, waits, and re-raises."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
         try:
-            workflow = api.workflow(
-                resource_settings=ResourceSettings(cores=cores),
-                config_settings=ConfigSettings(configfiles=[configfile]),
-                snakefile=SNAKEFILE,
-                workdir=workdir,
-            )
-            dag = workflow.dag(
-                DAGSettings(targets=frozenset(targets), force_incomplete=rerun_incomplete)
-            )
-            dag.execute_workflow(executor="dryrun" if dryrun else "local")
-        except Exception as err:
-            raise _error(err, _logfile(api), failed_job_logs(workdir, started)) from None
+            work()
+        except BaseException as err:
+            failure.append(err)
+
+    thread = threading.Thread(target=target, name="metaflood-run", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        stop()
+        thread.join()
+        raise
+    if failure:
+        raise failure[0]
+
+
+def _stop_gracefully(workflow_api: Any) -> None:
+    """Snakemake's SIGTERM behaviour: no new job; the running ones finish."""
+    store = getattr(workflow_api, "_workflow_store", None)
+    scheduler = getattr(store, "scheduler", None)
+    if scheduler is not None:
+        scheduler.exit_gracefully()
 
 
 def _logfile(api: Any) -> Path | None:

@@ -9,8 +9,10 @@ dask's threads and GDAL's cache alike) is read when it exits:
 
 - `datacube`: `metaflood.open_event` and `flooded_area_by_pre_class` with dask chunks,
   checked against stats.json;
-- `whole`: the same figure from the two rasters read whole with rasterio (what the
-  stats stage does), for comparison;
+- `whole`: the same figure from the two rasters read whole with rasterio, for
+  comparison;
+- `stats`: the stats stage (`stats.write_stats`, as rule `stats` runs it) writing the
+  event's stats.json again;
 - `imports`: the interpreter with the same imports and nothing computed, the floor
   under both.
 
@@ -99,8 +101,6 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     from metaflood.raster import cog_writer, write_cog
     from metaflood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA, EVIDENCE_VALUES
     from metaflood.sar_tiled import RATIO_BANDS
-    from metaflood.stats import write_stats
-
     out = results / event
     grid = _grid(size)
     drawn = draw_event(size, seed)
@@ -191,22 +191,33 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     (side / "scenes.json").write_text(json.dumps({"note": "synthetic, no scene"}))
     (side / "coregistration.json").write_text(json.dumps({"shifts": {}}))
     (side / "checkpoint.pt").write_bytes(b"synthetic")
-    write_stats(
-        event,
-        {"events": {event: {"note": f"synthetic {size} x {size} px event"}}},
-        **outputs,
-        landcover=landcover,
+    stats_stage(out, flood / "stats.json")
+    return out
+
+
+def stats_stage(event_dir: Path, out: Path) -> dict:
+    """The stats stage (`stats.write_stats`, as rule stats runs it) on the event."""
+    from metaflood.stats import write_stats
+
+    lc, flood, side = (event_dir / f for f in ("landcover", "flood", "synthetic"))
+    return write_stats(
+        event_dir.name,
+        {"events": {event_dir.name: {"note": "synthetic event"}}},
+        extent=flood / "extent.tif",
+        confidence=flood / "confidence.tif",
+        polygons=flood / "polygons.gpkg",
+        transitions=flood / "transitions.csv",
+        landcover=[lc / "pre.tif", lc / "post.tif"],
         routes=[lc / "pre_route.tif", lc / "post_route.tif"],
         scenes=[side / "scenes.json"] * 2,
         coregistration=[side / "coregistration.json"] * 2,
-        sar_summary=summary,
+        sar_summary=flood / "sar_change.json",
         checkpoint=side / "checkpoint.pt",
         calibration=None,
         validation=None,
-        out=flood / "stats.json",
-        out_impact=flood / "impact.csv",
+        out=out,
+        out_impact=out.with_name("impact.csv"),
     )
-    return out
 
 
 def child(mode: str, event_dir: Path, chunks: int) -> dict:
@@ -220,18 +231,24 @@ def child(mode: str, event_dir: Path, chunks: int) -> dict:
         return {}
     stats = json.loads((event_dir / "flood/stats.json").read_text())
     expected = stats["flood"]["flooded_by_pre_class_km2"]
-    if mode == "datacube":
+    if mode == "stats":  # written again beside the event's, and compared with it
+        found = stats_stage(event_dir, event_dir / "synthetic" / "stats.json")
+        found = found["flood"]["flooded_by_pre_class_km2"]
+    elif mode == "datacube":
         ds = metaflood.open_event(event_dir, chunks=chunks)
         area = flooded_area_by_pre_class(ds).compute()
         found = dict(zip(ds["class_name"].values.tolist(), area.values.tolist(), strict=True))
     else:
-        from metaflood.stats import flood_figures
+        from metaflood.change import FLOODED
+        from metaflood.classes import CLASS_NAMES, NUM_CLASSES
 
         with rasterio.open(event_dir / "flood/extent.tif") as src:
             extent, pixel = src.read(1), abs(src.transform.a * src.transform.e)
         with rasterio.open(event_dir / "landcover/pre.tif") as src:
             pre = src.read(1)
-        found = flood_figures(extent, pre, pre, pixel)["flooded_by_pre_class_km2"]
+        flooded = extent == FLOODED
+        counts = np.bincount(pre[flooded & (pre < NUM_CLASSES)], minlength=NUM_CLASSES)
+        found = {n: round(c * pixel / 1e6, 6) for n, c in zip(CLASS_NAMES, counts, strict=True)}
     equal = all(math.isclose(found[k], v, abs_tol=1e-6) for k, v in expected.items())
     return {"flooded_by_pre_class_km2": found, "equals_stats_json": equal}
 
@@ -253,7 +270,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=2048, help="dask chunk side in px")
     parser.add_argument("--workdir", default="/tmp/datacube_memory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--child", choices=["write", "imports", "datacube", "whole"])
+    parser.add_argument("--child", choices=["write", "imports", "datacube", "whole", "stats"])
     parser.add_argument("--event-dir")
     args = parser.parse_args()
     if args.child == "write":
@@ -270,7 +287,7 @@ def main() -> None:
         print(f"writing the synthetic {args.size} px event under {event_dir} ...", flush=True)
         command = [sys.executable, __file__, "--child", "write", "--event-dir", str(event_dir)]
         subprocess.run([*command, "--size", str(args.size), "--seed", str(args.seed)], check=True)
-    for mode in ("imports", "datacube", "whole"):
+    for mode in ("imports", "datacube", "whole", "stats"):
         result = measure(mode, event_dir, args.chunks)
         equal = result.get("equals_stats_json")
         print(

@@ -149,7 +149,11 @@ def _hex(rgba: tuple[int, ...]) -> str:
 
 def _header(path: Path) -> dict[str, Any]:
     """What rioxarray does not carry: the colour table, band descriptions, the grid."""
-    with rasterio.open(path) as src:
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioError as err:
+        raise InputError(f"{path}: cannot be read as a raster ({err})") from err
+    with src:
         try:
             colormap = src.colormap(1)
         except ValueError:
@@ -183,6 +187,14 @@ def _band_array(path: Path, product: Product, header: dict, chunks: int) -> xr.D
     if product.band_dim == "class":  # labelled by code; names and colours as coordinates
         return da.assign_coords({"class": np.arange(len(names))})
     return da.assign_coords({product.band_dim: names})
+
+
+def open_raster(path: str | os.PathLike, *, chunks: int = CHUNK_PX) -> xr.DataArray:
+    """One single-band product file as a lazy (y, x) DataArray with its CRS, transform
+    and nodata, for a stage that reads products before the event's run has finished."""
+    path = Path(path)
+    product = Product(path.stem, path.name, "")
+    return _band_array(path, product, _header(path), chunks)
 
 
 def _attrs(

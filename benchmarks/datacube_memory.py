@@ -101,6 +101,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     from metaflood.raster import cog_writer, write_cog
     from metaflood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA, EVIDENCE_VALUES
     from metaflood.sar_tiled import RATIO_BANDS
+
     out = results / event
     grid = _grid(size)
     drawn = draw_event(size, seed)

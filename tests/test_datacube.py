@@ -250,3 +250,22 @@ def test_open_event_equals_the_rasters_of_a_run(run_name, request):
     expected = stats["flood"]["flooded_by_pre_class_km2"]
     for name, value in zip(ds["class_name"].values, area.values, strict=True):
         assert math.isclose(value, expected[name], abs_tol=1e-6), name
+
+
+def test_the_memory_benchmark_at_a_small_size(tmp_path):
+    """benchmarks/datacube_memory.py end to end on a 1,024 px event: every way of
+    counting gives stats.json's figures, and the datacube's peak is measured (the 1 GB
+    bound of an 8,000 px event holds here with room; the README has the large figures)."""
+    script = ROOT / "benchmarks" / "datacube_memory.py"
+    done = subprocess.run(
+        [sys.executable, script, "--size", "1024", "--chunks", "256", "--workdir", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if "peak RSS" in line}
+    assert set(lines) == {"imports", "datacube", "whole", "stats"}
+    for mode in ("datacube", "whole", "stats"):
+        assert lines[mode].endswith("equals stats.json: True"), lines[mode]
+    assert float(lines["datacube"].split()[3]) < 1000

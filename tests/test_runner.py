@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import metaflood
-from metaflood.errors import ConfigError, WorkflowRunError
+from metaflood.errors import ConfigError, MetafloodError, WorkflowRunError
 from metaflood.runner import made_path
 from tests.workflow_runs import tiny_config
 
@@ -95,3 +95,14 @@ def test_a_run_inside_a_running_event_loop(tmp_path):
         return metaflood.run(tiny_config(), workdir=tmp_path, dryrun=True, quiet=True)
 
     assert asyncio.run(cell()) == tmp_path.resolve() / "results" / "tiny"
+
+
+def test_the_workflow_profile_applies_as_on_the_command_line(tmp_path):
+    """profiles/default, which `snakemake` reads for every run, is read by run() too."""
+    from metaflood.runner import profile_settings
+
+    assert profile_settings() == {"show_failed_logs": True, "force_incomplete": True}
+    other = tmp_path / "config.yaml"
+    other.write_text("show-failed-logs: true\nkeep-going: true\n")
+    with pytest.raises(MetafloodError, match=r"does not apply \['keep-going'\]"):
+        profile_settings(other)

@@ -31,6 +31,10 @@ from metaflood.errors import ConfigError, MetafloodError, WorkflowRunError
 from metaflood.workflow import check_config_file, schema_error
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
+# The workflow's default profile, which the command line reads for every run.
+PROFILE = SNAKEFILE.parent / "profiles" / "default" / "config.yaml"
+# Its keys, as the settings of Snakemake's API they stand for.
+PROFILE_SETTINGS = {"show-failed-logs": "show_failed_logs", "rerun-incomplete": "force_incomplete"}
 # The Snakefile's own messages for a configuration it refuses.
 CONFIG_PREFIX = "invalid configuration: "
 
@@ -64,6 +68,17 @@ def _plain(value: Any) -> str:
     raise TypeError(f"{value!r} ({type(value).__name__}) is not a configuration value")
 
 
+def profile_settings(path: Path = PROFILE) -> dict[str, Any]:
+    """The default profile's options as API settings, so that a run from Python behaves
+    as `snakemake` on the command line does; an option run() cannot apply is an error
+    here, not silently different behaviour."""
+    options = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    unknown = set(options or {}) - set(PROFILE_SETTINGS)
+    if unknown:
+        raise MetafloodError(f"{path}: metaflood.run does not apply {sorted(unknown)}")
+    return {PROFILE_SETTINGS[key]: value for key, value in (options or {}).items()}
+
+
 def made_path(config: Mapping[str, Any], targets: Sequence[str], workdir: Path) -> Path:
     """What a run made: the event's results folder when the run is about one event
     (the configuration has one, or the targets lie in one), else `results/`."""
@@ -95,7 +110,7 @@ def run(
     *,
     workdir: str | os.PathLike = ".",
     dryrun: bool = False,
-    rerun_incomplete: bool = False,
+    rerun_incomplete: bool | None = None,
     quiet: bool = False,
 ) -> Path:
     """Run the workflow on `config` (a YAML file or a dict in its shape) in `workdir`,
@@ -103,8 +118,9 @@ def run(
     the path of what it made: results/<event> for a run about one event, else results/.
 
     Raises ConfigError for a configuration the workflow refuses, WorkflowRunError when
-    a job or Snakemake itself fails. `rerun_incomplete` reruns the jobs a killed run left
-    half-done, as `--rerun-incomplete` does.
+    a job or Snakemake itself fails. Options of the workflow's default profile apply as on
+    the command line (a failed job's log is shown; jobs a killed run left half-done are
+    rerun unless `rerun_incomplete` is False).
     """
     if not SNAKEFILE.is_file():
         raise MetafloodError(
@@ -134,7 +150,7 @@ def _snakemake(
     cores: int | str,
     workdir: Path,
     dryrun: bool,
-    rerun_incomplete: bool,
+    rerun_incomplete: bool | None,
     quiet: bool,
 ) -> None:
     from snakemake.api import SnakemakeApi
@@ -148,8 +164,13 @@ def _snakemake(
     from snakemake.utils import available_cpu_count
 
     cores = available_cpu_count() if cores == "all" else int(cores)
+    profile = profile_settings()
+    if rerun_incomplete is None:
+        rerun_incomplete = bool(profile.get("force_incomplete", False))
     output = OutputSettings(
-        dryrun=dryrun, quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None
+        dryrun=dryrun,
+        quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None,
+        show_failed_logs=bool(profile.get("show_failed_logs", False)),
     )
     started = time.time()
     running: dict[str, Any] = {}

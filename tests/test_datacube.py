@@ -195,6 +195,8 @@ def test_folders_that_are_not_a_finished_event(tmp_path, synthetic_event):
         metaflood.open_event(results, "models")
     with pytest.raises(NotAnEventError, match=r"name an event \(events there: synth\)"):
         metaflood.open_event(results)
+    with pytest.raises(NotAnEventError, match=r"a folder inside event 'synth': open .*synth"):
+        metaflood.open_event(results / "synth", "flood")
     (results / "synth" / "flood" / "stats.json").unlink()
     with pytest.raises(
         RunIncompleteError,

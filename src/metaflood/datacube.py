@@ -102,7 +102,7 @@ PRODUCTS: tuple[Product, ...] = (
     Product("extent", "flood/extent.tif", "flood extent"),
     Product("confidence", "flood/confidence.tif", "calibrated flood confidence (percent)"),
 )
-# Tags holding "<code> <meaning>, ..." lists, and the one holding "bit <n> <meaning>".
+# Tags holding "<code> <meaning>, ..." lists (a "bits" tag holds "bit <n> <meaning>").
 CODE_TAGS = ("values", "codes")
 # "probability = value / 254": what a stored value is worth.
 SCALE = re.compile(r"=\s*value\s*/\s*([0-9.]+)")
@@ -321,11 +321,12 @@ def event_folder(results_dir: str | os.PathLike, event: str | None = None) -> Pa
         raise NotAnEventError(f"{event_dir}: no such folder{there}; {run_hint}")
     if not any((event_dir / s).is_dir() for s in STAGE_FOLDERS):
         known = events_in(event_dir)
-        hint = (
-            f"it is a results folder: name an event (events there: {', '.join(known)})"
-            if known
-            else run_hint
-        )
+        if known:
+            hint = f"it is a results folder: name an event (events there: {', '.join(known)})"
+        elif any((event_dir.parent / s).is_dir() for s in STAGE_FOLDERS):
+            hint = f"it is a folder inside event '{event_dir.parent.name}': open {event_dir.parent}"
+        else:
+            hint = run_hint
         raise NotAnEventError(
             f"{event_dir}: not an event's results (none of {', '.join(STAGE_FOLDERS)}/ "
             f"in it); {hint}"

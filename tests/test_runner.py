@@ -106,3 +106,24 @@ def test_the_workflow_profile_applies_as_on_the_command_line(tmp_path):
     other.write_text("show-failed-logs: true\nkeep-going: true\n")
     with pytest.raises(MetafloodError, match=r"does not apply \['keep-going'\]"):
         profile_settings(other)
+
+
+def test_relative_paths_in_the_configuration_are_the_workdir_s(tmp_path):
+    """As for Snakemake, which runs in the workdir: an AOI file named relative to it is
+    found, whatever the caller's current folder."""
+    import json
+
+    west, south, east, north = tiny_config()["events"]["tiny"]["aoi"]["bbox"]
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    feature = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    (tmp_path / "aoi.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature]})
+    )
+    config = tiny_config(aoi={"file": "aoi.geojson"})
+    assert not Path("aoi.geojson").exists()
+    made = metaflood.run(config, workdir=tmp_path, dryrun=True, quiet=True)
+    assert made == tmp_path.resolve() / "results" / "tiny"

@@ -13,6 +13,7 @@ own while the caller waits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -127,9 +128,14 @@ def run(
             f"{SNAKEFILE}: not found. metaflood.run runs the workflow of a source checkout: "
             "install metaflood from a clone with `pip install -e .`"
         )
-    checked = checked_config(config)
+    if not isinstance(config, Mapping):
+        config = Path(config).resolve()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    # Relative paths in the configuration (local scenes, an AOI file, a checkpoint) are
+    # the workdir's, as for Snakemake: checked from there.
+    with contextlib.chdir(workdir):
+        checked = checked_config(config)
     targets = [str(t) for t in targets or []]
     with ExitStack() as stack:
         if isinstance(config, Mapping):
@@ -139,7 +145,7 @@ def run(
             configfile = Path(folder) / "config.yaml"
             configfile.write_text(yaml.safe_dump(checked, sort_keys=False))
         else:
-            configfile = Path(config).resolve()
+            configfile = config
         _snakemake(configfile, targets, cores, workdir, dryrun, rerun_incomplete, quiet)
     return made_path(checked, targets, workdir)
 

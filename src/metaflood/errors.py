@@ -23,3 +23,19 @@ class ModelError(MetafloodError):
 
 class WriteError(MetafloodError):
     """An output could not be written (a full disk, a file-size limit); names the file."""
+
+
+class ResultsError(MetafloodError):
+    """A results folder cannot be opened as an event's; the message says what to run."""
+
+
+class NotAnEventError(ResultsError):
+    """The folder is not an event's results (no such event, or another kind of folder)."""
+
+
+class RunIncompleteError(ResultsError):
+    """The event's run did not finish: its last product is missing."""
+
+
+class WorkflowRunError(MetafloodError):
+    """A workflow run from Python failed; the message names the failed jobs' logs."""

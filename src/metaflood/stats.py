@@ -14,19 +14,25 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import rasterio
+import xarray as xr
+from rasterio.errors import RasterioError
 
 from metaflood import __version__
 from metaflood.change import FLOODED, PERMANENT
 from metaflood.classes import BARREN, BUILDING, CLASS_NAMES, NUM_CLASSES
 from metaflood.confidence import DEFAULT_CALIBRATION
 from metaflood.config import config_hash
-from metaflood.raster import atomic_path, read_checked
+from metaflood.datacube import open_raster
+from metaflood.errors import InputError
+from metaflood.raster import atomic_path
 from metaflood.reliability import HIGH_CONFIDENCE
 
 ROUTES = {1: "both", 2: "sar_only", 3: "optical_only", 0: "none"}
+ROUTE_OUTSIDE = 255
 PACKAGES = (
     "numpy",
     "rasterio",
@@ -44,43 +50,65 @@ def _km2(pixels: int | np.integer, pixel_area_m2: float) -> float:
     return round(float(pixels) * pixel_area_m2 / 1e6, 6)
 
 
-def flood_figures(extent: np.ndarray, pre: np.ndarray, post: np.ndarray, area: float) -> dict:
+def pixel_counts(
+    extent: xr.DataArray,
+    confidence: xr.DataArray,
+    landcover: list[xr.DataArray],
+    routes: list[xr.DataArray],
+) -> dict[str, xr.DataArray]:
+    """Every pixel count behind stats.json's areas and shares, as lazy sums over (y, x):
+    computed together, a chunk at a time, so the stage's memory does not grow with the
+    grid. A comparison with a `class` or `route` coordinate counts every value at once."""
+    pre, post = landcover
+    classes = xr.DataArray(np.arange(NUM_CLASSES), dims="class")
+    codes = xr.DataArray(list(ROUTES), dims="route")
     flooded = extent == FLOODED
-    by_class = np.bincount(pre[flooded & (pre < NUM_CLASSES)], minlength=NUM_CLASSES)
+    scored = flooded & (confidence <= 100)
+    space = ("y", "x")
     return {
-        "flooded_area_km2": _km2(flooded.sum(), area),
-        "permanent_water_km2": _km2((extent == PERMANENT).sum(), area),
+        "flooded": flooded.sum(space),
+        "permanent": (extent == PERMANENT).sum(space),
+        "by_pre_class": (flooded & (pre == classes)).sum(space),
+        "building_to_barren": ((pre == BUILDING) & (post == BARREN)).sum(space),
+        "high_confidence": (scored & (confidence >= HIGH_CONFIDENCE)).sum(space),
+        "scored": scored.sum(space),
+        "confidence_sum": confidence.astype(np.int64).where(scored, 0).sum(space),
+        "flooded_by_post_route": (flooded & (routes[1] == codes)).sum(space),
+        "by_route": [(route == codes).sum(space) for route in routes],
+        "inside": [(route != ROUTE_OUTSIDE).sum(space) for route in routes],
+    }
+
+
+def flood_figures(counts: dict, area: float) -> dict:
+    """The `flood` section of stats.json (without the polygon count) from `pixel_counts`."""
+    flooded, scored = int(counts["flooded"]), int(counts["scored"])
+    high = int(counts["high_confidence"])
+    return {
+        "flooded_area_km2": _km2(flooded, area),
+        "permanent_water_km2": _km2(counts["permanent"], area),
         "flooded_by_pre_class_km2": {
-            name: _km2(n, area) for name, n in zip(CLASS_NAMES, by_class, strict=True)
+            name: _km2(n, area)
+            for name, n in zip(CLASS_NAMES, counts["by_pre_class"].values, strict=True)
         },
         "buildings": {
-            "flooded_building_km2": _km2((flooded & (pre == BUILDING)).sum(), area),
-            "building_to_barren_km2": _km2(((pre == BUILDING) & (post == BARREN)).sum(), area),
+            "flooded_building_km2": _km2(counts["by_pre_class"].values[BUILDING], area),
+            "building_to_barren_km2": _km2(counts["building_to_barren"], area),
             "note": "building to barren between the two dates is likely destruction",
         },
-    }
-
-
-def confidence_figures(extent: np.ndarray, confidence: np.ndarray, area: float) -> dict:
-    """Flooded area split by how sure the map is."""
-    flooded = extent == FLOODED
-    high = flooded & (confidence >= HIGH_CONFIDENCE) & (confidence <= 100)
-    values = confidence[flooded & (confidence <= 100)]
-    return {
-        "flooded_high_confidence_km2": _km2(high.sum(), area),
-        "flooded_lower_confidence_km2": _km2((flooded & ~high).sum(), area),
+        "flooded_high_confidence_km2": _km2(high, area),
+        "flooded_lower_confidence_km2": _km2(flooded - high, area),
         "high_confidence_threshold": HIGH_CONFIDENCE,
-        "mean_confidence_flooded": round(float(values.mean()), 2) if values.size else None,
+        "mean_confidence_flooded": (
+            round(int(counts["confidence_sum"]) / scored, 2) if scored else None
+        ),
     }
 
 
-def flooded_by_route(extent: np.ndarray, route: np.ndarray) -> dict:
-    """Share of the flooded area whose post-event land cover came from each modality."""
-    flooded = extent == FLOODED
-    total = max(int(flooded.sum()), 1)
+def _shares(by_route: xr.DataArray, total: int) -> dict:
+    total = max(int(total), 1)
     return {
-        name: round(float((flooded & (route == code)).sum()) / total, 6)
-        for code, name in ROUTES.items()
+        name: round(int(n) / total, 6)
+        for name, n in zip(ROUTES.values(), by_route.values, strict=True)
     }
 
 
@@ -142,14 +170,11 @@ def write_impact_csv(stats: dict, out: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def route_coverage(route: np.ndarray) -> dict:
+def route_coverage(route: np.ndarray | xr.DataArray) -> dict:
     """Share of the AOI mapped from both modalities, one of them, or neither."""
-    inside = route != 255
-    total = max(int(inside.sum()), 1)
-    return {
-        name: round(float((route[inside] == code).sum()) / total, 6)
-        for code, name in ROUTES.items()
-    }
+    route = route if isinstance(route, xr.DataArray) else xr.DataArray(np.asarray(route))
+    codes = xr.DataArray(list(ROUTES), dims="route")
+    return _shares((route == codes).sum(route.dims), (route != ROUTE_OUTSIDE).sum())
 
 
 def software_versions() -> dict:
@@ -190,33 +215,35 @@ def write_stats(
     out: Path,
     out_impact: Path,
 ) -> dict:
-    extent_data, profile = read_checked(extent)
-    extent_data = extent_data[0]
-    confidence_data = read_checked(confidence)[0][0]
-    transform = profile["transform"]
+    with xr.set_options(arithmetic_join="exact"):  # one grid, or an error
+        cube = [open_raster(p) for p in (extent, confidence, *landcover, *routes)]
+        counts = pixel_counts(cube[0], cube[1], cube[2:4], cube[4:6])
+        try:
+            (counts,) = dask.compute(counts, scheduler="synchronous")  # the rule's 1 thread
+        except RasterioError as err:
+            raise InputError(f"a product the statistics read is corrupt ({err})") from err
+    crs, transform = cube[0].rio.crs, cube[0].rio.transform()
     area = abs(transform.a * transform.e)
-    pre, post = (read_checked(p)[0][0] for p in landcover)
-    post_route = read_checked(routes[1])[0][0]
-    import geopandas as gpd
+    import pyogrio
 
-    n_polygons = len(gpd.read_file(polygons))
+    n_polygons = pyogrio.read_info(polygons)["features"]  # counted, not read
     checkpoint_sha = file_digest(checkpoint)
     stats: dict = {
         "event": event,
-        "crs": profile["crs"].to_string(),
+        "crs": crs.to_string(),
         "pixel_size_m": abs(transform.a),
-        "flood": flood_figures(extent_data, pre, post, area)
-        | confidence_figures(extent_data, confidence_data, area)
+        "flood": flood_figures(counts, area)
         | {
             "polygons": n_polygons,
-            "flooded_by_post_route": flooded_by_route(extent_data, post_route),
+            # the share of the flood whose post-event land cover came from each modality
+            "flooded_by_post_route": _shares(counts["flooded_by_post_route"], counts["flooded"]),
         },
         "sar_change": json.loads(Path(sar_summary).read_text()),
         "confidence_calibration": calibration_provenance(calibration, checkpoint_sha),
         "transitions_km2": pd.read_csv(transitions, index_col=0).to_dict(orient="index"),
         "coverage": {
-            period: route_coverage(read_checked(p)[0][0])
-            for period, p in zip(("pre", "post"), routes, strict=True)
+            period: _shares(counts["by_route"][i], counts["inside"][i])
+            for i, period in enumerate(("pre", "post"))
         },
         "coregistration": {
             period: json.loads(Path(p).read_text())["shifts"]

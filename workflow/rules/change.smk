@@ -154,7 +154,8 @@ rule stats:
         "../../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=grid_mem_mb(2000, 12),
+        # the rasters are counted a chunk at a time (stats.pixel_counts): no whole grid
+        mem_mb=2000,
         runtime=10,
     params:
         event=event_json,

@@ -13,6 +13,8 @@ checkpoint from before the hash was written loads with a warning, its CRCs check
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -390,8 +392,19 @@ def load_for_inference(
     map_location: str | torch.device = "cpu",
 ) -> InferenceModel:
     """Load, check against the data's bands and the workflow's classes, and set eval mode."""
-    ckpt = load_checkpoint(path)
+    stat = os.stat(path)
+    ckpt, loaded = _loaded(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, map_location)
     check_compatible(ckpt, path, expected_classes, available_bands)
+    return dataclasses.replace(loaded, missing_optical=missing_optical_bands(ckpt, available_bands))
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(
+    path: str, mtime_ns: int, size: int, map_location: str | torch.device
+) -> tuple[dict, InferenceModel]:
+    """A checkpoint's description and its model ready for inference, kept while the file
+    is unchanged: a process that maps many scenes (the real-data benchmark) loads it once."""
+    ckpt = load_checkpoint(path)
     architecture = ckpt.get("architecture", "metars")
     if architecture != "metars":
         raise ModelError(
@@ -399,13 +412,13 @@ def load_for_inference(
             "routed inference needs a MetaRS checkpoint"
         )
     model = prepare_for_inference(build_model(ckpt, path), map_location)
-    return InferenceModel(
+    described = {k: ckpt[k] for k in ("class_names", "model_config")}
+    return described, InferenceModel(
         model=model,
         config=model.config,
         normalization=Normalization.from_dict(ckpt["normalization"]),
         class_names=list(ckpt["class_names"]),
         encoding=InputEncoding.from_dict(ckpt.get("input_encoding")),
-        missing_optical=missing_optical_bands(ckpt, available_bands),
     )
 
 

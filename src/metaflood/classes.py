@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 CLASS_NAMES: tuple[str, ...] = (
     "background",
     "building",
@@ -20,6 +22,9 @@ BACKGROUND, BUILDING, ROAD, WATER, BARREN, FOREST, AGRICULTURAL, PLAYGROUND = ra
 IGNORE_INDEX = 255
 # Nodata value of every uint8 class raster written by the workflow.
 CLASS_NODATA = 255
+# The probability product stores a probability p as round(254 p); 255 is nodata.
+PROBA_SCALE = 254
+PROBA_NODATA = 255
 
 # RGB colours used in colour tables and the report (EarthMiss / LoveDA palette).
 CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -39,3 +44,10 @@ def colormap() -> dict[int, tuple[int, int, int, int]]:
     table = {i: (*rgb, 255) for i, rgb in enumerate(CLASS_COLORS)}
     table[CLASS_NODATA] = (0, 0, 0, 0)
     return table
+
+
+def stored_probability(stored: np.ndarray) -> np.ndarray:
+    """Probabilities as the probability product stores them, as float32 (NaN nodata)."""
+    probability = stored.astype(np.float32) / np.float32(PROBA_SCALE)
+    probability[stored == PROBA_NODATA] = np.nan
+    return probability

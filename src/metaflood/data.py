@@ -175,34 +175,72 @@ def make_test_pool(
 # --- normalisation ---------------------------------------------------------------------
 
 
+DATASET, SCENE = "dataset", "scene"
+NORMALIZATION_MODES = (DATASET, SCENE)
+# Fewest valid pixels a scene's own statistics are taken from; below it the training
+# set's statistics stand in.
+MIN_SCENE_PIXELS = 256
+
+
 @dataclass
 class Normalization:
-    """Per-band mean and standard deviation of each modality (SAR in dB)."""
+    """Per-band centre and spread of each modality (SAR in dB).
+
+    `dataset` mode standardises every scene by the training set's statistics. `scene`
+    mode standardises each scene by its own (median and interquartile spread of its valid
+    pixels, per band), so an 8-bit image stretched on its own and a calibrated one meet:
+    the training set's statistics then only stand in for a scene too small to measure.
+    """
 
     sar_mean: list[float]
     sar_std: list[float]
     optical_mean: list[float]
     optical_std: list[float]
+    mode: str = DATASET
 
     @classmethod
-    def from_pool(cls, pool: Sequence[Sample]) -> Normalization:
+    def from_pool(cls, pool: Sequence[Sample], mode: str = DATASET) -> Normalization:
+        if mode not in NORMALIZATION_MODES:
+            raise ValueError(f"normalisation mode {mode!r}: one of {NORMALIZATION_MODES}")
+        if mode == SCENE:
+            sar = [scene_statistics(s["sar"]) for s in pool]
+            optical = [scene_statistics(s["optical"]) for s in pool]
+            return cls(*_median_of(sar), *_median_of(optical), mode=SCENE)
         sar_mean, sar_std = _band_stats([s["sar"] for s in pool])
         opt_mean, opt_std = _band_stats([s["optical"] for s in pool])
         return cls(sar_mean, sar_std, opt_mean, opt_std)
 
-    def to_dict(self) -> dict[str, dict[str, list[float]]]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "sar": {"mean": list(self.sar_mean), "std": list(self.sar_std)},
             "optical": {"mean": list(self.optical_mean), "std": list(self.optical_std)},
+            "mode": self.mode,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Normalization:
+        mode = data.get("mode", DATASET)  # checkpoints before scene mode are dataset mode
+        if mode not in NORMALIZATION_MODES:
+            raise ValueError(f"normalisation mode {mode!r}: one of {NORMALIZATION_MODES}")
         return cls(
             [float(v) for v in data["sar"]["mean"]],
             [float(v) for v in data["sar"]["std"]],
             [float(v) for v in data["optical"]["mean"]],
             [float(v) for v in data["optical"]["std"]],
+            mode,
+        )
+
+    def for_scene(self, sar: np.ndarray | None, optical: np.ndarray | None) -> Normalization:
+        """The statistics to apply to one scene, given its bands (NaN where invalid; a
+        sample of its pixels will do): the scene's own in scene mode, else these."""
+        if self.mode != SCENE:
+            return self
+        sar_stats = scene_statistics(sar) if sar is not None else None
+        opt_stats = scene_statistics(optical) if optical is not None else None
+        return Normalization(
+            *(sar_stats or (self.sar_mean, self.sar_std)),
+            *(opt_stats or (self.optical_mean, self.optical_std)),
+            mode=DATASET,
         )
 
     def apply(self, x: np.ndarray, modality: str) -> np.ndarray:
@@ -216,16 +254,46 @@ class Normalization:
         return np.divide(out, std.reshape(shape), out=out)  # in place: one new array
 
 
+def scene_statistics(bands: np.ndarray) -> tuple[list[float], list[float]] | None:
+    """Per-band median and robust spread (interquartile range / 1.349, the standard
+    deviation of a normal distribution with that IQR) of the finite pixels where every
+    band is finite; None when too few pixels are valid to measure."""
+    flat = bands.reshape(bands.shape[0], -1)
+    valid = np.isfinite(flat).all(axis=0)
+    if valid.sum() < MIN_SCENE_PIXELS:
+        return None
+    q25, q50, q75 = np.percentile(flat[:, valid], [25, 50, 75], axis=1)
+    spread = np.maximum((q75 - q25) / 1.349, 1e-3)
+    return [float(v) for v in q50], [float(v) for v in spread]
+
+
+def _median_of(
+    stats: Sequence[tuple[list[float], list[float]] | None],
+) -> tuple[list[float], list[float]]:
+    """The median of scenes' statistics: the stand-in for a scene too small to measure."""
+    known = [s for s in stats if s is not None]
+    if not known:
+        raise ValueError("no training sample has enough valid pixels for its statistics")
+    centre = np.median([s[0] for s in known], axis=0)
+    spread = np.median([s[1] for s in known], axis=0)
+    return [float(v) for v in centre], [float(v) for v in spread]
+
+
 def _band_stats(arrays: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
-    n = 0
-    total = None
-    total_sq = None
+    """Per-band mean and standard deviation over every finite value (a real sample may
+    lack a modality, or pixels outside its swath)."""
+    n = total = total_sq = None
     for a in arrays:
         flat = a.reshape(a.shape[0], -1).astype(np.float64)
-        s, sq = flat.sum(axis=1), (flat**2).sum(axis=1)
+        finite = np.isfinite(flat)
+        if not finite.all():
+            flat = np.where(finite, flat, 0.0)
+        s, sq, count = flat.sum(axis=1), (flat**2).sum(axis=1), finite.sum(axis=1)
         total = s if total is None else total + s
         total_sq = sq if total_sq is None else total_sq + sq
-        n += flat.shape[1]
+        n = count if n is None else n + count
+    if n is None or (n == 0).any():
+        raise ValueError("a band has no finite value in the training pool")
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     std = np.maximum(std, 1e-6)  # a constant band must not divide by zero
@@ -260,7 +328,11 @@ class SyntheticCrops(Dataset):
     """Normalised random crops from a pool; item i is the same crop on every run and resume.
 
     Each item draws from its own generator seeded by (seed, i), so the batches of an
-    interrupted and resumed training run are those of an uninterrupted one.
+    interrupted and resumed training run are those of an uninterrupted one. `weights`
+    (one per sample) draws some samples more often, as when synthetic and real sets are
+    mixed. With `partial`, items also carry their water label (255 where none: a real
+    set labels water and nothing else) and which modalities the sample has: a set without
+    optical images must not teach the heads that read it.
     """
 
     def __init__(
@@ -270,6 +342,9 @@ class SyntheticCrops(Dataset):
         normalization: Normalization,
         length: int,
         seed: int,
+        *,
+        weights: Sequence[float] | None = None,
+        partial: bool = False,
     ):
         if not pool:
             raise ValueError("empty training pool")
@@ -278,23 +353,57 @@ class SyntheticCrops(Dataset):
         self.normalization = normalization
         self.length = length
         self.seed = seed
+        self.weights = None if weights is None else np.asarray(weights, float) / np.sum(weights)
+        self.partial = partial
+        self._scene_norms: dict[int, Normalization] = {}
 
     def __len__(self) -> int:
         return self.length
+
+    def _normalization(self, index: int, sample: Sample) -> Normalization:
+        """The sample's own statistics in scene mode (a sample is a scene), once each."""
+        if self.normalization.mode != SCENE:
+            return self.normalization
+        if index not in self._scene_norms:
+            self._scene_norms[index] = self.normalization.for_scene(
+                sample["sar"], sample["optical"]
+            )
+        return self._scene_norms[index]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if not 0 <= i < self.length:
             raise IndexError(i)
         rng = np.random.default_rng([self.seed, i])
-        sample = self.pool[int(rng.integers(len(self.pool)))]
+        if self.weights is None:
+            index = int(rng.integers(len(self.pool)))
+        else:
+            index = int(rng.choice(len(self.pool), p=self.weights))
+        sample = self.pool[index]
+        norm = self._normalization(index, sample)
         s = augment(sample, rng, self.crop)
-        return {
-            "sar": torch.from_numpy(self.normalization.apply(s["sar"], "sar")),
-            "optical": torch.from_numpy(self.normalization.apply(s["optical"], "optical")),
+        item = {
+            "sar": torch.from_numpy(network_input(norm, s["sar"], "sar")),
+            "optical": torch.from_numpy(network_input(norm, s["optical"], "optical")),
             "label": torch.from_numpy(s["label"].astype(np.int64)),
         }
+        if self.partial:
+            water = s.get("water", np.full(s["label"].shape, IGNORE_INDEX, np.uint8))
+            item["water"] = torch.from_numpy(water.astype(np.int64))
+            item["present"] = torch.tensor(
+                [bool(np.isfinite(sample[m]).any()) for m in ("sar", "optical")]
+            )
+        return item
 
     def batch(self, start: int, size: int) -> dict[str, torch.Tensor]:
         """Items start..start+size-1 stacked: the batch of one training iteration."""
         items = [self[i] for i in range(start, start + size)]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def network_input(norm: Normalization, bands: np.ndarray, modality: str) -> np.ndarray:
+    """Standardised bands; 0 (no signal) where a value is missing, as inference feeds a
+    modality that is absent or invalid."""
+    x = norm.apply(bands, modality)
+    if not np.isfinite(x).all():
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return x

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -30,12 +30,14 @@ import cv2
 import numpy as np
 import rasterio.windows
 import torch
+from rasterio.enums import Resampling
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from metaflood.allocator import keep_freed_memory
 from metaflood.checkpoint import InferenceModel, load_for_inference, resolve_device
-from metaflood.classes import CLASS_NODATA, NUM_CLASSES, colormap
+from metaflood.classes import CLASS_NODATA, NUM_CLASSES, PROBA_NODATA, PROBA_SCALE, colormap
+from metaflood.data import SCENE
 from metaflood.errors import InputError
 from metaflood.model.metars import HEADS, SIZE_MULTIPLE, modalities_read
 from metaflood.pyramid import MeanPyramid
@@ -47,7 +49,6 @@ SAR_VALID, OPTICAL_VALID = 1, 2  # bits of the availability raster
 OUTSIDE_AOI = 255
 ROUTE_NONE, ROUTE_JOINT, ROUTE_SAR, ROUTE_OPTICAL, ROUTE_OUTSIDE = 0, 1, 2, 3, 255
 ROUTE_NAMES = {ROUTE_JOINT: "joint", ROUTE_SAR: "sar_only", ROUTE_OPTICAL: "optical_only"}
-PROBA_NODATA = 255
 # Head weights below this are dropped, so a tile far from any route edge runs one head.
 MIN_HEAD_WEIGHT = 1e-3
 # Half-width (pixels) of the box whose three passes blend one route into the next
@@ -604,7 +605,53 @@ def open_inputs(
                 ", ".join(loaded.missing_optical),
                 ", ".join(descriptions),
             )
-        yield src, vsrc, loaded
+        yield src, vsrc, for_scene(loaded, src, vsrc)
+
+
+# Pixels (per side, at most) of the sample a scene's own statistics are measured on.
+SCENE_SAMPLE_PX = 1024
+
+
+def scene_bands(
+    src: rasterio.DatasetReader,
+    vsrc: rasterio.DatasetReader,
+    loaded: InferenceModel,
+) -> dict[str, np.ndarray]:
+    """Each modality's bands over the whole scene, sampled to at most SCENE_SAMPLE_PX a
+    side, in network units, NaN where the modality is not valid."""
+    step = max(1, -(-max(src.height, src.width) // SCENE_SAMPLE_PX))
+    shape = (max(1, src.height // step), max(1, src.width // step))
+
+    def sample(dataset, indexes: list[int]) -> np.ndarray:
+        return dataset.read(
+            indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest
+        )
+
+    valid = sample(vsrc, [1])[0]
+    inside = valid != OUTSIDE_AOI
+    bands = {}
+    for modality, bit, names in (
+        ("sar", SAR_VALID, loaded.sar_bands),
+        ("optical", OPTICAL_VALID, loaded.optical_bands if loaded.optical_usable else ()),
+    ):
+        if not names:
+            continue  # an optical image the model cannot use: only the SAR head runs
+        values = loaded.encoding.apply(sample(src, [band_index(src, n) for n in names]), modality)
+        values[:, ~(inside & (valid & bit > 0))] = np.nan
+        bands[modality] = values
+    return bands
+
+
+def for_scene(
+    loaded: InferenceModel, src: rasterio.DatasetReader, vsrc: rasterio.DatasetReader
+) -> InferenceModel:
+    """The model with the scene's own input statistics where it was trained so (scene
+    normalisation), measured on the whole scene, not the strip or tile being mapped: every
+    tile of a tiled run is standardised alike."""
+    if loaded.normalization.mode != SCENE:
+        return loaded
+    bands = scene_bands(src, vsrc, loaded)
+    return replace(loaded, normalization=loaded.normalization.for_scene(**bands))
 
 
 def optical_summary(loaded: InferenceModel) -> dict:
@@ -828,7 +875,7 @@ def landcover_writers(
             dtype="uint8",
             nodata=PROBA_NODATA,
             descriptions=class_names,
-            tags={**tags, "scale": "probability = value / 254"},
+            tags={**tags, "scale": f"probability = value / {PROBA_SCALE}"},
             smooth=True,
             **grid,
         ) as w_proba,
@@ -887,7 +934,7 @@ def encode_probabilities(proba: torch.Tensor, unmapped: np.ndarray) -> np.ndarra
     Band by band in memory (the strips come classes-innermost): the conversion to bytes
     reorders them in the same pass, where GDAL's writer would copy them again.
     """
-    scaled = proba.clamp(0.0, 1.0).mul_(254).round_()
+    scaled = proba.clamp(0.0, 1.0).mul_(PROBA_SCALE).round_()
     proba_u8 = scaled.to(torch.uint8, memory_format=torch.contiguous_format).cpu().numpy()
     if unmapped.any():  # boolean indexing across the bands costs as much as the rest
         proba_u8[:, unmapped] = PROBA_NODATA

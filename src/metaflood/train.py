@@ -32,11 +32,13 @@ from metaflood.checkpoint import (
 )
 from metaflood.classes import CLASS_NAMES
 from metaflood.data import (
+    NORMALIZATION_MODES,
     Normalization,
     Sample,
     SyntheticCrops,
     make_synthetic_pool,
     make_validation_pool,
+    network_input,
 )
 from metaflood.encoding import InputEncoding
 from metaflood.errors import ConfigError, ModelError
@@ -46,6 +48,9 @@ from metaflood.model.losses import metars_losses
 from metaflood.model.metars import MetaRSConfig
 from metaflood.model.mmr import calibrate
 from metaflood.model.pretrained import load_imagenet_weights
+from metaflood.realdata.pools import RESOLUTION as REAL_RESOLUTION
+from metaflood.realdata.pools import training_samples
+from metaflood.simulate import SAR_BANDS as SIMULATED_SAR
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "dataset": "synthetic",
@@ -59,8 +64,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "scenes": 16,
     "val_scenes": 4,
-    "scene_size_m": 512.0,
-    "native_resolution": 1.0,
+    # Synthetic scenes: None = 256 model pixels a side, rendered at half the model's pixel.
+    "scene_size_m": None,
+    "native_resolution": None,
     "model_resolution": 2.0,
     "save_every": 50,
     "log_every": 10,
@@ -79,6 +85,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "earthmiss_split": None,
     "val_images": 20,
     "norm_images": 64,
+    # Real labelled sets mixed in ({layout, root, split}); share of the crops drawn from them.
+    "real_sets": [],
+    "real_share": 0.5,
+    # dataset: the training set's statistics; scene: each scene's own (realdata layouts).
+    "normalization": "dataset",
 }
 # Keys that may change between a run and its resumption without changing the result.
 RESUMABLE_KEYS = {"save_every", "log_every"}
@@ -106,6 +117,20 @@ def training_config(train_cfg: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"train: unknown keys {unknown}")
     cfg.update(given)
+    resolution = float(cfg["model_resolution"])
+    if cfg["native_resolution"] is None:
+        cfg["native_resolution"] = resolution / 2
+    if cfg["scene_size_m"] is None:
+        cfg["scene_size_m"] = 256 * resolution
+    if cfg["normalization"] not in NORMALIZATION_MODES:
+        raise ConfigError(
+            f"train.normalization {cfg['normalization']!r}: one of {NORMALIZATION_MODES}"
+        )
+    if cfg["real_sets"] and abs(resolution - REAL_RESOLUTION) > 1e-6:
+        raise ConfigError(
+            f"train.real_sets: the real sets are {REAL_RESOLUTION:g} m products; train at "
+            f"{REAL_RESOLUTION:g} m (train.resolution), not {resolution:g} m"
+        )
     if cfg["dataset"] not in ("synthetic", "earthmiss"):
         raise ConfigError(f"train.dataset {cfg['dataset']!r}: expected synthetic or earthmiss")
     if cfg["dataset"] == "earthmiss" and not cfg["earthmiss_root"]:
@@ -152,7 +177,10 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
 
 @dataclass
 class TrainingData:
-    """Training samples (possibly read lazily), validation samples and their statistics."""
+    """Training samples (possibly read lazily), validation samples and their statistics.
+
+    `weights` (one per training sample, None: uniform) mixes synthetic and real sets;
+    `partial` says some samples carry water labels only, or lack a modality."""
 
     train: Sequence[Sample]
     validation: Sequence[Sample]
@@ -161,27 +189,69 @@ class TrainingData:
     sar_bands: list[str]
     optical_bands: list[str]
     description: str
+    weights: list[float] | None = None
+    partial: bool = False
+
+
+def _with_sar_bands(pool: list[Sample], sar: Sequence[str]) -> list[Sample]:
+    """Synthetic samples with the model's SAR bands, in its order (a VV-only model)."""
+    missing = [b for b in sar if b not in SIMULATED_SAR]
+    if missing:
+        raise ConfigError(f"model SAR bands {missing}: the simulator renders {list(SIMULATED_SAR)}")
+    if list(sar) == list(SIMULATED_SAR):
+        return pool
+    pick = [SIMULATED_SAR.index(b) for b in sar]
+    return [{**s, "sar": s["sar"][pick]} for s in pool]
 
 
 def prepare_data(cfg: Mapping[str, Any], model_cfg: MetaRSConfig) -> TrainingData:
     """The configured dataset; normalisation statistics come from its training part."""
     if cfg["dataset"] == "earthmiss":
         return _earthmiss_data(cfg)
+    sar, optical = list(model_cfg.sar_bands), list(model_cfg.optical_bands)
     grid = (cfg["scene_size_m"], cfg["native_resolution"], cfg["model_resolution"])
-    # The model trains on the optical bands its configuration names, picked by name.
-    bands = list(model_cfg.optical_bands)
-    pool = make_synthetic_pool(cfg["scenes"], *grid, cfg["seed"], optical_bands=bands)
-    val = make_validation_pool(cfg["val_scenes"], *grid, cfg["seed"], optical_bands=bands)
+    # The model trains on the bands its configuration names, picked by name.
+    pool = _with_sar_bands(
+        make_synthetic_pool(cfg["scenes"], *grid, cfg["seed"], optical_bands=optical), sar
+    )
+    val = _with_sar_bands(
+        make_validation_pool(cfg["val_scenes"], *grid, cfg["seed"], optical_bands=optical), sar
+    )
     h, w = pool[0]["label"].shape
+    description = (
+        f"{len(pool)} synthetic training and {len(val)} validation samples of {h}x{w} px "
+        f"at {cfg['model_resolution']} m"
+    )
+    weights = None
+    if cfg["real_sets"]:
+        real = [
+            training_samples(s["root"], s["layout"], sar, optical, s.get("split", "train"))
+            for s in cfg["real_sets"]
+        ]
+        share = float(cfg["real_share"])
+        # Synthetic crops share (1 - share); each real set an equal part of `share`.
+        weights = [(1 - share) / len(pool)] * len(pool)
+        for samples in real:
+            weights += [share / len(real) / len(samples)] * len(samples)
+        description += (
+            "; real: "
+            + ", ".join(
+                f"{len(samples)} {s['layout']} samples"
+                for s, samples in zip(cfg["real_sets"], real, strict=True)
+            )
+            + f" ({share:.0%} of the crops)"
+        )
+        pool = pool + [sample for samples in real for sample in samples]
     return TrainingData(
         pool,
         val,
-        Normalization.from_pool(pool),
+        Normalization.from_pool(pool, cfg["normalization"]),
         InputEncoding(),
-        list(model_cfg.sar_bands),
-        list(model_cfg.optical_bands),
-        f"{len(pool)} synthetic training and {len(val)} validation samples of {h}x{w} px "
-        f"at {cfg['model_resolution']} m",
+        sar,
+        optical,
+        description,
+        weights=weights,
+        partial=bool(cfg["real_sets"]),
     )
 
 
@@ -226,8 +296,9 @@ def evaluate(
     conditions = CONDITION_HEADS[architecture]
     cms = {c: np.zeros((n, n), dtype=np.int64) for c in conditions}
     for sample in samples:
-        sar = torch.from_numpy(normalization.apply(sample["sar"], "sar"))[None].to(device)
-        opt = torch.from_numpy(normalization.apply(sample["optical"], "optical"))[None].to(device)
+        norm = normalization.for_scene(sample["sar"], sample["optical"])
+        sar = torch.from_numpy(network_input(norm, sample["sar"], "sar"))[None].to(device)
+        opt = torch.from_numpy(network_input(norm, sample["optical"], "optical"))[None].to(device)
         out = model(sar, opt, heads=tuple(conditions.values()), features=False)
         for condition, head in conditions.items():
             pred = out[head].argmax(dim=1)[0].cpu().numpy()
@@ -344,7 +415,15 @@ def train_model(
         f"{total} iterations of batch {batch_size} crop {cfg['crop']} on {dev} "
         f"with {torch.get_num_threads()} threads"
     )
-    crops = SyntheticCrops(data.train, cfg["crop"], norm, total * batch_size, seed)
+    crops = SyntheticCrops(
+        data.train,
+        cfg["crop"],
+        norm,
+        total * batch_size,
+        seed,
+        weights=data.weights,
+        partial=data.partial,
+    )
     first_mmr = mmr_start(cfg)
     if first_mmr is not None:
         log(f"MMR: calibration at iteration {first_mmr} of {total}, then the penalty")
@@ -366,7 +445,16 @@ def train_model(
 
     def calibration_batches():
         n = int(cfg["mmr_calibration_images"])
-        calib = SyntheticCrops(data.train, cfg["crop"], norm, n, seed + CALIBRATION_SEED_OFFSET)
+        # Calibrated on samples with both modalities (synthetic ones, when sets are mixed).
+        both = None
+        if data.partial:
+            both = [
+                float(not np.isnan(s["optical"]).all() and not np.isnan(s["sar"]).all())
+                for s in data.train
+            ]
+        calib = SyntheticCrops(
+            data.train, cfg["crop"], norm, n, seed + CALIBRATION_SEED_OFFSET, weights=both
+        )
         for b in range(0, n, batch_size):
             batch = calib.batch(b, min(batch_size, n - b))
             yield batch["sar"].to(dev), batch["optical"].to(dev)
@@ -399,6 +487,8 @@ def train_model(
             align_weight=cfg["align_weight_mmr"] if masks is not None else cfg["align_weight"],
             mmr_masks=masks,
             mmr_weight=cfg["mmr_weight"],
+            water=batch.get("water"),
+            present=batch.get("present"),
         )
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()

@@ -1,0 +1,47 @@
+"""A tiny MetaRS overfitted on a few synthetic water scenes, saved as a real checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metaflood.checkpoint import save_checkpoint
+from metaflood.classes import WATER
+from metaflood.data import Normalization, SyntheticCrops
+from metaflood.model import MetaRS, MetaRSConfig, metars_losses
+from tests.realdata_sets import reflectance, sar_db, water_scene
+
+BARREN = 4
+OPTICAL_BANDS = ("blue", "green", "red", "nir")
+
+
+def train_tiny(path: Path, steps: int = 30, size: int = 64) -> Path:
+    """Water against barren land from the fixtures' own scene model (SAR dB, reflectance)."""
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    pool = []
+    for i in range(3):
+        water = water_scene(rng, size, shift=3 * i)
+        refl = reflectance(rng, water)
+        pool.append(
+            {
+                "sar": np.stack([sar_db(rng, water, "VV"), sar_db(rng, water, "VH")]),
+                "optical": np.stack([refl[b] for b in OPTICAL_BANDS]),
+                "label": np.where(water, WATER, BARREN).astype(np.uint8),
+            }
+        )
+    norm = Normalization.from_pool(pool)
+    torch.manual_seed(0)
+    model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16))
+    crops = SyntheticCrops(pool, size, norm, length=4 * steps, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for it in range(steps):
+        batch = crops.batch(4 * it, 4)
+        loss = metars_losses(model(batch["sar"], batch["optical"]), batch["label"])["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return save_checkpoint(path, model, norm)

@@ -28,6 +28,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/acquire.smk"
 include: "workflow/rules/coregister.smk"
 include: "workflow/rules/landcover.smk"
+include: "workflow/rules/water.smk"
 include: "workflow/rules/change.smk"
 include: "workflow/rules/report.smk"
 

@@ -93,6 +93,32 @@ def one_hot(classes: np.ndarray) -> np.ndarray:
     return proba
 
 
+def write_water(folder: Path, period: str, classes: np.ndarray, grid: dict) -> None:
+    """The water stage's fused map and summary as it writes them: certain water where the
+    drawn classes are water (percent 100, else 0; 255 outside)."""
+    from metaflood.classes import CLASS_NODATA, WATER
+    from metaflood.raster import write_cog
+    from metaflood.water.stage import PERCENT_NODATA
+
+    folder.mkdir(parents=True, exist_ok=True)
+    percent = np.where(classes == WATER, 100, 0).astype(np.uint8)
+    percent[classes == CLASS_NODATA] = PERCENT_NODATA
+    write_cog(
+        folder / f"{period}.tif",
+        percent,
+        nodata=PERCENT_NODATA,
+        descriptions=("water_probability",),
+        units=("percent",),
+        crs=grid["crs"],
+        transform=grid["transform"],
+    )
+    known = classes != CLASS_NODATA
+    pixels = {"mapped": int(known.sum()), "water": int((classes == WATER).sum())}
+    pixels |= {"sar_water": pixels["water"], "index_water": 0}
+    summary = {"index": "no_water_index", "thresholds": {}, "fusion": "synthetic"}
+    (folder / f"{period}.json").write_text(json.dumps(summary | {"pixels": pixels}))
+
+
 def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     """The synthetic event's products under results/<event>/ (see the module's doc)."""
     from metaflood.change import map_flood
@@ -123,6 +149,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
                 w_class.write(classes[rows], 1, window=window)
                 w_proba.write(one_hot(classes[rows]), window=window)
                 w_route.write(route[rows], 1, window=window)
+        write_water(out / "water", period, classes, grid)
         bits = np.select([route == 1, route == 2], [3, 1], 255).astype(np.uint8)
         write_cog(
             out / "aligned" / f"{period}_valid.tif",
@@ -178,7 +205,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     }
     map_flood(
         landcover,
-        [lc / "pre_proba.tif", lc / "post_proba.tif"],
+        [out / "water" / "pre.tif", out / "water" / "post.tif"],
         post_route=lc / "post_route.tif",
         sar_evidence=flood / "sar_change.tif",
         sar_ratio=flood / "sar_logratio.tif",
@@ -213,6 +240,7 @@ def stats_stage(event_dir: Path, out: Path) -> dict:
         scenes=[side / "scenes.json"] * 2,
         coregistration=[side / "coregistration.json"] * 2,
         sar_summary=flood / "sar_change.json",
+        water=[event_dir / "water" / "pre.json", event_dir / "water" / "post.json"],
         checkpoint=side / "checkpoint.pt",
         calibration=None,
         validation=None,

@@ -36,8 +36,8 @@ def main() -> int:
         for event in events
         for product in (
             "flood/sar_change.json",
-            "landcover/pre_proba.tif",
-            "landcover/post_proba.tif",
+            "water/pre.tif",
+            "water/post.tif",
         )
     ]
     snakemake = [sys.executable, "-m", "snakemake", "--cores", args.cores, *targets]

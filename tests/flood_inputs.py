@@ -37,6 +37,13 @@ def probabilities(classes: np.ndarray, sure: float = 0.9) -> np.ndarray:
     return np.rint(proba * 254).astype(np.uint8)
 
 
+def water_percent(classes: np.ndarray, sure: int = 98) -> np.ndarray:
+    """A water map (percent) as the water stage writes it where its lines agree, as over a
+    clear flood (the demo's fused post-event map reads 92-100 over most of its flood):
+    sure where the class is water."""
+    return np.where(classes == WATER, sure, 100 - sure).astype(np.uint8)
+
+
 def write_inputs(tmp_path: Path) -> dict[str, Path]:
     """Every input of `map_flood` and the report, for a flood block over buildings."""
     tmp_path = Path(tmp_path)
@@ -52,6 +59,8 @@ def write_inputs(tmp_path: Path) -> dict[str, Path]:
         "post": cog("post.tif", post, 255, colormap=colormap()),
         "pre_proba": cog("pre_proba.tif", probabilities(pre), 255),
         "post_proba": cog("post_proba.tif", probabilities(post), 255),
+        "pre_water": cog("pre_water.tif", water_percent(pre), 255),
+        "post_water": cog("post_water.tif", water_percent(post), 255),
     }
     route_post = np.ones((SIZE, SIZE), np.uint8)
     route_post[:, 32:] = 2  # SAR only on the right half (cloud)
@@ -85,6 +94,28 @@ def write_inputs(tmp_path: Path) -> dict[str, Path]:
             }
         )
     )
+    for period, classes in (("pre", pre), ("post", post)):
+        path = tmp_path / f"water_{period}.json"
+        water = int((water_percent(classes) >= 50).sum())
+        path.write_text(
+            json.dumps(
+                {
+                    "index": "NDWI",
+                    "fusion": "shipped (metaflood/water/fusion.json)",
+                    "thresholds": {
+                        "VV": {"value": -16.0, "fallback": False},
+                        "index": {"value": 0.0, "fallback": True},
+                    },
+                    "pixels": {
+                        "mapped": SIZE * SIZE,
+                        "water": water,
+                        "sar_water": water,
+                        "index_water": water,
+                    },
+                }
+            )
+        )
+        paths[f"{period}_water_summary"] = path
     rng = np.random.default_rng(0)
     stack = np.concatenate(
         [rng.normal(-12, 3, (2, SIZE, SIZE)), rng.uniform(0, 0.3, (4, SIZE, SIZE))]

@@ -64,7 +64,7 @@ def run_change(paths, out_dir, **overrides):
         "out_transitions": out_dir / "transitions.csv",
         "min_area_m2": 40.0,
     } | overrides
-    return map_flood(landcover, [paths["pre_proba"], paths["post_proba"]], **kwargs)
+    return map_flood(landcover, [paths["pre_water"], paths["post_water"]], **kwargs)
 
 
 def test_combined_extent_keeps_permanent_water_apart_and_drops_specks():
@@ -74,12 +74,15 @@ def test_combined_extent_keeps_permanent_water_apart_and_drops_specks():
     probability[:10] = 0.8  # the sea: permanent, whatever the probability says
     probability[50, 50] = 0.9  # a speck
     probability[40, 5] = np.nan  # no estimate
-    extent = combined_extent(probability, pre, post, min_pixels=10)
+    probability[59] = np.nan  # no water map there, so no confidence
+    water_pre = np.where(pre == WATER, 0.9, 0.1)
+    water_post = np.where(post == WATER, 0.9, 0.1)
+    extent = combined_extent(probability, water_pre, water_post, min_pixels=10)
     assert (extent[15:35, 15:45] == FLOODED).all()
     assert (extent[:10] == PERMANENT).all()
     assert extent[50, 50] == DRY
     assert extent[40, 5] == EXTENT_NODATA
-    assert (extent[59] == EXTENT_NODATA).all()  # no land cover
+    assert (extent[59] == EXTENT_NODATA).all()
 
 
 def test_map_flood_writes_every_product(tmp_path):
@@ -97,8 +100,10 @@ def test_map_flood_writes_every_product(tmp_path):
     with rasterio.open(out / "confidence.tif") as src:
         assert src.nodata == 255 and src.descriptions == ("flood_confidence",)
         confidence = src.read(1)
-    # Both lines of evidence agree in the flood block: high confidence; dry land: low.
-    assert confidence[FLOOD].min() >= 80
+    # Both lines of evidence agree in the flood block: flooded, and where the optical image
+    # is missing the SAR's drop decides with high confidence; dry land: low.
+    assert confidence[FLOOD].min() >= 50
+    assert confidence[FLOOD][:, 32 - FLOOD[1].start :].min() >= 80
     assert confidence[50:60, 5:15].max() < 20
     polygons = gpd.read_file(out / "polygons.gpkg")
     assert polygons.is_valid.all()

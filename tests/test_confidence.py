@@ -46,11 +46,11 @@ def synthetic_event(seed: int, size: int = 120) -> CalibrationEvent:
 def test_feature_matrix_has_the_variant_columns():
     event = synthetic_event(0)
     where = event.known & event.evidence.has_sar
-    X = feature_matrix(event.evidence, where, "land_cover_and_sar")
-    assert X.shape == (where.sum(), len(VARIANTS["land_cover_and_sar"]))
+    X = feature_matrix(event.evidence, where, "water_and_sar_change")
+    assert X.shape == (where.sum(), len(VARIANTS["water_and_sar_change"]))
     assert np.isfinite(X).all()
-    X = feature_matrix(event.evidence, where, "land_cover_only")
-    assert X.shape[1] == len(VARIANTS["land_cover_only"])
+    X = feature_matrix(event.evidence, where, "water_only")
+    assert X.shape[1] == len(VARIANTS["water_only"])
 
 
 def test_fitted_confidence_is_calibrated_on_an_unseen_event():
@@ -108,7 +108,7 @@ def test_packaged_calibration_is_complete_and_fitted_on_held_out_events():
 
 def test_a_calibration_fitted_on_other_features_is_refused(tmp_path):
     calibration = load_calibration()
-    calibration["variants"]["land_cover_only"]["features"] = ["something", "else"]
+    calibration["variants"]["water_only"]["features"] = ["something", "else"]
     path = tmp_path / "cal.json"
     path.write_text(json.dumps(calibration))
     with pytest.raises(InputError, match="refit it"):
@@ -116,3 +116,27 @@ def test_a_calibration_fitted_on_other_features_is_refused(tmp_path):
     path.write_text("{not json")
     with pytest.raises(InputError, match="cannot be read"):
         load_calibration(path)
+
+
+def test_a_real_sets_dump_is_fitted_and_scored_in_parts(tmp_path):
+    from metaflood.calibrate import DUMP_PARTS, calibrate, load_dump
+    from metaflood.realdata.benchmark import FLOOD_FIELDS
+
+    event = synthetic_event(8)
+    n = event.flooded.size
+    dump = {f"flood_{f}": getattr(event.evidence, f).ravel() for f in FLOOD_FIELDS}
+    dump["flood_label"] = event.flooded.ravel().astype(np.uint8)
+    dump["flood_label"][:50] = 255  # unlabelled pixels are not scored
+    dump["flood_sample"] = np.repeat(np.arange(8), n // 8)
+    np.savez(tmp_path / "ombria_train.npz", **dump)
+    events = load_dump(tmp_path / "ombria_train.npz")
+    assert [e.name for e in events] == [f"ombria_train#{i}" for i in range(1, DUMP_PARTS + 1)]
+    assert sum(e.known.sum() for e in events) == (event.evidence.mapped.ravel()[50:]).sum()
+    result = calibrate(
+        [], [], tmp_path / "cal.json", checkpoint=None, real=[tmp_path / "ombria_train.npz"]
+    )
+    assert set(result["leave_one_event_out"]["per_event"]) == {e.name for e in events}
+    assert load_calibration(tmp_path / "cal.json")["fitted_on"]["events"][0] == "ombria_train#1"
+    (tmp_path / "not.npz").write_bytes(b"nothing")
+    with pytest.raises(InputError, match="not a flood evidence dump"):
+        load_dump(tmp_path / "not.npz")

@@ -104,13 +104,13 @@ def test_an_event_opens_lazily_with_its_codes_and_legend(synthetic_event):
 
 def test_missing_products_are_absent_and_say_why(synthetic_event):
     ds = metaflood.open_event(synthetic_event)
-    # the synthetic event has no image stacks and no water stage
-    assert set(ds.metaflood.missing) == {"image", "water", "water_sar", "water_evidence"}
+    # the synthetic event has no image stacks and only the water stage's fused maps
+    assert set(ds.metaflood.missing) == {"image", "water_sar", "water_evidence"}
     assert "image" not in ds
     with pytest.raises(KeyError, match=r"aligned/pre\.tif.*snakemake --cores all"):
         ds.metaflood["image"]
     with pytest.raises(KeyError, match="made by the water stage"):
-        ds.metaflood["water"]
+        ds.metaflood["water_sar"]
     with pytest.raises(KeyError, match="not a metaflood product"):
         ds.metaflood["nonsense"]
     assert ds.metaflood["extent"] is not None
@@ -229,10 +229,8 @@ def test_open_event_equals_the_rasters_of_a_run(run_name, request):
     workdir = request.getfixturevalue(run_name)
     event_dir = workdir / "results" / "tiny"
     ds = metaflood.open_event(workdir / "results", "tiny")
-    assert set(ds.metaflood.missing) == {"water", "water_sar", "water_evidence"}
+    assert not ds.metaflood.missing  # every product, the water stage's included
     for product in PRODUCTS:
-        if product.name in ds.metaflood.missing:
-            continue
         da = ds[product.name]
         for period, path in zip(("pre", "post"), product.files(event_dir), strict=False):
             part = da.sel(period=period) if product.per_period else da

@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 
 from metaflood.change import map_flood
+from metaflood.reliability import HIGH_CONFIDENCE
 from metaflood.report import ReportInputs, write_report
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
@@ -27,7 +29,7 @@ def products(tmp_path):
         paths[name] = tmp_path / name
     map_flood(
         [paths["pre"], paths["post"]],
-        [paths["pre_proba"], paths["post_proba"]],
+        [paths["pre_water"], paths["post_water"]],
         post_route=paths["route_post"],
         sar_evidence=paths["sar_evidence"],
         sar_ratio=paths["sar_ratio"],
@@ -82,6 +84,7 @@ def make_stats(p, tmp_path):
         scenes=[p["scenes_pre"], p["scenes_post"]],
         coregistration=[p["coreg_pre"], p["coreg_post"]],
         sar_summary=p["sar_summary"],
+        water=[p["pre_water_summary"], p["post_water_summary"]],
         checkpoint=p["checkpoint"],
         calibration=None,
         validation=None,
@@ -109,10 +112,20 @@ def test_stats_impact_and_report(products, tmp_path):
     flood = stats["flood"]
     new_water_px = 18 * 28  # the flooded block; buildings inside it count too
     assert flood["flooded_area_km2"] == pytest.approx(new_water_px * 4 / 1e6)
-    assert flood["flooded_high_confidence_km2"] == pytest.approx(new_water_px * 4 / 1e6)
+    # High confidence: the flooded pixels the calibrated confidence puts at 80% or more
+    # (how many depends on the shipped calibration; the stage must count them all).
+    with rasterio.open(p["extent.tif"]) as extent, rasterio.open(p["confidence.tif"]) as conf:
+        high = int(((extent.read(1) == 1) & (conf.read(1) >= HIGH_CONFIDENCE)).sum())
+    assert high > 0
+    assert flood["flooded_high_confidence_km2"] == pytest.approx(high * 4 / 1e6)
+    assert flood["flooded_lower_confidence_km2"] == pytest.approx((new_water_px - high) * 4 / 1e6)
     assert flood["flooded_by_pre_class_km2"]["building"] == pytest.approx(200 * 4 / 1e6)
     assert flood["buildings"]["building_to_barren_km2"] == pytest.approx(16 * 4 / 1e6)
     assert flood["permanent_water_km2"] == pytest.approx(8 * 64 * 4 / 1e6)
+    water = stats["water"]
+    assert water["pre"]["water_km2"] == pytest.approx(8 * 64 * 4 / 1e6)  # the sea
+    assert water["post"]["water_km2"] == pytest.approx((8 * 64 + new_water_px) * 4 / 1e6)
+    assert water["post"]["thresholds_from_fallback"] == ["index"]
     # The block spans columns 16..43; the right half (32..) was mapped from SAR alone.
     assert flood["flooded_by_post_route"]["sar_only"] == pytest.approx(12 / 28)
     assert stats["coverage"]["post"] == {

@@ -150,3 +150,28 @@ def test_a_file_where_an_output_folder_goes_stops_the_run_before_any_job(tmp_pat
     assert "Traceback" not in out and "NotADirectoryError" not in out
     assert not (tmp_path / "resources").exists()
     assert sorted(p.name for p in (tmp_path / "results/e").iterdir()) == ["flood"]
+
+
+def test_the_model_trains_at_the_events_grid_resolution():
+    from metaflood.workflow import train_section
+
+    sentinel = demo_event_config(grid={"crs": "auto", "resolution": 10.0})
+    config = {"events": {"a": sentinel, "b": sentinel}, "train": {"resolution": None}}
+    assert train_section(config)["resolution"] == 10.0
+    config["events"]["b"] = demo_event_config()  # 2 m
+    with pytest.raises(ConfigError, match=r"the events map at \[2.0, 10.0\] m"):
+        train_section(config)
+    config["train"]["resolution"] = 5.0
+    assert train_section(config)["resolution"] == 5.0
+
+
+def test_pointing_the_model_at_a_checkpoint_does_not_retrain():
+    """The train rule's parameters hold only the keys that shape the network: a
+    calibration run that names the demo's checkpoint retrained (and replaced) it."""
+    from metaflood.workflow import model_training_section
+
+    trained = {"model": {"backbone": "resnet18", "width": 32, "checkpoint": None, "tile": 256}}
+    mapping = {"model": trained["model"] | {"checkpoint": "results/models/metars.pt"}}
+    mapping["model"] |= {"tile": 512, "adapt": {"enabled": True}}
+    assert model_training_section(trained) == model_training_section(mapping)
+    assert model_training_section(mapping) == {"backbone": "resnet18", "width": 32}

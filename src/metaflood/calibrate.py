@@ -19,6 +19,7 @@ import numpy as np
 
 from metaflood.confidence import (
     VARIANTS,
+    WITH_SAR,
     Evidence,
     feature_matrix,
     flood_probability,
@@ -45,8 +46,8 @@ def load_event(event_dir: Path, truth_dir: Path) -> CalibrationEvent:
     flood = event_dir / "flood"
     landcover = event_dir / "landcover"
     paths = [
-        landcover / "pre_proba.tif",
-        landcover / "post_proba.tif",
+        event_dir / "water" / "pre.tif",
+        event_dir / "water" / "post.tif",
         landcover / "post_route.tif",
         flood / "sar_change.tif",
         flood / "sar_logratio.tif",
@@ -59,6 +60,38 @@ def load_event(event_dir: Path, truth_dir: Path) -> CalibrationEvent:
     evidence, profile = read_evidence(paths[:2], *paths[2:6])
     truth = truth_on_grid(paths[6], profile)
     return CalibrationEvent(event_dir.name, evidence, truth == 1, (truth != 255) & evidence.mapped)
+
+
+# A real set's dump is cut into this many runs of consecutive samples, scored as events of
+# their own (leave-one-event-out), so its reliability is measured on samples it did not fit.
+DUMP_PARTS = 4
+
+
+def load_dump(path: Path) -> list[CalibrationEvent]:
+    """The labelled pixels of a real set that `benchmark-real --dump-evidence` saved (a set
+    with a flood mask), as calibration events of consecutive samples."""
+    from metaflood.realdata.benchmark import FLOOD_FIELDS
+
+    try:
+        with np.load(path) as data:
+            fields = {f: data[f"flood_{f}"] for f in FLOOD_FIELDS}
+            label, sample = data["flood_label"], data["flood_sample"]
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(
+            f"{path}: not a flood evidence dump of benchmark-real (a set with flood masks, "
+            f"run with --dump-evidence): {err}"
+        ) from err
+    fields["optical_post"] = fields["optical_post"].astype(bool)
+    samples = np.unique(sample)
+    events = []
+    for i, part in enumerate(np.array_split(samples, min(DUMP_PARTS, len(samples)))):
+        where = np.isin(sample, part)
+        evidence = Evidence(**{f: v[where] for f, v in fields.items()})
+        known = (label[where] <= 1) & evidence.mapped
+        events.append(
+            CalibrationEvent(f"{Path(path).stem}#{i + 1}", evidence, label[where] == 1, known)
+        )
+    return events
 
 
 def fit_variant(X: np.ndarray, y: np.ndarray) -> dict:
@@ -86,10 +119,10 @@ def fit_models(events: list[CalibrationEvent]) -> dict:
     for variant, features in VARIANTS.items():
         X, y = [], []
         for event in events:
-            # The land-cover-only variant learns from every pixel, as if SAR were absent.
+            # The water-only variant learns from every pixel, as if SAR were absent.
             where = event.known & (
                 variant_masks(event.evidence)[variant]
-                if variant == "land_cover_and_sar"
+                if variant == WITH_SAR
                 else event.evidence.mapped
             )
             X.append(feature_matrix(event.evidence, where, variant))
@@ -121,19 +154,27 @@ def leave_one_event_out(events: list[CalibrationEvent]) -> dict:
 
 
 def calibrate(
-    event_dirs: list[Path], truth_dirs: list[Path], out: Path, *, checkpoint: Path | None
+    event_dirs: list[Path],
+    truth_dirs: list[Path],
+    out: Path,
+    *,
+    checkpoint: Path | None,
+    real: list[Path] = (),
 ) -> dict:
-    """Fit on every event, report leave-one-event-out reliability, write the JSON."""
+    """Fit on every event (synthetic events run through the workflow, and real sets'
+    evidence dumps), report leave-one-event-out reliability, write the JSON."""
     from metaflood.stats import file_digest
 
     if len(event_dirs) != len(truth_dirs):
         raise InputError("give one truth directory per event directory")
-    if len(event_dirs) < 2:
-        raise InputError("at least two events are needed (reliability is leave-one-event-out)")
     events = [load_event(e, t) for e, t in zip(event_dirs, truth_dirs, strict=True)]
+    events += [event for path in real for event in load_dump(path)]
+    if len(events) < 2:
+        raise InputError("at least two events are needed (reliability is leave-one-event-out)")
     calibration = {
-        "description": "flood confidence: logistic regression on land-cover and SAR change "
-        "evidence, then isotonic calibration; fitted on held-out synthetic events",
+        "description": "flood confidence: logistic regression on the change of the water maps "
+        "and the SAR change evidence, then isotonic calibration; fitted on held-out synthetic "
+        "events and the training split of real sets",
         "fitted_on": {
             "events": [e.name for e in events],
             "pixels": int(sum(e.known.sum() for e in events)),

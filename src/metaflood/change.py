@@ -1,10 +1,10 @@
-"""Flood extent and confidence from the land-cover change and the SAR change evidence.
+"""Flood extent and confidence from the change of the water maps and the SAR change evidence.
 
-New water is water after the event where there was none before; water in both maps is
-permanent (sea, reservoirs) and is kept apart so it is never counted as flooding. A
-pixel is mapped as flooded where the calibrated confidence (confidence.py), which weighs
-the land-cover change against the independent SAR change, says it more likely than not;
-regions smaller than the minimum mapping unit are dropped as noise.
+New water is water after the event where there was none before; water in both periods'
+water maps is permanent (sea, reservoirs) and is kept apart so it is never counted as
+flooding. A pixel is mapped as flooded where the calibrated confidence (confidence.py),
+which weighs the change of the water maps against the independent SAR change, says it
+more likely than not; regions smaller than the minimum mapping unit are dropped as noise.
 """
 
 from __future__ import annotations
@@ -78,13 +78,14 @@ def _class_source(path: Path, stack: ExitStack) -> rasterio.DatasetReader:
 
 
 def combined_extent(
-    probability: np.ndarray, pre: np.ndarray, post: np.ndarray, min_pixels: int
+    probability: np.ndarray, water_pre: np.ndarray, water_post: np.ndarray, min_pixels: int
 ) -> np.ndarray:
-    """Flooded where the calibrated probability of new water is at least one half."""
-    known = (pre < NUM_CLASSES) & (post < NUM_CLASSES) & np.isfinite(probability)
-    permanent = known & (pre == WATER) & (post == WATER)
+    """Flooded where the calibrated probability of new water is at least one half; water
+    in both periods' water maps is permanent, never flooding."""
+    known = np.isfinite(probability)
+    permanent = known & (np.nan_to_num(water_pre) >= 0.5) & (np.nan_to_num(water_post) >= 0.5)
     new_water = known & ~permanent & (np.nan_to_num(probability) >= FLOOD_PROBABILITY)
-    extent = np.full(pre.shape, EXTENT_NODATA, dtype=np.uint8)
+    extent = np.full(probability.shape, EXTENT_NODATA, dtype=np.uint8)
     extent[known] = DRY
     extent[permanent] = PERMANENT
     extent[new_water] = FLOODED
@@ -102,7 +103,7 @@ def drop_small_floods(extent: np.ndarray, min_pixels: int) -> np.ndarray:
 
 def map_flood(
     landcover: list[Path],
-    proba: list[Path],
+    water: list[Path],
     *,
     post_route: Path,
     sar_evidence: Path,
@@ -124,12 +125,12 @@ def map_flood(
     calibration_model = load_calibration(calibration)
     with ExitStack() as stack:
         pre_src, post_src = (_class_source(p, stack) for p in landcover)
-        evidence = EvidenceSource(proba, post_route, sar_evidence, sar_ratio, sar_summary, stack)
+        evidence = EvidenceSource(water, post_route, sar_evidence, sar_ratio, sar_summary, stack)
         same_grid(
             [
                 (landcover[0], pre_src.profile),
                 (landcover[1], post_src.profile),
-                (proba[0], evidence.profile),
+                (water[0], evidence.profile),
             ]
         )
         transform, crs = pre_src.transform, pre_src.crs
@@ -142,9 +143,12 @@ def map_flood(
             cut = window.toslices()
             pre[cut] = read_window(pre_src, window, 1)
             post = read_window(post_src, window, 1)
-            probability = flood_probability(evidence.read(window), calibration_model)
+            block = evidence.read(window)
+            probability = flood_probability(block, calibration_model)
             # The minimum mapping unit is applied on the whole grid below.
-            extent[cut] = combined_extent(probability, pre[cut], post, min_pixels=0)
+            extent[cut] = combined_extent(
+                probability, block.water_pre, block.water_post, min_pixels=0
+            )
             confidence[cut] = to_percent(probability)
             counts += transition_counts(pre[cut], post)
     pixel_area = abs(transform.a * transform.e)

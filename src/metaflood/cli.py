@@ -322,7 +322,7 @@ def cmd_change(args: argparse.Namespace) -> None:
     change = args.change_json
     summary = map_flood(
         [Path(p) for p in args.landcover],
-        [Path(p) for p in args.proba],
+        [Path(p) for p in args.water],
         post_route=Path(args.post_route),
         sar_evidence=Path(args.sar_evidence),
         sar_ratio=Path(args.sar_ratio),
@@ -377,6 +377,7 @@ def cmd_calibrate_confidence(args: argparse.Namespace) -> None:
         [Path(args.resources) / "demo" / e / "truth" for e in events],
         Path(args.out),
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        real=[Path(p) for p in args.real],
     )
     held_out = result["leave_one_event_out"]
     print("leave-one-event-out reliability (each event scored by a fit on the others)")
@@ -406,6 +407,7 @@ def cmd_stats(args: argparse.Namespace) -> None:
         scenes=[Path(p) for p in args.scenes],
         coregistration=[Path(p) for p in args.coregistration],
         sar_summary=Path(args.sar_summary),
+        water=[Path(p) for p in args.water],
         checkpoint=Path(args.checkpoint),
         calibration=Path(calibration) if calibration else None,
         validation=Path(args.validation) if args.validation else None,
@@ -445,6 +447,84 @@ def cmd_catalog(args: argparse.Namespace) -> None:
     from metaflood.products_catalog import write_catalog
 
     write_catalog(args.event, args.event_json, Path(args.event_dir), Path(args.out))
+
+
+def cmd_adapt(args: argparse.Namespace) -> None:
+    from metaflood.adapt import AdaptSettings, adapt_checkpoint
+
+    summary = adapt_checkpoint(
+        Path(args.checkpoint),
+        [Path(p) for p in args.stacks],
+        [Path(p) for p in args.valid],
+        Path(args.out),
+        Path(args.out_summary),
+        settings=AdaptSettings.from_config(args.adapt_json),
+        change=args.change_json,
+        threads=args.threads,
+        device=args.device,
+        log=lambda message: print(message, flush=True),
+    )
+    print(json.dumps({k: summary[k] for k in ("adapted", "reason")}, indent=2))
+
+
+def cmd_water(args: argparse.Namespace) -> None:
+    from metaflood.water.stage import map_water
+
+    summary = map_water(
+        Path(args.stack),
+        Path(args.valid),
+        Path(args.proba),
+        change=args.change_json,
+        fusion=Path(args.fusion) if args.fusion else None,
+        out_sar=Path(args.out_sar),
+        out_evidence=Path(args.out_evidence),
+        out_water=Path(args.out_water),
+        out_summary=Path(args.out_summary),
+    )
+    print(json.dumps(summary["thresholds"], indent=2))
+
+
+def cmd_benchmark_real(args: argparse.Namespace) -> None:
+    from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
+
+    settings = settings_from(
+        args.checkpoint,
+        args.configfile,
+        fusion=args.fusion,
+        calibration=args.calibration,
+        cloud_cover=args.cloud_cover,
+        threads=args.threads,
+        seed=args.seed,
+        adapt=args.adapt,
+    )
+    run = BenchmarkRun(
+        root=Path(args.dataset_root),
+        layout=args.layout,
+        split=None if args.split == "all" else args.split,
+        out=Path(args.out),
+        settings=settings,
+        limit=args.limit,
+        keep=Path(args.keep) if args.keep else None,
+        evidence_dump=Path(args.dump_evidence) if args.dump_evidence else None,
+    )
+    board = run_benchmark(run)
+    print((Path(args.out) / "benchmark.md").read_text())
+    log.info("%d samples scored", board.samples)
+
+
+def cmd_fit_water_fusion(args: argparse.Namespace) -> None:
+    from metaflood.water.fit import fit_from_dumps
+
+    fusion = fit_from_dumps(
+        [Path(p) for p in args.dumps],
+        Path(args.out),
+        events=[
+            (Path(args.results) / e, Path(args.resources) / "demo" / e / "truth")
+            for e in args.events
+        ],
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+    )
+    print(json.dumps(fusion, indent=2))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -612,12 +692,65 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("change", cmd_change, "flood extent, confidence, polygons and transitions")
     p.add_argument("--change-json", type=_json, default={})
-    for name in ("--landcover", "--proba"):
+    for name in ("--landcover", "--water"):
         p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
     for name in ("--post-route", "--sar-evidence", "--sar-ratio", "--sar-summary"):
         p.add_argument(name, required=True)
     for name in ("--out-extent", "--out-confidence", "--out-polygons", "--out-transitions"):
         p.add_argument(name, required=True)
+
+    p = add("adapt", cmd_adapt, "fine-tune the SAR head on the event's clear-optical pixels")
+    p.add_argument("--adapt-json", type=_json, required=True)
+    p.add_argument("--change-json", type=_json, required=True)
+    for name in ("--stacks", "--valid"):
+        p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
+    for name in ("--checkpoint", "--out", "--out-summary"):
+        p.add_argument(name, required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+
+    p = add("water", cmd_water, "water evidence of one period: SAR water, index, fused map")
+    p.add_argument("--change-json", type=_json, default={})
+    p.add_argument("--fusion", help="a water fusion model (default: the shipped one)")
+    for name in ("--stack", "--valid", "--proba"):
+        p.add_argument(name, required=True)
+    for name in ("--out-sar", "--out-evidence", "--out-water", "--out-summary"):
+        p.add_argument(name, required=True)
+
+    p = add(
+        "benchmark-real",
+        cmd_benchmark_real,
+        "a labelled real set through the workflow, scored beside the baselines of the run",
+    )
+    p.add_argument("dataset_root")
+    p.add_argument("--layout", choices=("sen1floods11", "etci2021", "ombria"), required=True)
+    p.add_argument("--split", choices=("test", "train", "all"), default="test")
+    p.add_argument("--checkpoint", default="results/models/metars.pt")
+    p.add_argument("--configfile", help="model, change and coregister sections (config.yaml)")
+    p.add_argument("--fusion", help="a water fusion model (default: the shipped one)")
+    p.add_argument("--calibration", help="a flood confidence calibration (default: shipped)")
+    p.add_argument(
+        "--cloud-cover", type=float, default=0.0, help="share of post optical under cloud"
+    )
+    p.add_argument("--seed", type=int, default=0, help="of the simulated clouds")
+    p.add_argument(
+        "--adapt",
+        action="store_true",
+        help="fine-tune to each sample first (model.adapt's settings), as rule adapt does",
+    )
+    p.add_argument("--limit", type=int, help="only the first N samples (a quick look)")
+    p.add_argument("--keep", help="keep each sample's products under this folder")
+    p.add_argument("--dump-evidence", help="save labelled pixels' evidence (.npz) for fitting")
+    p.add_argument("--out", default="results/benchmark-real")
+    p.add_argument("--threads", type=int, default=2)
+
+    p = add("fit-water-fusion", cmd_fit_water_fusion, "fit the water fusion on evidence dumps")
+    p.add_argument("dumps", nargs="*", help=".npz files of benchmark-real --dump-evidence")
+    p.add_argument("--events", nargs="*", default=[], help="demo events run under --results")
+    p.add_argument("--results", default="results")
+    p.add_argument("--resources", default="resources")
+    p.add_argument("--checkpoint", help="the checkpoint the evidence was mapped with")
+    p.add_argument("--out", required=True)
 
     p = add(
         "validate",
@@ -639,7 +772,13 @@ def _parser() -> argparse.ArgumentParser:
         cmd_calibrate_confidence,
         "fit the flood confidence on held-out demo events run under --results",
     )
-    p.add_argument("events", nargs="+", help="demo event names (cases/calibration.yaml)")
+    p.add_argument("events", nargs="*", help="demo event names (cases/calibration.yaml)")
+    p.add_argument(
+        "--real",
+        nargs="+",
+        default=[],
+        help="evidence dumps of real sets with flood masks (benchmark-real --dump-evidence)",
+    )
     p.add_argument("--results", default="results")
     p.add_argument("--resources", default="resources")
     p.add_argument("--checkpoint", help="the checkpoint the events were mapped with")
@@ -652,7 +791,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(name, required=True)
     for name in ("--checkpoint", "--out", "--out-impact"):
         p.add_argument(name, required=True)
-    for name in ("--landcover", "--routes", "--scenes", "--coregistration"):
+    for name in ("--landcover", "--routes", "--scenes", "--coregistration", "--water"):
         p.add_argument(name, nargs=2, required=True, metavar=("PRE", "POST"))
     p.add_argument("--validation")
 

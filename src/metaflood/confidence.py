@@ -1,12 +1,13 @@
 """Flood confidence: the calibrated probability, in percent, that a pixel is newly flooded.
 
-Two independent lines of evidence meet here: the land-cover change (MetaRS water
-probabilities before and after the event) and the SAR change (backscatter that fell to
-water level). A logistic model weighs them, with their agreement as explicit terms, and
-an isotonic map on top makes the output calibrated: of the pixels with confidence 80,
-about 80% were flooded in held-out synthetic events. The coefficients are fitted by
-`metaflood calibrate-confidence` (see benchmarks/flood_calibration.py) and shipped as
-JSON, never as a pickle; where SAR evidence is missing, a land-cover-only variant fitted
+Two lines of evidence meet here: the change of the water maps (the fused probability of
+water before and after the event: MetaRS, SAR water and the optical index, see `water`)
+and the SAR change (backscatter that fell to water level). A logistic model weighs them,
+with their agreement as explicit terms, and an isotonic map on top makes the output
+calibrated: of the pixels with confidence 80, about 80% were flooded in the held-out
+events it was checked on. The coefficients are fitted by `metaflood calibrate-confidence`
+(see benchmarks/flood_calibration.py) on synthetic events and a real set, and shipped as
+JSON, never as a pickle; where SAR change evidence is missing, a water-only variant fitted
 on the same events is used, so confidence never claims evidence it does not have.
 """
 
@@ -20,35 +21,45 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from metaflood.classes import NUM_CLASSES, WATER
 from metaflood.errors import InputError
 from metaflood.raster import open_georeferenced, read_window
 from metaflood.sar_change import DARK_BEFORE, EVIDENCE_NODATA, FLOOD_SIGNAL, NO_SIGNAL
 
 DEFAULT_CALIBRATION = Path(__file__).with_name("confidence_calibration.json")
-PROBA_NODATA = 255
-PROBA_SCALE = 254.0
 JOINT_ROUTE, OPTICAL_ROUTE = 1, 3
 EPS = 0.004  # probabilities are stored to 1/254; keep logits finite
 CONFIDENCE_NODATA = 255
+WATER_NODATA = 255  # of the water maps (percent)
 
-LC_FEATURES = ("lc_new", "post_water", "pre_water", "optical_post", "lc_new_x_optical")
+WATER_FEATURES = (
+    "new_water",
+    "post_water",
+    "pre_water",
+    "optical_post",
+    "new_water_x_optical",
+)
 SAR_FEATURES = (
     "sar_flood",
     "sar_dark_before",
     "ratio_margin_db",
     "water_margin_db",
-    "lc_new_x_sar_flood",
-    "lc_new_x_dark_before",
+    "new_water_x_sar_flood",
+    "new_water_x_dark_before",
 )
-VARIANTS = {"land_cover_and_sar": LC_FEATURES + SAR_FEATURES, "land_cover_only": LC_FEATURES}
+# Without SAR the water maps alone decide, through their new water only: the maps' own
+# levels before and after are nearly the same signal on the calibration events (sure
+# water or sure dry), and fitted beside it they turned a clear gain of water (10% before,
+# 90% after) into "not flooded".
+WATER_ONLY_FEATURES = ("new_water", "optical_post", "new_water_x_optical")
+WITH_SAR, WATER_ONLY = "water_and_sar_change", "water_only"
+VARIANTS = {WITH_SAR: WATER_FEATURES + SAR_FEATURES, WATER_ONLY: WATER_ONLY_FEATURES}
 
 
 @dataclass
 class Evidence:
     """Everything the confidence rests on, per pixel of the event grid."""
 
-    water_pre: np.ndarray  # MetaRS probability of water before the event (NaN unmapped)
+    water_pre: np.ndarray  # fused probability of water before the event (NaN unknown)
     water_post: np.ndarray
     optical_post: np.ndarray  # bool: the post-event land cover saw the optical image
     sar: np.ndarray  # sar_change evidence codes (255: no SAR evidence)
@@ -72,16 +83,16 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def feature_matrix(evidence: Evidence, where: np.ndarray, variant: str) -> np.ndarray:
     """(pixels, features) for the pixels in `where`, in the order of VARIANTS[variant]."""
     pre, post = evidence.water_pre[where], evidence.water_post[where]
-    lc_new = _logit(post * (1 - pre))
+    new_water = _logit(post * (1 - pre))
     optical = evidence.optical_post[where].astype(np.float64)
     columns = {
-        "lc_new": lc_new,
+        "new_water": new_water,
         "post_water": _logit(post),
         "pre_water": _logit(pre),
         "optical_post": optical,
-        "lc_new_x_optical": lc_new * optical,
+        "new_water_x_optical": new_water * optical,
     }
-    if variant == "land_cover_and_sar":
+    if variant == WITH_SAR:
         sar = evidence.sar[where]
         sensitive = np.isin(sar, (NO_SIGNAL, FLOOD_SIGNAL))
         flood = (sar == FLOOD_SIGNAL).astype(np.float64)
@@ -93,8 +104,8 @@ def feature_matrix(evidence: Evidence, where: np.ndarray, variant: str) -> np.nd
             "sar_dark_before": dark,
             "ratio_margin_db": np.where(sensitive, np.clip(ratio, -10, 10), 0.0),
             "water_margin_db": np.where(sensitive, np.clip(water, -10, 10), 0.0),
-            "lc_new_x_sar_flood": lc_new * flood,
-            "lc_new_x_dark_before": lc_new * dark,
+            "new_water_x_sar_flood": new_water * flood,
+            "new_water_x_dark_before": new_water * dark,
         }
     return np.column_stack([columns[name] for name in VARIANTS[variant]])
 
@@ -103,8 +114,8 @@ def variant_masks(evidence: Evidence) -> dict[str, np.ndarray]:
     """Which model each mapped pixel gets: with SAR evidence where there is any."""
     mapped = evidence.mapped
     return {
-        "land_cover_and_sar": mapped & evidence.has_sar,
-        "land_cover_only": mapped & ~evidence.has_sar,
+        WITH_SAR: mapped & evidence.has_sar,
+        WATER_ONLY: mapped & ~evidence.has_sar,
     }
 
 
@@ -153,12 +164,13 @@ def to_percent(probability: np.ndarray) -> np.ndarray:
 
 
 class EvidenceSource:
-    """The land-cover and sar_change products of one event, open together and read window
-    by window, so the change stage's memory does not grow with the grid."""
+    """The water maps, post-event route and sar_change products of one event, open
+    together and read window by window, so the change stage's memory does not grow with
+    the grid."""
 
     def __init__(
         self,
-        proba: list[Path],
+        water: list[Path],
         post_route: Path,
         sar_evidence: Path,
         sar_ratio: Path,
@@ -167,11 +179,11 @@ class EvidenceSource:
     ) -> None:
         from metaflood.sar_change import same_grid
 
-        paths = [*proba, post_route, sar_evidence, sar_ratio]
+        paths = [*water, post_route, sar_evidence, sar_ratio]
         self.sources = [stack.enter_context(open_georeferenced(p)) for p in paths]
-        for path, src in zip(proba, self.sources[:2], strict=True):
-            if src.count != NUM_CLASSES or src.dtypes[0] != "uint8":
-                raise InputError(f"{path}: expected {NUM_CLASSES} uint8 probability bands")
+        for path, src in zip(water, self.sources[:2], strict=True):
+            if src.count != 1 or src.dtypes[0] != "uint8":
+                raise InputError(f"{path}: expected one uint8 band of water probability (%)")
         same_grid([(Path(p), src.profile) for p, src in zip(paths, self.sources, strict=True)])
         self.profile = dict(self.sources[0].profile)
         summary = json.loads(Path(sar_summary).read_text())
@@ -179,10 +191,9 @@ class EvidenceSource:
         self.water_threshold = summary["water_threshold_db"]["value"]
 
     def read(self, window: Window | None = None) -> Evidence:
-        pre_proba, post_proba, route, sar, ratio = self.sources
+        pre_water, post_water, route, sar, ratio = self.sources
         water_pre, water_post = (
-            _water_probability(read_window(src, window, WATER + 1))
-            for src in (pre_proba, post_proba)
+            _water_probability(read_window(src, window, 1)) for src in (pre_water, post_water)
         )
         ratio_bands = read_window(ratio, window)
         return Evidence(
@@ -196,15 +207,16 @@ class EvidenceSource:
 
 
 def _water_probability(stored: np.ndarray) -> np.ndarray:
-    water = stored.astype(np.float64) / PROBA_SCALE
-    water[stored == PROBA_NODATA] = np.nan
+    """A water map (percent, 255 nodata) as a probability, NaN where unknown."""
+    water = stored.astype(np.float64) / 100.0
+    water[stored == WATER_NODATA] = np.nan
     return water
 
 
 def read_evidence(
-    proba: list[Path], post_route: Path, sar_evidence: Path, sar_ratio: Path, sar_summary: Path
+    water: list[Path], post_route: Path, sar_evidence: Path, sar_ratio: Path, sar_summary: Path
 ) -> tuple[Evidence, dict]:
-    """The evidence of one event, whole, from its land-cover and sar_change products."""
+    """The evidence of one event, whole, from its water and sar_change products."""
     with ExitStack() as stack:
-        source = EvidenceSource(proba, post_route, sar_evidence, sar_ratio, sar_summary, stack)
+        source = EvidenceSource(water, post_route, sar_evidence, sar_ratio, sar_summary, stack)
         return source.read(), source.profile

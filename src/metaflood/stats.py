@@ -170,6 +170,22 @@ def write_impact_csv(stats: dict, out: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def water_figures(summary: dict, area: float) -> dict:
+    """Where the water is in one period (the fused map at 50% and above), and what each
+    line of evidence found and from what threshold."""
+    pixels = summary["pixels"]
+    return {
+        "water_km2": _km2(pixels["water"], area),
+        "mapped_km2": _km2(pixels["mapped"], area),
+        "sar_water_km2": _km2(pixels["sar_water"], area),
+        "index_water_km2": _km2(pixels["index_water"], area),
+        "index": summary["index"],
+        "thresholds": {name: t["value"] for name, t in summary["thresholds"].items()},
+        "thresholds_from_fallback": [n for n, t in summary["thresholds"].items() if t["fallback"]],
+        "fusion": summary["fusion"],
+    }
+
+
 def route_coverage(route: np.ndarray | xr.DataArray) -> dict:
     """Share of the AOI mapped from both modalities, one of them, or neither."""
     route = route if isinstance(route, xr.DataArray) else xr.DataArray(np.asarray(route))
@@ -209,6 +225,7 @@ def write_stats(
     scenes: list[Path],
     coregistration: list[Path],
     sar_summary: Path,
+    water: list[Path],
     checkpoint: Path,
     calibration: Path | None,
     validation: Path | None,
@@ -239,6 +256,10 @@ def write_stats(
             "flooded_by_post_route": _shares(counts["flooded_by_post_route"], counts["flooded"]),
         },
         "sar_change": json.loads(Path(sar_summary).read_text()),
+        "water": {
+            period: water_figures(json.loads(Path(p).read_text()), area)
+            for period, p in zip(("pre", "post"), water, strict=True)
+        },
         "confidence_calibration": calibration_provenance(calibration, checkpoint_sha),
         "transitions_km2": pd.read_csv(transitions, index_col=0).to_dict(orient="index"),
         "coverage": {

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from metaflood.config import check_config, normalise_dates
+from metaflood.config import check_config, event_grid, normalise_dates
 from metaflood.errors import ConfigError
 
 # GDAL block cache of every job (MB), unless GDAL_CACHEMAX is set in the environment.
@@ -130,3 +130,40 @@ def blocked_output(paths: Iterable[tuple[str, bool]], root: str | Path = ".") ->
         if not is_folder and target.is_dir():
             return f"{path} is a folder, but the workflow writes a file there: move or remove it"
     return None
+
+
+# Keys of `model:` that only say which checkpoint maps an event and how inference runs:
+# changing them (pointing model.checkpoint at the trained file, say) never retrains.
+INFERENCE_ONLY_MODEL_KEYS = (
+    "checkpoint",
+    "checkpoint_sha256",
+    "authors_checkpoint",
+    "adapt",
+    "tile",
+    "overlap",
+    "batch_size",
+)
+
+
+def model_training_section(config: dict) -> dict:
+    """The `model:` keys that shape the network the train rule makes."""
+    model = config.get("model", {})
+    return {k: v for k, v in model.items() if k not in INFERENCE_ONLY_MODEL_KEYS}
+
+
+def train_section(config: dict) -> dict:
+    """The `train:` section with its resolution: the events' grid resolution unless set,
+    so the model learns at the pixel size it will map."""
+    train = dict(config.get("train", {}))
+    if train.get("resolution") is None:
+        resolutions = {
+            event_grid(event, f"events.{name}").resolution
+            for name, event in config["events"].items()
+        }
+        if len(resolutions) > 1:
+            raise ConfigError(
+                f"train.resolution: the events map at {sorted(resolutions)} m; set the one "
+                "the model is trained at"
+            )
+        train["resolution"] = resolutions.pop()
+    return train

@@ -1,4 +1,4 @@
-# Change: SAR change evidence, then new water between the pre and post land-cover maps
+# Change: SAR change evidence, then new water between the pre and post water maps
 # weighed against it (extent, confidence), flood polygons, transitions and the
 # statistics; validation against the truth for demo events only.
 
@@ -38,7 +38,7 @@ rule sar_change:
 rule change:
     input:
         landcover=expand("results/{{event}}/landcover/{period}.tif", period=PERIODS),
-        proba=expand("results/{{event}}/landcover/{period}_proba.tif", period=PERIODS),
+        water=expand("results/{{event}}/water/{period}.tif", period=PERIODS),
         post_route="results/{event}/landcover/post_route.tif",
         sar_evidence="results/{event}/flood/sar_change.tif",
         sar_ratio="results/{event}/flood/sar_logratio.tif",
@@ -79,7 +79,7 @@ rule change:
         change=section_json("change"),
     shell:
         "python -m metaflood change --change-json {params.change:q}"
-        " --landcover {input.landcover} --proba {input.proba} --post-route {input.post_route}"
+        " --landcover {input.landcover} --water {input.water} --post-route {input.post_route}"
         " --sar-evidence {input.sar_evidence} --sar-ratio {input.sar_ratio}"
         " --sar-summary {input.sar_summary} --out-extent {output.extent}"
         " --out-confidence {output.confidence} --out-polygons {output.polygons}"
@@ -132,6 +132,7 @@ rule stats:
             "results/{{event}}/aligned/{period}_coregistration.json", period=PERIODS
         ),
         sar_summary="results/{event}/flood/sar_change.json",
+        water=expand("results/{{event}}/water/{period}.json", period=PERIODS),
         checkpoint=checkpoint_path,
         calibration=calibration_input,
         validation=validation_input,
@@ -169,6 +170,7 @@ rule stats:
         " --transitions {input.transitions} --landcover {input.landcover}"
         " --routes {input.routes} --scenes {input.scenes}"
         " --coregistration {input.coregistration} --sar-summary {input.sar_summary}"
+        " --water {input.water}"
         " --checkpoint {input.checkpoint} {params.validation} --out {output.stats}"
         " --out-impact {output.impact} > {log} 2>&1"
 

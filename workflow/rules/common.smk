@@ -12,9 +12,11 @@ from metaflood.workflow import (
     blocked_output,
     checked_config,
     job_memory_mb,
+    model_training_section,
     prepare_job_environment,
     schema_error,
     semantic_errors,
+    train_section,
 )
 
 prepare_job_environment(Path(workflow.basedir) / "src")
@@ -43,7 +45,13 @@ def event_json(wildcards):
 
 
 def section_json(name):
-    return json.dumps(config.get(name, {}), sort_keys=True)
+    section = train_section(config) if name == "train" else config.get(name, {})
+    return json.dumps(section, sort_keys=True)
+
+
+def training_model_json():
+    """The train rule's model keys: inference-only settings never retrain."""
+    return json.dumps(model_training_section(config), sort_keys=True)
 
 
 def uses_demo(event):
@@ -100,9 +108,21 @@ def checkpoint_path(wildcards=None):
     return "results/models/metars.pt"
 
 
+def mapping_checkpoint(wildcards):
+    """The checkpoint an event is mapped with: adapted to the event when model.adapt is on."""
+    if config["model"]["adapt"]["enabled"]:
+        return f"results/{wildcards.event}/model/adapted.pt"
+    return checkpoint_path()
+
+
 def calibration_input(wildcards):
     """A refitted confidence calibration, when the configuration names one."""
     return config.get("change", {}).get("calibration") or []
+
+
+def water_fusion_input(wildcards):
+    """A refitted water fusion, when the configuration names one."""
+    return config.get("change", {}).get("water_fusion") or []
 
 
 def validation_input(wildcards):

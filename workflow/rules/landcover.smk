@@ -16,7 +16,7 @@ rule train:
         mem_mb=6000,
         runtime=120,
     params:
-        model=section_json("model"),
+        model=training_model_json(),
         train=section_json("train"),
     shell:
         "python -m metaflood train --model-json {params.model:q} --train-json {params.train:q}"
@@ -97,7 +97,7 @@ rule landcover:
     input:
         stack="results/{event}/aligned/{period}.tif",
         valid="results/{event}/aligned/{period}_valid.tif",
-        checkpoint=checkpoint_path,
+        checkpoint=mapping_checkpoint,
     output:
         classes="results/{event}/landcover/{period}.tif",
         proba="results/{event}/landcover/{period}_proba.tif",
@@ -130,7 +130,7 @@ rule landcover_tile:
     input:
         stack="results/{event}/aligned/{period}.tif",
         valid="results/{event}/aligned/{period}_valid.tif",
-        checkpoint=checkpoint_path,
+        checkpoint=mapping_checkpoint,
     output:
         proba=temp("results/{event}/landcover/tiles/{period}/{tile}_proba.tif"),
         route=temp("results/{event}/landcover/tiles/{period}/{tile}_route.tif"),
@@ -185,3 +185,32 @@ rule landcover_gather:
         " --compute-json {params.compute:q} --proba {input.proba} --route {input.route}"
         " --out-class {output.classes} --out-proba {output.proba}"
         " --out-route {output.route} --threads {threads} > {log} 2>&1"
+
+
+rule adapt:
+    input:
+        checkpoint=checkpoint_path,
+        stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
+        valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
+    output:
+        checkpoint="results/{event}/model/adapted.pt",
+        summary="results/{event}/model/adaptation.json",
+    log:
+        "results/{event}/logs/adapt.log",
+    benchmark:
+        "results/{event}/benchmarks/adapt.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=grid_mem_mb(3000, 40),
+        runtime=60,
+    params:
+        adapt=json.dumps(config["model"]["adapt"], sort_keys=True),
+        change=section_json("change"),
+        device=config["model"]["device"],
+    shell:
+        "python -m metaflood adapt --adapt-json {params.adapt:q} --change-json {params.change:q}"
+        " --checkpoint {input.checkpoint} --stacks {input.stacks} --valid {input.valid}"
+        " --device {params.device} --out {output.checkpoint} --out-summary {output.summary}"
+        " --threads {threads} > {log} 2>&1"

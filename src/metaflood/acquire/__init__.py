@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,8 @@ class _Found:
 
 
 def _search(spec: SourceSpec, period: str, win: Window, aoi: Polygon, access: Access) -> _Found:
+    if spec.kind == "none":
+        return _Found([], "not acquired for this event (source: none)")
     if spec.kind == "local":
         item = checked_local_item(spec, period, win, aoi)
         return _Found([item] if item else [], "" if item else f"no {period} file configured")
@@ -209,21 +212,26 @@ def search_scenes(
     out: Path,
     workers: int = 4,
     retry: Retry = Retry(),
+    periods: Sequence[str] = PERIODS,
 ) -> dict:
-    """Search both periods of every modality, choose, and write selection.json."""
+    """Search both periods of every modality, choose, and write selection.json.
+
+    `periods` narrows the search to one period for single-date uses (the real-data
+    benchmark's single-date sets); the workflow always searches both."""
     key = f"events.{name}"
     aoi = aoi_polygon(event, key)
     wins = {p: window(event, p, key) for p in PERIODS}
     targets = {p: target_day(event, p, key) for p in PERIODS}
     cache = AssetCache(cache_dir)
     chooser = _Chooser(aoi, cache, retry.access, workers)
-    periods: dict[str, dict] = {
-        p: {"window": str(wins[p]), "target_day": targets[p].isoformat()} for p in PERIODS
-    }
+    searched = {p: {"window": str(wins[p]), "target_day": targets[p].isoformat()} for p in periods}
     for modality in MODALITIES:
         spec = resolve_source(event[modality], modality, demo_catalog, f"{key}.{modality}")
         access = retry.access(spec)
-        found = {p: _search(spec, p, wins[p], aoi, access) for p in PERIODS}
+        found = {
+            p: _search(spec, p, wins[p], aoi, access) if p in periods else _Found([], "")
+            for p in PERIODS
+        }
         cands = {p: candidates(found[p].items, aoi) for p in PERIODS}
         if modality == "sar":
             choices = choose_sar_pair(
@@ -243,7 +251,7 @@ def search_scenes(
                 )
                 for p in PERIODS
             }
-        for period in PERIODS:
+        for period in periods:
             choice = choices[period]
             record = _record(spec, choice, chooser, found[period].note)
             # A scene all under cloud is found, but as good as none.
@@ -252,20 +260,19 @@ def search_scenes(
                 cloud = f"{choice.reason}; it is all cloud over the AOI"
                 reason = cloud if all_cloud else record["reason"]
                 raise _missing_error(key, modality, period, wins[period], spec, reason)
-            periods[period][modality] = record
+            searched[period][modality] = record
             what = choice.candidate.describe() if choice.candidate else "none"
             log.info("%s %s %s: %s (%s)", name, period, modality, what, record["reason"])
-    for period in PERIODS:
-        if all(periods[period][m]["status"] == "missing" for m in MODALITIES):
-            searched = ", ".join(
-                f"{periods[period][m]['collection']} ({periods[period][m]['reason']})"
-                for m in MODALITIES
+    for period, records in searched.items():
+        if all(records[m]["status"] == "missing" for m in MODALITIES):
+            where = ", ".join(
+                f"{records[m]['collection']} ({records[m]['reason']})" for m in MODALITIES
             )
             raise AcquisitionError(
                 f"{key}.{period}: no scene of either modality in the window {wins[period]} "
-                f"(searched {searched})"
+                f"(searched {where})"
             )
-    selection = {"event": name, "aoi_bounds": list(aoi.bounds), "periods": periods}
+    selection = {"event": name, "aoi_bounds": list(aoi.bounds), "periods": searched}
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(selection, indent=2))
     return selection

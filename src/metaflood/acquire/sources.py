@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from metaflood.acquire.presets import PRESETS
 from metaflood.bands import (
+    BANDS,
     canonical_bands,
     missing_bands_message,
     unknown_band,
@@ -38,7 +39,7 @@ DEFAULT_REQUIRED = {"sar": True, "optical": False}
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # demo | stac | static | local
+    kind: str  # demo | stac | static | local | none
     modality: str  # sar | optical
     provider: str  # how messages name the provider
     collection: str = ""
@@ -248,6 +249,16 @@ def _local(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
     )
 
 
+def _none(cfg: dict, modality: str, key: str) -> SourceSpec:
+    """A modality the event does without (a user with SAR alone, a single-sensor set)."""
+    if _required(cfg, modality):
+        raise ConfigError(f"{key}: source none cannot be required (set required: false)")
+    # Its all-nodata rasters hold every band of the modality, so whatever bands a model
+    # reads are found there (and are absent, as the modality is).
+    every = {band: band for band in BANDS[modality]}
+    return SourceSpec("none", modality, "no source", "none", bands=every, required=())
+
+
 def resolve_source(
     cfg: dict,
     modality: str,
@@ -265,4 +276,6 @@ def resolve_source(
         return _static(cfg, modality, key, Path(base_dir))
     if kind == "local":
         return _local(cfg, modality, key, Path(base_dir))
+    if kind == "none":
+        return _none(cfg, modality, key)
     raise ConfigError(f"{key}.source: unknown source {kind!r}")

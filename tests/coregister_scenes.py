@@ -70,7 +70,13 @@ def write_scenes(
     for period in ("pre", "post"):
         folder = Path(out) / period
         paths[period] = {
-            "sar": write_cog(folder / "sar.tif", synthetic.sar[period], nodata=np.nan, **common),
+            "sar": write_cog(
+                folder / "sar.tif",
+                synthetic.sar[period],
+                nodata=np.nan,
+                descriptions=("VV", "VH"),
+                **common,
+            ),
             "optical": write_cog(
                 folder / "optical.tif",
                 synthetic.optical[period][[OPTICAL_BANDS.index(b) for b in optical_bands]],

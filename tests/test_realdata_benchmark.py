@@ -6,12 +6,13 @@ import csv
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
 
 from metaflood.cli import main
 from metaflood.errors import InputError
 from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
-from tests.realdata_sets import write_etci, write_sen1floods11
+from tests.realdata_sets import write_etci, write_ombria, write_sen1floods11
 from tests.tiny_model import train_tiny
 
 
@@ -81,6 +82,33 @@ def test_sen1floods11_chips_are_scored_per_condition_and_route(tmp_path, checkpo
         "land cover, sar_only head",
     } <= both
     assert float(rows[("water (post)", "optical_only", "NDWI > Otsu (per sample)")]["iou"]) > 0.8
+
+
+def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path):
+    """OMBRIA's SAR is VV only and its optical green, NIR and SWIR: a model reading those
+    maps it through every stage (no band invented), and the flood is scored per condition
+    beside the log-ratio and water-index baselines of the same run."""
+    checkpoint = train_tiny(
+        tmp_path / "vv.pt", sar_bands=("VV",), optical_bands=("green", "nir", "swir16")
+    )
+    root = write_ombria(tmp_path / "ombria", [150, 151])  # both in the held-out runs
+    out, kept = tmp_path / "out", tmp_path / "kept"
+    settings = settings_from(checkpoint, None, threads=1)
+    board = run_benchmark(BenchmarkRun(root, "ombria", "test", out, settings, keep=kept))
+    assert board.samples == 2
+    rows = _rows(out / "benchmark.csv")
+    conditions = {c for t, c, _ in rows if t == "flood"}
+    assert conditions == {"both", "sar_only", "post_sar_only"}  # the change stage needs SAR
+    for condition in ("both", "sar_only"):
+        for line in ("SAR change", "flood extent (confidence >= 50)"):
+            assert 0 <= float(rows[("flood", condition, line)]["iou"]) <= 1
+        assert ("flood", condition, "log-ratio Otsu (VV, per sample)") in rows
+    assert float(rows[("flood", "both", "water index change (Otsu, per sample)")]["iou"]) > 0.5
+    assert not any(t.startswith("water") for t, _, _ in rows)  # OMBRIA labels flood only
+    stacks = list(kept.rglob("aligned/post.tif"))
+    assert stacks
+    with rasterio.open(stacks[0]) as src:
+        assert src.descriptions == ("VV", "green", "nir", "swir16")  # nothing invented
 
 
 def test_a_bad_sample_stops_the_run_before_any_table(tmp_path, checkpoint):

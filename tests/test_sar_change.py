@@ -101,17 +101,20 @@ def test_evidence_flags_new_water_and_excludes_what_was_already_dark():
     assert -20 < summary["water_threshold_db"]["value"] < -12
 
 
-def test_map_sar_change_writes_products(tmp_path, write_raster):
+@pytest.mark.parametrize("polarisations", [("VV", "VH"), ("VV",)])
+def test_map_sar_change_writes_products(tmp_path, write_raster, polarisations):
+    """With VV and VH, or VV alone (OMBRIA, a VV-only source): the same flood found, the
+    log-ratio's VH band all NaN where there is no VH."""
     pre, post, _ = scene(3)
     optical = np.full((4, 128, 128), 0.1, np.float32)
     stacks = []
     for name, sar in (("pre", pre), ("post", post)):
-        stack = np.concatenate([sar, optical])
+        stack = np.concatenate([sar[: len(polarisations)], optical])
         path = write_raster(
             f"{name}.tif",
             stack,
             transform=TRANSFORM,
-            descriptions=("VV", "VH", "blue", "green", "red", "nir"),
+            descriptions=(*polarisations, "blue", "green", "red", "nir"),
         )
         stacks.append(path)
     valid = write_raster(
@@ -133,6 +136,7 @@ def test_map_sar_change_writes_products(tmp_path, write_raster):
     with rasterio.open(out["ratio.tif"]) as src:
         assert src.descriptions == ("VV_log_ratio", "VH_log_ratio", "VV_post_filtered")
         assert src.read(1)[30:50, 30:60].mean() == pytest.approx(-12, abs=1)
+        assert np.isnan(src.read(2)).all() == (polarisations == ("VV",))
     assert json.loads(out["sar.json"].read_text())["share_flood_signal"] > 0.1
 
 
@@ -153,9 +157,7 @@ def test_stacks_without_sar_bands_or_on_other_grids_are_refused(tmp_path, write_
         "out_ratio": tmp_path / "r.tif",
         "out_summary": tmp_path / "s.json",
     }
-    with pytest.raises(
-        InputError, match=r"bad.tif: no band named VV, VH \(bands: \[.red., .nir.\]\)"
-    ):
+    with pytest.raises(InputError, match=r"bad.tif: no band named VV \(bands: \[.red., .nir.\]\)"):
         map_sar_change([bad, good], [valid, valid], **kwargs)
     with pytest.raises(InputError, match="not on the same grid"):
         map_sar_change([good, shifted], [valid, valid], **kwargs)

@@ -17,8 +17,15 @@ BARREN = 4
 OPTICAL_BANDS = ("blue", "green", "red", "nir")
 
 
-def train_tiny(path: Path, steps: int = 30, size: int = 64) -> Path:
-    """Water against barren land from the fixtures' own scene model (SAR dB, reflectance)."""
+def train_tiny(
+    path: Path,
+    steps: int = 30,
+    size: int = 64,
+    sar_bands: tuple[str, ...] = ("VV", "VH"),
+    optical_bands: tuple[str, ...] = OPTICAL_BANDS,
+) -> Path:
+    """Water against barren land from the fixtures' own scene model (SAR dB, reflectance),
+    reading the bands named (OMBRIA's: VV; green, NIR, SWIR)."""
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     pool = []
@@ -27,14 +34,21 @@ def train_tiny(path: Path, steps: int = 30, size: int = 64) -> Path:
         refl = reflectance(rng, water)
         pool.append(
             {
-                "sar": np.stack([sar_db(rng, water, "VV"), sar_db(rng, water, "VH")]),
-                "optical": np.stack([refl[b] for b in OPTICAL_BANDS]),
+                "sar": np.stack([sar_db(rng, water, pol) for pol in sar_bands]),
+                "optical": np.stack([refl[b] for b in optical_bands]),
                 "label": np.where(water, WATER, BARREN).astype(np.uint8),
             }
         )
     norm = Normalization.from_pool(pool)
     torch.manual_seed(0)
-    model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16))
+    config = MetaRSConfig(
+        width=8,
+        fpn_channels=16,
+        decoder_channels=16,
+        sar_bands=list(sar_bands),
+        optical_bands=list(optical_bands),
+    )
+    model = MetaRS(config)
     crops = SyntheticCrops(pool, size, norm, length=4 * steps, seed=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()

@@ -14,11 +14,12 @@ SAR_BANDS = ("VV", "VH")
 # those, in this order. SWIR 1.6 um is Sentinel-2 B11 (20 m; read onto the scene grid).
 OPTICAL_BANDS = ("blue", "green", "red", "nir", "swir16")
 BANDS = {"sar": SAR_BANDS, "optical": OPTICAL_BANDS}
-# What every source of a modality must have: SAR both polarisations (the change
-# evidence and the SAR head use both); optical green and NIR, since the water index
-# (NDWI) and the cloud-shadow test need them. Blue, red and SWIR are optional (a set
-# like OMBRIA has green, NIR and SWIR only), and a missing band is never invented.
-REQUIRED_BANDS = {"sar": SAR_BANDS, "optical": ("green", "nir")}
+# What every source of a modality must have: SAR VV (the water level and the change are
+# found on it; VH, where acquired, joins the change's average and the SAR head); optical
+# green and NIR, since the water index (NDWI) and the cloud-shadow test need them. VH,
+# blue, red and SWIR are optional (OMBRIA has VV and green, NIR and SWIR only), and a
+# missing band is never invented: a model that reads it maps without that modality.
+REQUIRED_BANDS = {"sar": ("VV",), "optical": ("green", "nir")}
 
 
 def canonical_bands(modality: str, names: Iterable[str]) -> tuple[str, ...]:

@@ -39,7 +39,6 @@ from scipy import ndimage
 from metaflood import align, cloudmask
 from metaflood import optical as opt
 from metaflood.bands import (
-    SAR_BANDS,
     canonical_bands,
     missing_bands_message,
     unknown_band,
@@ -185,26 +184,26 @@ def inspect_scene(path: Path, bands: tuple[str, ...], grid: Grid) -> Scene:
         )
 
 
-def optical_band_names(path: Path) -> tuple[str, ...]:
-    """The optical bands of a canonical optical scene, from its band descriptions:
-    known names, in canonical order, the required ones there (InputError naming the
-    file otherwise)."""
+def scene_band_names(path: Path, modality: str) -> tuple[str, ...]:
+    """The bands of a canonical scene of `modality`, from its band descriptions: known
+    names, in canonical order, the required ones there (InputError naming the file
+    otherwise)."""
     with open_checked(path) as src:
         names = tuple(d or "" for d in src.descriptions)
-    unknown = unknown_band(names, "optical")
+    unknown = unknown_band(names, modality)
     if unknown is not None:
         what = (
             "a band without a description"
             if not unknown
-            else unknown_band_message(unknown, "optical")
+            else unknown_band_message(unknown, modality)
         )
         raise InputError(f"{path}: {what}; its bands must be named (descriptions {list(names)})")
-    if names != canonical_bands("optical", names) or len(set(names)) != len(names):
+    if names != canonical_bands(modality, names) or len(set(names)) != len(names):
         raise InputError(
             f"{path}: bands {list(names)} are not in canonical order "
-            f"({', '.join(canonical_bands('optical', names))})"
+            f"({', '.join(canonical_bands(modality, names))})"
         )
-    missing = missing_bands_message(names, "optical")
+    missing = missing_bands_message(names, modality)
     if missing:
         raise InputError(f"{path}: {missing}")
     return names
@@ -301,11 +300,19 @@ def _window(part: align.Window2D) -> Window:
     return Window.from_slices(*part)
 
 
+def _polarisations(scene: Scene) -> str:
+    """How the methods name the SAR bands summed: a scene holds VV, or VV and VH."""
+    return "VV+VH" if scene.count == 2 else "VV"
+
+
 def estimate_sar_shift(
     reference: Scene, moving: Scene, grid: Grid, settings: Settings
 ) -> align.ShiftEstimate:
     """Shift (grid pixels) that puts `moving` SAR onto `reference` SAR."""
-    method = "cross-correlation of band-passed log intensity (VV+VH), native resolution"
+    method = (
+        f"cross-correlation of band-passed log intensity ({_polarisations(moving)}), "
+        "native resolution"
+    )
     frame = estimation_frame(grid, reference, moving)
     if frame is None:
         return _too_small(method)
@@ -344,7 +351,10 @@ def estimate_optical_shift(
     optical_bands: tuple[str, ...],
 ) -> align.ShiftEstimate:
     """Shift (grid pixels) that puts the optical scene onto its period's SAR scene."""
-    method = "cross-correlation of gradient orientation (SAR log VV+VH, optical brightness)"
+    method = (
+        f"cross-correlation of gradient orientation (SAR log {_polarisations(sar)}, "
+        "optical brightness)"
+    )
     indexes = registration_bands(optical_bands)
     frame = estimation_frame(grid, sar, optical)
     if frame is None:
@@ -420,15 +430,16 @@ class _SarBlocks:
         vrt: WarpedVRT | None,
         grid: Grid,
         settings: Settings,
+        count: int,
         looks: list[float] | None = None,
     ):
-        self.vrt, self.grid, self.settings = vrt, grid, settings
+        self.vrt, self.grid, self.settings, self.count = vrt, grid, settings, count
         self.looks: list[float] | None = None
         if vrt is not None and settings.speckle_filter != "none":
             if looks is not None:  # estimated once for the scene, shared by its tiles
                 self.looks = list(looks)
             elif settings.speckle_looks:
-                self.looks = [settings.speckle_looks] * 2
+                self.looks = [settings.speckle_looks] * count
             else:
                 self.looks = self._estimate_looks()
 
@@ -446,7 +457,7 @@ class _SarBlocks:
 
     def read(self, window: Window) -> np.ndarray:
         if self.vrt is None:
-            return _nan_block(2, window)
+            return _nan_block(self.count, window)
         method = self.settings.speckle_filter
         if method == "none":
             return self.vrt.read(window=window).astype(np.float32)
@@ -509,10 +520,11 @@ class Plan:
     optical_shift: tuple[float, float]
     report: dict
     optical_bands: tuple[str, ...]
+    sar_bands: tuple[str, ...]
 
     @property
     def stack_bands(self) -> tuple[str, ...]:
-        return SAR_BANDS + self.optical_bands
+        return self.sar_bands + self.optical_bands
 
 
 def plan_period(
@@ -535,8 +547,9 @@ def plan_period(
     polygon = to_crs(aoi_polygon(event, key), grid.crs)
 
     # 1. Checks, before any heavy work.
-    sar_scene = inspect_scene(sar, SAR_BANDS, grid)
-    optical_bands = optical_band_names(optical)
+    sar_bands = scene_band_names(sar, "sar")
+    sar_scene = inspect_scene(sar, sar_bands, grid)
+    optical_bands = scene_band_names(optical, "optical")
     optical_scene = inspect_scene(optical, optical_bands, grid)
     mask_scene = inspect_scene(optical_mask, ("cloud_mask",), grid)
     _check_same_frame(optical, optical_mask)
@@ -556,10 +569,11 @@ def plan_period(
             optical_shift,
             report,
             optical_bands,
+            sar_bands,
         )
     reference_scene = None
     if period == "post" and not sar_scene.absent:
-        reference_scene = inspect_scene(reference, SAR_BANDS, grid)
+        reference_scene = inspect_scene(reference, scene_band_names(reference, "sar"), grid)
         if reference_scene.absent:
             reference_scene = None
 
@@ -569,6 +583,7 @@ def plan_period(
         "shifts": {},
         "speckle": {"filter": settings.speckle_filter, "window": settings.speckle_window},
         "cloud_mask": cloud_mask_mode(settings, mask_scene),
+        "sar_bands": list(sar_bands),
         "optical_bands": list(optical_bands),
     }
     if report["cloud_mask"] != "provided":
@@ -605,6 +620,7 @@ def plan_period(
         optical_shift,
         report,
         optical_bands,
+        sar_bands,
     )
 
 
@@ -667,7 +683,7 @@ def estimate_period(
                 plan.sar.resampling(plan.grid, Resampling.average, Resampling.bilinear),
                 settings.threads,
             ) as vrt:
-                looks = _SarBlocks(vrt, plan.grid, settings).looks
+                looks = _SarBlocks(vrt, plan.grid, settings, len(plan.sar_bands)).looks
             plan.report["speckle"]["looks"] = [round(v, 2) for v in looks]
     with atomic_path(out_shifts) as tmp:
         tmp.write_text(json.dumps(plan.report, indent=2))
@@ -763,7 +779,7 @@ def _write_products(
         opt_vrt = open_warped(optical_scene, opt_t, Resampling.average, Resampling.bilinear)
         mask_vrt = open_warped(mask_scene, opt_t, Resampling.max, Resampling.nearest)
         looks = report["speckle"].get("looks")
-        sar_blocks = _SarBlocks(sar_vrt, grid, settings, looks)
+        sar_blocks = _SarBlocks(sar_vrt, grid, settings, len(plan.sar_bands), looks)
         if sar_blocks.looks is not None:
             report["speckle"]["looks"] = [round(v, 2) for v in sar_blocks.looks]
         n_optical = len(plan.optical_bands)
@@ -774,7 +790,7 @@ def _write_products(
                 dtype="float32",
                 nodata=np.nan,
                 descriptions=plan.stack_bands,
-                units=("dB",) * len(SAR_BANDS) + ("reflectance",) * n_optical,
+                units=("dB",) * len(plan.sar_bands) + ("reflectance",) * n_optical,
                 threads=settings.threads,
                 compression=ALIGNED_COMPRESSION,
                 **common,

@@ -188,7 +188,7 @@ def threshold_from_pool(
 
 @dataclass
 class SarEvidence:
-    ratio_db: np.ndarray  # (2, rows, cols) post/pre log-ratio, VV and VH, dB; NaN nodata
+    ratio_db: np.ndarray  # (bands, rows, cols) post/pre log-ratio, VV (and VH), dB; NaN nodata
     post_vv_db: np.ndarray  # speckle-filtered post-event VV, dB
     evidence: np.ndarray  # uint8 codes, see EVIDENCE_VALUES
     summary: dict
@@ -197,10 +197,10 @@ class SarEvidence:
 def sar_evidence(
     pre_db: np.ndarray, post_db: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
 ) -> SarEvidence:
-    """Flood signal where backscatter fell (both polarisations, averaged) to water level.
+    """Flood signal where backscatter fell (the polarisations averaged) to water level.
 
-    `pre_db` and `post_db` are (2, rows, cols) VV and VH in dB; `usable` marks pixels with
-    valid SAR in both periods.
+    `pre_db` and `post_db` are (bands, rows, cols) VV, and VH where acquired, in dB;
+    `usable` marks pixels with valid SAR in both periods.
     """
     pre, post, usable, ratio, change = filtered_change(pre_db, post_db, usable, settings)
     water = tiled_threshold(
@@ -230,7 +230,7 @@ def sar_evidence(
 def filtered_change(
     pre_db: np.ndarray, post_db: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Speckle-filtered pre and post (VV, VH), the pixels usable after filtering, the
+    """Speckle-filtered pre and post (VV, and VH), the pixels usable after filtering, the
     log-ratio and its polarisation mean. Pixelwise but for the filter window, so a block
     read with a halo of window_px // 2 gives the whole grid's values."""
     pre = np.stack([speckle_filtered_db(b, settings.window_px) for b in pre_db[:2]])
@@ -296,13 +296,24 @@ def sar_usable(valid_pre: np.ndarray, valid_post: np.ndarray) -> np.ndarray:
     )
 
 
+def polarisation_indexes(names: list[str], path: Path) -> list[int]:
+    """0-based indexes of VV, and of VH where the stack has it (a VV-only source)."""
+    if "VV" not in names:
+        raise InputError(f"{path}: no band named VV (bands: {names})")
+    return [names.index(b) for b in ("VV", "VH") if b in names]
+
+
+def with_vh_band(ratio: np.ndarray) -> np.ndarray:
+    """The log-ratio as written: VV and VH, VH all NaN where the stacks have no VH."""
+    if len(ratio) == 2:
+        return ratio
+    return np.concatenate([ratio, np.full_like(ratio[:1], np.nan)])
+
+
 def _read_stack(path: Path) -> tuple[np.ndarray, dict]:
     data, profile = read_checked(path)
     names = [d or "" for d in profile["descriptions"]]
-    missing = [b for b in ("VV", "VH") if b not in names]
-    if missing:
-        raise InputError(f"{path}: no band named {', '.join(missing)} (bands: {names})")
-    return data[[names.index("VV"), names.index("VH")]].astype(np.float32), profile
+    return data[polarisation_indexes(names, path)].astype(np.float32), profile
 
 
 def same_grid(paths_profiles: list[tuple[Path, dict]]) -> None:
@@ -325,6 +336,8 @@ def map_sar_change(
 ) -> dict:
     """The sar_change stage: evidence classes, log-ratio and thresholds, written atomically."""
     (pre, pre_profile), (post, post_profile) = (_read_stack(p) for p in stacks)
+    if len(pre) != len(post):  # VH in one period only: compare VV alone
+        pre, post = pre[:1], post[:1]
     valid_pre, vpre_profile = read_checked(valid[0])
     valid_post, vpost_profile = read_checked(valid[1])
     same_grid(
@@ -354,7 +367,7 @@ def map_sar_change(
     )
     write_cog(
         out_ratio,
-        np.concatenate([result.ratio_db, result.post_vv_db[None]]),
+        np.concatenate([with_vh_band(result.ratio_db), result.post_vv_db[None]]),
         crs=crs,
         transform=transform,
         nodata=np.nan,

@@ -34,6 +34,7 @@ from metaflood.sar_change import (
     remove_small_floods,
     sar_usable,
     threshold_from_pool,
+    with_vh_band,
 )
 
 # Blocks the thresholds are computed in: about this many pixels a side, a whole number
@@ -57,9 +58,10 @@ class _Inputs:
                 first.height,
             ):
                 raise InputError(f"{self.paths[0]} and {path} are not on the same grid")
-        self.sar_bands = [
-            [band_index(src, "VV"), band_index(src, "VH")] for src in self.sources[:2]
-        ]
+        # rasterio's 1-based indexes of VV, and of VH where both stacks have it
+        names = [list(src.descriptions) for src in self.sources[:2]]
+        pols = ["VV", *(["VH"] if all("VH" in n for n in names) else [])]
+        self.sar_bands = [[band_index(src, b) for b in pols] for src in self.sources[:2]]
         self.height, self.width = first.height, first.width
         self.crs, self.transform = first.crs, first.transform
 
@@ -165,7 +167,7 @@ def sar_change_tile(
         units=("dB", "dB", "dB"),
         **common,
     ) as dst:
-        dst.write(np.concatenate([ratio, post[:1]]).astype(np.float32))
+        dst.write(np.concatenate([with_vh_band(ratio), post[:1]]).astype(np.float32))
 
 
 def gather_sar_change(

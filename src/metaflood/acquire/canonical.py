@@ -19,7 +19,7 @@ from rasterio.transform import Affine
 from metaflood import optical as opt
 from metaflood import sar
 from metaflood.acquire.scene import MASK
-from metaflood.bands import SAR_BANDS
+from metaflood.bands import canonical_bands
 from metaflood.blockwise import block_windows
 from metaflood.raster import cog_writer
 
@@ -57,9 +57,11 @@ def _float_bands(path: Path, names: tuple[str, ...], unit: str, grid: dict):
 
 
 def write_sar(bands: dict[str, np.ndarray], scale: str, grid: dict, path: Path) -> None:
-    """VV and VH (linear power or dB, as the source gives them) as linear power."""
-    with _float_bands(path, SAR_BANDS, "linear power", grid) as dst:
-        for index, name in enumerate(SAR_BANDS, start=1):
+    """The polarisations the source has (VV, and VH where acquired; linear power or dB,
+    as the source gives them) as linear power, named, in canonical order."""
+    names = canonical_bands("sar", bands)
+    with _float_bands(path, names, "linear power", grid) as dst:
+        for index, name in enumerate(names, start=1):
             band = bands[name]
             dst.write(sar.to_linear(band) if scale == "db" else np.asarray(band, np.float32), index)
 

@@ -109,8 +109,10 @@ def test_a_source_has_the_bands_it_declares_in_canonical_order(tmp_path):
     assert spec.band_names == ("green", "nir")
     with pytest.raises(ConfigError, match=r"events\.x\.optical\.bands\.B11: unknown optical band"):
         resolve({"source": "local", "pre": str(path), "bands": {"green": 1, "nir": 2, "B11": 3}})
-    with pytest.raises(ConfigError, match=r"events\.x\.sar\.bands: no band given for VH"):
-        resolve({"source": "local", "pre": str(path), "bands": {"VV": 1}, "required": "pre"}, "sar")
+    vv_only = {"source": "local", "pre": str(path), "bands": {"VV": 1}, "required": "pre"}
+    assert resolve(vv_only, "sar").band_names == ("VV",)  # VH is optional (OMBRIA)
+    with pytest.raises(ConfigError, match=r"events\.x\.sar\.bands: no band given for VV"):
+        resolve(vv_only | {"bands": {"VH": 1}}, "sar")
 
 
 def test_a_required_local_period_needs_its_file(tmp_path):

@@ -41,6 +41,7 @@ from metaflood.model.losses import segmentation_ce, water_bce
 from metaflood.raster import atomic_path, band_index, open_checked, read_window
 from metaflood.sar_change import SarChangeSettings
 from metaflood.water.evidence import (
+    SAR_INDEX_BANDS,
     Pools,
     choose_index,
     filtered_sar,
@@ -253,7 +254,7 @@ def _read_window(src, vsrc, window: Window, loaded: InferenceModel, index, names
         return read_window(src, window, [band_index(src, b) for b in wanted]).astype(np.float32)
 
     wet, dry = bands(index.bands)
-    polarisations = [b for b in ("VV", "VH") if b in names]
+    polarisations = [b for b in SAR_INDEX_BANDS if b in names]  # as the water stage reads them
     return {
         "sar_ok": inside & ((valid & SAR_BIT) > 0),
         "optical_ok": inside & ((valid & OPTICAL_BIT) > 0),

@@ -296,11 +296,13 @@ def sar_usable(valid_pre: np.ndarray, valid_post: np.ndarray) -> np.ndarray:
     )
 
 
-def polarisation_indexes(names: list[str], path: Path) -> list[int]:
-    """0-based indexes of VV, and of VH where the stack has it (a VV-only source)."""
-    if "VV" not in names:
-        raise InputError(f"{path}: no band named VV (bands: {names})")
-    return [names.index(b) for b in ("VV", "VH") if b in names]
+def shared_polarisations(stacks: list[tuple[Path, list[str]]]) -> list[str]:
+    """The polarisations compared: VV, and VH where every stack has it (a VV-only source
+    has none); InputError naming a stack without VV."""
+    for path, names in stacks:
+        if "VV" not in names:
+            raise InputError(f"{path}: no band named VV (bands: {names})")
+    return ["VV", *(["VH"] if all("VH" in names for _, names in stacks) else [])]
 
 
 def with_vh_band(ratio: np.ndarray) -> np.ndarray:
@@ -308,12 +310,6 @@ def with_vh_band(ratio: np.ndarray) -> np.ndarray:
     if len(ratio) == 2:
         return ratio
     return np.concatenate([ratio, np.full_like(ratio[:1], np.nan)])
-
-
-def _read_stack(path: Path) -> tuple[np.ndarray, dict]:
-    data, profile = read_checked(path)
-    names = [d or "" for d in profile["descriptions"]]
-    return data[polarisation_indexes(names, path)].astype(np.float32), profile
 
 
 def same_grid(paths_profiles: list[tuple[Path, dict]]) -> None:
@@ -335,9 +331,13 @@ def map_sar_change(
     out_summary: Path,
 ) -> dict:
     """The sar_change stage: evidence classes, log-ratio and thresholds, written atomically."""
-    (pre, pre_profile), (post, post_profile) = (_read_stack(p) for p in stacks)
-    if len(pre) != len(post):  # VH in one period only: compare VV alone
-        pre, post = pre[:1], post[:1]
+    (pre, pre_profile), (post, post_profile) = (read_checked(p) for p in stacks)
+    names = [[d or "" for d in profile["descriptions"]] for profile in (pre_profile, post_profile)]
+    pols = shared_polarisations(list(zip(stacks, names, strict=True)))
+    pre, post = (
+        data[[n.index(b) for b in pols]].astype(np.float32)
+        for data, n in ((pre, names[0]), (post, names[1]))
+    )
     valid_pre, vpre_profile = read_checked(valid[0])
     valid_post, vpost_profile = read_checked(valid[1])
     same_grid(

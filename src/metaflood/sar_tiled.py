@@ -33,6 +33,7 @@ from metaflood.sar_change import (
     filtered_change,
     remove_small_floods,
     sar_usable,
+    shared_polarisations,
     threshold_from_pool,
     with_vh_band,
 )
@@ -58,9 +59,12 @@ class _Inputs:
                 first.height,
             ):
                 raise InputError(f"{self.paths[0]} and {path} are not on the same grid")
-        # rasterio's 1-based indexes of VV, and of VH where both stacks have it
-        names = [list(src.descriptions) for src in self.sources[:2]]
-        pols = ["VV", *(["VH"] if all("VH" in n for n in names) else [])]
+        pols = shared_polarisations(
+            [
+                (path, list(src.descriptions))
+                for path, src in zip(stacks, self.sources, strict=False)
+            ]
+        )
         self.sar_bands = [[band_index(src, b) for b in pols] for src in self.sources[:2]]
         self.height, self.width = first.height, first.width
         self.crs, self.transform = first.crs, first.transform

@@ -24,7 +24,7 @@ flat ground (the propagated shadow). A point is in **layover** when its slant ra
 in slant range (max over s' > s of (h' - s'·tan θ) > h - s·tan θ) or a nearer point
 farther. That covers a slope facing the radar steeper than θ (local incidence < 0), the
 ground in front of it that maps to the same ranges, and its crest. Range lines are
-sampled along the look azimuth in the pixel grid (bilinear, one pixel per step), so any
+sampled along the look azimuth in the pixel grid (bilinear, two steps per pixel), so any
 azimuth works; north-south and east-west looks sample the pixels exactly.
 """
 
@@ -69,10 +69,12 @@ def pixel_size_m(
 
 
 def gradient(dem: np.ndarray, dx, dy) -> tuple[np.ndarray, np.ndarray]:
-    """Height change per metre eastwards and northwards (central differences)."""
+    """Height change per metre eastwards and northwards (central differences; NaN on and
+    next to nodata)."""
     dem = np.asarray(dem, dtype=np.float64)
-    dz_col = np.gradient(dem, axis=1)
-    dz_row = np.gradient(dem, axis=0)
+    nodata = np.isnan(dem)
+    dz_col = np.where(nodata, np.nan, np.gradient(dem, axis=1))
+    dz_row = np.where(nodata, np.nan, np.gradient(dem, axis=0))
     return dz_col / dx, -dz_row / dy
 
 
@@ -123,25 +125,30 @@ def local_incidence_angle(
     return (np.asarray(incidence) - np.degrees(np.arctan(rise))).astype(np.float32)
 
 
-def _range_lines(shape: tuple[int, int], look_az: float, dx: float, dy: float):
-    """A frame whose rows are range lines: sample coordinates, metres per step, and each
-    grid pixel's (line, step) index in it."""
+def _range_lines(shape: tuple[int, int], look_az: float, dx: float, dy: float, per_pixel: int):
+    """A frame whose rows are range lines, `per_pixel` samples per pixel along them: the
+    sample coordinates, metres per step, and each grid pixel's (line, step) index."""
     az = math.radians(look_az)
     pr, pc = -math.cos(az) / dy, math.sin(az) / dx  # look direction in (row, col) pixels
     norm = math.hypot(pr, pc)
     pr, pc = pr / norm, pc / norm
-    step_m = math.hypot(pr * dy, pc * dx)
+    step_m = math.hypot(pr * dy, pc * dx) / per_pixel
     qr, qc = -pc, pr
     rows, cols = np.indices(shape, dtype=np.float64)
     along = rows * pr + cols * pc
     across = rows * qr + cols * qc
     j0, i0 = math.floor(along.min()), math.floor(across.min())
-    step = np.rint(along - j0).astype(np.intp)
+    step = np.rint((along - j0) * per_pixel).astype(np.intp)
     line = np.rint(across - i0).astype(np.intp)
     lines, steps = np.indices((line.max() + 1, step.max() + 1), dtype=np.float64)
-    sample_rows = (i0 + lines) * qr + (j0 + steps) * pr
-    sample_cols = (i0 + lines) * qc + (j0 + steps) * pc
-    return np.stack([sample_rows, sample_cols]), step_m, line, step
+    sample_rows = (i0 + lines) * qr + (j0 + steps / per_pixel) * pr
+    sample_cols = (i0 + lines) * qc + (j0 + steps / per_pixel) * pc
+    coords = np.stack([sample_rows, sample_cols])
+    # snap to the pixel centres where a look along a grid axis meets them (cos 90° is
+    # not 0 in floating point), so those samples are exact and none falls off the edge
+    nearest = np.rint(coords)
+    coords = np.where(np.abs(coords - nearest) < 1e-9, nearest, coords)
+    return coords, step_m, line, step
 
 
 def shadow_layover(
@@ -152,19 +159,22 @@ def shadow_layover(
     look_az: float,
     *,
     tolerance_m: float = 1e-6,
+    per_pixel: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Radar shadow and layover masks (bool; False on nodata), walking each range line.
 
     `dx`, `dy` are one pixel size in metres for the whole window (a geographic window's
     at its centre latitude). θ is taken as constant along the few kilometres a shadow or
-    a layover spans.
+    a layover spans. `per_pixel` samples per pixel along the lines keep an oblique look's
+    masks within about a pixel and a half of the geometry (each pixel takes its nearest
+    sample, and bilinear samples between pixel centres round a sharp crest off).
     """
     dem = np.asarray(dem, dtype=np.float64)
     valid = np.isfinite(dem)
     theta = np.broadcast_to(np.asarray(incidence, dtype=np.float64), dem.shape)
     if not np.all((theta[valid] > 0) & (theta[valid] < 90)):
         raise ValueError("the incidence angle must lie strictly between 0° and 90°")
-    coords, step_m, line, step = _range_lines(dem.shape, look_az, float(dx), float(dy))
+    coords, step_m, line, step = _range_lines(dem.shape, look_az, float(dx), float(dy), per_pixel)
     height = ndimage.map_coordinates(np.where(valid, dem, 0.0), coords, order=1, cval=0.0)
     inside = ndimage.map_coordinates(valid.astype(np.float64), coords, order=1, cval=0.0)
     ok = inside > 1 - 1e-6

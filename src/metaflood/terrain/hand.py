@@ -88,7 +88,7 @@ class PaddedWindow:
 
     def transform(self, dem_transform: Affine) -> Affine:
         """The padded window's transform, from the whole DEM's."""
-        return dem_transform * Affine.translation(self.cols.start, self.rows.start)
+        return dem_transform @ Affine.translation(self.cols.start, self.rows.start)
 
 
 def padded_window(
@@ -117,8 +117,8 @@ def padded_window(
     inv = ~transform
 
     def pixel_span(x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
-        c0, r0 = inv * (x0, y1)
-        c1, r1 = inv * (x1, y0)
+        c0, r0 = inv @ (x0, y1)
+        c1, r1 = inv @ (x1, y0)
         eps = 1e-9
         return (
             math.floor(r0 + eps),

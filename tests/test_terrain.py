@@ -74,6 +74,15 @@ def test_hand_keeps_nodata_and_routes_around_it():
     np.testing.assert_array_equal(hand, expected)
 
 
+def test_hand_is_zero_not_negative_in_a_depression_below_its_drainage():
+    dem = valley()
+    dem[3, 5] = -5.0  # a pit, filled to its pour point (4, 4) at 12 m; it drains there
+    hand = height_above_nearest_drainage(dem, TEN_METRES, drainage_cells=7)
+    # (4, 4) now collects 7 cells, so it is a drainage cell 17 m above the pit's floor
+    assert hand[3, 5] == 0.0 and hand[4, 4] == 0.0
+    assert (hand >= 0).all()
+
+
 def test_hand_refuses_an_empty_dem_and_an_ambiguous_threshold():
     with pytest.raises(InputError, match="all nodata"):
         height_above_nearest_drainage(np.full((3, 3), np.nan), TEN_METRES, drainage_cells=2)
@@ -105,6 +114,19 @@ def test_padded_window_is_clipped_at_the_dem_edge_and_says_so():
 def test_padded_window_refuses_a_dem_that_does_not_cover_the_aoi():
     with pytest.raises(InputError, match="does not cover the AOI"):
         padded_window((900.0, 300.0, 1100.0, 700.0), 0.0, from_origin(0, 1000, 10, 10), (100, 100))
+
+
+def test_hand_on_a_padded_window_cropped_back_is_right_at_the_aoi_edge():
+    # AOI: the valley's east side (columns 4-6), without its channel
+    dem = valley()
+    window = padded_window((40.0, 0.0, 70.0, 70.0), 30.0, TEN_METRES, dem.shape)
+    assert window.cols == slice(1, 7) and not window.complete  # clipped at the DEM's edge
+    padded = dem[window.rows, window.cols]
+    hand = height_above_nearest_drainage(padded, window.transform(TEN_METRES), drainage_cells=7)
+    np.testing.assert_array_equal(window.crop(hand), HAND_VALLEY[:, 4:])
+    # cut at the AOI, column 4 drains off the window's edge: no channel, wrong HAND
+    unpadded = height_above_nearest_drainage(dem[:, 4:], TEN_METRES, drainage_cells=7)
+    assert (unpadded[:, 0] < HAND_VALLEY[:, 4]).all()
 
 
 def test_padded_window_in_degrees_converts_the_pad_at_the_aoi_latitude():

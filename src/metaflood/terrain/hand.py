@@ -11,7 +11,9 @@ a drainage network is every cell whose upstream area reaches a threshold (in kmÂ
 cells); `FlwdirRaster.hand` subtracts, for each cell, the elevation of the first
 drainage cell downstream. A cell whose path ends at an outlet (the window's edge or a
 pit) before any drainage cell is measured against that outlet, which pyflwdir treats
-as a drainage cell.
+as a drainage cell. HAND is measured on the DEM as given, not the filled one, and a
+cell in a filled depression lower than its drainage cell gets 0, not a negative
+height: it lies below the river's level, so it can flood.
 
 **Pad the DEM window beyond the AOI.** Water near the AOI's edge may drain to a river
 outside it; cut at the AOI, the flow directions end at the window's edge and HAND is
@@ -63,7 +65,7 @@ def height_above_nearest_drainage(
         drain = flw.upstream_area("km2") >= drainage_km2
     else:
         drain = flw.upstream_area("cell") >= drainage_cells
-    hand = flw.hand(drain & valid, filled)
+    hand = np.maximum(flw.hand(drain & valid, filled), 0.0)
     return np.where(valid, hand, np.nan).astype(np.float32)
 
 

@@ -304,12 +304,14 @@ def test_exclusion_codes_combine_the_layers_by_priority():
     assert codes.dtype == np.uint8
     assert codes.tolist() == [[0, 1, 2, 3, 4, 255]]
     # thresholds are strict and configurable; absent layers exclude nothing
-    codes = exclusion.exclusion_codes((1, 6), hand=hand, hand_max_m=20.0)
+    codes = exclusion.exclusion_codes((1, 6), hand=hand, hand_max_m=20.0, slope_max_deg=15.0)
     assert codes.tolist() == [[0, 0, 0, 0, 0, 255]]
     valid = np.array([[True, True, True, True, True, False]])
-    assert exclusion.exclusion_codes((1, 6), valid=valid).tolist() == [[0] * 5 + [255]]
+    assert exclusion.exclusion_codes(
+        (1, 6), valid=valid, hand_max_m=15.0, slope_max_deg=15.0
+    ).tolist() == [[0] * 5 + [255]]
     with pytest.raises(ValueError, match="steep slope"):
-        exclusion.exclusion_codes((2, 3), slope=slope)
+        exclusion.exclusion_codes((2, 3), slope=slope, hand_max_m=15.0, slope_max_deg=15.0)
 
 
 def test_every_code_has_a_name_and_a_colour():

@@ -43,9 +43,6 @@ COLOURS: dict[int, tuple[int, int, int, int]] = {
     NODATA: (255, 255, 255, 0),
 }
 
-DEFAULT_HAND_MAX_M = 15.0
-DEFAULT_SLOPE_MAX_DEG = 15.0
-
 
 def exclusion_codes(
     shape: tuple[int, int],
@@ -55,10 +52,13 @@ def exclusion_codes(
     shadow: np.ndarray | None = None,
     layover: np.ndarray | None = None,
     valid: np.ndarray | None = None,
-    hand_max_m: float = DEFAULT_HAND_MAX_M,
-    slope_max_deg: float = DEFAULT_SLOPE_MAX_DEG,
+    hand_max_m: float,
+    slope_max_deg: float,
 ) -> np.ndarray:
     """The uint8 exclusion codes from the layers given (see the module's table).
+
+    The thresholds have no default here: they are settings, whose one default will be
+    the config schema's.
 
     HAND strictly above `hand_max_m` and slope strictly above `slope_max_deg` exclude; a
     NaN in a given HAND or slope layer, or False in `valid`, is nodata.

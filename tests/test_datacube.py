@@ -255,7 +255,8 @@ def test_open_event_equals_the_rasters_of_a_run(run_name, request):
 def test_the_memory_benchmark_at_a_small_size(tmp_path):
     """benchmarks/datacube_memory.py end to end on a 1,024 px event: every way of
     counting gives stats.json's figures, and the datacube's peak is measured (the 1 GB
-    bound of an 8,000 px event holds here with room; the README has the large figures)."""
+    bound of an 8,000 px event holds here with room; docs/performance.md has the large
+    figures)."""
     script = ROOT / "benchmarks" / "datacube_memory.py"
     done = subprocess.run(
         [sys.executable, script, "--size", "1024", "--chunks", "256", "--workdir", tmp_path],

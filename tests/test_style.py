@@ -44,7 +44,7 @@ def test_snakemake_lint_reports_nothing():
 
 @pytest.mark.parametrize("profile", sorted(p.name for p in (ROOT / "profiles").iterdir()))
 def test_every_profile_reruns_incomplete_jobs(profile):
-    """The README's Resume section says so: a killed job is rerun, whichever profile."""
+    """docs/cluster.md (Resume) and the README say so: a killed job is rerun, whichever profile."""
     import yaml
 
     settings = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())

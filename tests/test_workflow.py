@@ -126,8 +126,8 @@ def test_flood_products_are_valid(tiny_run):
     assert set(np.unique(confidence)) <= set(range(101)) | {255}
     validation = json.loads((event / "flood/validation.json").read_text())
     high = validation["confidence"]["high_confidence"]
-    # A 60-iteration model on a 300 m scene: the calibrated figure (0.989 on the demo) is
-    # in the README; here high confidence must still be mostly right.
+    # A 60-iteration model on a 300 m scene: the calibrated figure (0.987 on the demo) is
+    # in docs/products.md; here high confidence must still be mostly right.
     assert high["pixels"] > 0 and high["precision"] >= 0.85
     stats = json.loads((event / "flood/stats.json").read_text())
     assert stats["sar_change"]["share_flood_signal"] > 0
@@ -138,7 +138,7 @@ def test_flood_products_are_valid(tiny_run):
 
 
 def test_a_second_run_has_nothing_to_do(tiny_run):
-    # Validating by hand, as the README shows, leaves the workflow's outputs up to date.
+    # Validating by hand, as docs/products.md shows, leaves the workflow's outputs up to date.
     validation = tiny_run / "results/tiny/flood/validation.json"
     before = validation.stat().st_mtime_ns
     by_hand = subprocess.run(

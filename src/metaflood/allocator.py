@@ -2,9 +2,9 @@
 
 glibc hands large freed blocks back to the operating system (mmap above a threshold,
 heap trimming), so when a scene's reading and blending run between network batches,
-every batch faults its activation buffers in again: about 700,000 page faults and a
-tenth of the network time for ResNet-50 on a 1024 px scene
-(benchmarks/model_routed_inference.py prints the count). Raising both thresholds
+every batch faults its activation buffers in again, which costs network time
+(benchmarks/model_routed_inference.py prints the page faults; the figures are in
+docs/performance.md). Raising both thresholds
 keeps the blocks for reuse; the process keeps its peak memory, which a job has asked
 for anyway.
 """

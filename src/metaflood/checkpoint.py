@@ -247,9 +247,9 @@ def check_band_counts(ckpt: dict, path: str | os.PathLike) -> None:
 def without_initialisation() -> Iterator[None]:
     """Make torch.nn.init's in-place initialisers do nothing while a model is built.
 
-    On the meta device they still run PyTorch's reference implementations in Python:
-    two thirds of building the compact network (0.17 s of a 0.3 s checkpoint load) and
-    0.3 s for ResNet-50, for weights the checkpoint then replaces. Not thread-safe: a
+    On the meta device they still run PyTorch's reference implementations in Python,
+    most of the time of building a network (docs/performance.md), for weights the
+    checkpoint then replaces. Not thread-safe: a
     model built in another thread meanwhile would be left uninitialised.
     """
     init = torch.nn.init
@@ -427,8 +427,7 @@ def prepare_for_inference(
 ) -> torch.nn.Module:
     """Eval mode, batch norms folded into their convolutions (one pass less over every
     feature map) and weights in channels-last order, which oneDNN and cuDNN convolve
-    faster (on a 2-core CPU: 1.5 times the compact model's FLOP/s, 1.1 times
-    ResNet-50's; benchmarks/model_flops.py)."""
+    faster (benchmarks/model_flops.py; docs/performance.md)."""
     model = model.eval()
     fold_batch_norms(model)
     return model.to(device, memory_format=torch.channels_last)

@@ -193,8 +193,8 @@ def seam_blur(
     and no more; and at a few operations per pixel (a running box sum) it costs a
     quarter of the Gaussian's 65-tap convolution. Rows are cut to `keep` between the
     axes, so the halo rows are filtered along one axis only. OpenCV's box filter runs
-    along either axis without a transpose: a 304 x 1072 strip's six passes take 2.0 ms,
-    against 3.6 ms for scipy's `uniform_filter1d` with its transposes.
+    along either axis without a transpose, which scipy's `uniform_filter1d` needs
+    (the difference is in docs/performance.md).
     """
     size = 2 * radius + 1
     blurred = mask.astype(np.float32)
@@ -264,7 +264,7 @@ def stream_blend(
     fused multiply-add per head and tile (on the CPU with torch's threads, not one
     numpy thread), and on a GPU the strip stays there to be encoded. The accumulator
     keeps the classes innermost, the order the network's probabilities come in
-    (channels-last): adding a tile across orders took five times as long. The strips
+    (channels-last): adding a tile across orders is much slower. The strips
     yielded keep that order (a (classes, rows, W) view).
     """
     h, w = shape
@@ -329,8 +329,7 @@ def tile_batch(strip: np.ndarray, origins: Sequence[int], tile: int) -> np.ndarr
     """The (batch, bands, rows, tile) windows of a (bands, rows, W) strip starting at
     `origins`, laid out channels-last in memory, the order the network takes.
 
-    One copy where stacking and then reordering took two (a batch of four 256 px
-    windows of four bands: 0.27 ms against 0.68).
+    One copy where stacking and then reordering took two (docs/performance.md).
     """
     source = torch.from_numpy(strip)
     batch = torch.empty(
@@ -547,8 +546,8 @@ def reads_ahead(asked: bool | None, device: torch.device, threads: int) -> bool:
     """Whether to read the next strip in a thread beside the network.
 
     Where the network already uses every core (2 threads on 2 cores) a reading thread
-    slows it more than it hides (the compact model's 1024 px scene: 1.41 times the bare
-    forward against 1.37); beside a GPU, or with cores to spare, it runs free.
+    slows it more than it hides (benchmarks/model_routed_inference.py --read-ahead
+    on|off; docs/performance.md); beside a GPU, or with cores to spare, it runs free.
     """
     if asked is not None:
         return asked
@@ -566,8 +565,8 @@ def usable_cores() -> int:
 def open_stack(path: str | os.PathLike, threads: int):
     """The co-registered stack, its blocks decoded by `threads` GDAL threads where it is
     compressed (stacks written before they were stored uncompressed are ZSTD): a strip
-    spans many blocks. Reading a 1024 px scene's six bands alone from ZSTD: 22 ms against
-    32 with one thread. Uncompressed, the threads neither gain nor cost measurably."""
+    spans many blocks, which the threads decode at once. Uncompressed, the threads
+    neither gain nor cost measurably (docs/performance.md)."""
     return open_checked(path, num_threads=str(max(1, int(threads))))
 
 
@@ -920,8 +919,8 @@ def first_argmax(proba: torch.Tensor) -> torch.Tensor:
     numpy's argmax.
 
     Probabilities are never negative, and a non-negative float's bits order as integers
-    the way its values do; torch's argmax over int32 runs in a third of the time of a
-    float `max` or `argmax` over the classes (1024 px: 5 ms against 12-15).
+    the way its values do; torch's argmax over int32 is faster than a float `max` or
+    `argmax` over the classes (docs/performance.md).
     """
     if proba.dtype == torch.float32:
         proba = proba.view(torch.int32)

@@ -1,12 +1,11 @@
 """Overview levels averaged from full-resolution strips as they are written.
 
-GDAL builds a raster's overviews by reading it back once it is written; averaging
-around nodata it took 25 ms for the 8-band probabilities of a 1024 px scene, a tenth
-of what routed inference spends besides the network. The strips pass through memory
-anyway, so each level is pooled from them as they go by. Every level carries sums and
-counts of the full-resolution pixels that hold data, so an overview pixel is the mean
-of the mapped pixels under it (not a mean of means), taken in float before the 8-bit
-encoding, and a pixel with none under it is nodata.
+GDAL builds a raster's overviews by reading it back once it is written, a pass over
+the product that routed inference need not make: the strips pass through memory anyway,
+so each level is pooled from them as they go by (the saving is in docs/performance.md).
+Every level carries sums and counts of the full-resolution pixels that hold data, so an
+overview pixel is the mean of the mapped pixels under it (not a mean of means), taken in
+float before the 8-bit encoding, and a pixel with none under it is nodata.
 """
 
 from __future__ import annotations
@@ -81,8 +80,7 @@ def _pool(x: torch.Tensor) -> torch.Tensor:
     if rows % 2 or cols % 2:
         x = F.pad(x, (0, cols % 2, 0, rows % 2))
     # Rows first, then columns: adding even and odd rows keeps each operand's inner axes
-    # contiguous, which torch runs as one long loop. On classes-innermost strips this takes
-    # a tenth of adding four 2 x 2 strided views (a 224 x 1024 strip of 8 classes: 0.17 ms
-    # against 1.9), which took a fifth of avg_pool2d's time.
+    # contiguous, which torch runs as one long loop; on classes-innermost strips strided
+    # 2 x 2 views, or avg_pool2d, are much slower (docs/performance.md).
     x = x[..., 0::2, :] + x[..., 1::2, :]
     return x[..., 0::2] + x[..., 1::2]

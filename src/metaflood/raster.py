@@ -190,18 +190,18 @@ def atomic_path(path: str | os.PathLike, *, owned: bool = True):
             os.unlink(tmp)
 
 
-# DEFLATE is the codec every GIS reads; level 1 encodes five times faster than the
-# default 6 for files about 10% larger (an 8-band 1024 px probability COG: 0.07 s
-# against 0.38 s), and products are wanted within the hour.
+# DEFLATE is the codec every GIS reads; level 1 encodes several times faster than the
+# default 6 for files slightly larger, and products are wanted within the hour
+# (docs/performance.md).
 COG_COMPRESSION = {"COMPRESS": "DEFLATE", "LEVEL": 1}
-# Downloaded scenes are kept between runs over the same area: ZSTD decodes floats twice
-# as fast as DEFLATE at the same size (the demo's post-event stack: 22 ms against 48,
-# 10.7 MB both). GDAL has read it since 2.3, so QGIS opens them too.
+# Downloaded scenes are kept between runs over the same area: ZSTD decodes floats faster
+# than DEFLATE at the same size (docs/performance.md). GDAL has read it since 2.3, so
+# QGIS opens them too.
 SCENE_COMPRESSION = {"COMPRESS": "ZSTD", "LEVEL": 1}
 # Co-registered stacks are intermediates that land cover reads again strip by strip, with
-# a halo: uncompressed they read in half ZSTD's time (a 1024 px scene's six bands: 14 ms
-# against 32), for about twice the disk (the demo's post-event stack: 22.0 MB against
-# 10.6; its grid padded to whole 256 px tiles). Set ZSTD here to trade back.
+# a halo: uncompressed they read faster than from ZSTD, for about twice the disk (its
+# grid padded to whole 256 px tiles; both in docs/performance.md). Set ZSTD here to
+# trade back.
 ALIGNED_COMPRESSION = {"COMPRESS": "NONE"}
 CODECS = [ALIGNED_COMPRESSION, SCENE_COMPRESSION, COG_COMPRESSION]
 
@@ -281,9 +281,9 @@ def cog_writer(
         "blockysize": blocksize,
         "BIGTIFF": "IF_SAFER",
         # Several bands in band order, as arrays are written: GDAL stores each window
-        # without reordering it, and the COG copy interleaves the pixels once (the 8-band
-        # probabilities of a 1024 px scene: 55 ms written and copied, against 61 ms from
-        # pixel order). One band stays as it was: there GDAL takes another path for
+        # without reordering it, and the COG copy interleaves the pixels once (faster
+        # than writing in pixel order: docs/performance.md). One band stays as it was:
+        # there GDAL takes another path for
         # nearest overviews, which picks other pixels at factors 4 and 8.
         "interleave": "band" if count > 1 else "pixel",
     }

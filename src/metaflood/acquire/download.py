@@ -378,8 +378,8 @@ class AssetCache:
             "crs": job.grid.crs,
             "transform": Affine(*job.grid.transform),
             "nodata": np.nan,
-            # Read again by every run over the same area: ZSTD writes a 1024 px window
-            # 2.5 and reads it 2 times as fast as DEFLATE's default, at the same size.
+            # Read again by every run over the same area: ZSTD writes and reads faster
+            # than DEFLATE at the same size (docs/performance.md).
             **gtiff_compression(SCENE_COMPRESSION),
             "predictor": 3,
         }

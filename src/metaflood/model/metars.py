@@ -181,16 +181,15 @@ class MetaRS(nn.Module):
 
         The softmax runs on the decoders' stride-4 logits and the probabilities are
         interpolated to the input's resolution, the same bilinear step the logits take
-        in `forward`: a softmax over 16 times fewer pixels (at full resolution it cost
-        the compact model's tiled inference on 2 CPU cores 4% of its forward time), and
-        an interpolation of probabilities is itself a distribution. The class taken
+        in `forward`: a softmax over 16 times fewer pixels, and an interpolation of
+        probabilities is itself a distribution (what the full-resolution softmax cost is
+        in docs/performance.md). The class taken
         (argmax) differs from the full-resolution softmax's only where two classes
         score alike within a 4-pixel cell.
 
         The probabilities come in channels-last order, as the logits of a model
         prepared for inference do: `torch.softmax` returns the default order, in which
-        the x4 interpolation takes twice as long on the CPU (1.6 against 0.8 ms for a
-        batch of four 256 px tiles of the compact model).
+        the x4 interpolation is slower on the CPU (measured in docs/performance.md).
         """
         heads = tuple(dict.fromkeys(heads))
         out = self.forward(sar, optical, heads, features=False, full_resolution=False)

@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi  # noqa: E402
 from metaflood.acquire.scene import BandRef  # noqa: E402
-from metaflood.raster import write_cog  # noqa: E402
-from metaflood.simulate import SceneSpec, simulate_event  # noqa: E402
+from metaflood.core.raster import write_cog  # noqa: E402
+from metaflood.demo.simulate import simulate_event  # noqa: E402
+from metaflood.demo.spec import SceneSpec  # noqa: E402
 from tests.acquire_servers import RangeFileServer, cog_tile_bytes  # noqa: E402
 
 DERNA_AOI = box(22.575, 32.715, 22.665, 32.782)  # cases/libya_derna_2023.yaml

@@ -5,7 +5,7 @@ Run after the demo (it reuses the demo's checkpoint, results/models/metars.pt):
     .venv/bin/python benchmarks/flood_calibration.py
 
 It maps each held-out event up to its SAR change evidence with snakemake, fits the
-confidence (metaflood calibrate-confidence) into src/metaflood/confidence_calibration.json,
+confidence (metaflood calibrate-confidence) into src/metaflood/flood/confidence_calibration.json,
 and prints the leave-one-event-out reliability table: per confidence bin, the share of
 pixels truly flooded. About 40 s of CPU per event on top of what is already mapped.
 """

@@ -15,8 +15,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from metaflood.checkpoint import prepare_for_inference
 from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.checkpoint import prepare_for_inference
 
 CONFIGS = {
     "compact": MetaRSConfig(),  # the demo model: resnet18 at width 32

@@ -36,11 +36,11 @@ import torch
 from rasterio.transform import from_origin
 from scipy.ndimage import gaussian_filter
 
-from metaflood import infer
-from metaflood.checkpoint import prepare_for_inference, resolve_device, save_checkpoint
-from metaflood.data import Normalization
+from metaflood.core.raster import ALIGNED_COMPRESSION, write_cog
+from metaflood.landcover import infer
 from metaflood.model import MetaRS, MetaRSConfig
-from metaflood.raster import ALIGNED_COMPRESSION, write_cog
+from metaflood.model.checkpoint import prepare_for_inference, resolve_device, save_checkpoint
+from metaflood.model.normalization import Normalization
 
 BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
 CONFIGS = {

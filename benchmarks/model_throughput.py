@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from metaflood.checkpoint import prepare_for_inference
 from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.checkpoint import prepare_for_inference
 
 CONFIGS = {
     "compact (resnet18, width 32)": MetaRSConfig(),

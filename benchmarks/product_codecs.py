@@ -24,9 +24,9 @@ import rasterio.shutil
 import torch
 from model_routed_inference import CONFIGS, make_scene, scene_checkpoint
 
-from metaflood import infer
+from metaflood.core.raster import COG_COMPRESSION, cog_copy_options
+from metaflood.landcover import infer
 from metaflood.model import MetaRS
-from metaflood.raster import COG_COMPRESSION, cog_copy_options
 
 CODECS = {
     "DEFLATE 1 (used)": COG_COMPRESSION,

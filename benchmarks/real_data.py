@@ -14,7 +14,7 @@ Steps (each reuses what the previous wrote under --work, default results/realdat
   with both modalities, SAR only and the post-event optical image missing, with and
   without event adaptation.
 
-The splits are fixed in metaflood.realdata.layouts. Nothing here reads a test split
+The splits are fixed in metaflood.training.layouts. Nothing here reads a test split
 before the score step.
 """
 

@@ -53,7 +53,7 @@ def event_config(size_px: int, resolution: float) -> dict:
 
 def static_sources(catalog: Path) -> dict:
     """The generated catalog read as any static STAC catalog of a provider would be."""
-    from metaflood.demo_catalog import (
+    from metaflood.demo.catalog import (
         OPTICAL_ASSETS,
         OPTICAL_COLLECTION,
         SAR_ASSETS,

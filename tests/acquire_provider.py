@@ -22,8 +22,8 @@ import numpy as np
 import pystac
 import rasterio
 
-from metaflood.demo import build_demo_event
-from metaflood.demo_catalog import OPTICAL_COLLECTION, SAR_COLLECTION
+from metaflood.demo.catalog import OPTICAL_COLLECTION, SAR_COLLECTION
+from metaflood.demo.events import build_demo_event
 
 SAR = "sentinel-1-rtc"
 OPTICAL = "sentinel-2-l2a"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from metaflood.raster import write_cog
+from metaflood.core.raster import write_cog
 
 UTM = "EPSG:32634"
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from metaflood import optical as opt
-from metaflood.demo import demo_footprint
-from metaflood.raster import write_cog
-from metaflood.simulate import OPTICAL_BANDS, SceneSpec, simulate_event
+from metaflood.core import optical as opt
+from metaflood.core.raster import write_cog
+from metaflood.demo.events import demo_footprint
+from metaflood.demo.materials import OPTICAL_BANDS
+from metaflood.demo.simulate import simulate_event
+from metaflood.demo.spec import SceneSpec
 
 
 def event_config(size_m: float = 300.0, seed: int = 3, resolution: float = 2.0) -> dict:
@@ -131,7 +133,7 @@ def expected_shifts(report: dict, truth: Truth, grid_resolution: float) -> dict[
 
 
 def run_period(paths: dict, period: str, event: dict, out: Path, settings=None) -> dict:
-    from metaflood.coregister import coregister_period
+    from metaflood.coregister.stage import coregister_period
 
     scenes = paths[period]
     return coregister_period(

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from rasterio.transform import from_origin
 
-from metaflood.classes import BARREN, BUILDING, NUM_CLASSES, WATER, colormap
-from metaflood.raster import write_cog
-from metaflood.sar_change import DARK_BEFORE, FLOOD_SIGNAL, NO_SIGNAL
+from metaflood.core.classes import BARREN, BUILDING, NUM_CLASSES, WATER, colormap
+from metaflood.core.raster import write_cog
+from metaflood.flood.sar_change import DARK_BEFORE, FLOOD_SIGNAL, NO_SIGNAL
 
 TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
 CRS = "EPSG:32634"

@@ -13,9 +13,9 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from metaflood.acquire import acquire_period, search_scenes
-from metaflood.config import event_grid
-from metaflood.raster import write_cog
+from metaflood.acquire.stage import acquire_period, search_scenes
+from metaflood.core.config import event_grid
+from metaflood.core.raster import write_cog
 from tests.conftest import demo_event_config
 
 SIZE = 200  # pixels of the 2 m test files (400 m, the tiny AOI and a margin)

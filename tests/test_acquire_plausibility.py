@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from metaflood.acquire import acquire_period, search_scenes
 from metaflood.acquire.plausibility import check_reflectance, check_sar
-from metaflood.config import event_grid
-from metaflood.errors import InputError
-from metaflood.sar import to_linear
+from metaflood.acquire.stage import acquire_period, search_scenes
+from metaflood.core.config import event_grid
+from metaflood.core.errors import InputError
+from metaflood.core.sar import to_linear
 from tests.conftest import demo_event_config
 
 RNG = np.random.default_rng(0)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from metaflood.acquire import Retry, acquire_period, search_scenes
-from metaflood.errors import AcquisitionError, InputError
-from metaflood.redact import redact_url
+from metaflood.acquire.stage import Retry, acquire_period, search_scenes
+from metaflood.core.errors import AcquisitionError, InputError
+from metaflood.core.redact import redact_url
 from tests.acquire_provider import OPTICAL, SAR, Provider, build_provider, write_static_catalog
 from tests.acquire_servers import RangeFileServer, StacApiServer, cog_tile_bytes, free_port
 from tests.conftest import demo_event_config
@@ -445,10 +445,10 @@ def test_a_provider_error_never_shows_the_credentials_of_its_url(tmp_path):
     carries credentials (built here directly: the configuration refuses one)."""
     import dataclasses
 
-    from metaflood.acquire import Retry
     from metaflood.acquire.sources import resolve_source
     from metaflood.acquire.stac import search_api
-    from metaflood.config import aoi_polygon, window
+    from metaflood.acquire.stage import Retry
+    from metaflood.core.config import aoi_polygon, window
 
     event = api_event(f"http://127.0.0.1:{free_port()}/stac")
     spec = resolve_source(event["sar"], "sar", None, "events.tiny.sar")

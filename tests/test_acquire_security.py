@@ -3,8 +3,8 @@
 import pytest
 
 from metaflood.acquire.security import resolve_href
-from metaflood.errors import AcquisitionError
-from metaflood.redact import redact_text, redact_url
+from metaflood.core.errors import AcquisitionError
+from metaflood.core.redact import redact_text, redact_url
 
 SAS = (
     "https://sentinel2l2a01.blob.core.windows.net/sentinel2-l2/34/S/FA/B04.tif"
@@ -111,7 +111,7 @@ def test_credentials_left_in_pieces_of_a_url_are_redacted():
 )
 def test_credentials_in_a_configured_url_are_refused_naming_the_key(source, key):
     from metaflood.acquire.sources import resolve_source
-    from metaflood.errors import ConfigError
+    from metaflood.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         resolve_source({**source, "assets": {"VV": "v", "VH": "h"}}, "sar", None, "events.e.sar")
@@ -120,8 +120,8 @@ def test_credentials_in_a_configured_url_are_refused_naming_the_key(source, key)
 
 
 def test_credentials_in_the_authors_checkpoint_url_are_refused():
-    from metaflood.errors import ConfigError
-    from metaflood.model_checks import check_model_sections
+    from metaflood.core.errors import ConfigError
+    from metaflood.model.checks import check_model_sections
 
     authors = {"path": "a.pth", "url": "https://u:pw-SECRET@drive.example/uc?id=x&token=T-SECRET"}
     with pytest.raises(ConfigError, match=r"model.authors_checkpoint.url: the URL carries") as err:

@@ -14,9 +14,9 @@ from metaflood.acquire.local import local_item
 from metaflood.acquire.radiometry import plain_radiometry, reflectance_radiometry
 from metaflood.acquire.scene import MASK
 from metaflood.acquire.sources import resolve_source
-from metaflood.config import Window, parse_day
-from metaflood.errors import ConfigError, InputError
-from metaflood.raster import write_cog
+from metaflood.core.config import Window, parse_day
+from metaflood.core.errors import ConfigError, InputError
+from metaflood.core.raster import write_cog
 from metaflood.workflow import check_config_file
 from tests.conftest import demo_event_config
 
@@ -199,8 +199,9 @@ def test_a_local_file_becomes_a_scene_item(tmp_path):
 
 
 def test_local_files_are_checked_against_file_size_and_checksum(tmp_path):
-    from metaflood.acquire.download import Access, check_file, multihash_sha256
+    from metaflood.acquire.download import Access, check_file
     from metaflood.acquire.scene import BandRef
+    from metaflood.core.hashing import multihash_sha256
 
     path = tmp_path / "B04.tif"
     path.write_bytes(b"0123456789")
@@ -217,7 +218,7 @@ def test_local_files_are_checked_against_file_size_and_checksum(tmp_path):
 def _local_event(tmp_path, sar_pre_crs: str | None = None, cloud: bool = False) -> dict:
     """The tiny event with local SAR and optical files over its grid (the pre-event SAR
     file's header may name another CRS; the optical mask may be all cloud)."""
-    from metaflood.config import event_grid
+    from metaflood.core.config import event_grid
 
     grid = event_grid(demo_event_config(), "events.tiny")
     left, _, _, top = grid.bounds
@@ -248,7 +249,7 @@ def _local_event(tmp_path, sar_pre_crs: str | None = None, cloud: bool = False) 
 
 
 def test_a_local_file_in_a_wrong_crs_is_named_with_both_extents(tmp_path):
-    from metaflood.acquire import search_scenes
+    from metaflood.acquire.stage import search_scenes
 
     # The same coordinates labelled one UTM zone west: 6 degrees of longitude away.
     event = _local_event(tmp_path, sar_pre_crs="EPSG:32633")
@@ -264,8 +265,8 @@ def test_a_local_file_in_a_wrong_crs_is_named_with_both_extents(tmp_path):
 
 
 def test_a_required_optical_modality_all_under_cloud_stops_the_search(tmp_path):
-    from metaflood.acquire import search_scenes
-    from metaflood.errors import AcquisitionError
+    from metaflood.acquire.stage import search_scenes
+    from metaflood.core.errors import AcquisitionError
 
     search = {"demo_catalog": None, "cache_dir": tmp_path / "c", "out": tmp_path / "sel.json"}
     search_scenes(_local_event(tmp_path), "tiny", **search)  # clear: found and used
@@ -285,7 +286,7 @@ def test_local_files_are_opened_at_start_up(tmp_path):
     """check-config and the Snakefile's start-up check open each local file's header: a
     file off the AOI, unreadable, or lacking a configured band stops the run before any
     job, with the key and the file named."""
-    from metaflood.config import check_config
+    from metaflood.workflow import check_config
 
     check_config({"events": {"tiny": _local_event(tmp_path)}})  # good files pass
     shifted = _local_event(tmp_path, sar_pre_crs="EPSG:32633")

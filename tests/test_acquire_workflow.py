@@ -17,7 +17,7 @@ import rasterio
 import yaml
 from rio_cogeo.cogeo import cog_validate
 
-from metaflood.sar import to_db
+from metaflood.core.sar import to_db
 from tests.acquire_provider import OPTICAL, SAR, build_provider, write_static_catalog
 from tests.acquire_servers import RangeFileServer, StacApiServer, free_port
 from tests.conftest import demo_event_config

@@ -9,10 +9,15 @@ import pytest
 import torch
 from rasterio.transform import from_origin
 
-from metaflood.adapt import AdaptSettings, adapt_checkpoint, candidate_windows, pseudo_labels
-from metaflood.checkpoint import load_checkpoint
-from metaflood.classes import IGNORE_INDEX, NUM_CLASSES, WATER
-from metaflood.raster import write_cog
+from metaflood.core.classes import IGNORE_INDEX, NUM_CLASSES, WATER
+from metaflood.core.raster import write_cog
+from metaflood.model.checkpoint import load_checkpoint
+from metaflood.training.adapt import (
+    AdaptSettings,
+    adapt_checkpoint,
+    candidate_windows,
+    pseudo_labels,
+)
 from tests.realdata_sets import reflectance, sar_db, water_scene
 from tests.tiny_model import train_tiny
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from metaflood.align import (
+from metaflood.coregister.align import (
     ChipShift,
     Tolerance,
     chip_windows,

@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from metaflood.allocator import keep_freed_memory
+from metaflood.core.allocator import keep_freed_memory
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from metaflood.errors import ModelError
+from metaflood.core.errors import ModelError
 from metaflood.model import MetaRS, MetaRSConfig
 from metaflood.model.baselines import EarlyFusionNet, SingleModalityNet, drop_modalities
 from metaflood.model.pretrained import load_imagenet_weights

@@ -5,7 +5,9 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from metaflood.change import (
+from metaflood.core.classes import BARREN, BUILDING, CLASS_NAMES, WATER
+from metaflood.core.errors import InputError
+from metaflood.flood.change import (
     DRY,
     EXTENT_NODATA,
     FLOODED,
@@ -14,8 +16,6 @@ from metaflood.change import (
     flood_extent,
     map_flood,
 )
-from metaflood.classes import BARREN, BUILDING, CLASS_NAMES, WATER
-from metaflood.errors import InputError
 from tests.flood_inputs import FLOOD, write_inputs
 from tests.flood_inputs import class_maps as product_class_maps
 
@@ -120,11 +120,11 @@ def test_map_flood_writes_every_product(tmp_path):
 def test_block_by_block_equals_the_whole_grid_at_once(tmp_path, monkeypatch):
     """Blocks smaller than the flood, so a flooded region spans several of them: the
     minimum mapping unit, polygons and transitions must not see the block edges."""
-    import metaflood.change
+    import metaflood.flood.change
 
     paths = write_inputs(tmp_path / "in")
     whole = run_change(paths, tmp_path / "whole")
-    monkeypatch.setattr(metaflood.change, "BLOCK_PX", 7)
+    monkeypatch.setattr(metaflood.flood.change, "BLOCK_PX", 7)
     blocked = run_change(paths, tmp_path / "blocked")
     assert blocked == whole
     for name in ("extent.tif", "confidence.tif"):

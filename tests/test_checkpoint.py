@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from metaflood.checkpoint import (
+from metaflood.core.errors import ModelError
+from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.checkpoint import (
     FORMAT,
     HASH_KEY,
     build_model,
@@ -21,9 +23,7 @@ from metaflood.checkpoint import (
     save_checkpoint,
     save_payload,
 )
-from metaflood.data import Normalization
-from metaflood.errors import ModelError
-from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.normalization import Normalization
 
 TINY = MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16)
 NORM = Normalization([-12.0, -19.0], [4.0, 4.5], [0.1, 0.12, 0.14, 0.25], [0.05] * 4)
@@ -114,7 +114,8 @@ def test_pickled_objects_and_foreign_files_are_refused(tmp_path):
     with pytest.raises(
         ModelError,
         match=r"evil.pt: not a metaflood checkpoint: it holds a Python object "
-        r"\(metaflood.data.Normalization\) .* refused \(unpickling it could run code\)",
+        r"\(metaflood.model.normalization.Normalization\) .* refused "
+        r"\(unpickling it could run code\)",
     ):
         load_checkpoint(evil)
     other = tmp_path / "other.pt"
@@ -144,7 +145,7 @@ def test_refusals_say_what_the_file_is_not_and_never_advise_unsafe_loading(saved
             load_checkpoint(path)
     # Files from elsewhere (the authors' weights, ImageNet weights) may be PyTorch's
     # legacy format: not required to be a zip, and refused in the same words.
-    from metaflood.checkpoint import read_torch_file
+    from metaflood.model.checkpoint import read_torch_file
 
     for path in (evil, noise):
         with pytest.raises(ModelError, match="not a weights file: ") as refused:
@@ -183,8 +184,8 @@ def test_a_checkpoint_with_4_kb_flipped_inside_a_tensor_is_refused(saved, tmp_pa
         load_checkpoint(flipped)
     with pytest.raises(ModelError, match="damaged"):
         load_for_inference(flipped, available_bands=DATA_BANDS)
-    from metaflood.errors import ConfigError
-    from metaflood.model_checks import check_model_sections
+    from metaflood.core.errors import ConfigError
+    from metaflood.model.checks import check_model_sections
 
     with pytest.raises(ConfigError, match=r"model.checkpoint: .*metars.pt: damaged"):
         check_model_sections({"model": {"checkpoint": "metars.pt"}}, tmp_path)
@@ -211,7 +212,7 @@ def test_a_checkpoint_from_before_the_hash_loads_with_a_warning(saved, tmp_path,
     raw = torch.load(saved[0], map_location="cpu", weights_only=True)
     del raw[HASH_KEY]
     torch.save(raw, tmp_path / "old.pt")
-    with caplog.at_level("WARNING", logger="metaflood.checkpoint"):
+    with caplog.at_level("WARNING", logger="metaflood.model.checkpoint"):
         ckpt = load_checkpoint(tmp_path / "old.pt")
     assert "old.pt: the checkpoint carries no content hash" in caplog.text
     assert "retrain it or convert it again" in caplog.text
@@ -222,8 +223,8 @@ def test_the_configured_checkpoint_sha256_is_checked_at_start_up(saved, tmp_path
     import hashlib
     import shutil
 
-    from metaflood.errors import ConfigError
-    from metaflood.model_checks import check_model_sections
+    from metaflood.core.errors import ConfigError
+    from metaflood.model.checks import check_model_sections
     from metaflood.workflow import schema_error
     from tests.conftest import demo_event_config
 
@@ -265,8 +266,8 @@ def test_band_count_that_does_not_fit_the_weights_is_refused(saved, tmp_path):
 
 
 def test_wrong_checkpoint_is_refused_at_start_up(tmp_path):
-    from metaflood.errors import ConfigError
-    from metaflood.model_checks import check_model_sections
+    from metaflood.core.errors import ConfigError
+    from metaflood.model.checks import check_model_sections
 
     model = MetaRS(MetaRSConfig(width=8, fpn_channels=16, decoder_channels=16, num_classes=6))
     save_checkpoint(tmp_path / "six.pt", model, NORM, class_names=[f"c{i}" for i in range(6)])
@@ -298,8 +299,8 @@ def test_wrong_checkpoint_is_refused_at_start_up(tmp_path):
 
 
 def test_encoding_round_trip_and_baselines_are_not_for_inference(tmp_path):
-    from metaflood.encoding import InputEncoding
     from metaflood.model.baselines import EarlyFusionNet
+    from metaflood.model.encoding import InputEncoding
 
     enc = InputEncoding.earthmiss(sar_full_scale_db=3.0)
     assert InputEncoding.from_dict(enc.to_dict()) == enc
@@ -312,7 +313,7 @@ def test_encoding_round_trip_and_baselines_are_not_for_inference(tmp_path):
 
 
 def test_training_state_is_written_from_the_cpu():
-    from metaflood.checkpoint import on_cpu
+    from metaflood.model.checkpoint import on_cpu
 
     tree = {"a": torch.ones(2), "b": [torch.zeros(1), (torch.ones(1), 3)], "c": None}
     moved = on_cpu(tree)
@@ -321,7 +322,7 @@ def test_training_state_is_written_from_the_cpu():
 
 
 def test_initialisers_do_nothing_while_a_model_is_built_then_work_again():
-    from metaflood.checkpoint import without_initialisation
+    from metaflood.model.checkpoint import without_initialisation
 
     weights = torch.zeros(4, 4)
     with without_initialisation():

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from metaflood import cloudmask
-from metaflood.optical import CLEAR, CLOUD, MASK_NODATA, SHADOW, mask_from_scl
-from metaflood.simulate import SceneSpec, simulate_event
+from metaflood.core.optical import CLEAR, CLOUD, MASK_NODATA, SHADOW, mask_from_scl
+from metaflood.coregister import cloudmask
+from metaflood.demo.simulate import simulate_event
+from metaflood.demo.spec import SceneSpec
 
 FOUR = ("blue", "green", "red", "nir")
 FIVE = (*FOUR, "swir16")

@@ -3,8 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from metaflood.calibrate import CalibrationEvent, fit_models, leave_one_event_out
-from metaflood.confidence import (
+from metaflood.core.errors import InputError
+from metaflood.core.reliability import high_confidence_precision, reliability_table
+from metaflood.flood.calibrate import CalibrationEvent, fit_models, leave_one_event_out
+from metaflood.flood.confidence import (
     CONFIDENCE_NODATA,
     VARIANTS,
     Evidence,
@@ -13,9 +15,7 @@ from metaflood.confidence import (
     load_calibration,
     to_percent,
 )
-from metaflood.errors import InputError
-from metaflood.reliability import high_confidence_precision, reliability_table
-from metaflood.sar_change import DARK_BEFORE, EVIDENCE_NODATA, FLOOD_SIGNAL, NO_SIGNAL
+from metaflood.flood.sar_change import DARK_BEFORE, EVIDENCE_NODATA, FLOOD_SIGNAL, NO_SIGNAL
 
 
 def synthetic_event(seed: int, size: int = 120) -> CalibrationEvent:
@@ -119,8 +119,7 @@ def test_a_calibration_fitted_on_other_features_is_refused(tmp_path):
 
 
 def test_a_real_sets_dump_is_fitted_and_scored_in_parts(tmp_path):
-    from metaflood.calibrate import DUMP_PARTS, calibrate, load_dump
-    from metaflood.realdata.benchmark import FLOOD_FIELDS
+    from metaflood.flood.calibrate import DUMP_PARTS, FLOOD_FIELDS, calibrate, load_dump
 
     event = synthetic_event(8)
     n = event.flooded.size

@@ -1,15 +1,15 @@
 import pytest
 from pyproj import CRS
 
-from metaflood.config import (
-    check_config,
+from metaflood.core.config import (
     config_hash,
     event_grid,
     normalise_dates,
     utm_crs,
     window,
 )
-from metaflood.errors import ConfigError
+from metaflood.core.errors import ConfigError
+from metaflood.workflow import check_config
 from tests.conftest import demo_event_config
 
 

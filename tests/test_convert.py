@@ -13,10 +13,10 @@ import pytest
 import torch
 import torchvision
 
-from metaflood.checkpoint import build_model, load_checkpoint, load_for_inference
 from metaflood.cli import main
-from metaflood.convert import AUTHORS_NORMALIZATION, convert_authors_checkpoint
-from metaflood.errors import ModelError
+from metaflood.core.errors import ModelError
+from metaflood.model.checkpoint import build_model, load_checkpoint, load_for_inference
+from metaflood.model.convert import AUTHORS_NORMALIZATION, convert_authors_checkpoint
 
 FUSE_CHANNELS = (256, 512, 1024, 2048)
 

@@ -10,17 +10,12 @@ from rio_cogeo.cogeo import cog_validate
 from scipy import ndimage
 
 from metaflood.acquire.canonical import grid_args, write_absent
-from metaflood.config import event_grid
-from metaflood.coregister import (
-    OPTICAL_VALID,
-    SAR_VALID,
-    VALID_NODATA,
-    coregister_period,
-    reproject_to_grid,
-    shifted_transform,
-)
-from metaflood.errors import ConfigError, InputError
-from metaflood.sar import to_linear
+from metaflood.core.config import event_grid
+from metaflood.core.errors import ConfigError, InputError
+from metaflood.core.sar import to_linear
+from metaflood.coregister.products import reproject_to_grid
+from metaflood.coregister.scenes import OPTICAL_VALID, SAR_VALID, VALID_NODATA, shifted_transform
+from metaflood.coregister.stage import coregister_period
 from tests.conftest import demo_event_config
 from tests.coregister_scenes import (
     event_config,
@@ -437,7 +432,7 @@ def test_a_green_nir_swir_scene_is_registered_to_its_sar(tmp_path):
 def test_the_optical_shift_is_measured_on_the_bands_at_full_resolution():
     """SWIR (20 m on Sentinel-2) is left out of the brightness matched to the SAR, so a
     scene registers the same whether its B11 came resampled or at full resolution."""
-    from metaflood.coregister import registration_bands
+    from metaflood.coregister.shifts import registration_bands
 
     assert registration_bands(("blue", "green", "red", "nir", "swir16")) == [1, 2, 3, 4]
     assert registration_bands(("green", "nir", "swir16")) == [1, 2]

@@ -7,9 +7,9 @@ import pytest
 import rasterio
 import torch
 
-from metaflood.checkpoint import load_checkpoint, load_for_inference, resolve_device
-from metaflood.infer import predict_scene
-from metaflood.train import resume_path, train_model
+from metaflood.landcover.infer import predict_scene
+from metaflood.model.checkpoint import load_checkpoint, load_for_inference, resolve_device
+from metaflood.training.train import resume_path, train_model
 from tests.test_infer import (  # noqa: F401  (checkpoint is a fixture used by name)
     _outputs,
     _scene,

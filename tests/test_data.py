@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metaflood.data import (
-    Normalization,
+from metaflood.core.sar import to_linear
+from metaflood.model.normalization import Normalization
+from metaflood.training.data import (
     SyntheticCrops,
     augment,
     block_mean,
@@ -16,7 +17,6 @@ from metaflood.data import (
     resample_factor,
     sar_to_model_grid,
 )
-from metaflood.sar import to_linear
 
 
 def test_sar_is_averaged_in_linear_power():
@@ -105,7 +105,7 @@ def test_normalization_statistics_and_round_trip():
 
 
 def test_synthetic_pool_from_simulator():
-    pytest.importorskip("metaflood.simulate")
+    pytest.importorskip("metaflood.demo.simulate")
     four = ["blue", "green", "red", "nir"]
     pool = make_synthetic_pool(1, 96.0, 1.0, 2.0, seed=7, optical_bands=four)
     assert len(pool) == 2  # pre and post

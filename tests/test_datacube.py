@@ -17,9 +17,8 @@ import pytest
 import rasterio
 
 import metaflood
-from metaflood.change import EXTENT_COLORMAP
-from metaflood.classes import CLASS_NAMES, WATER
-from metaflood.datacube import (
+from metaflood.core.classes import CLASS_NAMES, WATER
+from metaflood.core.datacube import (
     PRODUCTS,
     bit_codes,
     code_of,
@@ -27,10 +26,11 @@ from metaflood.datacube import (
     parse_bits,
     parse_codes,
 )
-from metaflood.errors import InputError, NotAnEventError, RunIncompleteError
-from metaflood.infer import ROUTE_CODES
-from metaflood.raster import write_cog
-from metaflood.sar_change import EVIDENCE_VALUES
+from metaflood.core.errors import InputError, NotAnEventError, RunIncompleteError
+from metaflood.core.raster import write_cog
+from metaflood.flood.change import EXTENT_COLORMAP
+from metaflood.flood.sar_change import EVIDENCE_VALUES
+from metaflood.landcover.writers import ROUTE_CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 AVAILABILITY_BITS = "bit 0 SAR valid, bit 1 optical valid; 255 outside the AOI"

@@ -17,9 +17,11 @@ from pystac.validation.stac_validator import GetSchemaError
 from rasterio.warp import transform as warp_points
 from shapely.geometry import Point, shape
 
-from metaflood import classes, demo_catalog
-from metaflood.demo_catalog import OPTICAL_COLLECTION, SAR_COLLECTION, publish_demo_catalog
-from metaflood.simulate import SceneSpec, simulate_event
+from metaflood.core import classes
+from metaflood.demo import catalog as demo_catalog
+from metaflood.demo.catalog import OPTICAL_COLLECTION, SAR_COLLECTION, publish_demo_catalog
+from metaflood.demo.simulate import simulate_event
+from metaflood.demo.spec import SceneSpec
 
 CRS = "EPSG:32634"
 # Derna-ish, UTM 34N; 5 m pixels.

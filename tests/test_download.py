@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from metaflood.cli import main
-from metaflood.download import DownloadError, download_file
+from metaflood.model.download import DownloadError, download_file
 
 PAYLOAD = bytes(range(256)) * 5000  # 1.28 MB, several chunks
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

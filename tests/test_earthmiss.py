@@ -9,10 +9,10 @@ import pytest
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from metaflood.checkpoint import load_checkpoint
-from metaflood.earthmiss import DEFAULT_SPLIT, find_pairs, read_pair, split_cities
-from metaflood.errors import InputError
-from metaflood.train import train_model
+from metaflood.core.errors import InputError
+from metaflood.model.checkpoint import load_checkpoint
+from metaflood.training.earthmiss import DEFAULT_SPLIT, find_pairs, read_pair, split_cities
+from metaflood.training.train import train_model
 
 CITIES = ("Alpha", "Beta", "Gamma")
 

@@ -7,13 +7,13 @@ import csv
 import pytest
 
 from metaflood.cli import main
-from metaflood.data import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
-from metaflood.evaluate import MODELS
+from metaflood.training.data import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
+from metaflood.training.evaluate import MODELS
 
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory):
-    pytest.importorskip("metaflood.simulate")
+    pytest.importorskip("metaflood.demo.simulate")
     out = tmp_path_factory.mktemp("evaluate")
     model = '{"width": 8, "fpn_channels": 16, "decoder_channels": 16, "device": "cpu"}'
     train = (

@@ -9,26 +9,25 @@ import torch
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from metaflood.checkpoint import save_checkpoint
-from metaflood.classes import CLASS_NAMES, WATER, colormap
-from metaflood.data import Normalization, SyntheticCrops
-from metaflood.errors import InputError, ModelError
-from metaflood.infer import (
+from metaflood.core.classes import CLASS_NAMES, WATER, colormap
+from metaflood.core.errors import InputError, ModelError
+from metaflood.core.raster import write_cog
+from metaflood.landcover.blending import blend_tiles
+from metaflood.landcover.infer import predict_scene, predict_tile
+from metaflood.landcover.routing import (
     ROUTE_JOINT,
     ROUTE_NONE,
     ROUTE_OPTICAL,
     ROUTE_OUTSIDE,
     ROUTE_SAR,
-    blend_tiles,
-    encode_products,
     head_weights,
-    predict_scene,
-    predict_tile,
-    window_starts,
-    window_weight,
 )
+from metaflood.landcover.windows import window_starts, window_weight
+from metaflood.landcover.writers import encode_products
 from metaflood.model import MetaRS, MetaRSConfig, metars_losses
-from metaflood.raster import write_cog
+from metaflood.model.checkpoint import save_checkpoint
+from metaflood.model.normalization import Normalization
+from metaflood.training.data import SyntheticCrops
 
 UTM = "EPSG:32634"
 TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
@@ -230,7 +229,7 @@ def test_probability_overviews_are_the_mean_of_the_mapped_pixels_under_them(tmp_
 
 
 def test_strip_halo_makes_seam_weights_those_of_the_whole_scene(tmp_path):
-    from metaflood.infer import SceneReader, seam_halo
+    from metaflood.landcover.reading import SceneReader, seam_halo
 
     rng = np.random.default_rng(6)
     valid = np.where(rng.random((150, 60)) > 0.5, 3, 1).astype(np.uint8)
@@ -256,7 +255,7 @@ def test_strip_halo_makes_seam_weights_those_of_the_whole_scene(tmp_path):
 
 
 def test_a_strip_under_cloud_reads_and_prepares_no_optical_band(tmp_path):
-    from metaflood.infer import SceneReader
+    from metaflood.landcover.reading import SceneReader
 
     rng = np.random.default_rng(7)
     valid = np.full((150, 60), 1, dtype=np.uint8)  # SAR only: under cloud
@@ -396,7 +395,7 @@ def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
         descriptions=bands,
     )
     _, both = _write_inputs(tmp_path, stack, np.full((64, 96), 3, np.uint8))
-    with caplog.at_level("WARNING", logger="metaflood.infer"):
+    with caplog.at_level("WARNING", logger="metaflood.landcover.infer"):
         summary = predict_scene(
             aligned,
             both,
@@ -505,7 +504,7 @@ def _pointwise(rng):
 
 
 def test_tile_batches_are_the_windows_in_the_network_s_memory_order():
-    from metaflood.infer import _channels_last, tile_batch
+    from metaflood.landcover.blending import _channels_last, tile_batch
 
     strip = np.random.default_rng(2).normal(size=(4, 32, 90)).astype(np.float32)
     batch = tile_batch(strip, [0, 29, 58], 32)
@@ -574,7 +573,7 @@ def test_encoding_takes_the_first_of_equal_maxima_and_marks_unmapped_pixels():
 
 
 def test_the_argmax_over_float_bits_is_numpy_s_argmax():
-    from metaflood.infer import first_argmax
+    from metaflood.landcover.writers import first_argmax
 
     rng = np.random.default_rng(4)
     # Coarse values: many exact ties, zeros, a row of all-zero (unmapped) pixels and ones.
@@ -598,7 +597,7 @@ def test_windows_cover_the_image():
 
 
 def test_a_derived_route_blur_equals_filtering_it():
-    from metaflood.infer import seam_blur, smoothed_routes
+    from metaflood.landcover.routing import seam_blur, smoothed_routes
 
     rng = np.random.default_rng(8)
     opt_ok = rng.random((80, 90)) > 0.4  # SAR everywhere, cloud in speckles
@@ -616,7 +615,7 @@ def test_a_derived_route_blur_equals_filtering_it():
 def test_seam_blur_is_three_box_passes_along_each_axis_with_edges_extended():
     from scipy.ndimage import uniform_filter1d
 
-    from metaflood.infer import seam_blur
+    from metaflood.landcover.routing import seam_blur
 
     mask = np.random.default_rng(11).random((40, 57)) > 0.6
     expected = mask.astype(np.float64)
@@ -629,7 +628,8 @@ def test_seam_blur_is_three_box_passes_along_each_axis_with_edges_extended():
 def test_seam_blur_is_a_bell_of_finite_reach_cut_to_the_part_kept():
     from scipy.ndimage import gaussian_filter
 
-    from metaflood.infer import seam_blur, seam_halo
+    from metaflood.landcover.reading import seam_halo
+    from metaflood.landcover.routing import seam_blur
 
     point = np.zeros((61, 61), bool)
     point[30, 30] = True
@@ -672,7 +672,7 @@ def test_reading_ahead_in_a_thread_makes_the_same_products(tmp_path, checkpoint)
 
 
 def test_a_read_failing_ahead_surfaces_in_the_caller():
-    from metaflood.infer import rows_in_order
+    from metaflood.landcover.blending import rows_in_order
 
     def read_rows(y, rows):
         if y == 2:
@@ -694,7 +694,7 @@ def _read_all(path):
 def test_reading_ahead_only_beside_a_gpu_or_with_spare_cores():
     import os
 
-    from metaflood.infer import reads_ahead, usable_cores
+    from metaflood.landcover.reading import reads_ahead, usable_cores
 
     cpu = torch.device("cpu")
     assert usable_cores() == len(os.sched_getaffinity(0))
@@ -707,7 +707,7 @@ def test_reading_ahead_only_beside_a_gpu_or_with_spare_cores():
 def test_closing_the_rows_early_waits_for_the_read_in_flight():
     import time
 
-    from metaflood.infer import rows_in_order
+    from metaflood.landcover.blending import rows_in_order
 
     running: list[int] = []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metaflood.metrics import confusion_matrix, iou_per_class, mean_iou, summarize
+from metaflood.core.metrics import confusion_matrix, iou_per_class, mean_iou, summarize
 
 
 def test_confusion_matrix_by_hand():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metaflood.errors import ModelError
+from metaflood.core.errors import ModelError
 from metaflood.model import MetaRS, MetaRSConfig, metars_losses
 from metaflood.model.backbone import MetaEncoder, ResNetEncoder
 from metaflood.model.decoder import to_input_resolution

@@ -1,6 +1,6 @@
 import numpy as np
 
-from metaflood.optical import CLEAR, CLOUD, MASK_NODATA, SHADOW, clear_fraction, mask_from_scl
+from metaflood.core.optical import CLEAR, CLOUD, MASK_NODATA, SHADOW, clear_fraction, mask_from_scl
 
 
 def test_scl_codes_map_to_the_mask():

@@ -13,8 +13,8 @@ import yaml
 from pystac.extensions.classification import ClassificationExtension
 from pystac.extensions.projection import ProjectionExtension
 
-from metaflood.errors import InputError
-from metaflood.products_catalog import ASSETS, write_catalog
+from metaflood.core.errors import InputError
+from metaflood.report.products_catalog import ASSETS, write_catalog
 from tests import test_stats_report
 
 products = test_stats_report.products  # the fixture: flood products of a small event

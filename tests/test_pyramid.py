@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metaflood.pyramid import MeanPyramid
+from metaflood.core.pyramid import MeanPyramid
 
 
 def block_mean(values: np.ndarray, covered: np.ndarray, factor: int):

@@ -4,9 +4,9 @@ import rasterio
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 
-from metaflood.classes import colormap
-from metaflood.errors import InputError
-from metaflood.raster import (
+from metaflood.core.classes import colormap
+from metaflood.core.errors import InputError
+from metaflood.core.raster import (
     COG_COMPRESSION,
     SCENE_COMPRESSION,
     atomic_path,
@@ -140,7 +140,7 @@ def test_overviews_written_by_the_caller_are_the_cog_s_own(tmp_path):
 
 
 def test_stacks_are_raw_scenes_zstd_products_deflate_and_a_mosaic_keeps_the_codec(tmp_path):
-    from metaflood.raster import ALIGNED_COMPRESSION, compression_of
+    from metaflood.core.raster import ALIGNED_COMPRESSION, compression_of
 
     data = np.random.default_rng(1).normal(size=(2, 300, 300)).astype(np.float32)
     grid = {"crs": "EPSG:32634", "transform": from_origin(600000, 3630000, 2, 2)}
@@ -214,8 +214,8 @@ CHILD_WRITES = """
 import sys
 import numpy as np
 from rasterio.transform import from_origin
-from metaflood.errors import WriteError
-from metaflood.raster import atomic_path, write_cog
+from metaflood.core.errors import WriteError
+from metaflood.core.raster import atomic_path, write_cog
 
 what, path = sys.argv[1], sys.argv[2]
 try:
@@ -225,7 +225,7 @@ try:
         write_cog(path, data, crs="EPSG:32634", transform=from_origin(0, 0, 1, 1), nodata=255)
     elif what == "checkpoint":
         import torch
-        from metaflood.checkpoint import write_atomic
+        from metaflood.model.checkpoint import write_atomic
         write_atomic(path, lambda tmp: torch.save({"w": torch.zeros(2_000_000)}, tmp))
     else:
         with atomic_path(path) as tmp:
@@ -287,7 +287,7 @@ import sys, time
 import numpy as np
 from rasterio.transform import from_origin
 from rasterio.windows import Window
-from metaflood.raster import atomic_path, cog_writer
+from metaflood.core.raster import atomic_path, cog_writer
 
 folder, ready = sys.argv[1], sys.argv[2]
 with atomic_path(f"{folder}/stats.json") as tmp:

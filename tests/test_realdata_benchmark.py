@@ -10,7 +10,7 @@ import rasterio
 from PIL import Image
 
 from metaflood.cli import main
-from metaflood.errors import InputError
+from metaflood.core.errors import InputError
 from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
 from tests.realdata_sets import write_etci, write_ombria, write_sen1floods11
 from tests.tiny_model import train_tiny

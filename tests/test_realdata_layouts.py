@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metaflood.errors import InputError
-from metaflood.realdata.layouts import (
+from metaflood.core.errors import InputError
+from metaflood.training.layouts import (
     LABEL_DRY,
     LABEL_NONE,
     LABEL_WATER,

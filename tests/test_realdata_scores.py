@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.filters import threshold_otsu
 
-from metaflood.realdata.layouts import LABEL_NONE
 from metaflood.realdata.scores import PooledThreshold, Tally
+from metaflood.training.layouts import LABEL_NONE
 
 
 def test_a_line_without_an_answer_counts_the_pixel_as_not_water():

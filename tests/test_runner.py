@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import metaflood
-from metaflood.errors import ConfigError, MetafloodError, WorkflowRunError
+from metaflood.core.errors import ConfigError, MetafloodError, WorkflowRunError
 from metaflood.runner import made_path
 from tests.workflow_runs import tiny_config
 

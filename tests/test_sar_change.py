@@ -5,9 +5,9 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from metaflood.errors import InputError
-from metaflood.sar import to_db, to_linear
-from metaflood.sar_change import (
+from metaflood.core.errors import InputError
+from metaflood.core.sar import to_db, to_linear
+from metaflood.flood.sar_change import (
     DARK_BEFORE,
     EVIDENCE_NODATA,
     FLOOD_SIGNAL,

@@ -9,18 +9,17 @@ import pytest
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
-from metaflood import classes as C
-from metaflood.sar import to_db
-from metaflood.simulate import (
+from metaflood.core import classes as C
+from metaflood.core.sar import to_db
+from metaflood.demo.materials import (
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
     SCL_CLOUD_SHADOW,
     SCL_VEGETATION,
     SCL_WATER,
-    SceneSpec,
-    SyntheticEvent,
-    simulate_event,
 )
+from metaflood.demo.simulate import SyntheticEvent, simulate_event
+from metaflood.demo.spec import SceneSpec
 
 # 1.28 km x 1.28 km at 4 m: the demo town's extent at a quarter of its pixels.
 TOWN = SceneSpec(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metaflood.speckle import FILTERS, estimate_looks, speckle_filter
+from metaflood.coregister.speckle import FILTERS, estimate_looks, speckle_filter
 
 
 def speckled(truth: np.ndarray, looks: float, seed: int = 0) -> np.ndarray:

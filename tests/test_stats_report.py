@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import rasterio
 
-from metaflood.change import map_flood
-from metaflood.reliability import HIGH_CONFIDENCE
+from metaflood.core.reliability import HIGH_CONFIDENCE
+from metaflood.flood.change import map_flood
+from metaflood.flood.stats import route_coverage, write_stats
 from metaflood.report import ReportInputs, write_report
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
-from metaflood.stats import route_coverage, write_stats
 from tests.flood_inputs import write_inputs
 
 EVENT = {

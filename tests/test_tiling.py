@@ -9,10 +9,10 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from metaflood.errors import ConfigError
-from metaflood.gather import copy_gather, tile_frame
-from metaflood.raster import write_cog
-from metaflood.tiling import (
+from metaflood.core.errors import ConfigError
+from metaflood.core.mosaic import copy_gather, tile_frame
+from metaflood.core.raster import write_cog
+from metaflood.core.tiling import (
     axis_bounds,
     blend_core,
     compute_in_order,
@@ -54,7 +54,7 @@ def test_a_small_grid_that_fits_one_tile_runs_untiled_whatever_the_overlap(side)
 def test_the_issues_small_aoi_passes_the_start_up_checks(tmp_path):
     import yaml
 
-    from metaflood.config import event_grid, event_tiles
+    from metaflood.core.config import event_grid, event_tiles
     from metaflood.workflow import check_config_file
     from tests.conftest import demo_event_config
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from metaflood.checkpoint import load_checkpoint
-from metaflood.classes import CLASS_NAMES
-from metaflood.errors import ConfigError
-from metaflood.train import mmr_start, poly_lr, resume_path, train_model, training_config
+from metaflood.core.classes import CLASS_NAMES
+from metaflood.core.errors import ConfigError
+from metaflood.model.checkpoint import load_checkpoint
+from metaflood.training.train import mmr_start, poly_lr, resume_path, train_model, training_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # The workflow passes its whole `model:` section, inference keys included.
@@ -70,7 +70,7 @@ def _run(tmp_path, name, log=None):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    pytest.importorskip("metaflood.simulate")
+    pytest.importorskip("metaflood.demo.simulate")
     return _run(tmp_path_factory.mktemp("train"), "full")
 
 
@@ -171,7 +171,7 @@ def test_poly_schedule_and_config_defaults():
 
 
 def test_unreadable_checkpoint_is_replaced(tmp_path):
-    pytest.importorskip("metaflood.simulate")
+    pytest.importorskip("metaflood.demo.simulate")
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(b"not a checkpoint")
     lines: list[str] = []

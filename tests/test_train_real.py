@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from metaflood.checkpoint import load_checkpoint
-from metaflood.classes import IGNORE_INDEX, WATER
-from metaflood.data import SCENE, Normalization, SyntheticCrops, network_input
-from metaflood.errors import ConfigError
+from metaflood.core.classes import IGNORE_INDEX, WATER
+from metaflood.core.errors import ConfigError
+from metaflood.model.checkpoint import load_checkpoint
 from metaflood.model.losses import head_labels, metars_losses, water_bce
-from metaflood.realdata.pools import training_samples
-from metaflood.train import train_model, training_config
+from metaflood.model.normalization import SCENE, Normalization, network_input
+from metaflood.training.data import SyntheticCrops
+from metaflood.training.pools import training_samples
+from metaflood.training.train import train_model, training_config
 from tests.realdata_sets import write_etci, write_ombria
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from metaflood.classes import NUM_CLASSES, WATER
-from metaflood.errors import InputError
-from metaflood.raster import read_checked, write_cog
+from metaflood.core.classes import NUM_CLASSES, WATER
+from metaflood.core.errors import InputError
+from metaflood.core.raster import read_checked, write_cog
 from metaflood.water.evidence import MNDWI, NDWI, choose_index, normalised_difference
 from metaflood.water.fit import fit_from_dumps
 from metaflood.water.fusion import (

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metaflood.errors import ConfigError
+from metaflood.core.errors import ConfigError
 from metaflood.workflow import (
     check_config_file,
     job_memory_mb,

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaflood.checkpoint import save_checkpoint
-from metaflood.classes import WATER
-from metaflood.data import Normalization, SyntheticCrops
+from metaflood.core.classes import WATER
 from metaflood.model import MetaRS, MetaRSConfig, metars_losses
+from metaflood.model.checkpoint import save_checkpoint
+from metaflood.model.normalization import Normalization
+from metaflood.training.data import SyntheticCrops
 from tests.realdata_sets import reflectance, sar_db, water_scene
 
 BARREN = 4

@@ -40,9 +40,10 @@ from shapely.geometry import Polygon
 
 from metaflood.acquire.scene import BandRef, Grid
 from metaflood.acquire.security import is_remote
-from metaflood.errors import AcquisitionError, InputError
-from metaflood.raster import SCENE_COMPRESSION, atomic_path, gtiff_compression
-from metaflood.redact import redact_text, redact_url
+from metaflood.core.errors import AcquisitionError, InputError
+from metaflood.core.hashing import multihash_sha256
+from metaflood.core.raster import SCENE_COMPRESSION, atomic_path, gtiff_compression
+from metaflood.core.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +136,6 @@ class Access:
                     f"({redact_text(err)})"
                 ) from err
         return href
-
-
-def multihash_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return "1220" + digest.hexdigest()
 
 
 def check_file(ref: BandRef, access: Access) -> None:

@@ -17,9 +17,9 @@ from shapely.geometry import Polygon, box, mapping, shape
 
 from metaflood.acquire.radiometry import plain_radiometry
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
-from metaflood.acquire.sources import SourceSpec
-from metaflood.config import Window, aoi_polygon, window
-from metaflood.errors import ConfigError, InputError
+from metaflood.acquire.sources import SourceSpec, resolve_source
+from metaflood.core.config import MODALITIES, Window, aoi_polygon, window
+from metaflood.core.errors import ConfigError, InputError
 
 
 def _footprint(src: rasterio.DatasetReader) -> dict:
@@ -112,3 +112,12 @@ def check_local_files(spec: SourceSpec, event: dict, key: str, base_dir: Path | 
 def _lon_lat(bounds: tuple[float, float, float, float]) -> str:
     west, south, east, north = bounds
     return f"lon {west:.4f} to {east:.4f}, lat {south:.4f} to {north:.4f}"
+
+
+def check_sources(event: dict, key: str, base_dir: Path | str) -> None:
+    """Each modality's source settings (keys a preset needs; local files readable, with
+    a CRS and the configured bands, over the AOI)."""
+    for modality in MODALITIES:
+        spec = resolve_source(event[modality], modality, None, f"{key}.{modality}", base_dir)
+        if spec.kind == "local":
+            check_local_files(spec, event, key, base_dir)

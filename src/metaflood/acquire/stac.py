@@ -23,9 +23,9 @@ from metaflood.acquire.radiometry import Radiometry, plain_radiometry, reflectan
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
 from metaflood.acquire.security import resolve_href
 from metaflood.acquire.sources import SourceSpec
-from metaflood.config import Window
-from metaflood.errors import AcquisitionError, InputError
-from metaflood.redact import redact_text
+from metaflood.core.config import Window
+from metaflood.core.errors import AcquisitionError, InputError
+from metaflood.core.redact import redact_text
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from metaflood.acquire.download import Access
 from metaflood.acquire.security import is_remote, resolve_href
 from metaflood.acquire.sources import SourceSpec
 from metaflood.acquire.stac import OFFLINE_HINT, matches_query
-from metaflood.config import Window
-from metaflood.errors import AcquisitionError
-from metaflood.redact import redact_text, redact_url
+from metaflood.core.config import Window
+from metaflood.core.errors import AcquisitionError
+from metaflood.core.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jinja2
 
-from metaflood.classes import CLASS_COLORS, CLASS_NAMES
-from metaflood.raster import atomic_path
+from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES
+from metaflood.core.raster import atomic_path
 from metaflood.report.figures import coregistration_chart, map_png, reliability_chart
 from metaflood.report.maps import ReportInputs, event_maps, load_layers
 

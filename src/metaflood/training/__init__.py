@@ -1,0 +1,1 @@
+"""Training the MetaRS network: data, training loop, evaluation and event adaptation."""

@@ -8,7 +8,7 @@ on a 10,000 x 10,000 two-band SAR scene.
 3. Runs the whole stage (`metaflood coregister`) on that scene in a child process (the
    optical scene absent), and prints its peak resident memory (at most 3 GB).
 
-    .venv/bin/python benchmarks/coregister_warp.py [--size 10000] [--workdir DIR]
+    .venv/bin/python -m benchmarks.coregister_warp [--size 10000] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from metaflood.core.blockwise import block_windows  # noqa: E402
-from metaflood.core.config import event_grid  # noqa: E402
-from metaflood.core.raster import write_cog  # noqa: E402
-from metaflood.coregister.stage import SAR_BANDS
+from metaflood.core.bands import SAR_BANDS
+from metaflood.core.blockwise import block_windows
+from metaflood.core.config import event_grid
+from metaflood.core.raster import write_cog
 
 CRS = "EPSG:32634"
 # Runs `metaflood <args>` and prints the process's peak resident memory (VmHWM). Linux

@@ -1,6 +1,6 @@
 """Peak memory of the flooded area by pre-event class computed through `open_event`.
 
-    .venv/bin/python benchmarks/datacube_memory.py --size 8000 [--chunks 2048] \\
+    .venv/bin/python -m benchmarks.datacube_memory --size 8000 [--chunks 2048] \\
         [--workdir /tmp/datacube_memory]
 
 Writes a large synthetic event's products (once; kept under --workdir) and then, each in

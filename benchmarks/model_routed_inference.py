@@ -1,6 +1,6 @@
 """Whole-scene routed, tiled inference against the pure forward time of the same tiles.
 
-    .venv/bin/python benchmarks/model_routed_inference.py [--size 1024] [--threads N]
+    .venv/bin/python -m benchmarks.model_routed_inference [--size 1024] [--threads N]
         [--config compact|authors] [--device cpu|cuda|auto] [--read-ahead auto|on|off]
         [--cloud-cover 0.6] [--repeats 3]
 

@@ -20,10 +20,9 @@ from metaflood.core.config import (
     normalise_dates,
 )
 from metaflood.core.errors import ConfigError
+from metaflood.core.raster import GDAL_CACHE_MB
 from metaflood.model.checks import check_model_sections
 
-# GDAL block cache of every job (MB), unless GDAL_CACHEMAX is set in the environment.
-GDAL_CACHE_MB = 512
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 

@@ -41,7 +41,7 @@ from metaflood.acquire.canonical import (
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
 from metaflood.acquire.local import checked_local_item
 from metaflood.acquire.plausibility import check_reflectance, check_sar
-from metaflood.acquire.scene import MASK, Grid, SceneItem, grid_band
+from metaflood.acquire.scene import MASK, SceneGrid, SceneItem, grid_band
 from metaflood.acquire.security import is_remote
 from metaflood.acquire.select import (
     NO_ITEM,
@@ -58,11 +58,11 @@ from metaflood.core import optical as opt
 from metaflood.core.config import (
     MODALITIES,
     PERIODS,
-    Window,
+    DateRange,
     aoi_polygon,
+    date_range,
     event_grid,
     parse_day,
-    window,
 )
 from metaflood.core.errors import AcquisitionError, InputError
 from metaflood.core.raster import atomic_path
@@ -75,7 +75,7 @@ __all__ = ["Retry", "acquire_period", "search_scenes"]
 
 def target_day(event: dict, period: str, key: str):
     """SAR nearest the flood: the latest pre scene and the earliest post scene."""
-    win = window(event, period, key)
+    win = date_range(event, period, key)
     if "event_date" in event:
         return parse_day(event["event_date"], f"{key}.event_date")
     return win.end if period == "pre" else win.start
@@ -102,7 +102,7 @@ class _Found:
     note: str
 
 
-def _search(spec: SourceSpec, period: str, win: Window, aoi: Polygon, access: Access) -> _Found:
+def _search(spec: SourceSpec, period: str, win: DateRange, aoi: Polygon, access: Access) -> _Found:
     if spec.kind == "none":
         return _Found([], "not acquired for this event (source: none)")
     if spec.kind == "local":
@@ -123,9 +123,9 @@ class _Chooser:
         self.cache = cache
         self.access_for = access_for
         self.workers = workers
-        self.grids: dict[int, Grid] = {}
+        self.grids: dict[int, SceneGrid] = {}
 
-    def grid(self, cand: Candidate, spec: SourceSpec) -> Grid:
+    def grid(self, cand: Candidate, spec: SourceSpec) -> SceneGrid:
         """The AOI on the lattice of the candidate's grid band (`scene.grid_band`)."""
         if id(cand) not in self.grids:
             bands = cand.items[0].bands
@@ -155,7 +155,7 @@ class _Chooser:
 
 
 def _missing_error(
-    key: str, modality: str, period: str, win: Window, spec: SourceSpec, reason: str
+    key: str, modality: str, period: str, win: DateRange, spec: SourceSpec, reason: str
 ) -> AcquisitionError:
     return AcquisitionError(
         f"{key}.{modality}: no {modality} scene for the {period} window {win} in collection "
@@ -225,7 +225,7 @@ def search_scenes(
     benchmark's single-date sets); the workflow always searches both."""
     key = f"events.{name}"
     aoi = aoi_polygon(event, key)
-    wins = {p: window(event, p, key) for p in PERIODS}
+    wins = {p: date_range(event, p, key) for p in PERIODS}
     targets = {p: target_day(event, p, key) for p in PERIODS}
     cache = AssetCache(cache_dir)
     chooser = _Chooser(aoi, cache, retry.access, workers)
@@ -309,7 +309,7 @@ def _read_scene(
     """The bands `data_names` of a found scene on its grid, (rows, cols) float32 each, by
     name; the optical mask band (when there is one) under MASK. Values that cannot be in
     the configured unit are refused (`plausibility`)."""
-    grid = Grid.from_dict(record["grid"])
+    grid = SceneGrid.from_dict(record["grid"])
     items = [SceneItem.from_dict(d) for d in record["items"]]
     names = data_names + ([MASK] if MASK in items[0].bands else [])
     # Bilinear onto the grid: a coarser band (B11 at 20 m on a 10 m grid) is interpolated,
@@ -445,7 +445,7 @@ def acquire_period(
                 continue
             where = f"{key}.{modality}"
             bands = _read_scene(record, list(names), modality, cache, workers, retry, where)
-            found = Grid.from_dict(record["grid"])
+            found = SceneGrid.from_dict(record["grid"])
             grid = grid_args(found.crs, Affine(*found.transform), found.width, found.height)
             if modality == "sar":
                 write_sar(bands, record["sar_scale"], grid, *paths)

@@ -19,7 +19,7 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 from rasterio.transform import Affine, from_origin
-from shapely.geometry import Polygon, box, mapping, shape
+from shapely.geometry import Polygon, box
 
 from metaflood.core.errors import ConfigError
 from metaflood.core.tiling import TilingSettings, tile_layout
@@ -55,7 +55,7 @@ def parse_day(value: str, key: str) -> dt.date:
 
 
 @dataclass(frozen=True)
-class Window:
+class DateRange:
     """A closed range of days; a scene acquired on `end` is inside."""
 
     start: dt.date
@@ -72,7 +72,7 @@ class Window:
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
 
 
-def window(event: dict, period: str, key: str) -> Window:
+def date_range(event: dict, period: str, key: str) -> DateRange:
     cfg = event[period]
     start = parse_day(cfg["start"], f"{key}.{period}.start")
     end = parse_day(cfg["end"], f"{key}.{period}.end")
@@ -80,7 +80,7 @@ def window(event: dict, period: str, key: str) -> Window:
         raise ConfigError(
             f"{key}.{period}: the date window is inverted (start {start} is after end {end})"
         )
-    return Window(start, end)
+    return DateRange(start, end)
 
 
 def aoi_polygon(event: dict, key: str, base_dir: Path | str = ".") -> Polygon:
@@ -212,7 +212,7 @@ def event_grid(event: dict, key: str, base_dir: Path | str = ".") -> Grid:
 def check_event(event: dict, key: str, base_dir: Path | str = ".") -> Grid:
     """Semantic checks of one event that JSON schema cannot express (date windows, the
     AOI); raise ConfigError naming the key. Returns the event's grid."""
-    pre, post = window(event, "pre", key), window(event, "post", key)
+    pre, post = date_range(event, "pre", key), date_range(event, "post", key)
     if post.start <= pre.end:
         raise ConfigError(
             f"{key}.post: the post window ({post}) must start after the pre window ({pre}) ends"
@@ -247,11 +247,3 @@ def config_hash(obj: Any) -> str:
     """Stable hash of a configuration, for provenance."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def aoi_geojson(event: dict, key: str, base_dir: Path | str = ".") -> dict:
-    return mapping(aoi_polygon(event, key, base_dir))
-
-
-def polygon_from_geojson(geojson: dict) -> Polygon:
-    return shape(geojson)

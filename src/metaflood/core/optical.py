@@ -21,11 +21,3 @@ def mask_from_scl(scl: np.ndarray) -> np.ndarray:
     mask[scl == SCL_SHADOW] = SHADOW
     mask[np.isin(scl, (SCL_NODATA, SCL_DEFECTIVE))] = MASK_NODATA
     return mask
-
-
-def clear_fraction(mask: np.ndarray) -> float:
-    """Share of the observed pixels that are clear (cloud and shadow count against)."""
-    observed = mask != MASK_NODATA
-    if not observed.any():
-        return 0.0
-    return float((mask[observed] == CLEAR).mean())

@@ -36,6 +36,12 @@ from rasterio.windows import Window
 
 from metaflood.core.errors import InputError, WriteError
 
+# GDAL's block cache (MB) defaults to 5% of the machine's memory; fixed sizes keep a job's
+# memory independent of the machine. Every workflow job (unless GDAL_CACHEMAX is set in
+# the environment; `workflow.prepare_job_environment`):
+GDAL_CACHE_MB = 512
+# The co-registration stage, independent of the scene too:
+COREGISTER_GDAL_CACHE_MB = 256
 # rasterio logs each failure GDAL signals (CE_Failure) at INFO on this logger.
 GDAL_LOG = logging.getLogger("rasterio._env")
 # GDAL's (and libtiff's) words for a failed write, as opposed to a failed read.

@@ -100,11 +100,6 @@ def orientation_feature(image: np.ndarray, sigma: float = 0.7) -> np.ndarray:
     return g * g / (np.abs(g) + 1e-12)
 
 
-def gradient_magnitude(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Edges are what SAR and optical images share, not their brightness."""
-    return ndimage.gaussian_gradient_magnitude(image.astype(np.float64), sigma)
-
-
 def _prepare(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Invalid pixels at the mean, borders tapered, so neither correlates by itself."""
     filled = np.where(valid, image - image[valid].mean(), 0)
@@ -229,35 +224,6 @@ def estimate_from_chips(
             vote = ChipShift((float(total[0]), float(total[1])), vote.peak)
         votes.append(vote)
     return combine(votes, scale, tolerance, method)
-
-
-def estimate_shift(
-    reference: np.ndarray,
-    moving: np.ndarray,
-    valid: np.ndarray | tuple[np.ndarray, np.ndarray],
-    *,
-    method: str,
-    tolerance: Tolerance | None = None,
-    chip: int | None = None,
-    scale: float = 1.0,
-) -> ShiftEstimate:
-    """Estimate the shift of `moving` onto `reference`, two in-memory feature images.
-
-    `valid` marks usable pixels: one mask for both, or (reference mask, moving mask).
-    """
-    valid_ref, valid_mov = valid if isinstance(valid, tuple) else (valid, valid)
-
-    def read(ref: Window2D, mov: Window2D):
-        return reference[ref], moving[mov], valid_ref[ref] & valid_mov[mov]
-
-    return estimate_from_chips(
-        read,
-        reference.shape,
-        scale=scale,
-        tolerance=tolerance or Tolerance(max_error=0.1, max_spread=0.5),
-        method=method,
-        chip=chip,
-    )
 
 
 def chip_windows(

@@ -207,12 +207,3 @@ def unusable(
     if mode == "both":
         return detected | acquired
     raise ValueError(f"unknown cloud mask mode {mode!r} (one of {', '.join(MODES)})")
-
-
-def precision_recall(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Of the pixels flagged, the share truly flagged; of the true ones, the share found."""
-    predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
-    hits = float((predicted & truth).sum())
-    precision = hits / max(float(predicted.sum()), 1.0)
-    recall = hits / max(float(truth.sum()), 1.0)
-    return precision, recall

@@ -16,7 +16,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from metaflood.core.blockwise import block_windows, with_halo
-from metaflood.core.config import Grid, aoi_polygon, to_crs
+from metaflood.core.config import Grid
 from metaflood.core.errors import InputError
 from metaflood.core.raster import (
     ALIGNED_COMPRESSION,
@@ -41,13 +41,6 @@ from metaflood.coregister.speckle import estimate_looks, speckle_filter
 
 # ---------------------------------------------------------------------------------------
 # Products, block by block
-
-
-def aoi_mask(event: dict, key: str, grid: Grid) -> np.ndarray:
-    """True inside the AOI polygon on the grid."""
-    return _aoi_block(
-        to_crs(aoi_polygon(event, key), grid.crs), grid.transform, grid.height, grid.width
-    )
 
 
 def _aoi_block(polygon, transform: Affine, height: int, width: int) -> np.ndarray:

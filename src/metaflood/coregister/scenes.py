@@ -42,9 +42,6 @@ COARSE_OPTICAL_BANDS = ("swir16",)
 CLOUD_MARGIN_PX = 3
 # Largest sample (pixels per side) the number of looks is estimated from.
 LOOKS_SAMPLE = 512
-# GDAL's block cache (MB): by default 5% of the machine's memory; a fixed size keeps the
-# stage's memory independent of the machine and of the scene.
-GDAL_CACHE_MB = 256
 # GDAL warper's working memory (MB) per warped read: large enough that a block is
 # warped in one piece.
 WARP_MEMORY_MB = 256

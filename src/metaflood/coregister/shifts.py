@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Frame:
+class EstimationFrame:
     """The estimation grid: the overlap of two scenes and the AOI at native resolution."""
 
     crs: str
@@ -47,7 +47,7 @@ class Frame:
         return self.transform.a
 
 
-def estimation_frame(grid: Grid, a: Scene, b: Scene) -> Frame | None:
+def estimation_frame(grid: Grid, a: Scene, b: Scene) -> EstimationFrame | None:
     res = max(min(a.resolution, b.resolution), grid.resolution / 4)
     g_left, g_bottom, g_right, g_top = grid.bounds
     left = max(g_left, a.footprint[0], b.footprint[0])
@@ -60,10 +60,10 @@ def estimation_frame(grid: Grid, a: Scene, b: Scene) -> Frame | None:
     width, height = math.floor((right - left) / res), math.floor((top - bottom) / res)
     if min(width, height) < 3 * 32:
         return None
-    return Frame(grid.crs, from_origin(left, top, res, res), width, height)
+    return EstimationFrame(grid.crs, from_origin(left, top, res, res), width, height)
 
 
-def _frame_reader(scene: Scene, frame: Frame, resampling: Resampling, threads: int):
+def _frame_reader(scene: Scene, frame: EstimationFrame, resampling: Resampling, threads: int):
     return warped(scene, frame.crs, frame.transform, frame.width, frame.height, resampling, threads)
 
 

@@ -27,6 +27,7 @@ from rasterio.windows import Window
 
 from metaflood.core.config import aoi_polygon, event_grid, to_crs
 from metaflood.core.raster import (
+    COREGISTER_GDAL_CACHE_MB,
     atomic_path,
 )
 from metaflood.coregister import cloudmask
@@ -38,7 +39,6 @@ from metaflood.coregister.products import (
     write_products,
 )
 from metaflood.coregister.scenes import (
-    GDAL_CACHE_MB,
     Settings,
     inspect_scene,
     scene_band_names,
@@ -66,7 +66,7 @@ def coregister_period(
 ) -> dict:
     if not isinstance(settings, Settings):
         settings = Settings.from_config(settings)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=COREGISTER_GDAL_CACHE_MB):
         return _coregister(
             event,
             name,
@@ -226,7 +226,7 @@ def estimate_period(
     written once for every tile job of the period to share."""
     if not isinstance(settings, Settings):
         settings = Settings.from_config(settings)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=COREGISTER_GDAL_CACHE_MB):
         plan = plan_period(event, name, period, sar, optical, optical_mask, reference, settings)
         if not plan.sar.absent and settings.speckle_filter != "none":
             size = (plan.grid.width, plan.grid.height)
@@ -264,7 +264,7 @@ def coregister_tile(
     if not isinstance(settings, Settings):
         settings = Settings.from_config(settings)
     report = json.loads(Path(shifts).read_text())
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=COREGISTER_GDAL_CACHE_MB):
         plan = plan_period(
             event,
             name,

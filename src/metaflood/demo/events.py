@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rasterio.transform import Affine, from_origin
 
-from metaflood.core.config import event_grid, window
+from metaflood.core.config import date_range, event_grid
 from metaflood.demo.catalog import publish_demo_catalog
 from metaflood.demo.simulate import simulate_event
 from metaflood.demo.spec import SceneSpec
@@ -38,7 +38,7 @@ def demo_dates(event: dict, key: str) -> dict[tuple[str, str], dt.datetime]:
     """SAR in the middle of each window, optical a day later (within the window)."""
     dates = {}
     for period in ("pre", "post"):
-        win = window(event, period, key)
+        win = date_range(event, period, key)
         sar_day = win.middle
         optical_day = min(sar_day + dt.timedelta(days=1), win.end)
         dates[(period, "sar")] = dt.datetime.combine(sar_day, dt.time(4, 30), dt.UTC)

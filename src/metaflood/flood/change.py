@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import rasterio
-from skimage.morphology import remove_small_objects
 
 from metaflood.core.blockwise import block_windows
 from metaflood.core.classes import CLASS_NAMES, NUM_CLASSES, WATER
@@ -28,6 +27,7 @@ from metaflood.flood.confidence import (
     load_calibration,
     to_percent,
 )
+from metaflood.flood.mmu import drop_small_patches
 from metaflood.flood.sar_change import same_grid
 from metaflood.flood.vector import flood_polygons, write_polygons
 
@@ -53,7 +53,7 @@ def flood_extent(pre: np.ndarray, post: np.ndarray, min_pixels: int) -> np.ndarr
     extent[known] = DRY
     extent[known & (pre == WATER) & (post == WATER)] = PERMANENT
     extent[known & (post == WATER) & (pre != WATER)] = FLOODED
-    return drop_small_floods(extent, min_pixels)
+    return drop_small_patches(extent, FLOODED, DRY, min_pixels)
 
 
 def transition_counts(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
@@ -89,16 +89,7 @@ def combined_extent(
     extent[known] = DRY
     extent[permanent] = PERMANENT
     extent[new_water] = FLOODED
-    return drop_small_floods(extent, min_pixels)
-
-
-def drop_small_floods(extent: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Flooded regions smaller than the minimum mapping unit become dry (in place)."""
-    if min_pixels > 1:
-        flooded = extent == FLOODED
-        kept = remove_small_objects(flooded, max_size=min_pixels - 1, connectivity=2)
-        extent[flooded & ~kept] = DRY
-    return extent
+    return drop_small_patches(extent, FLOODED, DRY, min_pixels)
 
 
 def map_flood(
@@ -152,7 +143,7 @@ def map_flood(
             confidence[cut] = to_percent(probability)
             counts += transition_counts(pre[cut], post)
     pixel_area = abs(transform.a * transform.e)
-    drop_small_floods(extent, min_pixels=int(np.ceil(min_area_m2 / pixel_area)))
+    drop_small_patches(extent, FLOODED, DRY, int(np.ceil(min_area_m2 / pixel_area)))
     confidence[extent == EXTENT_NODATA] = CONFIDENCE_NODATA
     write_cog(
         out_extent,

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
-from skimage.morphology import remove_small_objects
 
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path, read_checked, write_cog
 from metaflood.core.sar import to_db, to_linear
+from metaflood.flood.mmu import drop_small_patches
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def sar_evidence(
         low_mode_max=0.0,
     )
     evidence = classify(pre, post, usable, change, water.value, drop.value)
-    evidence = remove_small_floods(evidence, settings.min_pixels)
+    evidence = drop_small_patches(evidence, FLOOD_SIGNAL, NO_SIGNAL, settings.min_pixels)
     summary = evidence_summary(evidence, settings, water, drop)
     return SarEvidence(ratio, post[0], evidence, summary)
 
@@ -256,15 +256,6 @@ def classify(
     evidence[usable] = NO_SIGNAL
     evidence[dark_before] = DARK_BEFORE
     evidence[flood] = FLOOD_SIGNAL
-    return evidence
-
-
-def remove_small_floods(evidence: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Flood signal in patches smaller than the minimum mapping unit becomes no signal."""
-    if min_pixels > 1:
-        flood = evidence == FLOOD_SIGNAL
-        kept = remove_small_objects(flood, max_size=min_pixels - 1, connectivity=2)
-        evidence[flood & ~kept] = NO_SIGNAL
     return evidence
 
 

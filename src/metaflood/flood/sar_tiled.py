@@ -22,17 +22,19 @@ from metaflood.core.blockwise import block_windows, with_halo
 from metaflood.core.errors import InputError
 from metaflood.core.mosaic import copy_gather, tile_frame
 from metaflood.core.raster import atomic_path, band_index, cog_writer, open_checked, write_cog
+from metaflood.flood.mmu import drop_small_patches
 from metaflood.flood.sar_change import (
     EVIDENCE_COLORMAP,
     EVIDENCE_NODATA,
     EVIDENCE_VALUES,
+    FLOOD_SIGNAL,
+    NO_SIGNAL,
     SarChangeSettings,
     TiledThreshold,
     bimodal_tile_values,
     classify,
     evidence_summary,
     filtered_change,
-    remove_small_floods,
     sar_usable,
     shared_polarisations,
     threshold_from_pool,
@@ -198,7 +200,7 @@ def gather_sar_change(
                 int(window.col_off) : int(window.col_off + window.width),
             ] = src.read(1)
     settings = SarChangeSettings.from_config(change, abs(frame.transform.a * frame.transform.e))
-    evidence = remove_small_floods(evidence, settings.min_pixels)
+    evidence = drop_small_patches(evidence, FLOOD_SIGNAL, NO_SIGNAL, settings.min_pixels)
     write_cog(
         out_evidence,
         evidence,

@@ -186,13 +186,6 @@ def water_figures(summary: dict, area: float) -> dict:
     }
 
 
-def route_coverage(route: np.ndarray | xr.DataArray) -> dict:
-    """Share of the AOI mapped from both modalities, one of them, or neither."""
-    route = route if isinstance(route, xr.DataArray) else xr.DataArray(np.asarray(route))
-    codes = xr.DataArray(list(ROUTES), dims="route")
-    return _shares((route == codes).sum(route.dims), (route != ROUTE_OUTSIDE).sum())
-
-
 def software_versions() -> dict:
     versions = {"metaflood": __version__, "python": platform.python_version()}
     for package in PACKAGES:

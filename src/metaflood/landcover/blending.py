@@ -188,43 +188,6 @@ def pad_rows(a: np.ndarray, rows: int, width: int) -> np.ndarray:
     return np.pad(a, pad) if any(p[1] for p in pad) else a
 
 
-def blend_tiles(
-    predict: Predictor,
-    sar: np.ndarray,
-    optical: np.ndarray,
-    weights: Mapping[str, np.ndarray],
-    *,
-    tile: int,
-    overlap: int,
-    batch_size: int,
-    num_classes: int,
-) -> tuple[np.ndarray, dict[str, int]]:
-    """In-memory form of `stream_blend`: the whole (classes, H, W) probability array."""
-    h, w = sar.shape[-2:]
-    W = max(w, tile)
-
-    def read_rows(y: int, rows: int) -> Rows:
-        return Rows(
-            pad_rows(sar[:, y : y + rows], rows, W),
-            pad_rows(optical[:, y : y + rows], rows, W),
-            {k: pad_rows(v[y : y + rows], rows, W) for k, v in weights.items()},
-        )
-
-    stats = TileStats()
-    strips = stream_blend(
-        predict,
-        read_rows,
-        (h, w),
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        num_classes=num_classes,
-        stats=stats,
-    )
-    proba = torch.cat([p for _, p, _ in strips], dim=1).numpy()
-    return proba, stats.to_dict()
-
-
 def _channels_last(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     """The memory order the inference model's weights are in (prepare_for_inference);
     the windows `tile_batch` makes are in it already, and pass through without a copy."""

@@ -13,7 +13,6 @@ cloud over a share of the post-event optical image), `sar_only` and `optical_onl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -435,10 +434,3 @@ def _map_flood(
         "confidence": _read(out["confidence"]),
         "evidence": evidence,
     }
-
-
-def iterate(
-    samples: Iterator[Sample], folder: Path, settings: PipelineSettings
-) -> Iterator[SampleOutputs]:
-    for i, sample in enumerate(samples):
-        yield run_sample(sample, folder / f"{i:05d}", settings)

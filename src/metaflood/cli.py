@@ -435,7 +435,7 @@ def _report_inputs(args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from metaflood.report import write_report
+    from metaflood.report.page import write_report
 
     write_report(args.event, _report_inputs(args), Path(args.out))
 

@@ -11,9 +11,10 @@ import rasterio
 from metaflood.core.reliability import HIGH_CONFIDENCE
 from metaflood.flood.change import map_flood
 from metaflood.flood.stats import write_stats
-from metaflood.report import ReportInputs, write_report
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
+from metaflood.report.maps import ReportInputs
+from metaflood.report.page import write_report
 from tests.helpers.flood_inputs import write_inputs
 
 EVENT = {

@@ -138,7 +138,7 @@ def cmd_coregister_tile(args: argparse.Namespace) -> None:
 
 
 def cmd_coregister_gather(args: argparse.Namespace) -> None:
-    from metaflood.landcover.gather import gather_aligned
+    from metaflood.coregister.gather import gather_aligned
 
     gather_aligned(
         Path(args.shifts),

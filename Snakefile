@@ -9,7 +9,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from metaflood.errors import ConfigError
+from metaflood.core.errors import ConfigError
 from metaflood.workflow import read_config_file
 
 # config.yaml (the demo) is the default; a --configfile replaces it rather than adding

@@ -15,14 +15,13 @@ AOI (the Derna case's, half and twice its size), asset and tile size:
 Whole tiles are the unit a COG is read in, so `ratio` approaches `packed` as the AOI
 grows and exceeds it by the share of the edge tiles outside the AOI when it is small.
 
-Run from the repository root: `.venv/bin/python benchmarks/acquire_bytes.py`
+Run from the repository root: `.venv/bin/python -m benchmarks.acquire_bytes`
 (about a minute on two cores; it writes only to a temporary directory).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,14 +33,14 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
+from metaflood.acquire.scene import BandRef
+from metaflood.core.raster import write_cog
+from metaflood.demo.simulate import simulate_event
+from metaflood.demo.spec import SceneSpec
+from tests.helpers.acquire_servers import RangeFileServer, cog_tile_bytes
 
-from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi  # noqa: E402
-from metaflood.acquire.scene import BandRef  # noqa: E402
-from metaflood.raster import write_cog  # noqa: E402
-from metaflood.simulate import SceneSpec, simulate_event  # noqa: E402
-from tests.acquire_servers import RangeFileServer, cog_tile_bytes  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DERNA_AOI = box(22.575, 32.715, 22.665, 32.782)  # cases/libya_derna_2023.yaml
 AOI_SCALES = (0.5, 1.0, 2.0)  # the case's AOI, and half and twice its width and height

@@ -5,7 +5,7 @@ Make the co-registration products first, then compare:
 
     .venv/bin/snakemake --cores 2 results/demo/aligned/post_coregistration.json \\
         results/demo/aligned/pre_coregistration.json
-    .venv/bin/python benchmarks/coregister_demo.py [--config config.yaml] [--event demo]
+    .venv/bin/python -m benchmarks.coregister_demo [--config config.yaml] [--event demo]
 
 Issue 5's bounds: 0.2 grid px SAR to SAR, 0.5 grid px optical to SAR.
 """
@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.coregister_scenes import Truth, expected_shifts  # noqa: E402
+from tests.helpers.coregister_scenes import Truth, expected_shifts
 
 BOUNDS = {"sar_to_reference": 0.2, "optical_to_sar": 0.5}
 

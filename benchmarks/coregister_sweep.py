@@ -7,7 +7,7 @@ truth is printed in grid pixels. The issue's bounds: 0.2 px SAR to SAR, 0.5 px o
 to SAR, for every estimate the stage calls reliable; the others must be flagged (they
 are not applied).
 
-    .venv/bin/python benchmarks/coregister_sweep.py [--seeds 20] [--size 400]
+    .venv/bin/python -m benchmarks.coregister_sweep [--seeds 20] [--size 400]
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.coregister_scenes import sweep_case  # noqa: E402
+from tests.helpers.coregister_scenes import sweep_case
 
 SAR_BOUND, OPTICAL_BOUND = 0.2, 0.5
 

@@ -2,13 +2,13 @@
 on a 10,000 x 10,000 two-band SAR scene.
 
 1. Writes a synthetic two-band SAR scene (10 m, UTM 34N, gamma speckle, float32, tiled).
-2. Times `rio warp` (rasterio's own command) and `metaflood.coregister.reproject_to_grid`
+2. Times `rio warp` (rasterio's own command) and `metaflood.coregister.products.reproject_to_grid`
    (the stage's blockwise warped reads) on the same input and the same 20 m grid, average
    resampling, one thread each, and prints the ratio (issue 5: at most 1.25).
 3. Runs the whole stage (`metaflood coregister`) on that scene in a child process (the
    optical scene absent), and prints its peak resident memory (at most 3 GB).
 
-    .venv/bin/python benchmarks/coregister_warp.py [--size 10000] [--workdir DIR]
+    .venv/bin/python -m benchmarks.coregister_warp [--size 10000] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from metaflood.blockwise import block_windows  # noqa: E402
-from metaflood.config import event_grid  # noqa: E402
-from metaflood.coregister import SAR_BANDS  # noqa: E402
-from metaflood.raster import write_cog  # noqa: E402
+from metaflood.core.bands import SAR_BANDS
+from metaflood.core.blockwise import block_windows
+from metaflood.core.config import event_grid
+from metaflood.core.raster import write_cog
 
 CRS = "EPSG:32634"
 # Runs `metaflood <args>` and prints the process's peak resident memory (VmHWM). Linux
@@ -40,8 +38,9 @@ CRS = "EPSG:32634"
 # the scene it wrote, so the child reports its own high-water mark instead.
 REPROJECT = (
     "import json, sys; from pathlib import Path; from rasterio.enums import Resampling; "
-    "from metaflood.config import event_grid; "
-    "from metaflood.coregister import SAR_BANDS, reproject_to_grid; "
+    "from metaflood.core.config import event_grid; "
+    "from metaflood.core.bands import SAR_BANDS; "
+    "from metaflood.coregister.products import reproject_to_grid; "
     "grid = event_grid(json.loads(sys.argv[2]), 'events.bench'); "
     "reproject_to_grid(Path(sys.argv[1]), SAR_BANDS, grid, Path(sys.argv[3]) / 'ours.tif', "
     "resampling=Resampling.average)"

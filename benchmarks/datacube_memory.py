@@ -1,6 +1,6 @@
 """Peak memory of the flooded area by pre-event class computed through `open_event`.
 
-    .venv/bin/python benchmarks/datacube_memory.py --size 8000 [--chunks 2048] \\
+    .venv/bin/python -m benchmarks.datacube_memory --size 8000 [--chunks 2048] \\
         [--workdir /tmp/datacube_memory]
 
 Writes a large synthetic event's products (once; kept under --workdir) and then, each in
@@ -56,7 +56,7 @@ def _grid(size: int) -> dict:
 
 def draw_event(size: int, seed: int) -> dict[str, np.ndarray]:
     """Classes before and after, and the post-event route, as uint8 grids."""
-    from metaflood.classes import CLASS_NODATA, NUM_CLASSES, WATER
+    from metaflood.core.classes import CLASS_NODATA, NUM_CLASSES, WATER
 
     rng = np.random.default_rng(seed)
     cells = math.ceil(size / CELL)
@@ -84,7 +84,7 @@ def draw_event(size: int, seed: int) -> dict[str, np.ndarray]:
 
 def one_hot(classes: np.ndarray) -> np.ndarray:
     """Probabilities as the land-cover stage stores them: 254 for the class, 255 nodata."""
-    from metaflood.classes import NUM_CLASSES
+    from metaflood.core.classes import NUM_CLASSES
 
     proba = np.zeros((NUM_CLASSES, *classes.shape), np.uint8)
     for c in range(NUM_CLASSES):
@@ -96,8 +96,8 @@ def one_hot(classes: np.ndarray) -> np.ndarray:
 def write_water(folder: Path, period: str, classes: np.ndarray, grid: dict) -> None:
     """The water stage's fused map and summary as it writes them: certain water where the
     drawn classes are water (percent 100, else 0; 255 outside)."""
-    from metaflood.classes import CLASS_NODATA, WATER
-    from metaflood.raster import write_cog
+    from metaflood.core.classes import CLASS_NODATA, WATER
+    from metaflood.core.raster import write_cog
     from metaflood.water.stage import PERCENT_NODATA
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,12 +121,12 @@ def write_water(folder: Path, period: str, classes: np.ndarray, grid: dict) -> N
 
 def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     """The synthetic event's products under results/<event>/ (see the module's doc)."""
-    from metaflood.change import map_flood
-    from metaflood.classes import CLASS_NAMES, CLASS_NODATA, WATER
-    from metaflood.infer import landcover_writers
-    from metaflood.raster import cog_writer, write_cog
-    from metaflood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA, EVIDENCE_VALUES
-    from metaflood.sar_tiled import RATIO_BANDS
+    from metaflood.core.classes import CLASS_NAMES, CLASS_NODATA, WATER
+    from metaflood.core.raster import cog_writer, write_cog
+    from metaflood.flood.change import map_flood
+    from metaflood.flood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA, EVIDENCE_VALUES
+    from metaflood.flood.sar_tiled import RATIO_BANDS
+    from metaflood.landcover.writers import landcover_writers
 
     out = results / event
     grid = _grid(size)
@@ -225,7 +225,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
 
 def stats_stage(event_dir: Path, out: Path) -> dict:
     """The stats stage (`stats.write_stats`, as rule stats runs it) on the event."""
-    from metaflood.stats import write_stats
+    from metaflood.flood.stats import write_stats
 
     lc, flood, side = (event_dir / f for f in ("landcover", "flood", "synthetic"))
     return write_stats(
@@ -254,7 +254,7 @@ def child(mode: str, event_dir: Path, chunks: int) -> dict:
     import rasterio
 
     import metaflood
-    from metaflood.datacube import flooded_area_by_pre_class
+    from metaflood.core.datacube import flooded_area_by_pre_class
 
     if mode == "imports":
         return {}
@@ -268,8 +268,8 @@ def child(mode: str, event_dir: Path, chunks: int) -> dict:
         area = flooded_area_by_pre_class(ds).compute()
         found = dict(zip(ds["class_name"].values.tolist(), area.values.tolist(), strict=True))
     else:
-        from metaflood.change import FLOODED
-        from metaflood.classes import CLASS_NAMES, NUM_CLASSES
+        from metaflood.core.classes import CLASS_NAMES, NUM_CLASSES
+        from metaflood.flood.change import FLOODED
 
         with rasterio.open(event_dir / "flood/extent.tif") as src:
             extent, pixel = src.read(1), abs(src.transform.a * src.transform.e)

@@ -2,10 +2,10 @@
 
 Run after the demo (it reuses the demo's checkpoint, results/models/metars.pt):
 
-    .venv/bin/python benchmarks/flood_calibration.py
+    .venv/bin/python -m benchmarks.flood_calibration
 
 It maps each held-out event up to its SAR change evidence with snakemake, fits the
-confidence (metaflood calibrate-confidence) into src/metaflood/confidence_calibration.json,
+confidence (metaflood calibrate-confidence) into src/metaflood/flood/confidence_calibration.json,
 and prints the leave-one-event-out reliability table: per confidence bin, the share of
 pixels truly flooded. About 40 s of CPU per event on top of what is already mapped.
 """
@@ -21,7 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = ROOT / "cases" / "calibration.yaml"
-OUT = ROOT / "src" / "metaflood" / "confidence_calibration.json"
+OUT = ROOT / "src" / "metaflood" / "flood" / "confidence_calibration.json"
 
 
 def main() -> int:

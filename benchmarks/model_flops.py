@@ -1,6 +1,6 @@
 """Achieved model FLOP/s against a plain float32 matmul in the same process.
 
-    .venv/bin/python benchmarks/model_flops.py [--config compact|authors] [--threads N]
+    .venv/bin/python -m benchmarks.model_flops [--config compact|authors] [--threads N]
 
 FLOPs are counted by torch.utils.flop_counter (2 per multiply-add) on the inference
 path the workflow runs (joint head of a batch of tiles); the reference is a square
@@ -15,8 +15,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from metaflood.checkpoint import prepare_for_inference
 from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.checkpoint import prepare_for_inference
 
 CONFIGS = {
     "compact": MetaRSConfig(),  # the demo model: resnet18 at width 32

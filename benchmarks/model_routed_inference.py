@@ -1,6 +1,6 @@
 """Whole-scene routed, tiled inference against the pure forward time of the same tiles.
 
-    .venv/bin/python benchmarks/model_routed_inference.py [--size 1024] [--threads N]
+    .venv/bin/python -m benchmarks.model_routed_inference [--size 1024] [--threads N]
         [--config compact|authors] [--device cpu|cuda|auto] [--read-ahead auto|on|off]
         [--cloud-cover 0.6] [--repeats 3]
 
@@ -36,11 +36,11 @@ import torch
 from rasterio.transform import from_origin
 from scipy.ndimage import gaussian_filter
 
-from metaflood import infer
-from metaflood.checkpoint import prepare_for_inference, resolve_device, save_checkpoint
-from metaflood.data import Normalization
+from metaflood.core.raster import ALIGNED_COMPRESSION, write_cog
+from metaflood.landcover import infer
 from metaflood.model import MetaRS, MetaRSConfig
-from metaflood.raster import ALIGNED_COMPRESSION, write_cog
+from metaflood.model.checkpoint import prepare_for_inference, resolve_device, save_checkpoint
+from metaflood.model.normalization import Normalization
 
 BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
 CONFIGS = {

@@ -1,6 +1,6 @@
 """Inference throughput in megapixels per second, compact and ResNet-50 configurations.
 
-    .venv/bin/python benchmarks/model_throughput.py [--threads N] [--tile 256] [--batch 4]
+    .venv/bin/python -m benchmarks.model_throughput [--threads N] [--tile 256] [--batch 4]
 
 For each configuration and each route (joint head; SAR head alone; optical head alone)
 a batch of tiles is run under torch.inference_mode, best of a few runs, with the model
@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from metaflood.checkpoint import prepare_for_inference
 from metaflood.model import MetaRS, MetaRSConfig
+from metaflood.model.checkpoint import prepare_for_inference
 
 CONFIGS = {
     "compact (resnet18, width 32)": MetaRSConfig(),

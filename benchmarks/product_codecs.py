@@ -1,6 +1,6 @@
 """What the land-cover products' codec costs: the COG copy of each product with other codecs.
 
-    .venv/bin/python benchmarks/product_codecs.py [--size 1024] [--threads 2] [--repeats 7]
+    .venv/bin/python -m benchmarks.product_codecs [--size 1024] [--threads 2] [--repeats 7]
 
 The routed-inference benchmark's scene (`model_routed_inference.make_scene`, 60% cloud)
 is mapped once by `infer.predict_scene`; each product is then staged as `cog_writer`
@@ -22,11 +22,11 @@ from pathlib import Path
 import rasterio
 import rasterio.shutil
 import torch
-from model_routed_inference import CONFIGS, make_scene, scene_checkpoint
 
-from metaflood import infer
+from benchmarks.model_routed_inference import CONFIGS, make_scene, scene_checkpoint
+from metaflood.core.raster import COG_COMPRESSION, cog_copy_options
+from metaflood.landcover import infer
 from metaflood.model import MetaRS
-from metaflood.raster import COG_COMPRESSION, cog_copy_options
 
 CODECS = {
     "DEFLATE 1 (used)": COG_COMPRESSION,

@@ -1,7 +1,7 @@
 """metaflood on real labelled Sentinel sets: train the Sentinel model, fit the water fusion
 and the flood confidence, and score every set beside the baselines of the same run.
 
-    .venv/bin/python benchmarks/real_data.py --data ../shared/realdata [--steps train,fit,score]
+    .venv/bin/python -m benchmarks.real_data --data ../shared/realdata [--steps train,fit,score]
 
 Steps (each reuses what the previous wrote under --work, default results/realdata):
 - train: a MetaRS at 10 m with scene normalisation, on synthetic tiles and the training
@@ -14,7 +14,7 @@ Steps (each reuses what the previous wrote under --work, default results/realdat
   with both modalities, SAR only and the post-event optical image missing, with and
   without event adaptation.
 
-The splits are fixed in metaflood.realdata.layouts. Nothing here reads a test split
+The splits are fixed in metaflood.training.layouts. Nothing here reads a test split
 before the score step.
 """
 

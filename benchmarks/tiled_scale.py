@@ -5,7 +5,7 @@ does not make a finer scene than the grid) and published as a static STAC catalo
 COGs, the stand-in for a provider; the workflow then runs on it with the `static` source
 and tiling, through Snakemake in its own folder, with an already trained checkpoint:
 
-    .venv/bin/python benchmarks/tiled_scale.py --checkpoint results/models/metars.pt \\
+    .venv/bin/python -m benchmarks.tiled_scale --checkpoint results/models/metars.pt \\
         --sizes 2000 4000 8000 --cores 2 [--workdir /tmp/tiled_scale]
 
 It prints, per size, the peak resident memory (max_rss of the rules' benchmark TSVs) of
@@ -53,7 +53,7 @@ def event_config(size_px: int, resolution: float) -> dict:
 
 def static_sources(catalog: Path) -> dict:
     """The generated catalog read as any static STAC catalog of a provider would be."""
-    from metaflood.demo_catalog import (
+    from metaflood.demo.catalog import (
         OPTICAL_ASSETS,
         OPTICAL_COLLECTION,
         SAR_ASSETS,

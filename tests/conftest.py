@@ -1,4 +1,6 @@
-"""Shared fixtures: small georeferenced rasters built in the test."""
+"""Shared fixtures: small georeferenced rasters built in the test, the tiny demo runs.
+
+Helpers that tests and benchmarks import live in `tests.helpers`."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from metaflood.raster import write_cog
+from metaflood.core.raster import write_cog
+from tests.helpers.workflow_runs import run_tiny, tiled_config
 
 UTM = "EPSG:32634"
 
@@ -25,42 +28,14 @@ def write_raster(tmp_path):
     return _write
 
 
-def demo_event_config(**overrides) -> dict:
-    """A small demo event (about 300 m square) in the shape of config.yaml."""
-    event = {
-        "aoi": {"bbox": [22.6300, 32.7600, 22.6332, 32.7627]},
-        "grid": {"crs": "auto", "resolution": 2.0},
-        "event_date": "2023-09-10",
-        "pre": {"start": "2023-09-01", "end": "2023-09-09"},
-        "post": {"start": "2023-09-11", "end": "2023-09-20"},
-        "sar": {"source": "demo"},
-        "optical": {"source": "demo"},
-        "demo": {
-            "seed": 3,
-            "resolution": 1.0,
-            "margin_m": 20,
-            "cloud_fraction": 0.5,
-            "post_optical": True,
-            "post_offset_px": [0.4, -0.3],
-            "optical_offset_px": [0.3, 0.25],
-        },
-    }
-    event.update(overrides)
-    return event
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The tiny demo event run locally once per session (`snakemake --cores 2`)."""
-    from tests.workflow_runs import run_tiny
-
     return run_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")
 def tiled_run(tmp_path_factory, tiny_run):
     """The tiny demo run locally with tiling on (4 tiles), with tiny_run's checkpoint."""
-    from tests.workflow_runs import run_tiny, tiled_config
-
     config = tiled_config(tiny_run / "results" / "models" / "metars.pt")
     return run_tiny(tmp_path_factory.mktemp("tiled"), config=config)

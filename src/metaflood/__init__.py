@@ -13,10 +13,10 @@ __version__ = "0.1.0"
 __all__ = ["open_event", "run"]
 
 if TYPE_CHECKING:
-    from metaflood.datacube import open_event
+    from metaflood.core.datacube import open_event
     from metaflood.runner import run
 
-_LAZY = {"open_event": "metaflood.datacube", "run": "metaflood.runner"}
+_LAZY = {"open_event": "metaflood.core.datacube", "run": "metaflood.runner"}
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from metaflood.errors import MetafloodError
+from metaflood.core.errors import MetafloodError
 
 log = logging.getLogger("metaflood")
 
@@ -31,13 +31,13 @@ def cmd_check_config(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from metaflood.demo import build_demo_event
+    from metaflood.demo.events import build_demo_event
 
     build_demo_event(args.event_json, args.event, Path(args.out))
 
 
 def cmd_search_scenes(args: argparse.Namespace) -> None:
-    from metaflood.acquire import search_scenes
+    from metaflood.acquire.stage import search_scenes
 
     search_scenes(
         args.event_json,
@@ -50,7 +50,7 @@ def cmd_search_scenes(args: argparse.Namespace) -> None:
 
 
 def cmd_acquire(args: argparse.Namespace) -> None:
-    from metaflood.acquire import acquire_period
+    from metaflood.acquire.stage import acquire_period
 
     acquire_period(
         args.event_json,
@@ -67,7 +67,8 @@ def cmd_acquire(args: argparse.Namespace) -> None:
 
 
 def cmd_coregister(args: argparse.Namespace) -> None:
-    from metaflood.coregister import Settings, coregister_period
+    from metaflood.coregister.scenes import Settings
+    from metaflood.coregister.stage import coregister_period
 
     coregister_period(
         args.event_json,
@@ -85,21 +86,22 @@ def cmd_coregister(args: argparse.Namespace) -> None:
 
 
 def _tile(args: argparse.Namespace, height: int, width: int):
-    from metaflood.tiling import TilingSettings, find_tile, tile_layout
+    from metaflood.core.tiling import TilingSettings, find_tile, tile_layout
 
     tiling = TilingSettings.from_config(args.tiling_json)
     return find_tile(tile_layout(height, width, tiling.tile_px, tiling.overlap_px), args.tile)
 
 
 def _shape_of(path: str) -> tuple[int, int]:
-    from metaflood.raster import open_checked
+    from metaflood.core.raster import open_checked
 
     with open_checked(path) as src:
         return src.height, src.width
 
 
 def cmd_coregister_shifts(args: argparse.Namespace) -> None:
-    from metaflood.coregister import Settings, estimate_period
+    from metaflood.coregister.scenes import Settings
+    from metaflood.coregister.stage import estimate_period
 
     estimate_period(
         args.event_json,
@@ -115,8 +117,9 @@ def cmd_coregister_shifts(args: argparse.Namespace) -> None:
 
 
 def cmd_coregister_tile(args: argparse.Namespace) -> None:
-    from metaflood.config import event_grid
-    from metaflood.coregister import Settings, coregister_tile
+    from metaflood.core.config import event_grid
+    from metaflood.coregister.scenes import Settings
+    from metaflood.coregister.stage import coregister_tile
 
     grid = event_grid(args.event_json, f"events.{args.event}")
     coregister_tile(
@@ -135,7 +138,7 @@ def cmd_coregister_tile(args: argparse.Namespace) -> None:
 
 
 def cmd_coregister_gather(args: argparse.Namespace) -> None:
-    from metaflood.gather import gather_aligned
+    from metaflood.coregister.gather import gather_aligned
 
     gather_aligned(
         Path(args.shifts),
@@ -150,7 +153,7 @@ def cmd_coregister_gather(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from metaflood.train import train_model
+    from metaflood.training.train import train_model
 
     train_model(
         args.model_json,
@@ -164,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from metaflood.evaluate import run_evaluation
+    from metaflood.training.evaluate import run_evaluation
 
     run_evaluation(
         args.model_json,
@@ -180,7 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_convert_checkpoint(args: argparse.Namespace) -> None:
-    from metaflood.convert import convert_authors_checkpoint
+    from metaflood.model.convert import convert_authors_checkpoint
 
     result = convert_authors_checkpoint(
         Path(args.src),
@@ -192,7 +195,7 @@ def cmd_convert_checkpoint(args: argparse.Namespace) -> None:
 
 
 def cmd_download_checkpoint(args: argparse.Namespace) -> None:
-    from metaflood.download import download_file
+    from metaflood.model.download import download_file
 
     download_file(
         args.url,
@@ -204,7 +207,7 @@ def cmd_download_checkpoint(args: argparse.Namespace) -> None:
 
 
 def cmd_landcover(args: argparse.Namespace) -> None:
-    from metaflood.infer import predict_scene
+    from metaflood.landcover.infer import predict_scene
 
     model = args.model_json
     summary = predict_scene(
@@ -224,7 +227,7 @@ def cmd_landcover(args: argparse.Namespace) -> None:
 
 
 def cmd_landcover_tile(args: argparse.Namespace) -> None:
-    from metaflood.infer import predict_tile
+    from metaflood.landcover.infer import predict_tile
 
     model = args.model_json
     summary = predict_tile(
@@ -244,8 +247,8 @@ def cmd_landcover_tile(args: argparse.Namespace) -> None:
 
 
 def cmd_landcover_gather(args: argparse.Namespace) -> None:
-    from metaflood.gather import gather_landcover
-    from metaflood.tiling import TilingSettings
+    from metaflood.core.tiling import TilingSettings
+    from metaflood.landcover.gather import gather_landcover
 
     summary = gather_landcover(
         [Path(p) for p in args.proba],
@@ -261,7 +264,7 @@ def cmd_landcover_gather(args: argparse.Namespace) -> None:
 
 
 def cmd_sar_thresholds(args: argparse.Namespace) -> None:
-    from metaflood.sar_tiled import global_thresholds
+    from metaflood.flood.sar_tiled import global_thresholds
 
     found = global_thresholds(
         [Path(p) for p in args.stacks],
@@ -273,7 +276,7 @@ def cmd_sar_thresholds(args: argparse.Namespace) -> None:
 
 
 def cmd_sar_change_tile(args: argparse.Namespace) -> None:
-    from metaflood.sar_tiled import sar_change_tile
+    from metaflood.flood.sar_tiled import sar_change_tile
 
     sar_change_tile(
         [Path(p) for p in args.stacks],
@@ -287,7 +290,7 @@ def cmd_sar_change_tile(args: argparse.Namespace) -> None:
 
 
 def cmd_sar_change_gather(args: argparse.Namespace) -> None:
-    from metaflood.sar_tiled import gather_sar_change
+    from metaflood.flood.sar_tiled import gather_sar_change
 
     summary = gather_sar_change(
         [Path(p) for p in args.evidence],
@@ -303,7 +306,7 @@ def cmd_sar_change_gather(args: argparse.Namespace) -> None:
 
 
 def cmd_sar_change(args: argparse.Namespace) -> None:
-    from metaflood.sar_change import map_sar_change
+    from metaflood.flood.sar_change import map_sar_change
 
     summary = map_sar_change(
         [Path(p) for p in args.stacks],
@@ -317,7 +320,7 @@ def cmd_sar_change(args: argparse.Namespace) -> None:
 
 
 def cmd_change(args: argparse.Namespace) -> None:
-    from metaflood.change import map_flood
+    from metaflood.flood.change import map_flood
 
     change = args.change_json
     summary = map_flood(
@@ -338,7 +341,7 @@ def cmd_change(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from metaflood.validate import summary_lines, validate_against_truth
+    from metaflood.flood.validate import summary_lines, validate_against_truth
 
     event_dir = Path(args.results) / args.event if args.event else None
 
@@ -369,7 +372,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate_confidence(args: argparse.Namespace) -> None:
-    from metaflood.calibrate import calibrate
+    from metaflood.flood.calibrate import calibrate
 
     events = args.events
     result = calibrate(
@@ -392,7 +395,7 @@ def cmd_calibrate_confidence(args: argparse.Namespace) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    from metaflood.stats import write_stats
+    from metaflood.flood.stats import write_stats
 
     calibration = args.config_json.get("change", {}).get("calibration")
     write_stats(
@@ -432,7 +435,7 @@ def _report_inputs(args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from metaflood.report import write_report
+    from metaflood.report.page import write_report
 
     write_report(args.event, _report_inputs(args), Path(args.out))
 
@@ -444,13 +447,13 @@ def cmd_mapbook(args: argparse.Namespace) -> None:
 
 
 def cmd_catalog(args: argparse.Namespace) -> None:
-    from metaflood.products_catalog import write_catalog
+    from metaflood.report.products_catalog import write_catalog
 
     write_catalog(args.event, args.event_json, Path(args.event_dir), Path(args.out))
 
 
 def cmd_adapt(args: argparse.Namespace) -> None:
-    from metaflood.adapt import AdaptSettings, adapt_checkpoint
+    from metaflood.training.adapt import AdaptSettings, adapt_checkpoint
 
     summary = adapt_checkpoint(
         Path(args.checkpoint),
@@ -816,7 +819,7 @@ def _parser() -> argparse.ArgumentParser:
 def configure_logging() -> None:
     """Log lines to stderr (the job's log), with credentials removed from every one:
     libraries log the URLs they fetch (urllib3 its retries, with the query)."""
-    from metaflood.redact import RedactingFilter
+    from metaflood.core.redact import RedactingFilter
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
@@ -830,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except MetafloodError as err:
-        from metaflood.redact import redact_text
+        from metaflood.core.redact import redact_text
 
         print(f"metaflood {args.command}: error: {redact_text(err)}", file=sys.stderr)
         return 1

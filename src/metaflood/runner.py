@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from metaflood.config import check_config, normalise_dates
-from metaflood.errors import ConfigError, MetafloodError, WorkflowRunError
-from metaflood.workflow import check_config_file, schema_error
+from metaflood.core.config import normalise_dates
+from metaflood.core.errors import ConfigError, MetafloodError, WorkflowRunError
+from metaflood.workflow import check_config, check_config_file, schema_error
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 # The workflow's default profile, which the command line reads for every run.

@@ -11,11 +11,18 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from metaflood.config import check_config, event_grid, normalise_dates
-from metaflood.errors import ConfigError
+from metaflood.acquire.local import check_sources
+from metaflood.core.config import (
+    check_event,
+    check_model_overlap,
+    event_grid,
+    event_tiles,
+    normalise_dates,
+)
+from metaflood.core.errors import ConfigError
+from metaflood.core.raster import GDAL_CACHE_MB
+from metaflood.model.checks import check_model_sections
 
-# GDAL block cache of every job (MB), unless GDAL_CACHEMAX is set in the environment.
-GDAL_CACHE_MB = 512
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -47,6 +54,17 @@ def job_memory_mb(grid_pixels: int, base_mb: int, bytes_per_pixel: float) -> int
     needs on a small grid plus what it was measured to add per grid pixel
     (benchmarks/tiled_scale.py), so a large AOI gets a large enough cluster job."""
     return math.ceil(base_mb + bytes_per_pixel * grid_pixels / 1e6)
+
+
+def check_config(config: dict, base_dir: Path | str = ".") -> None:
+    """Semantic checks that JSON schema cannot express; raise ConfigError naming the key."""
+    for name, event in config["events"].items():
+        key = f"events.{name}"
+        grid = check_event(event, key, base_dir)
+        check_sources(event, key, base_dir)
+        event_tiles(grid, config.get("tiling"))
+    check_model_overlap(config)
+    check_model_sections(config, base_dir)
 
 
 def checked_config(config: dict) -> dict:

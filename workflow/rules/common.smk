@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The package's source is on sys.path (the Snakefile put it there).
-from metaflood.config import event_grid, event_tiles
+from metaflood.core.config import event_grid, event_tiles
 from metaflood.workflow import (
     blocked_output,
     checked_config,

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from rasterio.transform import Affine
 
-from metaflood import optical as opt
-from metaflood import sar
 from metaflood.acquire.scene import MASK
-from metaflood.bands import canonical_bands
-from metaflood.blockwise import block_windows
-from metaflood.raster import cog_writer
+from metaflood.core import optical as opt
+from metaflood.core import sar
+from metaflood.core.bands import canonical_bands
+from metaflood.core.blockwise import block_windows
+from metaflood.core.raster import cog_writer
 
 ABSENT_BLOCK_PX = 2048
 MASK_TAGS = {"codes": "0 clear, 1 cloud, 2 cloud shadow, 255 nodata"}

@@ -17,9 +17,9 @@ from shapely.geometry import Polygon, box, mapping, shape
 
 from metaflood.acquire.radiometry import plain_radiometry
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
-from metaflood.acquire.sources import SourceSpec
-from metaflood.config import Window, aoi_polygon, window
-from metaflood.errors import ConfigError, InputError
+from metaflood.acquire.sources import SourceSpec, resolve_source
+from metaflood.core.config import MODALITIES, DateRange, aoi_polygon, date_range
+from metaflood.core.errors import ConfigError, InputError
 
 
 def _footprint(src: rasterio.DatasetReader) -> dict:
@@ -27,7 +27,7 @@ def _footprint(src: rasterio.DatasetReader) -> dict:
     return transform_geom(src.crs, "EPSG:4326", outline, antimeridian_cutting=True, precision=8)
 
 
-def local_item(spec: SourceSpec, period: str, window: Window) -> SceneItem | None:
+def local_item(spec: SourceSpec, period: str, window: DateRange) -> SceneItem | None:
     """The period's file as a scene item; None when the configuration gives no file."""
     path = spec.local.get(period)
     if path is None:
@@ -87,7 +87,7 @@ def check_overlap(item: SceneItem, aoi: Polygon) -> None:
 
 
 def checked_local_item(
-    spec: SourceSpec, period: str, window: Window, aoi: Polygon
+    spec: SourceSpec, period: str, window: DateRange, aoi: Polygon
 ) -> SceneItem | None:
     """The period's file as a scene item (None when none is configured), refused when it
     lies wholly off the AOI."""
@@ -104,7 +104,7 @@ def check_local_files(spec: SourceSpec, event: dict, key: str, base_dir: Path | 
     aoi = aoi_polygon(event, key, base_dir)
     for period in spec.local:
         try:
-            checked_local_item(spec, period, window(event, period, key), aoi)
+            checked_local_item(spec, period, date_range(event, period, key), aoi)
         except InputError as err:
             raise ConfigError(f"{key}.{spec.modality}.{period}: {err}") from err
 
@@ -112,3 +112,12 @@ def check_local_files(spec: SourceSpec, event: dict, key: str, base_dir: Path | 
 def _lon_lat(bounds: tuple[float, float, float, float]) -> str:
     west, south, east, north = bounds
     return f"lon {west:.4f} to {east:.4f}, lat {south:.4f} to {north:.4f}"
+
+
+def check_sources(event: dict, key: str, base_dir: Path | str) -> None:
+    """Each modality's source settings (keys a preset needs; local files readable, with
+    a CRS and the configured bands, over the AOI)."""
+    for modality in MODALITIES:
+        spec = resolve_source(event[modality], modality, None, f"{key}.{modality}", base_dir)
+        if spec.kind == "local":
+            check_local_files(spec, event, key, base_dir)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from metaflood.errors import InputError
+from metaflood.core.errors import InputError
 
 # Linear power: a share of negative values above this is dB (a real product has none).
 SAR_NEGATIVE_SHARE = 0.5

@@ -63,7 +63,7 @@ class SceneItem:
 
 
 @dataclass(frozen=True)
-class Grid:
+class SceneGrid:
     """The pixel grid a scene is read onto: the first asset's CRS and pixel size."""
 
     crs: str
@@ -75,5 +75,5 @@ class Grid:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> Grid:
+    def from_dict(cls, d: dict) -> SceneGrid:
         return cls(d["crs"], tuple(d["transform"]), int(d["width"]), int(d["height"]))

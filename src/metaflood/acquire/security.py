@@ -1,5 +1,5 @@
 """Catalog hrefs kept inside their folder (credentials are kept out of what is written
-by `metaflood.redact`).
+by `metaflood.core.redact`).
 
 A catalog read over HTTP is untrusted input: an asset href may not point at local files
 (`file://`, an absolute path, a GDAL `/vsi` path) nor climb out of the catalog's folder
@@ -12,8 +12,8 @@ import posixpath
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from metaflood.errors import AcquisitionError
-from metaflood.redact import REMOTE_SCHEMES, redact_url
+from metaflood.core.errors import AcquisitionError
+from metaflood.core.redact import REMOTE_SCHEMES, redact_url
 
 
 def is_remote(href: str) -> bool:

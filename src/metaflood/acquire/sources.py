@@ -12,7 +12,7 @@ collection named; a modality that is not required is written as absent.
 
 Which bands a source has is what its mapping names (`assets`, or `bands` for local
 files), from the known bands of the modality; the required ones must be there
-(`metaflood.bands.REQUIRED_BANDS`), an unknown name stops the run with its key.
+(`metaflood.core.bands.REQUIRED_BANDS`), an unknown name stops the run with its key.
 """
 
 from __future__ import annotations
@@ -22,15 +22,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from metaflood.acquire.presets import PRESETS
-from metaflood.bands import (
+from metaflood.core.bands import (
     BANDS,
     canonical_bands,
     missing_bands_message,
     unknown_band,
     unknown_band_message,
 )
-from metaflood.errors import ConfigError
-from metaflood.redact import redact_url, refuse_url_credentials
+from metaflood.core.errors import ConfigError
+from metaflood.core.redact import redact_url, refuse_url_credentials
+from metaflood.demo.catalog import (
+    OPTICAL_ASSETS,
+    OPTICAL_COLLECTION,
+    SAR_ASSETS,
+    SAR_COLLECTION,
+)
 
 # A scene (one item, or a mosaic of items from one pass) must cover this share of the AOI.
 DEFAULT_MIN_COVERAGE = 0.95
@@ -98,13 +104,6 @@ def _check_bands(bands: dict, modality: str, key: str) -> None:
 
 
 def _demo(cfg: dict, modality: str, demo_catalog: str | None, key: str) -> SourceSpec:
-    from metaflood.demo_catalog import (
-        OPTICAL_ASSETS,
-        OPTICAL_COLLECTION,
-        SAR_ASSETS,
-        SAR_COLLECTION,
-    )
-
     if demo_catalog is not None and not Path(demo_catalog).exists():
         raise ConfigError(f"{key}: source demo needs the generated catalog ({demo_catalog})")
     common = {"url": demo_catalog or "", **_common(cfg, modality)}

@@ -23,9 +23,9 @@ from metaflood.acquire.radiometry import Radiometry, plain_radiometry, reflectan
 from metaflood.acquire.scene import MASK, BandRef, SceneItem
 from metaflood.acquire.security import resolve_href
 from metaflood.acquire.sources import SourceSpec
-from metaflood.config import Window
-from metaflood.errors import AcquisitionError, InputError
-from metaflood.redact import redact_text
+from metaflood.core.config import DateRange
+from metaflood.core.errors import AcquisitionError, InputError
+from metaflood.core.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,12 @@ def matches_query(properties: dict, query: dict[str, Any]) -> bool:
     return True
 
 
-def _datetime_range(window: Window) -> str:
+def _datetime_range(window: DateRange) -> str:
     return f"{window.start.isoformat()}T00:00:00Z/{window.end.isoformat()}T23:59:59Z"
 
 
 def search_api(
-    spec: SourceSpec, window: Window, aoi: Polygon, access: Access
+    spec: SourceSpec, window: DateRange, aoi: Polygon, access: Access
 ) -> tuple[list[pystac.Item], str]:
     """Items of the collection in the window whose footprint meets the AOI, and a note
     on what the search found when that is nothing."""

@@ -23,9 +23,9 @@ from metaflood.acquire.download import Access
 from metaflood.acquire.security import is_remote, resolve_href
 from metaflood.acquire.sources import SourceSpec
 from metaflood.acquire.stac import OFFLINE_HINT, matches_query
-from metaflood.config import Window
-from metaflood.errors import AcquisitionError
-from metaflood.redact import redact_text, redact_url
+from metaflood.core.config import DateRange
+from metaflood.core.errors import AcquisitionError
+from metaflood.core.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _collection(catalog: pystac.Catalog, collection_id: str, provider: str) -> p
 
 
 def search_static(
-    spec: SourceSpec, window: Window, aoi: Polygon, access: Access
+    spec: SourceSpec, window: DateRange, aoi: Polygon, access: Access
 ) -> tuple[list[pystac.Item], str, str]:
     """Items in the window whose footprint meets the AOI, a note when there are none,
     and the catalog's root folder (for resolving asset hrefs)."""

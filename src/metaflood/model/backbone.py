@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from timm.models.resnet import ResNet
 from torch import nn
 
-from metaflood.errors import ModelError
+from metaflood.core.errors import ModelError
 
 MODALITIES = ("sar", "optical")
 # Output strides of the four feature maps every encoder returns.

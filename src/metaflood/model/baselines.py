@@ -20,7 +20,7 @@ from torch import nn
 
 from metaflood.model.backbone import ResNetEncoder
 from metaflood.model.decoder import SegmentationDecoder
-from metaflood.model.metars import HEADS, MetaRSConfig, _pad
+from metaflood.model.metars import HEADS, MetaRS, MetaRSConfig, _pad
 
 ARCHITECTURES = ("metars", "sar_only", "early_fusion")
 
@@ -109,8 +109,6 @@ def drop_modalities(
 
 def build_network(architecture: str, config: MetaRSConfig) -> nn.Module:
     """The network of a given architecture name (see ARCHITECTURES)."""
-    from metaflood.model.metars import MetaRS
-
     if architecture == "metars":
         return MetaRS(config)
     if architecture == "sar_only":

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from metaflood.classes import IGNORE_INDEX, WATER
+from metaflood.core.classes import IGNORE_INDEX, WATER
 from metaflood.model.metars import HEADS, HEADS_READING
 from metaflood.model.mmr import mmr_penalty
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metaflood.classes import NUM_CLASSES
-from metaflood.errors import ModelError
+from metaflood.core.classes import NUM_CLASSES
+from metaflood.core.errors import ModelError
 from metaflood.model.backbone import MetaEncoder, MetaFeatures, ResNetEncoder
 from metaflood.model.decoder import SegmentationDecoder, to_input_resolution
 from metaflood.model.fusion import FusionStack

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metaflood.errors import ModelError
+from metaflood.core.errors import ModelError
+from metaflood.model.checkpoint import read_torch_file
 
 RGB_INDEX = {"red": 0, "green": 1, "blue": 2}
 STEM_KEYS = ("conv1.weight", "optical_conv1.weight")
@@ -26,8 +27,6 @@ def read_resnet_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model.pretrained: {path} does not exist")
-    from metaflood.checkpoint import read_torch_file
-
     try:
         state = read_torch_file(
             path, "a weights file", zip_required=False, remedy="download it again"

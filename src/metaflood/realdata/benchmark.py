@@ -19,22 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from metaflood.errors import ConfigError
-from metaflood.raster import atomic_path
-from metaflood.realdata.layouts import LABEL_NONE, discover, layout, partial_water_labels
+from metaflood.core.errors import ConfigError
+from metaflood.core.raster import atomic_path
+from metaflood.flood.calibrate import FLOOD_FIELDS
 from metaflood.realdata.pipeline import PipelineSettings, SampleOutputs, run_sample
 from metaflood.realdata.scores import Scoreboard, score_flood, score_water
+from metaflood.training.layouts import LABEL_NONE, discover, layout, partial_water_labels
+from metaflood.workflow import SCHEMA_PATH, check_config_file
 
 log = logging.getLogger(__name__)
-# The fields of confidence.Evidence a flood dump keeps, for `calibrate-confidence`.
-FLOOD_FIELDS = (
-    "water_pre",
-    "water_post",
-    "optical_post",
-    "sar",
-    "ratio_margin_db",
-    "water_margin_db",
-)
 COLUMNS = ("target", "condition", "kind", "line", "iou", "precision", "recall", "coverage")
 
 
@@ -54,8 +47,6 @@ def config_sections(configfile: str | Path | None) -> dict:
     """The model, change and coregister sections of a configuration file (the demo's
     config.yaml by default), with the schema's defaults filled in."""
     from snakemake.utils import validate
-
-    from metaflood.workflow import SCHEMA_PATH, check_config_file
 
     path = Path(configfile) if configfile else SCHEMA_PATH.parents[2] / "config.yaml"
     config = check_config_file(path)

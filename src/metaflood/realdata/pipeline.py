@@ -13,7 +13,6 @@ cloud over a share of the post-event optical image), `sar_only` and `optical_onl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,15 +20,17 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject
 
-from metaflood.acquire import acquire_period, search_scenes
-from metaflood.change import map_flood
-from metaflood.classes import WATER, stored_probability
-from metaflood.confidence import read_evidence
-from metaflood.coregister import Settings, coregister_period
-from metaflood.infer import predict_scene
-from metaflood.raster import read_checked, write_cog
-from metaflood.realdata.layouts import LABEL_NONE, NOMINAL_RESOLUTION, Sample
-from metaflood.sar_change import map_sar_change
+from metaflood.acquire.stage import acquire_period, search_scenes
+from metaflood.core.classes import WATER, stored_probability
+from metaflood.core.raster import read_checked, write_cog
+from metaflood.coregister.scenes import Settings
+from metaflood.coregister.stage import coregister_period
+from metaflood.flood.change import map_flood
+from metaflood.flood.confidence import read_evidence
+from metaflood.flood.sar_change import map_sar_change
+from metaflood.landcover.infer import predict_scene
+from metaflood.training.adapt import AdaptSettings, adapt_checkpoint
+from metaflood.training.layouts import LABEL_NONE, NOMINAL_RESOLUTION, Sample
 from metaflood.water.stage import map_water
 
 SAR_BIT, OPTICAL_BIT, OUTSIDE = 1, 2, 255
@@ -260,8 +261,6 @@ def _adapted(
     (only its clear optical pixels teach the SAR head) when adaptation is asked for."""
     if not settings.adapt or not settings.adapt["enabled"]:
         return settings.checkpoint
-    from metaflood.adapt import AdaptSettings, adapt_checkpoint
-
     out = where / "adapted.pt"
     adapt_checkpoint(
         settings.checkpoint,
@@ -435,10 +434,3 @@ def _map_flood(
         "confidence": _read(out["confidence"]),
         "evidence": evidence,
     }
-
-
-def iterate(
-    samples: Iterator[Sample], folder: Path, settings: PipelineSettings
-) -> Iterator[SampleOutputs]:
-    for i, sample in enumerate(samples):
-        yield run_sample(sample, folder / f"{i:05d}", settings)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.filters import threshold_otsu
 
-from metaflood.classes import NUM_CLASSES, WATER
-from metaflood.infer import ROUTE_NAMES
-from metaflood.realdata.layouts import LABEL_NONE, LABEL_WATER
+from metaflood.core.classes import NUM_CLASSES, WATER
+from metaflood.flood.sar_change import FLOOD_SIGNAL
+from metaflood.landcover.routing import ROUTE_NAMES
 from metaflood.realdata.pipeline import OPTICAL_BIT, SAR_BIT, PeriodOutputs, SampleOutputs
-from metaflood.sar_change import FLOOD_SIGNAL
+from metaflood.training.layouts import LABEL_NONE, LABEL_WATER
 from metaflood.water.evidence import MNDWI, NDWI, normalised_difference
 from metaflood.water.stage import PERCENT_NODATA
 

@@ -29,7 +29,7 @@ def stretch(band: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
 
 
 # The optical composites a map can show, best first: (caption, bands as red, green, blue).
-# Green and NIR are in every stack (metaflood.bands.REQUIRED_BANDS), so the last always is.
+# Green and NIR are in every stack (metaflood.core.bands.REQUIRED_BANDS), so the last always is.
 COMPOSITES = (
     ("true colour", ("red", "green", "blue")),
     ("false colour: SWIR 1.6 um, NIR, green as red, green, blue", ("swir16", "nir", "green")),

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
-from metaflood.raster import atomic_path  # noqa: E402
+from metaflood.core.raster import atomic_path  # noqa: E402
 from metaflood.report.figures import map_figure  # noqa: E402
 from metaflood.report.maps import ReportInputs, event_maps, load_layers  # noqa: E402
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from metaflood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
-from metaflood.classes import CLASS_COLORS, CLASS_NAMES, colormap
-from metaflood.raster import read_checked
+from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, colormap
+from metaflood.core.raster import read_checked
+from metaflood.flood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
+from metaflood.flood.sar_change import DARK_BEFORE, EVIDENCE_COLORMAP, FLOOD_SIGNAL
 from metaflood.report.figures import classes_rgba, optical_composite, sar_image, scalar_rgba
-from metaflood.sar_change import DARK_BEFORE, EVIDENCE_COLORMAP, FLOOD_SIGNAL
 
 AVAILABILITY_COLORS = {
     3: (0, 153, 68, 255),  # both valid

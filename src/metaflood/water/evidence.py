@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from metaflood.sar_change import (
+from metaflood.flood.sar_change import (
     SarChangeSettings,
     TiledThreshold,
     bimodal_tile_values,

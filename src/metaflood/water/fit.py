@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from metaflood.classes import NUM_CLASSES, WATER, stored_probability
-from metaflood.errors import InputError
-from metaflood.raster import atomic_path, read_checked
-from metaflood.validate import truth_on_grid
+from metaflood.core.classes import NUM_CLASSES, WATER, stored_probability
+from metaflood.core.errors import InputError
+from metaflood.core.hashing import file_sha256
+from metaflood.core.raster import atomic_path, read_checked
+from metaflood.flood.validate import truth_on_grid
 from metaflood.water.fusion import WaterEvidence, fit_fusion
 
 DUMP_KEYS = ("land_cover", "sar_margin", "index_margin", "label")
@@ -37,7 +38,6 @@ def fit_from_dumps(
     """One fit over the real sets' dumps (each one set) and demo events run through the
     workflow (together one set: `events` pairs an event's results folder with its truth);
     written as JSON with what it was fitted on."""
-    from metaflood.stats import file_digest
 
     sets = [(path.stem, *read_dump(path)) for path in paths]
     if events:
@@ -49,7 +49,7 @@ def fit_from_dumps(
     fusion = fit_fusion(sets)
     fusion["fitted"] = {
         "on": [path.name for path in paths] + [e.name for e, _ in events],
-        "checkpoint_sha256": file_digest(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "date": dt.date.today().isoformat(),
     }
     with atomic_path(out) as tmp:

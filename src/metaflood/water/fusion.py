@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metaflood.errors import InputError
+from metaflood.core.errors import InputError
 
 DEFAULT_FUSION = Path(__file__).with_name("fusion.json")
 EPS = 0.004  # probabilities are stored to 1/254: keep logits finite

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from metaflood.blockwise import block_windows, with_halo
-from metaflood.classes import WATER, stored_probability
-from metaflood.errors import InputError
-from metaflood.raster import atomic_path, cog_writer, open_georeferenced, read_window
-from metaflood.sar_change import SAR_VALID_BIT, VALID_NODATA, SarChangeSettings, same_grid
+from metaflood.core.blockwise import block_windows, with_halo
+from metaflood.core.classes import WATER, stored_probability
+from metaflood.core.errors import InputError
+from metaflood.core.raster import atomic_path, cog_writer, open_georeferenced, read_window
+from metaflood.flood.sar_change import SAR_VALID_BIT, VALID_NODATA, SarChangeSettings, same_grid
 from metaflood.water.evidence import (
     SAR_INDEX_BANDS,
     Pools,

@@ -1,0 +1,464 @@
+"""Acquisition: find the scenes of an event, then read them in a canonical form.
+
+Two steps, two rules:
+- `search_scenes` searches every source for both periods, chooses a scene per
+  modality and period (SAR pre and post from one orbit), and writes `selection.json`:
+  which items, their bands and the grid to read them on, and why. A required modality
+  with no covering scene stops here, before anything is downloaded.
+- `acquire_period` reads the AOI window of the chosen items (cached, in parallel,
+  mosaicked when a scene has several items) and writes the canonical scenes:
+  sar.tif (VV, VH linear power, float32, NaN nodata), optical.tif (the source's
+  optical bands, in canonical order: blue, green, red, nir, swir16 where it has them;
+  reflectance, float32, NaN nodata), optical_mask.tif (0 clear, 1 cloud, 2 cloud
+  shadow, 255 nodata) and scenes.json. A scene's grid is the lattice of its finest
+  band (`scene.grid_band`); coarser bands (Sentinel-2's 20 m B11) are resampled
+  bilinearly onto it.
+A modality with no scene is written as an all-nodata raster tagged absent=true and
+marked missing, so MetaRS routes around it; a period with neither is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from shapely.geometry import Polygon
+
+from metaflood.acquire.canonical import (
+    grid_args,
+    mask_codes,
+    write_absent,
+    write_optical,
+    write_sar,
+)
+from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
+from metaflood.acquire.local import checked_local_item
+from metaflood.acquire.plausibility import check_reflectance, check_sar
+from metaflood.acquire.scene import MASK, SceneGrid, SceneItem, grid_band
+from metaflood.acquire.security import is_remote
+from metaflood.acquire.select import (
+    NO_ITEM,
+    Candidate,
+    Choice,
+    candidates,
+    choose_optical,
+    choose_sar_pair,
+)
+from metaflood.acquire.sources import SourceSpec, resolve_source
+from metaflood.acquire.stac import scene_item, search_api
+from metaflood.acquire.static import search_static
+from metaflood.core import optical as opt
+from metaflood.core.config import (
+    MODALITIES,
+    PERIODS,
+    DateRange,
+    aoi_polygon,
+    date_range,
+    event_grid,
+    parse_day,
+)
+from metaflood.core.errors import AcquisitionError, InputError
+from metaflood.core.raster import atomic_path
+from metaflood.core.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Retry", "acquire_period", "search_scenes"]
+
+
+def target_day(event: dict, period: str, key: str):
+    """SAR nearest the flood: the latest pre scene and the earliest post scene."""
+    win = date_range(event, period, key)
+    if "event_date" in event:
+        return parse_day(event["event_date"], f"{key}.event_date")
+    return win.end if period == "pre" else win.start
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often, and how patiently, a failing read is tried again."""
+
+    retries: int = 3
+    backoff_s: float = 1.0
+
+    def access(self, spec: SourceSpec) -> Access:
+        return Access(spec.sign, spec.bearer_env, self.retries, self.backoff_s)
+
+
+# ---------------------------------------------------------------------------------------
+# Search and choice
+
+
+@dataclass
+class _Found:
+    items: list[SceneItem]
+    note: str
+
+
+def _search(spec: SourceSpec, period: str, win: DateRange, aoi: Polygon, access: Access) -> _Found:
+    if spec.kind == "none":
+        return _Found([], "not acquired for this event (source: none)")
+    if spec.kind == "local":
+        item = checked_local_item(spec, period, win, aoi)
+        return _Found([item] if item else [], "" if item else f"no {period} file configured")
+    if spec.kind == "stac":
+        found, note = search_api(spec, win, aoi, access)
+        return _Found([scene_item(i, spec, None) for i in found], note)
+    found, note, root = search_static(spec, win, aoi, access)
+    return _Found([scene_item(i, spec, root) for i in found], note)
+
+
+class _Chooser:
+    """Measures candidates (their grid, their cloud over the AOI) for one event."""
+
+    def __init__(self, aoi: Polygon, cache: AssetCache, access_for, workers: int) -> None:
+        self.aoi = aoi
+        self.cache = cache
+        self.access_for = access_for
+        self.workers = workers
+        self.grids: dict[int, SceneGrid] = {}
+
+    def grid(self, cand: Candidate, spec: SourceSpec) -> SceneGrid:
+        """The AOI on the lattice of the candidate's grid band (`scene.grid_band`)."""
+        if id(cand) not in self.grids:
+            bands = cand.items[0].bands
+            ref = grid_band([bands[name] for name in spec.band_names])
+            self.grids[id(cand)] = grid_for_aoi(
+                ref.href, self.aoi, self.access_for(spec), cache=self.cache
+            )
+        return self.grids[id(cand)]
+
+    def cloud(self, cand: Candidate, spec: SourceSpec) -> float | None:
+        if MASK not in cand.items[0].bands:
+            return None
+        grid = self.grid(cand, spec)
+        jobs = [
+            Job(f"{item.id} {MASK}", item.bands[MASK], grid, Resampling.nearest)
+            for item in cand.items
+        ]
+        downloader = Downloader(
+            _cache_for(jobs, self.cache), self.access_for(spec), workers=self.workers
+        )
+        values = _mosaic(downloader.read(jobs))
+        mask = mask_codes(values, spec.mask_kind)
+        observed = mask != opt.MASK_NODATA
+        if not observed.any():
+            return 1.0
+        return float(1.0 - (mask[observed] == opt.CLEAR).mean())
+
+
+def _missing_error(
+    key: str, modality: str, period: str, win: DateRange, spec: SourceSpec, reason: str
+) -> AcquisitionError:
+    return AcquisitionError(
+        f"{key}.{modality}: no {modality} scene for the {period} window {win} in collection "
+        f"{spec.collection} of {spec.provider}: {reason}. The {modality} modality is required "
+        f"in this period (required: {list(spec.required) or False}); widen the window, check "
+        f"the AOI, or set required: false to map from the other modality"
+    )
+
+
+def _redacted(item: SceneItem) -> dict:
+    """The item as selection.json keeps it: hrefs without credentials (a provider that
+    signs its URLs, like Planetary Computer, is signed again when the bands are read)."""
+    out = item.to_dict()
+    for band in out["bands"].values():
+        band["href"] = redact_url(band["href"])
+    return out
+
+
+def _why_missing(choice: Choice, note: str) -> str:
+    """Why no scene was chosen, with the search's note (which, when the window held no
+    item over the AOI, says it more precisely than the choice can)."""
+    if note and choice.reason == NO_ITEM:
+        return note
+    return choice.reason + (f" ({note})" if note else "")
+
+
+def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> dict:
+    base = {
+        "source": spec.kind,
+        "provider": redact_url(spec.provider),
+        "collection": spec.collection,
+        "bands": list(spec.band_names),
+    }
+    if choice.candidate is None:
+        return {"status": "missing", **base, "reason": _why_missing(choice, note)}
+    cand = choice.candidate
+    record = {
+        "status": "found",
+        **base,
+        "reason": choice.reason,
+        "coverage": round(cand.coverage, 4),
+        "grid": chooser.grid(cand, spec).to_dict(),
+        "items": [_redacted(item) for item in cand.items],
+        "mask_kind": spec.mask_kind,
+        "sar_scale": spec.sar_scale,
+        "access": {"sign": spec.sign, "bearer_env": spec.bearer_env},
+    }
+    if cand.cloud is not None:
+        record["cloud_over_aoi"] = round(cand.cloud, 4)
+    return record
+
+
+def search_scenes(
+    event: dict,
+    name: str,
+    *,
+    demo_catalog: str | None,
+    cache_dir: Path,
+    out: Path,
+    workers: int = 4,
+    retry: Retry = Retry(),
+    periods: Sequence[str] = PERIODS,
+) -> dict:
+    """Search both periods of every modality, choose, and write selection.json.
+
+    `periods` narrows the search to one period for single-date uses (the real-data
+    benchmark's single-date sets); the workflow always searches both."""
+    key = f"events.{name}"
+    aoi = aoi_polygon(event, key)
+    wins = {p: date_range(event, p, key) for p in PERIODS}
+    targets = {p: target_day(event, p, key) for p in PERIODS}
+    cache = AssetCache(cache_dir)
+    chooser = _Chooser(aoi, cache, retry.access, workers)
+    searched = {p: {"window": str(wins[p]), "target_day": targets[p].isoformat()} for p in periods}
+    for modality in MODALITIES:
+        spec = resolve_source(event[modality], modality, demo_catalog, f"{key}.{modality}")
+        access = retry.access(spec)
+        found = {
+            p: _search(spec, p, wins[p], aoi, access) if p in periods else _Found([], "")
+            for p in PERIODS
+        }
+        cands = {p: candidates(found[p].items, aoi) for p in PERIODS}
+        if modality == "sar":
+            choices = choose_sar_pair(
+                (cands["pre"], len(found["pre"].items)),
+                (cands["post"], len(found["post"].items)),
+                targets,
+                {p: spec.min_coverage for p in PERIODS},
+            )
+        else:
+            choices = {
+                p: choose_optical(
+                    cands[p],
+                    len(found[p].items),
+                    targets[p],
+                    spec.min_coverage,
+                    lambda c, spec=spec: chooser.cloud(c, spec),
+                )
+                for p in PERIODS
+            }
+        for period in periods:
+            choice = choices[period]
+            record = _record(spec, choice, chooser, found[period].note)
+            # A scene all under cloud is found, but as good as none.
+            all_cloud = record.get("cloud_over_aoi") == 1.0
+            if spec.requires(period) and (choice.candidate is None or all_cloud):
+                cloud = f"{choice.reason}; it is all cloud over the AOI"
+                reason = cloud if all_cloud else record["reason"]
+                raise _missing_error(key, modality, period, wins[period], spec, reason)
+            searched[period][modality] = record
+            what = choice.candidate.describe() if choice.candidate else "none"
+            log.info("%s %s %s: %s (%s)", name, period, modality, what, record["reason"])
+    for period, records in searched.items():
+        if all(records[m]["status"] == "missing" for m in MODALITIES):
+            where = ", ".join(
+                f"{records[m]['collection']} ({records[m]['reason']})" for m in MODALITIES
+            )
+            raise AcquisitionError(
+                f"{key}.{period}: no scene of either modality in the window {wins[period]} "
+                f"(searched {where})"
+            )
+    selection = {"event": name, "aoi_bounds": list(aoi.bounds), "periods": searched}
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(selection, indent=2))
+    return selection
+
+
+# ---------------------------------------------------------------------------------------
+# Reading the chosen scenes
+
+
+def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
+    """First valid value wins, in the order the items were chosen (the first layer is
+    filled in place: a large scene is not copied)."""
+    out = layers[0]
+    for layer in layers[1:]:
+        gap = np.isnan(out)
+        out[gap] = layer[gap]
+    return out
+
+
+def _read_scene(
+    record: dict,
+    data_names: list[str],
+    modality: str,
+    cache: AssetCache,
+    workers: int,
+    retry: Retry,
+    where: str,
+) -> dict[str, np.ndarray]:
+    """The bands `data_names` of a found scene on its grid, (rows, cols) float32 each, by
+    name; the optical mask band (when there is one) under MASK. Values that cannot be in
+    the configured unit are refused (`plausibility`)."""
+    grid = SceneGrid.from_dict(record["grid"])
+    items = [SceneItem.from_dict(d) for d in record["items"]]
+    names = data_names + ([MASK] if MASK in items[0].bands else [])
+    # Bilinear onto the grid: a coarser band (B11 at 20 m on a 10 m grid) is interpolated,
+    # a band on the grid's own lattice is read as it is (`download.read_band`).
+    jobs = [
+        Job(
+            f"{item.id} {name}",
+            item.bands[name],
+            grid,
+            Resampling.nearest if name == MASK else Resampling.bilinear,
+        )
+        for name in names
+        for item in items
+    ]
+    access = Access(**record["access"], retries=retry.retries, backoff_s=retry.backoff_s)
+    downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
+    layers = downloader.read(jobs)
+    n = len(items)
+    bands = {name: _mosaic(layers[i * n : (i + 1) * n]) for i, name in enumerate(names)}
+    del layers
+    ids = ", ".join(_named(item) for item in items)
+    data = [bands[name] for name in data_names]
+    if all(np.isnan(band).all() for band in data):
+        raise InputError(f"{ids}: every pixel over the AOI is nodata")
+    if modality == "sar":
+        check_sar(data, data_names, f"{where} {ids}", record["sar_scale"])
+    else:
+        check_reflectance(data, data_names, f"{where} {ids}")
+    return bands
+
+
+def _named(item: SceneItem) -> str:
+    """An item as messages name it: a local file by its path too (the user's own file)."""
+    file = item.properties.get("file")
+    return f"{item.id} ({file})" if file else item.id
+
+
+class _NoCache(AssetCache):
+    """Local files are read directly: a cached copy would only cost disk, and could
+    hide a file replaced or damaged since."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("."))
+
+    def get(self, job):
+        return None
+
+    def put(self, job, data, file_scale) -> None:
+        return None
+
+
+def _cache_for(jobs: list[Job], cache: AssetCache) -> AssetCache:
+    return cache if all(is_remote(job.ref.href) for job in jobs) else _NoCache()
+
+
+def _band_names(record: dict, cfg: dict, modality: str, key: str) -> tuple[str, ...]:
+    """The bands the selection recorded; a selection written before it recorded them
+    holds the source's configured bands."""
+    if "bands" in record:
+        return tuple(record["bands"])
+    return resolve_source(cfg, modality, None, key).band_names
+
+
+def _provenance(record: dict) -> dict:
+    """scenes.json's entry for one modality: what was used and why, no credentials."""
+    if record["status"] != "found":
+        return {k: record[k] for k in ("status", "source", "provider", "collection", "reason")}
+    items = [SceneItem.from_dict(d) for d in record["items"]]
+    first = items[0]
+    out = {
+        "status": "found",
+        "source": record["source"],
+        "provider": record["provider"],
+        "collection": record["collection"],
+        "item": ", ".join(i.id for i in items),
+        "datetime": first.datetime,
+        "coverage": record["coverage"],
+        "reason": record["reason"],
+        "properties": first.properties,
+        "items": [
+            {
+                "id": i.id,
+                "datetime": i.datetime,
+                "assets": {
+                    band: {
+                        "href": redact_url(ref.href),
+                        "band": ref.band,
+                        "scale": ref.scale,
+                        "offset": ref.offset,
+                        "radiometry": ref.radiometry,
+                    }
+                    for band, ref in i.bands.items()
+                },
+            }
+            for i in items
+        ],
+    }
+    if "cloud_over_aoi" in record:
+        out["cloud_over_aoi"] = record["cloud_over_aoi"]
+    return out
+
+
+def acquire_period(
+    event: dict,
+    name: str,
+    period: str,
+    *,
+    selection: Path,
+    cache_dir: Path,
+    out_sar: Path,
+    out_optical: Path,
+    out_optical_mask: Path,
+    out_scenes: Path,
+    workers: int = 4,
+    retry: Retry = Retry(),
+) -> dict:
+    """Read one period's chosen scenes and write them in canonical form."""
+    key = f"events.{name}"
+    chosen = json.loads(Path(selection).read_text())["periods"][period]
+    cache = AssetCache(cache_dir)
+    outputs = {"sar": [out_sar], "optical": [out_optical, out_optical_mask]}
+    # Each modality is read, then written band by band beside its products; they are all
+    # moved into place together at the end, so a failure leaves no product.
+    with ExitStack() as staged:
+        for modality in MODALITIES:
+            record = chosen[modality]
+            paths = [staged.enter_context(atomic_path(p)) for p in outputs[modality]]
+            names = _band_names(record, event[modality], modality, f"{key}.{modality}")
+            if record["status"] != "found":
+                absent = event_grid(event, key)
+                grid = grid_args(absent.crs, absent.transform, absent.width, absent.height)
+                write_absent(modality, names, grid, paths)
+                continue
+            where = f"{key}.{modality}"
+            bands = _read_scene(record, list(names), modality, cache, workers, retry, where)
+            found = SceneGrid.from_dict(record["grid"])
+            grid = grid_args(found.crs, Affine(*found.transform), found.width, found.height)
+            if modality == "sar":
+                write_sar(bands, record["sar_scale"], grid, *paths)
+            else:
+                write_optical(bands, names, record["mask_kind"], grid, *paths)
+            del bands
+    scenes = {
+        "event": name,
+        "period": period,
+        "window": chosen["window"],
+        "target_day": chosen["target_day"],
+        **{m: _provenance(chosen[m]) for m in MODALITIES},
+    }
+    with atomic_path(out_scenes) as tmp:
+        tmp.write_text(json.dumps(scenes, indent=2))
+    return scenes

@@ -1,0 +1,175 @@
+"""Flood extent and confidence from the change of the water maps and the SAR change evidence.
+
+New water is water after the event where there was none before; water in both periods'
+water maps is permanent (sea, reservoirs) and is kept apart so it is never counted as
+flooding. A pixel is mapped as flooded where the calibrated confidence (confidence.py),
+which weighs the change of the water maps against the independent SAR change, says it
+more likely than not; regions smaller than the minimum mapping unit are dropped as noise.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import rasterio
+
+from metaflood.core.blockwise import block_windows
+from metaflood.core.classes import CLASS_NAMES, NUM_CLASSES, WATER
+from metaflood.core.errors import InputError
+from metaflood.core.raster import atomic_path, open_georeferenced, read_window, write_cog
+from metaflood.flood.confidence import (
+    CONFIDENCE_NODATA,
+    EvidenceSource,
+    flood_probability,
+    load_calibration,
+    to_percent,
+)
+from metaflood.flood.mmu import drop_small_patches
+from metaflood.flood.sar_change import same_grid
+from metaflood.flood.vector import flood_polygons, write_polygons
+
+DRY, FLOODED, PERMANENT = 0, 1, 2
+EXTENT_NODATA = 255
+EXTENT_COLORMAP = {
+    DRY: (235, 235, 235, 255),
+    FLOODED: (0, 112, 255, 255),
+    PERMANENT: (0, 38, 115, 255),
+    EXTENT_NODATA: (0, 0, 0, 0),
+}
+
+
+FLOOD_PROBABILITY = 0.5
+BLOCK_PX = 2048  # rows and columns of evidence weighed at a time
+
+
+def flood_extent(pre: np.ndarray, post: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Land-cover change alone (the baseline the combined extent is measured against):
+    0 dry, 1 flooded, 2 permanent water, 255 where either map has no class."""
+    known = (pre < NUM_CLASSES) & (post < NUM_CLASSES)
+    extent = np.full(pre.shape, EXTENT_NODATA, dtype=np.uint8)
+    extent[known] = DRY
+    extent[known & (pre == WATER) & (post == WATER)] = PERMANENT
+    extent[known & (post == WATER) & (pre != WATER)] = FLOODED
+    return drop_small_patches(extent, FLOODED, DRY, min_pixels)
+
+
+def transition_counts(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+    """Pixels that went from each pre-event class (rows) to each post-event class."""
+    known = (pre < NUM_CLASSES) & (post < NUM_CLASSES)
+    pairs = pre[known].astype(np.int64) * NUM_CLASSES + post[known]
+    return np.bincount(pairs, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def transition_matrix(counts: np.ndarray, pixel_area_m2: float) -> pd.DataFrame:
+    """Area (km2) that went from each pre-event class (rows) to each post-event class."""
+    frame = pd.DataFrame(counts * pixel_area_m2 / 1e6, index=CLASS_NAMES, columns=CLASS_NAMES)
+    frame.index.name = "pre \\ post (km2)"
+    return frame
+
+
+def _class_source(path: Path, stack: ExitStack) -> rasterio.DatasetReader:
+    src = stack.enter_context(open_georeferenced(path))
+    if src.count != 1 or src.dtypes[0] != "uint8":
+        raise InputError(f"{path}: expected a single-band uint8 class map")
+    return src
+
+
+def combined_extent(
+    probability: np.ndarray, water_pre: np.ndarray, water_post: np.ndarray, min_pixels: int
+) -> np.ndarray:
+    """Flooded where the calibrated probability of new water is at least one half; water
+    in both periods' water maps is permanent, never flooding."""
+    known = np.isfinite(probability)
+    permanent = known & (np.nan_to_num(water_pre) >= 0.5) & (np.nan_to_num(water_post) >= 0.5)
+    new_water = known & ~permanent & (np.nan_to_num(probability) >= FLOOD_PROBABILITY)
+    extent = np.full(probability.shape, EXTENT_NODATA, dtype=np.uint8)
+    extent[known] = DRY
+    extent[permanent] = PERMANENT
+    extent[new_water] = FLOODED
+    return drop_small_patches(extent, FLOODED, DRY, min_pixels)
+
+
+def map_flood(
+    landcover: list[Path],
+    water: list[Path],
+    *,
+    post_route: Path,
+    sar_evidence: Path,
+    sar_ratio: Path,
+    sar_summary: Path,
+    calibration: Path | None,
+    out_extent: Path,
+    out_confidence: Path,
+    out_polygons: Path,
+    out_transitions: Path,
+    min_area_m2: float,
+) -> dict:
+    """The change stage: extent, confidence, polygons and transitions of one event.
+
+    The evidence is read and weighed block by block; only the uint8 grids that the
+    minimum mapping unit and the polygons need whole (pre-event classes, extent,
+    confidence) are held for the full grid.
+    """
+    calibration_model = load_calibration(calibration)
+    with ExitStack() as stack:
+        pre_src, post_src = (_class_source(p, stack) for p in landcover)
+        evidence = EvidenceSource(water, post_route, sar_evidence, sar_ratio, sar_summary, stack)
+        same_grid(
+            [
+                (landcover[0], pre_src.profile),
+                (landcover[1], post_src.profile),
+                (water[0], evidence.profile),
+            ]
+        )
+        transform, crs = pre_src.transform, pre_src.crs
+        shape = (pre_src.height, pre_src.width)
+        pre = np.empty(shape, np.uint8)
+        extent = np.empty(shape, np.uint8)
+        confidence = np.empty(shape, np.uint8)
+        counts = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        for window in block_windows(*shape, BLOCK_PX):
+            cut = window.toslices()
+            pre[cut] = read_window(pre_src, window, 1)
+            post = read_window(post_src, window, 1)
+            block = evidence.read(window)
+            probability = flood_probability(block, calibration_model)
+            # The minimum mapping unit is applied on the whole grid below.
+            extent[cut] = combined_extent(
+                probability, block.water_pre, block.water_post, min_pixels=0
+            )
+            confidence[cut] = to_percent(probability)
+            counts += transition_counts(pre[cut], post)
+    pixel_area = abs(transform.a * transform.e)
+    drop_small_patches(extent, FLOODED, DRY, int(np.ceil(min_area_m2 / pixel_area)))
+    confidence[extent == EXTENT_NODATA] = CONFIDENCE_NODATA
+    write_cog(
+        out_extent,
+        extent,
+        crs=crs,
+        transform=transform,
+        nodata=EXTENT_NODATA,
+        descriptions=("flood_extent",),
+        colormap=EXTENT_COLORMAP,
+        tags={"values": "0 dry, 1 flooded, 2 permanent water, 255 nodata"},
+    )
+    write_cog(
+        out_confidence,
+        confidence,
+        crs=crs,
+        transform=transform,
+        nodata=CONFIDENCE_NODATA,
+        descriptions=("flood_confidence",),
+        units=("percent",),
+        tags={
+            "definition": "calibrated probability (percent) that the pixel is newly flooded",
+            "flooded_at": f"{round(100 * FLOOD_PROBABILITY)} and above",
+        },
+    )
+    polygons = flood_polygons(extent == FLOODED, pre, transform, crs.to_string(), confidence)
+    write_polygons(polygons, out_polygons)
+    with atomic_path(out_transitions) as tmp:
+        transition_matrix(counts, pixel_area).to_csv(tmp, float_format="%.6f")
+    return {"flooded_pixels": int((extent == FLOODED).sum()), "polygons": len(polygons)}

@@ -1,0 +1,371 @@
+"""Independent SAR evidence of new water: the log-ratio of post- to pre-event backscatter.
+
+Open water is a specular reflector, so ground that floods turns dark in C-band SAR: the
+ratio of post- to pre-event backscatter drops by many dB. Operational flood services
+threshold that change image automatically, but a scene where water covers a few percent
+has no valley in its global histogram; the threshold is therefore computed only on tiles
+whose histogram is clearly bimodal (split-based selection, after Martinis et al. 2009 and
+Chini et al. 2017), pooled, and Otsu's method finds the valley.
+
+A drop in backscatter is evidence of new water only where the ground was bright enough
+before the event to drop: surfaces already as dark as water (smooth sand, asphalt, radar
+shadow, the sea) are excluded, and say nothing either way. A drop that leaves the ground
+brighter than water (a destroyed building becomes rubble) is not water either, so the
+post-event backscatter must also be water-dark.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+from metaflood.core.errors import InputError
+from metaflood.core.raster import atomic_path, read_checked, write_cog
+from metaflood.core.sar import to_db, to_linear
+from metaflood.flood.mmu import drop_small_patches
+
+log = logging.getLogger(__name__)
+
+NO_SIGNAL, FLOOD_SIGNAL, DARK_BEFORE = 0, 1, 2
+EVIDENCE_NODATA = 255
+EVIDENCE_COLORMAP = {
+    NO_SIGNAL: (225, 225, 225, 255),
+    FLOOD_SIGNAL: (0, 112, 255, 255),
+    DARK_BEFORE: (150, 110, 60, 255),
+    EVIDENCE_NODATA: (0, 0, 0, 0),
+}
+EVIDENCE_VALUES = (
+    "0 no flood signal, 1 backscatter dropped to water level (flood signal), "
+    "2 excluded: already water-dark before the event, 255 no SAR in one period or outside the AOI"
+)
+SAR_VALID_BIT = 1
+VALID_NODATA = 255
+
+
+@dataclass(frozen=True)
+class SarChangeSettings:
+    """How the change image is filtered and thresholded (config keys change.sar_*)."""
+
+    window_px: int = 3
+    tile_px: int = 64
+    min_ashman_d: float = 2.0
+    min_share: float = 0.1
+    min_separation_db: float = 3.0
+    fallback_ratio_db: float = -3.0
+    fallback_water_db: float = -15.0
+    # Calm water in C-band VV lies near -20 dB; a tile whose darker mode is brighter than
+    # this is split between two kinds of land (fields and buildings), not water and land.
+    water_mode_max_db: float = -15.0
+    min_pixels: int = 1
+
+    @classmethod
+    def from_config(cls, change: dict, pixel_area_m2: float) -> SarChangeSettings:
+        min_area = float(change.get("min_area_m2", 200.0))
+        return cls(
+            window_px=int(change.get("sar_window_px", cls.window_px)),
+            tile_px=int(change.get("sar_tile_px", cls.tile_px)),
+            min_ashman_d=float(change.get("sar_min_ashman_d", cls.min_ashman_d)),
+            min_pixels=max(1, int(np.ceil(min_area / pixel_area_m2))),
+        )
+
+
+@dataclass(frozen=True)
+class TiledThreshold:
+    """A threshold and how it was found: from bimodal tiles, or a documented fallback."""
+
+    value: float
+    tiles_selected: int
+    tiles_total: int
+    fallback: bool
+    reason: str
+
+
+def speckle_filtered_db(db: np.ndarray, window: int) -> np.ndarray:
+    """Boxcar mean in linear power (NaN-aware), back to dB: averaging dB would bias low."""
+    if window <= 1:
+        return db.astype(np.float32)
+    valid = np.isfinite(db)
+    power = np.where(valid, to_linear(np.nan_to_num(db)), 0.0).astype(np.float64)
+    total = ndimage.uniform_filter(power, window, mode="constant")
+    weight = ndimage.uniform_filter(valid.astype(np.float64), window, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / weight
+    return np.where(valid, to_db(mean.astype(np.float32)), np.nan).astype(np.float32)
+
+
+def ashman_d(low: np.ndarray, high: np.ndarray) -> float:
+    """Separation of two populations in pooled standard deviations; > 2 is clearly bimodal."""
+    spread = np.sqrt(low.var() + high.var())
+    return float(np.sqrt(2.0) * abs(high.mean() - low.mean()) / max(spread, 1e-6))
+
+
+def _tile_is_bimodal(
+    values: np.ndarray, settings: SarChangeSettings, low_mode_max: float | None
+) -> bool:
+    if values.size < 32 or np.ptp(values) < settings.min_separation_db:
+        return False
+    threshold = threshold_otsu(values)
+    low, high = values[values <= threshold], values[values > threshold]
+    if min(low.size, high.size) < settings.min_share * values.size:
+        return False
+    if high.mean() - low.mean() < settings.min_separation_db:
+        return False
+    if low_mode_max is not None and low.mean() > low_mode_max:
+        return False
+    return ashman_d(low, high) >= settings.min_ashman_d
+
+
+def tiled_threshold(
+    values: np.ndarray,
+    usable: np.ndarray,
+    settings: SarChangeSettings,
+    *,
+    fallback: float,
+    what: str,
+    low_mode_max: float | None = None,
+) -> TiledThreshold:
+    """Otsu threshold over the pooled pixels of the tiles whose histogram is bimodal.
+
+    A tile counts only if at least half of it is usable, so edge tiles with a handful of
+    pixels do not decide the threshold.
+    """
+    pooled, total = bimodal_tile_values(values, usable, settings, low_mode_max)
+    return threshold_from_pool(pooled, total, fallback=fallback, what=what)
+
+
+def bimodal_tile_values(
+    values: np.ndarray,
+    usable: np.ndarray,
+    settings: SarChangeSettings,
+    low_mode_max: float | None = None,
+) -> tuple[list[np.ndarray], int]:
+    """The usable values of each tile (from the array's origin) whose histogram is
+    bimodal, and how many tiles were at least half usable. A block whose origin is on the
+    tile lattice gives the same tiles as the whole grid, so blocks can be pooled."""
+    tile = settings.tile_px
+    rows, cols = values.shape
+    pooled, total = [], 0
+    for r0 in range(0, rows, tile):
+        for c0 in range(0, cols, tile):
+            window = (slice(r0, r0 + tile), slice(c0, c0 + tile))
+            ok = usable[window]
+            if ok.mean() < 0.5:
+                continue
+            total += 1
+            tile_values = values[window][ok]
+            if _tile_is_bimodal(tile_values, settings, low_mode_max):
+                pooled.append(tile_values)
+    return pooled, total
+
+
+def threshold_from_pool(
+    pooled: list[np.ndarray], total: int, *, fallback: float, what: str
+) -> TiledThreshold:
+    """Otsu's threshold over the pooled bimodal tiles, or the documented fallback."""
+    if not pooled:
+        return TiledThreshold(
+            fallback,
+            0,
+            total,
+            True,
+            f"no tile with a bimodal {what} histogram: fallback {fallback:g} dB",
+        )
+    value = float(threshold_otsu(np.concatenate(pooled)))
+    return TiledThreshold(
+        value,
+        len(pooled),
+        total,
+        False,
+        f"Otsu over {len(pooled)} of {total} tiles with a bimodal {what} histogram",
+    )
+
+
+@dataclass
+class SarEvidence:
+    ratio_db: np.ndarray  # (bands, rows, cols) post/pre log-ratio, VV (and VH), dB; NaN nodata
+    post_vv_db: np.ndarray  # speckle-filtered post-event VV, dB
+    evidence: np.ndarray  # uint8 codes, see EVIDENCE_VALUES
+    summary: dict
+
+
+def sar_evidence(
+    pre_db: np.ndarray, post_db: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
+) -> SarEvidence:
+    """Flood signal where backscatter fell (the polarisations averaged) to water level.
+
+    `pre_db` and `post_db` are (bands, rows, cols) VV, and VH where acquired, in dB;
+    `usable` marks pixels with valid SAR in both periods.
+    """
+    pre, post, usable, ratio, change = filtered_change(pre_db, post_db, usable, settings)
+    water = tiled_threshold(
+        post[0],
+        usable,
+        settings,
+        fallback=settings.fallback_water_db,
+        what="post-event VV backscatter",
+        low_mode_max=settings.water_mode_max_db,
+    )
+    dark_before = usable & (pre[0] < water.value)
+    sensitive = usable & ~dark_before
+    drop = tiled_threshold(
+        change,
+        sensitive,
+        settings,
+        fallback=settings.fallback_ratio_db,
+        what="post/pre log-ratio",
+        low_mode_max=0.0,
+    )
+    evidence = classify(pre, post, usable, change, water.value, drop.value)
+    evidence = drop_small_patches(evidence, FLOOD_SIGNAL, NO_SIGNAL, settings.min_pixels)
+    summary = evidence_summary(evidence, settings, water, drop)
+    return SarEvidence(ratio, post[0], evidence, summary)
+
+
+def filtered_change(
+    pre_db: np.ndarray, post_db: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Speckle-filtered pre and post (VV, and VH), the pixels usable after filtering, the
+    log-ratio and its polarisation mean. Pixelwise but for the filter window, so a block
+    read with a halo of window_px // 2 gives the whole grid's values."""
+    pre = np.stack([speckle_filtered_db(b, settings.window_px) for b in pre_db[:2]])
+    post = np.stack([speckle_filtered_db(b, settings.window_px) for b in post_db[:2]])
+    usable = usable & np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0)
+    ratio = np.where(usable, post - pre, np.nan).astype(np.float32)
+    change = ratio.mean(axis=0)
+    return pre, post, usable, ratio, change
+
+
+def classify(
+    pre: np.ndarray,
+    post: np.ndarray,
+    usable: np.ndarray,
+    change: np.ndarray,
+    water_db: float,
+    drop_db: float,
+) -> np.ndarray:
+    """Evidence codes from the two thresholds, before the minimum mapping unit."""
+    dark_before = usable & (pre[0] < water_db)
+    flood = usable & ~dark_before & (change < drop_db) & (post[0] < water_db)
+    evidence = np.full(change.shape, EVIDENCE_NODATA, np.uint8)
+    evidence[usable] = NO_SIGNAL
+    evidence[dark_before] = DARK_BEFORE
+    evidence[flood] = FLOOD_SIGNAL
+    return evidence
+
+
+def evidence_summary(
+    evidence: np.ndarray,
+    settings: SarChangeSettings,
+    water: TiledThreshold,
+    drop: TiledThreshold,
+) -> dict:
+    usable = evidence != EVIDENCE_NODATA
+    n_usable = max(int(usable.sum()), 1)
+    return {
+        "settings": asdict(settings),
+        "water_threshold_db": asdict(water),
+        "ratio_threshold_db": asdict(drop),
+        "share_with_sar_in_both_periods": round(float(usable.mean()), 6),
+        "share_flood_signal": round(float((evidence == FLOOD_SIGNAL).sum()) / n_usable, 6),
+        "share_excluded_dark_before": round(float((evidence == DARK_BEFORE).sum()) / n_usable, 6),
+    }
+
+
+def sar_usable(valid_pre: np.ndarray, valid_post: np.ndarray) -> np.ndarray:
+    """Pixels inside the AOI with valid SAR in both periods."""
+    inside = (valid_pre != VALID_NODATA) & (valid_post != VALID_NODATA)
+    return (
+        inside
+        & (valid_pre & SAR_VALID_BIT).astype(bool)
+        & (valid_post & SAR_VALID_BIT).astype(bool)
+    )
+
+
+def shared_polarisations(stacks: list[tuple[Path, list[str]]]) -> list[str]:
+    """The polarisations compared: VV, and VH where every stack has it (a VV-only source
+    has none); InputError naming a stack without VV."""
+    for path, names in stacks:
+        if "VV" not in names:
+            raise InputError(f"{path}: no band named VV (bands: {names})")
+    return ["VV", *(["VH"] if all("VH" in names for _, names in stacks) else [])]
+
+
+def with_vh_band(ratio: np.ndarray) -> np.ndarray:
+    """The log-ratio as written: VV and VH, VH all NaN where the stacks have no VH."""
+    if len(ratio) == 2:
+        return ratio
+    return np.concatenate([ratio, np.full_like(ratio[:1], np.nan)])
+
+
+def same_grid(paths_profiles: list[tuple[Path, dict]]) -> None:
+    """Refuse inputs that are not on one grid: comparing them pixel by pixel would be wrong."""
+    first_path, first = paths_profiles[0]
+    key = (first["crs"], first["transform"], first["width"], first["height"])
+    for path, profile in paths_profiles[1:]:
+        if (profile["crs"], profile["transform"], profile["width"], profile["height"]) != key:
+            raise InputError(f"{first_path} and {path} are not on the same grid")
+
+
+def map_sar_change(
+    stacks: list[Path],
+    valid: list[Path],
+    *,
+    change: dict,
+    out_evidence: Path,
+    out_ratio: Path,
+    out_summary: Path,
+) -> dict:
+    """The sar_change stage: evidence classes, log-ratio and thresholds, written atomically."""
+    (pre, pre_profile), (post, post_profile) = (read_checked(p) for p in stacks)
+    names = [[d or "" for d in profile["descriptions"]] for profile in (pre_profile, post_profile)]
+    pols = shared_polarisations(list(zip(stacks, names, strict=True)))
+    pre, post = (
+        data[[n.index(b) for b in pols]].astype(np.float32)
+        for data, n in ((pre, names[0]), (post, names[1]))
+    )
+    valid_pre, vpre_profile = read_checked(valid[0])
+    valid_post, vpost_profile = read_checked(valid[1])
+    same_grid(
+        [
+            (stacks[0], pre_profile),
+            (stacks[1], post_profile),
+            (valid[0], vpre_profile),
+            (valid[1], vpost_profile),
+        ]
+    )
+    transform = pre_profile["transform"]
+    settings = SarChangeSettings.from_config(change, abs(transform.a * transform.e))
+    usable = sar_usable(valid_pre[0], valid_post[0])
+    if not usable.any():
+        log.warning("no pixel has SAR in both periods: no SAR change evidence")
+    result = sar_evidence(pre, post, usable, settings)
+    crs = pre_profile["crs"]
+    write_cog(
+        out_evidence,
+        result.evidence,
+        crs=crs,
+        transform=transform,
+        nodata=EVIDENCE_NODATA,
+        descriptions=("sar_flood_evidence",),
+        colormap=EVIDENCE_COLORMAP,
+        tags={"values": EVIDENCE_VALUES},
+    )
+    write_cog(
+        out_ratio,
+        np.concatenate([with_vh_band(result.ratio_db), result.post_vv_db[None]]),
+        crs=crs,
+        transform=transform,
+        nodata=np.nan,
+        descriptions=("VV_log_ratio", "VH_log_ratio", "VV_post_filtered"),
+        units=("dB", "dB", "dB"),
+        tags={"definition": "10 log10(post / pre) after a boxcar filter in linear power"},
+    )
+    with atomic_path(out_summary) as tmp:
+        tmp.write_text(json.dumps(result.summary, indent=2))
+    return result.summary

@@ -1,0 +1,275 @@
+"""stats.json: what was flooded, how it was mapped, and from what.
+
+Everything an analyst quotes (areas by class, buildings affected, which modalities
+the map rests on) and everything needed to reproduce it (scenes, config hash,
+software versions, checkpoint digest) in one file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import rasterio
+import xarray as xr
+from rasterio.errors import RasterioError
+
+from metaflood import __version__
+from metaflood.core.classes import BARREN, BUILDING, CLASS_NAMES, NUM_CLASSES
+from metaflood.core.config import config_hash
+from metaflood.core.datacube import open_raster
+from metaflood.core.errors import InputError
+from metaflood.core.hashing import file_sha256
+from metaflood.core.raster import atomic_path
+from metaflood.core.reliability import HIGH_CONFIDENCE
+from metaflood.flood.change import FLOODED, PERMANENT
+from metaflood.flood.confidence import DEFAULT_CALIBRATION
+
+ROUTES = {1: "both", 2: "sar_only", 3: "optical_only", 0: "none"}
+ROUTE_OUTSIDE = 255
+PACKAGES = (
+    "numpy",
+    "rasterio",
+    "geopandas",
+    "pystac",
+    "scikit-image",
+    "scikit-learn",
+    "torch",
+    "timm",
+    "snakemake",
+)
+
+
+def _km2(pixels: int | np.integer, pixel_area_m2: float) -> float:
+    return round(float(pixels) * pixel_area_m2 / 1e6, 6)
+
+
+def pixel_counts(
+    extent: xr.DataArray,
+    confidence: xr.DataArray,
+    landcover: list[xr.DataArray],
+    routes: list[xr.DataArray],
+) -> dict[str, xr.DataArray]:
+    """Every pixel count behind stats.json's areas and shares, as lazy sums over (y, x):
+    computed together, a chunk at a time, so the stage's memory does not grow with the
+    grid. A comparison with a `class` or `route` coordinate counts every value at once."""
+    pre, post = landcover
+    classes = xr.DataArray(np.arange(NUM_CLASSES), dims="class")
+    codes = xr.DataArray(list(ROUTES), dims="route")
+    flooded = extent == FLOODED
+    scored = flooded & (confidence <= 100)
+    space = ("y", "x")
+    return {
+        "flooded": flooded.sum(space),
+        "permanent": (extent == PERMANENT).sum(space),
+        "by_pre_class": (flooded & (pre == classes)).sum(space),
+        "building_to_barren": ((pre == BUILDING) & (post == BARREN)).sum(space),
+        "high_confidence": (scored & (confidence >= HIGH_CONFIDENCE)).sum(space),
+        "scored": scored.sum(space),
+        "confidence_sum": confidence.astype(np.int64).where(scored, 0).sum(space),
+        "flooded_by_post_route": (flooded & (routes[1] == codes)).sum(space),
+        "by_route": [(route == codes).sum(space) for route in routes],
+        "inside": [(route != ROUTE_OUTSIDE).sum(space) for route in routes],
+    }
+
+
+def flood_figures(counts: dict, area: float) -> dict:
+    """The `flood` section of stats.json (without the polygon count) from `pixel_counts`."""
+    flooded, scored = int(counts["flooded"]), int(counts["scored"])
+    high = int(counts["high_confidence"])
+    return {
+        "flooded_area_km2": _km2(flooded, area),
+        "permanent_water_km2": _km2(counts["permanent"], area),
+        "flooded_by_pre_class_km2": {
+            name: _km2(n, area)
+            for name, n in zip(CLASS_NAMES, counts["by_pre_class"].values, strict=True)
+        },
+        "buildings": {
+            "flooded_building_km2": _km2(counts["by_pre_class"].values[BUILDING], area),
+            "building_to_barren_km2": _km2(counts["building_to_barren"], area),
+            "note": "building to barren between the two dates is likely destruction",
+        },
+        "flooded_high_confidence_km2": _km2(high, area),
+        "flooded_lower_confidence_km2": _km2(flooded - high, area),
+        "high_confidence_threshold": HIGH_CONFIDENCE,
+        "mean_confidence_flooded": (
+            round(int(counts["confidence_sum"]) / scored, 2) if scored else None
+        ),
+    }
+
+
+def _shares(by_route: xr.DataArray, total: int) -> dict:
+    total = max(int(total), 1)
+    return {
+        name: round(int(n) / total, 6)
+        for name, n in zip(ROUTES.values(), by_route.values, strict=True)
+    }
+
+
+def calibration_provenance(path: Path | None, checkpoint_sha256: str) -> dict:
+    """Which calibration the confidence used, and whether it was fitted with this model."""
+    path = Path(path) if path else DEFAULT_CALIBRATION
+    fitted = json.loads(path.read_text()).get("fitted_on", {})
+    same = fitted.get("checkpoint_sha256") == checkpoint_sha256
+    return {
+        "file": str(path) if path != DEFAULT_CALIBRATION else "packaged default",
+        "fitted_on_events": fitted.get("events"),
+        "fitted_with_this_checkpoint": same,
+        "note": "calibrated for this model"
+        if same
+        else "fitted with another checkpoint: refit with `metaflood calibrate-confidence` "
+        "(benchmarks/flood_calibration.py) before trusting the numbers as probabilities",
+    }
+
+
+def impact_rows(stats: dict) -> list[tuple[str, str, float | None, str]]:
+    """The figures of stats.json an analyst tabulates, as (section, measure, value, unit)."""
+    flood = stats["flood"]
+    rows = [
+        ("flood", "flooded area", flood["flooded_area_km2"], "km2"),
+        ("flood", "flooded, high confidence", flood["flooded_high_confidence_km2"], "km2"),
+        ("flood", "flooded, lower confidence", flood["flooded_lower_confidence_km2"], "km2"),
+        ("flood", "permanent water", flood["permanent_water_km2"], "km2"),
+        ("flood", "flood polygons", flood["polygons"], "count"),
+    ]
+    rows += [
+        ("flooded by pre-event class", name, value, "km2")
+        for name, value in flood["flooded_by_pre_class_km2"].items()
+    ]
+    buildings = flood["buildings"]
+    rows += [
+        ("buildings", "flooded building area", buildings["flooded_building_km2"], "km2"),
+        (
+            "buildings",
+            "building to barren (likely destroyed)",
+            buildings["building_to_barren_km2"],
+            "km2",
+        ),
+    ]
+    for period in ("pre", "post"):
+        rows += [
+            (f"coverage {period}", f"mapped with {name}", share, "share")
+            for name, share in stats["coverage"][period].items()
+        ]
+    rows += [
+        ("coverage of the flooded area", f"mapped with {name}", share, "share")
+        for name, share in stats["flood"]["flooded_by_post_route"].items()
+    ]
+    return rows
+
+
+def write_impact_csv(stats: dict, out: Path) -> None:
+    frame = pd.DataFrame(impact_rows(stats), columns=["section", "measure", "value", "unit"])
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def water_figures(summary: dict, area: float) -> dict:
+    """Where the water is in one period (the fused map at 50% and above), and what each
+    line of evidence found and from what threshold."""
+    pixels = summary["pixels"]
+    return {
+        "water_km2": _km2(pixels["water"], area),
+        "mapped_km2": _km2(pixels["mapped"], area),
+        "sar_water_km2": _km2(pixels["sar_water"], area),
+        "index_water_km2": _km2(pixels["index_water"], area),
+        "index": summary["index"],
+        "thresholds": {name: t["value"] for name, t in summary["thresholds"].items()},
+        "thresholds_from_fallback": [n for n, t in summary["thresholds"].items() if t["fallback"]],
+        "fusion": summary["fusion"],
+    }
+
+
+def software_versions() -> dict:
+    versions = {"metaflood": __version__, "python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    versions["gdal"] = rasterio.__gdal_version__
+    return versions
+
+
+def write_stats(
+    event: str,
+    config: dict,
+    *,
+    extent: Path,
+    confidence: Path,
+    polygons: Path,
+    transitions: Path,
+    landcover: list[Path],
+    routes: list[Path],
+    scenes: list[Path],
+    coregistration: list[Path],
+    sar_summary: Path,
+    water: list[Path],
+    checkpoint: Path,
+    calibration: Path | None,
+    validation: Path | None,
+    out: Path,
+    out_impact: Path,
+) -> dict:
+    with xr.set_options(arithmetic_join="exact"):  # one grid, or an error
+        cube = [open_raster(p) for p in (extent, confidence, *landcover, *routes)]
+        counts = pixel_counts(cube[0], cube[1], cube[2:4], cube[4:6])
+        try:
+            (counts,) = dask.compute(counts, scheduler="synchronous")  # the rule's 1 thread
+        except RasterioError as err:
+            raise InputError(f"a product the statistics read is corrupt ({err})") from err
+    crs, transform = cube[0].rio.crs, cube[0].rio.transform()
+    area = abs(transform.a * transform.e)
+    import pyogrio
+
+    n_polygons = pyogrio.read_info(polygons)["features"]  # counted, not read
+    checkpoint_sha = file_sha256(checkpoint)
+    stats: dict = {
+        "event": event,
+        "crs": crs.to_string(),
+        "pixel_size_m": abs(transform.a),
+        "flood": flood_figures(counts, area)
+        | {
+            "polygons": n_polygons,
+            # the share of the flood whose post-event land cover came from each modality
+            "flooded_by_post_route": _shares(counts["flooded_by_post_route"], counts["flooded"]),
+        },
+        "sar_change": json.loads(Path(sar_summary).read_text()),
+        "water": {
+            period: water_figures(json.loads(Path(p).read_text()), area)
+            for period, p in zip(("pre", "post"), water, strict=True)
+        },
+        "confidence_calibration": calibration_provenance(calibration, checkpoint_sha),
+        "transitions_km2": pd.read_csv(transitions, index_col=0).to_dict(orient="index"),
+        "coverage": {
+            period: _shares(counts["by_route"][i], counts["inside"][i])
+            for i, period in enumerate(("pre", "post"))
+        },
+        "coregistration": {
+            period: json.loads(Path(p).read_text())["shifts"]
+            for period, p in zip(("pre", "post"), coregistration, strict=True)
+        },
+        "provenance": {
+            "scenes": {
+                period: json.loads(Path(p).read_text())
+                for period, p in zip(("pre", "post"), scenes, strict=True)
+            },
+            "config_hash": config_hash(config),
+            "event_config": config["events"][event],
+            "model": {"checkpoint": str(checkpoint), "sha256": checkpoint_sha},
+            "software": software_versions(),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    }
+    if validation is not None:
+        stats["validation"] = json.loads(Path(validation).read_text())
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(stats, indent=2))
+    write_impact_csv(stats, out_impact)
+    return stats

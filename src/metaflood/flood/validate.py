@@ -1,0 +1,119 @@
+"""Accuracy of the demo products against the simulator's truth.
+
+Only for demo events: the truth sits beside the generated catalog, and only this
+stage reads it, never the stages that make the products.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from metaflood.core.metrics import confusion_matrix, summarize
+from metaflood.core.raster import atomic_path, read_checked
+from metaflood.core.reliability import high_confidence_precision, reliability_table
+from metaflood.flood.change import EXTENT_NODATA, FLOODED, flood_extent
+from metaflood.flood.confidence import CONFIDENCE_NODATA
+from metaflood.flood.sar_change import FLOOD_SIGNAL
+
+
+def truth_on_grid(truth_path: Path, like: dict) -> np.ndarray:
+    """Truth (native grid) brought to the product grid by majority vote."""
+    with rasterio.open(truth_path) as src:
+        out = np.full((like["height"], like["width"]), 255, dtype=np.uint8)
+        reproject(
+            source=rasterio.band(src, 1),
+            destination=out,
+            dst_transform=like["transform"],
+            dst_crs=like["crs"],
+            dst_nodata=255,
+            resampling=Resampling.mode,
+        )
+    return out
+
+
+def binary_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    tp = int((predicted & truth).sum())
+    fp = int((predicted & ~truth).sum())
+    fn = int((~predicted & truth).sum())
+    union = tp + fp + fn
+    return {
+        "iou": tp / union if union else 1.0,
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "recall": tp / (tp + fn) if tp + fn else 1.0,
+        "true_positive_px": tp,
+        "false_positive_px": fp,
+        "false_negative_px": fn,
+    }
+
+
+def _flood_scores(predicted: np.ndarray, truth: np.ndarray, known: np.ndarray) -> dict:
+    return binary_scores(predicted & known, truth & known)
+
+
+def validate_against_truth(
+    extent_path: Path,
+    confidence_path: Path,
+    sar_evidence_path: Path,
+    pre_path: Path,
+    post_path: Path,
+    truth_dir: Path,
+    out: Path,
+    *,
+    min_area_m2: float,
+) -> dict:
+    """Flood accuracy of the product, of each line of evidence alone, and of the confidence."""
+    extent, profile = read_checked(extent_path)
+    extent = extent[0]
+    known = extent != EXTENT_NODATA
+    flood_truth = truth_on_grid(truth_dir / "flood.tif", profile) == 1
+    confidence = read_checked(confidence_path)[0][0]
+    sar = read_checked(sar_evidence_path)[0][0]
+    classes = [read_checked(p)[0][0] for p in (pre_path, post_path)]
+    pixel_area = abs(profile["transform"].a * profile["transform"].e)
+    land_cover_only = flood_extent(*classes, min_pixels=int(np.ceil(min_area_m2 / pixel_area)))
+    scored = known & (confidence != CONFIDENCE_NODATA)
+    result: dict = {
+        "flood": _flood_scores(extent == FLOODED, flood_truth, known),
+        "evidence_alone": {
+            "land_cover_change": _flood_scores(land_cover_only == FLOODED, flood_truth, known),
+            "sar_change": _flood_scores(sar == FLOOD_SIGNAL, flood_truth, known),
+        },
+        "confidence": {
+            "high_confidence": high_confidence_precision(confidence[scored], flood_truth[scored]),
+            "reliability": reliability_table(confidence[scored], flood_truth[scored]),
+        },
+        "landcover": {},
+    }
+    for period, predicted in zip(("pre", "post"), classes, strict=True):
+        truth = truth_on_grid(truth_dir / f"landcover_{period}.tif", profile)
+        result["landcover"][period] = summarize(confusion_matrix(truth, predicted))
+    text = json.dumps(result, indent=2)
+    # Rewritten only when it changes: `metaflood validate` run by hand after the workflow
+    # must not make Snakemake see a newer input and redo the statistics and the report.
+    if not (out.exists() and out.read_text() == text):
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+    return result
+
+
+def summary_lines(event: str, result: dict) -> list[str]:
+    """The figures an analyst quotes, one per line (`metaflood validate` prints them)."""
+    flood, alone = result["flood"], result["evidence_alone"]
+    high = result["confidence"]["high_confidence"]
+    precision = "n/a" if high["precision"] is None else f"{high['precision']:.3f}"
+    return [
+        f"event {event}",
+        f"  flood IoU {flood['iou']:.3f} (precision {flood['precision']:.3f}, "
+        f"recall {flood['recall']:.3f})",
+        f"  land-cover change alone IoU {alone['land_cover_change']['iou']:.3f}; "
+        f"SAR change alone IoU {alone['sar_change']['iou']:.3f}",
+        f"  confidence >= {high['threshold']}: precision {precision} over {high['pixels']} px",
+        f"  land-cover mIoU pre {result['landcover']['pre']['miou']:.3f}, "
+        f"post {result['landcover']['post']['miou']:.3f}",
+    ]

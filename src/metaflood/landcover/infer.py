@@ -1,0 +1,238 @@
+"""Tiled, modality-routed MetaRS inference over one co-registered scene, streamed.
+
+Each pixel is mapped by the head its available modalities allow (both: joint head, SAR
+only: SAR head, optical only: optical head). Near the edge of a route (a cloud edge, the
+end of a SAR swath) the joint head's share fades out smoothly, so the map shows no seam
+where the route changes; overlapping tiles are blended the same way.
+
+A checkpoint whose optical head takes a band the stack lacks (a source without blue, say)
+cannot use the optical image at all: every pixel is then routed as if optical were
+absent (SAR head), said in the log and in the summary; missing SAR bands are an error.
+
+The scene is read and written one row of windows at a time: memory holds one strip of
+`tile` rows across the scene (about 40 bytes per pixel of the strip, plus a halo for
+the route blending), never the scene, so a scene larger than memory streams through.
+
+The parts: inference windows (`windows`), routes and head weights (`routing`), blending
+of overlapping windows (`blending`), reading the stack (`reading`), the products
+(`writers`); this module runs a scene or a tile through them.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import closing
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import rasterio.windows
+import torch
+from rasterio.windows import Window
+
+from metaflood.core.pyramid import MeanPyramid
+from metaflood.core.raster import cog_writer, overview_writers
+from metaflood.landcover.blending import TileStats, model_predictor, stream_blend
+from metaflood.landcover.reading import SceneReader, open_inputs, reads_ahead, start_inference
+from metaflood.landcover.routing import (
+    ROUTE_NAMES,
+    ROUTE_NONE,
+    ROUTE_OUTSIDE,
+    SEAM_RADIUS,
+    route_map,
+)
+from metaflood.landcover.writers import (
+    encode_products,
+    landcover_writers,
+    route_writer,
+    write_proba_level,
+)
+from metaflood.model.checkpoint import InferenceModel
+
+
+def optical_summary(loaded: InferenceModel) -> dict:
+    """The summary's account of whether the model could use the optical image."""
+    summary: dict = {"usable": loaded.optical_usable, "model_bands": loaded.optical_bands}
+    if not loaded.optical_usable:
+        summary["missing_bands"] = list(loaded.missing_optical)
+        summary["routed_as"] = "optical absent: SAR head"
+    return summary
+
+
+def predict_scene(
+    aligned_path: str | os.PathLike,
+    valid_path: str | os.PathLike,
+    checkpoint_path: str | os.PathLike,
+    out_class: str | os.PathLike,
+    out_proba: str | os.PathLike,
+    out_route: str | os.PathLike,
+    *,
+    tile: int = 256,
+    overlap: int = 32,
+    batch_size: int = 4,
+    device: str = "auto",
+    threads: int = 2,
+    seam_radius: int = SEAM_RADIUS,
+    read_ahead: bool | None = None,
+) -> dict:
+    """Map land cover over a co-registered stack; write class, probability and route COGs.
+
+    `read_ahead` (default: where cores are spare, see `reads_ahead`) reads the next strip
+    in a thread while this one is mapped. Returns a summary: pixels per route, tiles per
+    head combination, and whether the model could use the optical image.
+    """
+    dev = start_inference(tile, overlap, threads, device)
+    with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
+        src,
+        vsrc,
+        loaded,
+    ):
+        crs, transform, shape = src.crs, src.transform, (src.height, src.width)
+        reader = SceneReader(src, vsrc, loaded, seam_radius, max(shape[1], tile))
+        tags = {"checkpoint": Path(checkpoint_path).name}
+        grid = {"width": shape[1], "height": shape[0], "crs": crs, "transform": transform}
+        grid["threads"] = threads  # COG compression
+        pixels = dict.fromkeys([*ROUTE_NAMES.values(), "none", "outside_aoi"], 0)
+        stats = TileStats()
+        with (
+            landcover_writers(
+                out_class, out_proba, out_route, class_names=loaded.class_names, tags=tags, **grid
+            ) as (w_class, w_proba, w_route),
+            overview_writers(w_proba) as proba_levels,
+        ):
+            # The probabilities' overviews are averaged from the strips as they pass
+            # (`pyramid`), in float, instead of read back and averaged by GDAL.
+            pyramid = MeanPyramid(len(proba_levels), partial(write_proba_level, proba_levels))
+            blend = stream_blend(
+                model_predictor(loaded, dev),
+                reader,
+                shape,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                num_classes=loaded.config.num_classes,
+                stats=stats,
+                read_ahead=reads_ahead(read_ahead, dev, threads),
+                device=dev,
+            )
+            with closing(blend) as strips:  # before the datasets close
+                for y, proba, read in strips:
+                    n = proba.shape[1]
+                    valid, sar_ok, opt_ok = (m[:n] for m in read.masks)
+                    route = route_map(valid, sar_ok, opt_ok)
+                    classes, proba_u8 = encode_products(proba, route)
+                    strip = Window(0, y, shape[1], n)
+                    w_class.write(classes, 1, window=strip)
+                    w_proba.write(proba_u8, window=strip)
+                    w_route.write(route, 1, window=strip)
+                    # Unmapped pixels' probabilities are 0 (no head weighs on them).
+                    pyramid.add(proba, torch.from_numpy(sar_ok | opt_ok).to(proba.device))
+                    count_routes(route, pixels)
+            pyramid.finish()
+    return {
+        "pixels": pixels,
+        "tiles": stats.to_dict(),
+        "device": str(dev),
+        "optical": optical_summary(loaded),
+    }
+
+
+def predict_tile(
+    aligned_path: str | os.PathLike,
+    valid_path: str | os.PathLike,
+    checkpoint_path: str | os.PathLike,
+    window: Window,
+    out_proba: str | os.PathLike,
+    out_route: str | os.PathLike,
+    *,
+    tile: int = 256,
+    overlap: int = 32,
+    batch_size: int = 4,
+    device: str = "auto",
+    threads: int = 2,
+    seam_radius: int = SEAM_RADIUS,
+    read_ahead: bool | None = None,
+) -> dict:
+    """One tile of a tiled run: unquantised probabilities (float32, 0 where unmapped) and
+    routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
+    dev = start_inference(tile, overlap, threads, device)
+    with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
+        src,
+        vsrc,
+        loaded,
+    ):
+        # A tile smaller than one model window is mapped from a model window of real
+        # context around it, never zero padding (instance norm sees the whole window).
+        run = context_window(window, tile, src.height, src.width)
+        shape = (int(run.height), int(run.width))
+        reader = SceneReader(src, vsrc, loaded, seam_radius, max(shape[1], tile), run)
+        r0, c0 = int(window.row_off - run.row_off), int(window.col_off - run.col_off)
+        r1, c1 = r0 + int(window.height), c0 + int(window.width)
+        grid = {
+            "width": int(window.width),
+            "height": int(window.height),
+            "crs": src.crs,
+            "transform": rasterio.windows.transform(window, src.transform),
+        }
+        stats = TileStats()
+        with (
+            cog_writer(
+                out_proba,
+                count=loaded.config.num_classes,
+                dtype="float32",
+                nodata=None,
+                descriptions=loaded.class_names,
+                tags={"checkpoint": Path(checkpoint_path).name},
+                **grid,
+            ) as w_proba,
+            route_writer(out_route, {}, **grid) as w_route,
+        ):
+            blend = stream_blend(
+                model_predictor(loaded, dev),
+                reader,
+                shape,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                num_classes=loaded.config.num_classes,
+                stats=stats,
+                read_ahead=reads_ahead(read_ahead, dev, threads),
+                device=dev,
+            )
+            with closing(blend) as strips:  # before the datasets close
+                for y, strip_proba, read in strips:
+                    proba = strip_proba.cpu().numpy()
+                    n = proba.shape[1]
+                    valid, sar_ok, opt_ok = (m[:n] for m in read.masks)
+                    proba[:, ~(sar_ok | opt_ok)] = 0.0
+                    route = route_map(valid, sar_ok, opt_ok)
+                    a, b = max(y, r0), min(y + n, r1)  # the rows of the tile in this strip
+                    if a < b:
+                        rows = Window(0, a - r0, c1 - c0, b - a)
+                        tile_proba = proba[:, a - y : b - y, c0:c1].astype(np.float32)
+                        w_proba.write(tile_proba, window=rows)
+                        w_route.write(route[a - y : b - y, c0:c1], 1, window=rows)
+    return {"tiles": stats.to_dict(), "device": str(dev), "optical": optical_summary(loaded)}
+
+
+def context_window(window: Window, tile: int, height: int, width: int) -> Window:
+    """`window` grown (about its centre, inside the scene) to at least `tile` a side."""
+
+    def grow(start: int, size: int, limit: int) -> tuple[int, int]:
+        if size >= tile or limit <= tile:
+            return (0, limit) if size < tile else (start, size)
+        start = min(max(start - (tile - size) // 2, 0), limit - tile)
+        return start, tile
+
+    row, rows = grow(int(window.row_off), int(window.height), height)
+    col, cols = grow(int(window.col_off), int(window.width), width)
+    return Window(col, row, cols, rows)
+
+
+def count_routes(route: np.ndarray, pixels: dict[str, int]) -> None:
+    """Add a strip's pixels per route to `pixels` (one pass, not one per code)."""
+    counts = np.bincount(route.ravel(), minlength=256)
+    for code, name in ROUTE_NAMES.items():
+        pixels[name] += int(counts[code])
+    pixels["none"] += int(counts[ROUTE_NONE])
+    pixels["outside_aoi"] += int(counts[ROUTE_OUTSIDE])

@@ -1,0 +1,1 @@
+"""What tests and benchmarks share: servers, scenes, tiny models, workflow runs."""

@@ -1,0 +1,144 @@
+"""`metaflood benchmark-real`: each layout's samples through the stages, scored in one run."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+
+from metaflood.cli import main
+from metaflood.core.errors import InputError
+from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
+from tests.helpers.realdata_sets import write_etci, write_ombria, write_sen1floods11
+from tests.helpers.tiny_model import train_tiny
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+def _rows(path):
+    with path.open() as handle:
+        return {(r["target"], r["condition"], r["line"]): r for r in csv.DictReader(handle)}
+
+
+def test_etci_tiles_are_mapped_from_sar_and_scored_beside_otsu(tmp_path, checkpoint):
+    root = write_etci(tmp_path / "etci", [(0, 0), (1, 0), (9, 0)])
+    out = tmp_path / "out"
+    code = main(
+        [
+            "benchmark-real",
+            str(root),
+            "--layout",
+            "etci2021",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
+    assert code == 0
+    rows = _rows(out / "benchmark.csv")
+    key = ("water (post)", "sar_only")
+    otsu = rows[(*key, "Otsu on VV (per sample)")]
+    assert float(otsu["iou"]) > 0.5
+    pooled = rows[(*key, "Otsu on VV (one threshold for the set)")]
+    assert float(pooled["iou"]) > 0.5 and float(pooled["coverage"]) == 1
+    assert rows[(*key, "SAR water")]["kind"] == "evidence"
+    for line in ("land cover (MetaRS water)", "SAR water", "fused water map"):
+        assert 0 <= float(rows[(*key, line)]["iou"]) <= 1
+    assert float(rows[(*key, "SAR water")]["iou"]) > 0.5
+    # SAR only: no optical line can answer, so none is reported as if it had.
+    assert float(rows[(*key, "optical water index (MNDWI, else NDWI)")]["coverage"]) == 0
+    assert ("water (post)", "both", "Otsu on VV (per sample)") not in rows  # no optical
+    text = (out / "benchmark.md").read_text()
+    assert "| water (post) | sar_only | baseline | Otsu on VV (per sample) |" in text
+    assert "samples: 2" in text  # the two held-out tiles of block (0, 0)
+    assert (out / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sen1floods11_chips_are_scored_per_condition_and_route(tmp_path, checkpoint):
+    root = write_sen1floods11(tmp_path / "s1f11", ["Bolivia_1", "Ghana_2"])
+    out = tmp_path / "out"
+    settings = settings_from(checkpoint, None, cloud_cover=0.5, threads=1)
+    run = BenchmarkRun(root, "sen1floods11", "test", out, settings)
+    board = run_benchmark(run)
+    assert board.samples == 2
+    rows = _rows(out / "benchmark.csv")
+    conditions = {c for _, c, _ in rows}
+    assert conditions == {"both", "sar_only", "optical_only"}
+    both = {line for (_, c, line) in rows if c == "both"}
+    assert {
+        "NDWI > Otsu (per sample)",
+        "NDWI > Otsu (one threshold for the set)",
+        "Otsu on VV (per sample)",
+        "land cover, joint head",
+        "land cover, sar_only head",
+    } <= both
+    assert float(rows[("water (post)", "optical_only", "NDWI > Otsu (per sample)")]["iou"]) > 0.8
+
+
+def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path):
+    """OMBRIA's SAR is VV only and its optical green, NIR and SWIR: a model reading those
+    maps it through every stage (no band invented), and the flood is scored per condition
+    beside the log-ratio and water-index baselines of the same run."""
+    checkpoint = train_tiny(
+        tmp_path / "vv.pt", sar_bands=("VV",), optical_bands=("green", "nir", "swir16")
+    )
+    root = write_ombria(tmp_path / "ombria", [150, 151])  # both in the held-out runs
+    out, kept = tmp_path / "out", tmp_path / "kept"
+    settings = settings_from(checkpoint, None, threads=1)
+    board = run_benchmark(BenchmarkRun(root, "ombria", "test", out, settings, keep=kept))
+    assert board.samples == 2
+    rows = _rows(out / "benchmark.csv")
+    conditions = {c for t, c, _ in rows if t == "flood"}
+    assert conditions == {"both", "sar_only", "post_sar_only"}  # the change stage needs SAR
+    for condition in ("both", "sar_only"):
+        for line in ("SAR change", "flood extent (confidence >= 50)"):
+            assert 0 <= float(rows[("flood", condition, line)]["iou"]) <= 1
+        assert ("flood", condition, "log-ratio Otsu (VV, per sample)") in rows
+    assert float(rows[("flood", "both", "water index change (Otsu, per sample)")]["iou"]) > 0.5
+    assert not any(t.startswith("water") for t, _, _ in rows)  # OMBRIA labels flood only
+    stacks = list(kept.rglob("aligned/post.tif"))
+    assert stacks
+    with rasterio.open(stacks[0]) as src:
+        assert src.descriptions == ("VV", "green", "nir", "swir16")  # nothing invented
+
+
+def test_a_bad_sample_stops_the_run_before_any_table(tmp_path, checkpoint):
+    root = write_etci(tmp_path / "etci", [(0, 0), (1, 0)])
+    label = (
+        root
+        / "bangladesh_20170314t115609"
+        / "water_body_label"
+        / ("bangladesh_20170314t115609_x-1_y-0.png")
+    )
+    Image.fromarray(np.zeros((50, 50), np.uint8)).save(label)
+    out = tmp_path / "out"
+    settings = settings_from(checkpoint, None, threads=1)
+    with pytest.raises(InputError, match=r"x-1_y-0\.png: is 50 x 50 px"):
+        run_benchmark(BenchmarkRun(root, "etci2021", "test", out, settings))
+    assert not (out / "benchmark.csv").exists() and not (out / "benchmark.md").exists()
+
+
+def test_a_missing_dataset_folder_is_a_one_line_error(tmp_path, checkpoint, capsys):
+    code = main(
+        [
+            "benchmark-real",
+            str(tmp_path / "none"),
+            "--layout",
+            "ombria",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 1
+    assert "no such dataset folder" in capsys.readouterr().err

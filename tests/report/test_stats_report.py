@@ -1,0 +1,218 @@
+import base64
+import hashlib
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+from metaflood.core.reliability import HIGH_CONFIDENCE
+from metaflood.flood.change import map_flood
+from metaflood.flood.stats import write_stats
+from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
+from metaflood.report.mapbook import write_mapbook
+from metaflood.report.maps import ReportInputs
+from metaflood.report.page import write_report
+from tests.helpers.flood_inputs import write_inputs
+
+EVENT = {
+    "pre": {"start": "2023-09-01", "end": "2023-09-09"},
+    "post": {"start": "2023-09-11", "end": "2023-09-20"},
+}
+
+
+@pytest.fixture
+def products(tmp_path):
+    paths = write_inputs(tmp_path)
+    for name in ("extent.tif", "confidence.tif", "polygons.gpkg", "transitions.csv"):
+        paths[name] = tmp_path / name
+    map_flood(
+        [paths["pre"], paths["post"]],
+        [paths["pre_water"], paths["post_water"]],
+        post_route=paths["route_post"],
+        sar_evidence=paths["sar_evidence"],
+        sar_ratio=paths["sar_ratio"],
+        sar_summary=paths["sar_summary"],
+        calibration=None,
+        out_extent=paths["extent.tif"],
+        out_confidence=paths["confidence.tif"],
+        out_polygons=paths["polygons.gpkg"],
+        out_transitions=paths["transitions.csv"],
+        min_area_m2=0,
+    )
+    scene = {
+        "sar": {
+            "status": "found",
+            "item": "s1",
+            "datetime": "2023-09-05T04:30:00",
+            "reason": "nearest",
+        },
+        "optical": {"status": "missing", "reason": "0 items in the window"},
+    }
+    for period in ("pre", "post"):
+        paths[f"scenes_{period}"] = tmp_path / f"scenes_{period}.json"
+        paths[f"scenes_{period}"].write_text(json.dumps(scene))
+        reliable = period == "pre"
+        shifts = {
+            "optical_to_sar": {
+                "shift": [0.1, -0.2] if reliable else [1.4, 2.2],
+                "reliable": reliable,
+                "spread": 0.1 if reliable else 1.8,
+                "method": "m",
+                "reason": "agree" if reliable else "sub-windows disagree",
+                "applied": reliable,
+            }
+        }
+        paths[f"coreg_{period}"] = tmp_path / f"coreg_{period}.json"
+        paths[f"coreg_{period}"].write_text(json.dumps({"shifts": shifts}))
+    paths["checkpoint"] = tmp_path / "model.pt"
+    paths["checkpoint"].write_bytes(b"weights")
+    return paths
+
+
+def make_stats(p, tmp_path):
+    return write_stats(
+        "e",
+        {"events": {"e": EVENT}},
+        extent=p["extent.tif"],
+        confidence=p["confidence.tif"],
+        polygons=p["polygons.gpkg"],
+        transitions=p["transitions.csv"],
+        landcover=[p["pre"], p["post"]],
+        routes=[p["route_pre"], p["route_post"]],
+        scenes=[p["scenes_pre"], p["scenes_post"]],
+        coregistration=[p["coreg_pre"], p["coreg_post"]],
+        sar_summary=p["sar_summary"],
+        water=[p["pre_water_summary"], p["post_water_summary"]],
+        checkpoint=p["checkpoint"],
+        calibration=None,
+        validation=None,
+        out=tmp_path / "stats.json",
+        out_impact=tmp_path / "impact.csv",
+    )
+
+
+def report_inputs(p, tmp_path) -> ReportInputs:
+    return ReportInputs(
+        stacks=[p["stack"], p["stack"]],
+        valid=[p["valid"], p["valid"]],
+        landcover=[p["pre"], p["post"]],
+        extent=p["extent.tif"],
+        confidence=p["confidence.tif"],
+        sar_evidence=p["sar_evidence"],
+        sar_ratio=p["sar_ratio"],
+        stats=tmp_path / "stats.json",
+    )
+
+
+def test_stats_impact_and_report(products, tmp_path):
+    p = products
+    stats = make_stats(p, tmp_path)
+    flood = stats["flood"]
+    new_water_px = 18 * 28  # the flooded block; buildings inside it count too
+    assert flood["flooded_area_km2"] == pytest.approx(new_water_px * 4 / 1e6)
+    # High confidence: the flooded pixels the calibrated confidence puts at 80% or more
+    # (how many depends on the shipped calibration; the stage must count them all).
+    with rasterio.open(p["extent.tif"]) as extent, rasterio.open(p["confidence.tif"]) as conf:
+        high = int(((extent.read(1) == 1) & (conf.read(1) >= HIGH_CONFIDENCE)).sum())
+    assert high > 0
+    assert flood["flooded_high_confidence_km2"] == pytest.approx(high * 4 / 1e6)
+    assert flood["flooded_lower_confidence_km2"] == pytest.approx((new_water_px - high) * 4 / 1e6)
+    assert flood["flooded_by_pre_class_km2"]["building"] == pytest.approx(200 * 4 / 1e6)
+    assert flood["buildings"]["building_to_barren_km2"] == pytest.approx(16 * 4 / 1e6)
+    assert flood["permanent_water_km2"] == pytest.approx(8 * 64 * 4 / 1e6)
+    water = stats["water"]
+    assert water["pre"]["water_km2"] == pytest.approx(8 * 64 * 4 / 1e6)  # the sea
+    assert water["post"]["water_km2"] == pytest.approx((8 * 64 + new_water_px) * 4 / 1e6)
+    assert water["post"]["thresholds_from_fallback"] == ["index"]
+    # The block spans columns 16..43; the right half (32..) was mapped from SAR alone.
+    assert flood["flooded_by_post_route"]["sar_only"] == pytest.approx(12 / 28)
+    assert stats["coverage"]["post"] == {
+        "both": 0.5,
+        "sar_only": 0.5,
+        "optical_only": 0.0,
+        "none": 0.0,
+    }
+    assert stats["sar_change"]["ratio_threshold_db"]["value"] == -6.0
+    assert stats["confidence_calibration"]["file"] == "packaged default"
+    assert not stats["confidence_calibration"]["fitted_with_this_checkpoint"]
+    assert stats["provenance"]["model"]["sha256"] == hashlib.sha256(b"weights").hexdigest()
+    assert stats["provenance"]["software"]["numpy"] == np.__version__
+    assert json.loads((tmp_path / "stats.json").read_text())["event"] == "e"
+    impact = pd.read_csv(tmp_path / "impact.csv")
+    assert list(impact.columns) == ["section", "measure", "value", "unit"]
+    row = impact[impact.measure == "flooded area"].iloc[0]
+    assert row.value == pytest.approx(flood["flooded_area_km2"]) and row.unit == "km2"
+    assert "building to barren (likely destroyed)" in set(impact.measure)
+
+    out = write_report("e", report_inputs(p, tmp_path), tmp_path / "report.html")
+    html = out.read_text()
+    assert html.count('src="data:image/png;base64,') == 13  # 12 maps, 1 chart
+    assert "http" not in html.replace("http-equiv", "")
+    assert "0.0020 km&sup2;" in html  # flooded area, as the key figure
+    assert "missing" in html  # the optical scene that was not found is shown as such
+    # The unreliable shift is named in plain words.
+    assert "post-event optical to sar: the estimated shift (+1.40, +2.20) px was judged" in html
+    assert "fitted with another checkpoint" in html
+
+
+def test_mapbook_is_a_pdf_with_a_page_per_map(products, tmp_path):
+    make_stats(products, tmp_path)
+    out = write_mapbook("e", report_inputs(products, tmp_path), tmp_path / "mapbook.pdf")
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 13
+
+
+@pytest.mark.parametrize(("width", "expected"), [(1300, 200), (300, 50), (90, 10), (5000, 1000)])
+def test_scale_bar_lengths_are_round(width, expected):
+    assert _nice_length(width) == expected
+
+
+def test_true_colour_marks_nodata_transparent():
+    stack = np.full((6, 4, 4), 0.1, np.float32)
+    stack[:, 0, 0] = np.nan
+    image, caption = optical_composite(stack, ("VV", "VH", "blue", "green", "red", "nir"))
+    assert image.shape == (4, 4, 4) and caption == "true colour"
+    assert image[0, 0, 3] == 0 and image[1, 1, 3] == 1
+
+
+@pytest.mark.parametrize("width_in", [5.2, 6.8])  # the report's maps, the map book's
+def test_the_north_arrow_points_north(width_in):
+    """Issue 21: every map's arrow pointed down at the N. Read from the rendered PNG."""
+    from tests.helpers.figure_pixels import assert_points_north
+
+    green = np.zeros((160, 200, 4))
+    green[...] = (0, 0.6, 0.27, 1)  # a plain map, so only the arrow and the N are dark
+    legend = [("both", (0, 153, 68))]
+    fig = map_figure(green, title="", pixel_size=2.0, legend=legend, width_in=width_in)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    assert_points_north(buffer.getvalue())
+    png = base64.b64decode(map_png(green, title="", pixel_size=2.0).split(",", 1)[1])
+    assert_points_north(png)  # as report.html embeds it
+
+
+@pytest.mark.parametrize(
+    ("optical", "caption"),
+    [
+        (("blue", "green", "red", "nir", "swir16"), "true colour"),
+        (("green", "nir", "swir16"), "false colour: SWIR 1.6 um, NIR, green as red, green, blue"),
+        (("green", "nir"), "false colour: NIR, green, green as red, green, blue"),
+    ],
+)
+def test_the_optical_map_is_true_colour_where_it_can_be_and_says_when_not(optical, caption):
+    """Bands found by name: each optical band i is 0.1 i, so the image tells which one
+    went into which channel."""
+    bands = ("VV", "VH", *optical)
+    stack = np.stack([np.full((2, 2), 0.1 * i, np.float32) for i in range(len(bands))])
+    image, said = optical_composite(stack, bands)
+    assert said == caption
+    shown = {"true colour": ("red", "green", "blue")}.get(
+        caption, ("swir16", "nir", "green") if "SWIR" in caption else ("nir", "green", "green")
+    )
+    values = [0.1 * bands.index(b) for b in shown]
+    expected = (np.array(values) / max(values)) ** (1 / 1.4)
+    np.testing.assert_allclose(image[0, 0, :3], expected, atol=0.02)

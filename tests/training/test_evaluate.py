@@ -1,0 +1,55 @@
+"""The evaluate machinery on tiny settings: five models, one held-out table."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from metaflood.cli import main
+from metaflood.training.data import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
+from metaflood.training.evaluate import MODELS
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory):
+    pytest.importorskip("metaflood.demo.simulate")
+    out = tmp_path_factory.mktemp("evaluate")
+    model = '{"width": 8, "fpn_channels": 16, "decoder_channels": 16, "device": "cpu"}'
+    train = (
+        '{"iterations": 2, "batch_size": 2, "crop": 32, "scenes": 1, "val_scenes": 1, '
+        '"scene_size_m": 64, "mmr_warmup": 0.5, "mmr_calibration_images": 2}'
+    )
+    args = [
+        "evaluate", "--model-json", model, "--train-json", train,
+        "--evaluate-json", '{"test_scenes": 1}', "--out-csv", str(out / "evaluation.csv"),
+        "--out-md", str(out / "evaluation.md"), "--workdir", str(out / "models"), "--threads", "2",
+    ]  # fmt: skip
+    assert main(args) == 0
+    return out, args
+
+
+def test_table_has_every_model_and_condition(evaluation):
+    out, _ = evaluation
+    rows = list(csv.DictReader((out / "evaluation.csv").open()))
+    assert [r["model"] for r in rows] == list(MODELS)
+    for row in rows:
+        for condition in ("both", "sar_only"):
+            assert 0.0 <= float(row[condition]) <= 100.0
+        assert row["iterations"] == "2"
+    by_name = {r["model"]: r for r in rows}
+    assert by_name["sar_only"]["optical_only"] == ""  # a SAR network cannot serve it
+    assert by_name["metars"]["heads"] == "joint/sar/optical"
+    md = (out / "evaluation.md").read_text()
+    assert md.count("\n| ") == 6 and "| SAR-only network |" in md and "| n/a |" in md
+    assert {p.name for p in (out / "models").glob("*.pt")} == {f"{m}.pt" for m in MODELS}
+
+
+def test_rerun_reuses_the_trained_models(evaluation, capsys):
+    _, args = evaluation
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("already holds 2 iterations") == len(MODELS)
+
+
+def test_test_split_is_apart_from_training_and_validation():
+    assert TEST_SEED_OFFSET > VALIDATION_SEED_OFFSET > 10_000  # no run uses so many scenes

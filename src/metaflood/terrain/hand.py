@@ -31,7 +31,7 @@ import numpy as np
 import pyflwdir
 from rasterio.transform import Affine
 
-from metaflood.errors import InputError
+from metaflood.core.errors import InputError
 from metaflood.terrain.geometry import metres_per_degree
 
 NODATA = -9999.0  # pyflwdir's nodata marker; NaN in and NaN out here

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from metaflood.errors import InputError
+from metaflood.core.errors import InputError
 from metaflood.terrain import exclusion
 from metaflood.terrain.geometry import (
     local_incidence_angle,

@@ -13,6 +13,7 @@ from metaflood.adapt import AdaptSettings, adapt_checkpoint, candidate_windows, 
 from metaflood.checkpoint import load_checkpoint
 from metaflood.classes import IGNORE_INDEX, NUM_CLASSES, WATER
 from metaflood.raster import write_cog
+from metaflood.settings import section_defaults
 from tests.realdata_sets import reflectance, sar_db, water_scene
 from tests.tiny_model import train_tiny
 
@@ -91,7 +92,7 @@ def test_a_clear_pre_event_pair_adapts_the_sar_head_only(tmp_path, checkpoint):
         out,
         tmp_path / "a.json",
         settings=AdaptSettings.from_config(SETTINGS),
-        change={"min_area_m2": 200},
+        change=section_defaults("change", {"min_area_m2": 200}),
         threads=1,
         device="cpu",
         log=lambda m: None,
@@ -117,7 +118,7 @@ def test_without_clear_optical_the_model_is_left_as_it_was(tmp_path, checkpoint)
         out,
         tmp_path / "a.json",
         settings=AdaptSettings.from_config(SETTINGS),
-        change={"min_area_m2": 200},
+        change=section_defaults("change", {"min_area_m2": 200}),
         threads=1,
         device="cpu",
         log=lambda m: None,

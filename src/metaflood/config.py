@@ -22,6 +22,7 @@ from rasterio.transform import Affine, from_origin
 from shapely.geometry import Polygon, box, mapping, shape
 
 from metaflood.errors import ConfigError
+from metaflood.settings import section_defaults
 
 PERIODS = ("pre", "post")
 MODALITIES = ("sar", "optical")
@@ -227,8 +228,8 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
         grid = event_grid(event, key, base_dir)
         _check_sources(event, key, base_dir)
         event_tiles(grid, config.get("tiling"))
-    model = config.get("model", {})
-    tile, overlap = model.get("tile", 256), model.get("overlap", 32)
+    model = section_defaults("model", config.get("model"))
+    tile, overlap = model["tile"], model["overlap"]
     if 2 * overlap >= tile:
         raise ConfigError(f"model.overlap: {overlap} px must be less than half of model.tile")
     from metaflood.model_checks import check_model_sections
@@ -239,9 +240,10 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
 def event_tiles(grid: Grid, tiling: dict | None) -> list[str]:
     """Ids of the tiles an event's grid is cut into (one: the event runs untiled); a
     layout whose tiles are narrower than twice the overlap is a ConfigError."""
-    from metaflood.tiling import TilingSettings, tile_layout
+    from metaflood.settings import TilingSettings, section_defaults
+    from metaflood.tiling import tile_layout
 
-    settings = TilingSettings.from_config(tiling)
+    settings = TilingSettings.from_section(section_defaults("tiling", tiling))
     layout = tile_layout(grid.height, grid.width, settings.tile_px, settings.overlap_px)
     return [tile.id for tile in layout]
 

@@ -21,9 +21,9 @@ from rasterio.windows import Window
 
 from metaflood.errors import InputError
 from metaflood.raster import atomic_path, cog_writer, compression_of, open_checked
+from metaflood.settings import TilingSettings
 from metaflood.tiling import (
     Tile,
-    TilingSettings,
     blend_core,
     compute_in_order,
     dask_scheduler,
@@ -164,7 +164,7 @@ def gather_landcover(
     out_proba: Path,
     out_route: Path,
     threads: int = 1,
-    scheduler: str = "threads",
+    scheduler: str,
 ) -> dict:
     """Blend the tiles' probabilities over their overlaps, then classes, 8-bit
     probabilities and routes as `infer.predict_scene` writes them. Cores are computed

@@ -95,9 +95,24 @@ def validated(config: dict) -> dict:
     return apply_defaults(copy.deepcopy(config))
 
 
-def section_defaults(name: str) -> dict:
-    """A section with nothing set: the schema's defaults (`model`, `change`, ...)."""
-    return validated({"events": {}, name: {}})[name]
+def section_defaults(name: str, given: dict | None = None) -> dict:
+    """A section (`model`, `change`, ...) with the schema's defaults filled around what is
+    `given`; a ConfigError naming the key when the section breaks the schema."""
+    config = {name: copy.deepcopy(given or {})}
+    validator = _filling_validator()
+    for error in validator.iter_errors(config):
+        if list(error.absolute_path)[:1] == [name]:
+            where = ".".join(str(p) for p in error.absolute_path)
+            raise ConfigError(f"{where}: {error.message}")
+    return config[name]
+
+
+def authors_input_scales() -> dict:
+    """The EarthMiss authors' 8-bit input scales as the schema fills them
+    (model.authors_checkpoint.sar_full_scale_db and optical_full_scale)."""
+    section = section_defaults("model", {"authors_checkpoint": {"path": ""}})
+    authors = section["authors_checkpoint"]
+    return {k: authors[k] for k in ("sar_full_scale_db", "optical_full_scale")}
 
 
 class Section:

@@ -50,6 +50,7 @@ from metaflood.model.mmr import calibrate
 from metaflood.model.pretrained import load_imagenet_weights
 from metaflood.realdata.pools import RESOLUTION as REAL_RESOLUTION
 from metaflood.realdata.pools import training_samples
+from metaflood.settings import authors_input_scales
 from metaflood.simulate import SAR_BANDS as SIMULATED_SAR
 
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -270,7 +271,7 @@ def _earthmiss_data(cfg: Mapping[str, Any]) -> TrainingData:
         train,
         val,
         norm,
-        InputEncoding.earthmiss(),
+        InputEncoding.earthmiss(**authors_input_scales()),
         list(earthmiss.SAR_BANDS),
         list(earthmiss.OPTICAL_BANDS),
         f"EarthMiss: {len(train)} training images ({', '.join(split['train'])}), "

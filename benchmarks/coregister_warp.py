@@ -46,10 +46,19 @@ REPROJECT = (
     "reproject_to_grid(Path(sys.argv[1]), SAR_BANDS, grid, Path(sys.argv[3]) / 'ours.tif', "
     "resampling=Resampling.average)"
 )
-PEAK_WRAPPER = (
-    "import json, sys; from metaflood.cli import main; rc = main(sys.argv[1:]); "
+# The co-registration stage as rule coregister runs it (the schema's coregister settings).
+COREGISTER = (
+    "import json, sys; from pathlib import Path; "
+    "from metaflood.coregister import Settings, coregister_period; "
+    "from metaflood.settings import section_defaults; "
+    "event, scene, optical, mask, work = sys.argv[1:]; work = Path(work); "
+    "coregister_period(json.loads(event), 'bench', 'pre', sar=Path(scene), "
+    "optical=Path(optical), optical_mask=Path(mask), reference=Path(scene), "
+    "out_stack=work / 'aligned.tif', out_valid=work / 'valid.tif', "
+    "out_report=work / 'coregistration.json', "
+    "settings=Settings.from_config(section_defaults('coregister'))); "
     "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
-    "print(json.dumps({'peak_kb': int(hwm.split()[1])})); sys.exit(rc)"
+    "print(json.dumps({'peak_kb': int(hwm.split()[1])}))"
 )
 ORIGIN = (600_000.0, 3_700_000.0)
 
@@ -144,12 +153,8 @@ def main() -> int:
         pre = work / "pre"
         pre.mkdir(exist_ok=True)
         optical, mask = write_absent_optical(pre, grid)
-        command = [sys.executable, "-c", PEAK_WRAPPER, "coregister", "--event", "bench"]
-        command += ["--event-json", json.dumps(event), "--period", "pre", "--sar", str(scene)]
-        command += ["--optical", str(optical), "--optical-mask", str(mask)]
-        command += ["--reference", str(scene), "--out-stack", str(work / "aligned.tif")]
-        command += ["--out-valid", str(work / "valid.tif")]
-        command += ["--out-report", str(work / "coregistration.json")]
+        command = [sys.executable, "-c", COREGISTER, json.dumps(event), str(scene)]
+        command += [str(optical), str(mask), str(work)]
         start = time.perf_counter()
         result = subprocess.run(command, check=True, capture_output=True, text=True)
         t_stage = time.perf_counter() - start

@@ -49,12 +49,6 @@ def job_memory_mb(grid_pixels: int, base_mb: int, bytes_per_pixel: float) -> int
     return math.ceil(base_mb + bytes_per_pixel * grid_pixels / 1e6)
 
 
-def checked_config(config: dict) -> dict:
-    """Dates as ISO strings, so the JSON schema can check them as text."""
-    config.update(normalise_dates(config))
-    return config
-
-
 def semantic_errors(config: dict) -> str | None:
     """The first error the JSON schema cannot see, as a message naming the key."""
     try:

@@ -42,9 +42,11 @@ REPROJECT = (
     "import json, sys; from pathlib import Path; from rasterio.enums import Resampling; "
     "from metaflood.config import event_grid; "
     "from metaflood.coregister import SAR_BANDS, reproject_to_grid; "
+    "from metaflood.settings import section_defaults; "
     "grid = event_grid(json.loads(sys.argv[2]), 'events.bench'); "
     "reproject_to_grid(Path(sys.argv[1]), SAR_BANDS, grid, Path(sys.argv[3]) / 'ours.tif', "
-    "resampling=Resampling.average)"
+    "resampling=Resampling.average, "
+    "block_size=section_defaults('coregister')['block_size'])"
 )
 # The co-registration stage as rule coregister runs it (the schema's coregister settings).
 COREGISTER = (

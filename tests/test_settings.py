@@ -125,6 +125,11 @@ RESTATED = [
     ("window_px", r"3"),
     ("tile_px", r"64"),
     ("min_ashman_d", r"2"),
+    ("speckle_filter", r'"none"'),
+    ("speckle_window", r"5"),
+    ("cloud_mask", r'"provided"'),
+    ("block_size", r"2048"),
+    ("max_shift_px", r"8"),
 ]
 
 

@@ -95,13 +95,14 @@ def validated(config: dict) -> dict:
     return apply_defaults(copy.deepcopy(config))
 
 
-def section_defaults(name: str, given: dict | None = None) -> dict:
+def section_defaults(name: str, given: dict | None = None, *, check: bool = True) -> dict:
     """A section (`model`, `change`, ...) with the schema's defaults filled around what is
-    `given`; a ConfigError naming the key when the section breaks the schema."""
+    `given`; a ConfigError naming the key when the section breaks the schema (unless
+    `check` is false: the caller checks the values itself)."""
     config = {name: copy.deepcopy(given or {})}
     validator = _filling_validator()
     for error in validator.iter_errors(config):
-        if list(error.absolute_path)[:1] == [name]:
+        if check and list(error.absolute_path)[:1] == [name]:
             where = ".".join(str(p) for p in error.absolute_path)
             raise ConfigError(f"{where}: {error.message}")
     return config[name]

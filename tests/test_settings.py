@@ -164,3 +164,12 @@ def test_no_schema_default_is_restated_outside_the_schema():
                 ):
                     found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "schema defaults restated:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("name", ["model", "train", "change", "coregister", "tiling", "compute"])
+def test_filling_without_jsonschema_gives_the_validators_defaults(name):
+    """What a rule's conda environment fills (no jsonschema there) is what the workflow
+    filled at start-up."""
+    assert section_defaults(name, check=False) == section_defaults(name)
+    given = {"authors_checkpoint": {"path": "a.pth"}} if name == "model" else {}
+    assert section_defaults(name, given, check=False) == section_defaults(name, given)

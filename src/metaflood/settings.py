@@ -66,6 +66,18 @@ def _filling_validator():
     return validators.extend(base, {"properties": set_defaults})(schema())
 
 
+def _filled(node: dict, instance: Any) -> Any:
+    """The schema's defaults filled into `instance` where `node` (a subschema of plain
+    `properties`, no references) gives them, objects within objects included."""
+    if isinstance(instance, dict):
+        for name, prop in node.get("properties", {}).items():
+            if "default" in prop and name not in instance:
+                instance[name] = copy.deepcopy(prop["default"])
+            if name in instance:
+                _filled(prop, instance[name])
+    return instance
+
+
 def schema_error(config: dict) -> str | None:
     """One line naming the key that breaks the schema (None when it holds)."""
     import jsonschema
@@ -98,7 +110,10 @@ def validated(config: dict) -> dict:
 def section_defaults(name: str, given: dict | None = None, *, check: bool = True) -> dict:
     """A section (`model`, `change`, ...) with the schema's defaults filled around what is
     `given`; a ConfigError naming the key when the section breaks the schema (unless
-    `check` is false: the caller checks the values itself)."""
+    `check` is false: the caller checks the values itself, and jsonschema, which a
+    rule's conda environment need not have, is not used)."""
+    if not check:
+        return _filled(schema()["properties"][name], copy.deepcopy(given or {}))
     config = {name: copy.deepcopy(given or {})}
     validator = _filling_validator()
     for error in validator.iter_errors(config):
@@ -111,7 +126,7 @@ def section_defaults(name: str, given: dict | None = None, *, check: bool = True
 def authors_input_scales() -> dict:
     """The EarthMiss authors' 8-bit input scales as the schema fills them
     (model.authors_checkpoint.sar_full_scale_db and optical_full_scale)."""
-    section = section_defaults("model", {"authors_checkpoint": {"path": ""}})
+    section = section_defaults("model", {"authors_checkpoint": {"path": ""}}, check=False)
     authors = section["authors_checkpoint"]
     return {k: authors[k] for k in ("sar_full_scale_db", "optical_full_scale")}
 

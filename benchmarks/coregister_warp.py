@@ -2,13 +2,13 @@
 on a 10,000 x 10,000 two-band SAR scene.
 
 1. Writes a synthetic two-band SAR scene (10 m, UTM 34N, gamma speckle, float32, tiled).
-2. Times `rio warp` (rasterio's own command) and `metaflood.coregister.products.reproject_to_grid`
+2. Times `rio warp` (rasterio's own command) and `metaflood.coregister.reproject_to_grid`
    (the stage's blockwise warped reads) on the same input and the same 20 m grid, average
    resampling, one thread each, and prints the ratio (issue 5: at most 1.25).
 3. Runs the whole stage (`metaflood coregister`) on that scene in a child process (the
    optical scene absent), and prints its peak resident memory (at most 3 GB).
 
-    .venv/bin/python -m benchmarks.coregister_warp [--size 10000] [--workdir DIR]
+    .venv/bin/python benchmarks/coregister_warp.py [--size 10000] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -41,14 +41,26 @@ REPROJECT = (
     "from metaflood.core.config import event_grid; "
     "from metaflood.core.bands import SAR_BANDS; "
     "from metaflood.coregister.products import reproject_to_grid; "
+    "from metaflood.core.settings import section_defaults; "
     "grid = event_grid(json.loads(sys.argv[2]), 'events.bench'); "
     "reproject_to_grid(Path(sys.argv[1]), SAR_BANDS, grid, Path(sys.argv[3]) / 'ours.tif', "
-    "resampling=Resampling.average)"
+    "resampling=Resampling.average, "
+    "block_size=section_defaults('coregister')['block_size'])"
 )
-PEAK_WRAPPER = (
-    "import json, sys; from metaflood.cli import main; rc = main(sys.argv[1:]); "
+# The co-registration stage as rule coregister runs it (the schema's coregister settings).
+COREGISTER = (
+    "import json, sys; from pathlib import Path; "
+    "from metaflood.coregister.scenes import Settings; "
+    "from metaflood.coregister.stage import coregister_period; "
+    "from metaflood.core.settings import section_defaults; "
+    "event, scene, optical, mask, work = sys.argv[1:]; work = Path(work); "
+    "coregister_period(json.loads(event), 'bench', 'pre', sar=Path(scene), "
+    "optical=Path(optical), optical_mask=Path(mask), reference=Path(scene), "
+    "out_stack=work / 'aligned.tif', out_valid=work / 'valid.tif', "
+    "out_report=work / 'coregistration.json', "
+    "settings=Settings.from_config(section_defaults('coregister'))); "
     "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
-    "print(json.dumps({'peak_kb': int(hwm.split()[1])})); sys.exit(rc)"
+    "print(json.dumps({'peak_kb': int(hwm.split()[1])}))"
 )
 ORIGIN = (600_000.0, 3_700_000.0)
 
@@ -143,12 +155,8 @@ def main() -> int:
         pre = work / "pre"
         pre.mkdir(exist_ok=True)
         optical, mask = write_absent_optical(pre, grid)
-        command = [sys.executable, "-c", PEAK_WRAPPER, "coregister", "--event", "bench"]
-        command += ["--event-json", json.dumps(event), "--period", "pre", "--sar", str(scene)]
-        command += ["--optical", str(optical), "--optical-mask", str(mask)]
-        command += ["--reference", str(scene), "--out-stack", str(work / "aligned.tif")]
-        command += ["--out-valid", str(work / "valid.tif")]
-        command += ["--out-report", str(work / "coregistration.json")]
+        command = [sys.executable, "-c", COREGISTER, json.dumps(event), str(scene)]
+        command += [str(optical), str(mask), str(work)]
         start = time.perf_counter()
         result = subprocess.run(command, check=True, capture_output=True, text=True)
         t_stage = time.perf_counter() - start

@@ -157,7 +157,16 @@ def main() -> None:
             calls.clear()
             in_run[:] = [0.0, 0, 0.0]
             summary = infer.predict_scene(
-                aligned, valid, ckpt, *outs, **kwargs, device=args.device, threads=args.threads
+                aligned,
+                valid,
+                ckpt,
+                *outs,
+                **kwargs,
+                device=args.device,
+                threads=args.threads,
+                tile=256,
+                overlap=32,
+                batch_size=4,
             )
             return summary, tuple(in_run)
 

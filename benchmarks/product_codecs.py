@@ -76,7 +76,15 @@ def main() -> None:
         ckpt = scene_checkpoint(folder, MetaRS(CONFIGS["compact"]))
         products = {n: folder / f"{n}.tif" for n in ("class", "probabilities", "route")}
         infer.predict_scene(
-            aligned, valid, ckpt, *products.values(), device="cpu", threads=args.threads
+            aligned,
+            valid,
+            ckpt,
+            *products.values(),
+            device="cpu",
+            threads=args.threads,
+            tile=256,
+            overlap=32,
+            batch_size=4,
         )
         totals = {codec: [0.0, 0] for codec in CODECS}
         print(f"{args.size}² scene, {args.threads} threads, best of {args.repeats}")

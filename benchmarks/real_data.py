@@ -21,7 +21,6 @@ before the score step.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -54,18 +53,21 @@ def train(data: Path, work: Path, iterations: int, threads: int) -> Path:
             {"layout": "ombria", "root": str(data / "ombria")},
         ],
     }
-    metaflood(
-        "train",
-        "--model-json",
-        json.dumps(MODEL),
-        "--train-json",
-        json.dumps(train_cfg),
-        "--out",
-        str(out),
-        "--metrics",
-        str(work / "metars_sentinel_metrics.json"),
-        "--threads",
-        str(threads),
+    # As rule train runs it: the sections with the schema's defaults, the model's keys
+    # that shape the network.
+    from metaflood.core.settings import section_defaults
+    from metaflood.training.train import train_model
+    from metaflood.workflow import model_training_section
+
+    model = model_training_section({"model": section_defaults("model", MODEL)})
+    train_model(
+        model,
+        section_defaults("train", train_cfg),
+        out,
+        work / "metars_sentinel_metrics.json",
+        threads=threads,
+        log=lambda msg: print(msg, flush=True),
+        device=model["device"],
     )
     return out
 

@@ -87,8 +87,13 @@ def generate_scenes(event: dict, out: Path, seed: int) -> float:
     spec = json.dumps(
         {**event, "sar": {"source": "demo"}, "optical": {"source": "demo"}, "demo": demo}
     )
-    command = [sys.executable, "-m", "metaflood", "demo", "--event", "scale"]
-    child = subprocess.Popen([*command, "--event-json", spec, "--out", str(out)])
+    # The demo stage as rule demo_event runs it.
+    build = (
+        "import json, sys; from pathlib import Path; "
+        "from metaflood.demo.events import build_demo_event; "
+        "build_demo_event(json.loads(sys.argv[1]), 'scale', Path(sys.argv[2]))"
+    )
+    child = subprocess.Popen([sys.executable, "-c", build, spec, str(out)])
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:

@@ -67,12 +67,6 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
     check_model_sections(config, base_dir)
 
 
-def checked_config(config: dict) -> dict:
-    """Dates as ISO strings, so the JSON schema can check them as text."""
-    config.update(normalise_dates(config))
-    return config
-
-
 def semantic_errors(config: dict) -> str | None:
     """The first error the JSON schema cannot see, as a message naming the key."""
     try:

@@ -117,15 +117,16 @@ def events_config(api_url: str, catalog_url: str, local: dict, checkpoint: Path)
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model")
+    config = out / "config.yaml"
+    sections = {"events": {"tiny": demo_event_config()}, "model": MODEL, "train": TINY_TRAIN}
+    config.write_text(yaml.safe_dump(sections))
     command = [
         sys.executable,
         "-m",
         "metaflood",
         "train",
-        "--model-json",
-        json.dumps(MODEL),
-        "--train-json",
-        json.dumps(TINY_TRAIN),
+        "--config",
+        str(config),
         "--out",
         str(out / "tiny.pt"),
         "--metrics",

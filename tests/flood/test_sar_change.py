@@ -7,6 +7,7 @@ from rasterio.transform import from_origin
 
 from metaflood.core.errors import InputError
 from metaflood.core.sar import to_db, to_linear
+from metaflood.core.settings import section_defaults
 from metaflood.flood.sar_change import (
     DARK_BEFORE,
     EVIDENCE_NODATA,
@@ -20,6 +21,14 @@ from metaflood.flood.sar_change import (
 )
 
 TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
+
+# The change.sar_* settings as the schema fills them.
+CHANGE = section_defaults("change")
+SETTINGS = {
+    "window_px": CHANGE["sar_window_px"],
+    "tile_px": CHANGE["sar_tile_px"],
+    "min_ashman_d": CHANGE["sar_min_ashman_d"],
+}
 
 
 def speckled(mean_db: np.ndarray, rng: np.random.Generator, looks: float = 4.5) -> np.ndarray:
@@ -65,7 +74,7 @@ def test_tiled_threshold_finds_the_valley_of_bimodal_tiles():
     values[:, :20] = rng.normal(-12, 1, (128, 20))  # a change in every tile of the first column
     usable = np.ones(values.shape, bool)
     result = tiled_threshold(
-        values, usable, SarChangeSettings(tile_px=64), fallback=-3.0, what="test"
+        values, usable, SarChangeSettings(**SETTINGS), fallback=-3.0, what="test"
     )
     assert not result.fallback
     assert result.tiles_selected == 2 and result.tiles_total == 4
@@ -75,7 +84,11 @@ def test_tiled_threshold_finds_the_valley_of_bimodal_tiles():
 def test_tiled_threshold_falls_back_when_no_tile_is_bimodal():
     values = np.random.default_rng(2).normal(0, 1, (128, 128))
     result = tiled_threshold(
-        values, np.ones(values.shape, bool), SarChangeSettings(), fallback=-3.0, what="test"
+        values,
+        np.ones(values.shape, bool),
+        SarChangeSettings(**SETTINGS),
+        fallback=-3.0,
+        what="test",
     )
     assert result.fallback and result.value == -3.0 and result.tiles_selected == 0
     assert "no tile with a bimodal test histogram" in result.reason
@@ -85,7 +98,9 @@ def test_evidence_flags_new_water_and_excludes_what_was_already_dark():
     pre, post, regions = scene()
     usable = np.ones(pre.shape[1:], bool)
     usable[:, :4] = False  # no SAR in one period there
-    result = sar_evidence(pre, post, usable, SarChangeSettings(tile_px=32, min_pixels=10))
+    result = sar_evidence(
+        pre, post, usable, SarChangeSettings(**{**SETTINGS, "tile_px": 32}, min_pixels=10)
+    )
     evidence = result.evidence
     inner = (slice(24, 56), slice(24, 66))
     assert (evidence[inner] == FLOOD_SIGNAL).mean() > 0.97
@@ -124,7 +139,7 @@ def test_map_sar_change_writes_products(tmp_path, write_raster, polarisations):
     summary = map_sar_change(
         stacks,
         [valid, valid],
-        change={"min_area_m2": 40, "sar_tile_px": 32},
+        change=section_defaults("change", {"min_area_m2": 40, "sar_tile_px": 32}),
         out_evidence=out["ev.tif"],
         out_ratio=out["ratio.tif"],
         out_summary=out["sar.json"],
@@ -152,7 +167,7 @@ def test_stacks_without_sar_bands_or_on_other_grids_are_refused(tmp_path, write_
     )
     valid = write_raster("v.tif", np.full((32, 32), 3, np.uint8), transform=TRANSFORM, nodata=255)
     kwargs = {
-        "change": {},
+        "change": section_defaults("change"),
         "out_evidence": tmp_path / "e.tif",
         "out_ratio": tmp_path / "r.tif",
         "out_summary": tmp_path / "s.json",

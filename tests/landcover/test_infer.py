@@ -171,7 +171,7 @@ def test_products_are_valid_cogs_written_strip_by_strip(tmp_path, checkpoint):
     aligned, valid_path = _write_inputs(tmp_path, stack, np.full((200, 90), 3, np.uint8))
     outs = _outputs(tmp_path)
     summary = predict_scene(
-        aligned, valid_path, checkpoint, *outs, tile=64, overlap=16, device="cpu"
+        aligned, valid_path, checkpoint, *outs, batch_size=4, tile=64, overlap=16, device="cpu"
     )
     assert summary["tiles"]["tiles"] == 4 * 2  # rows start at 0, 48, 96, 136; columns 0, 26
     for path in outs:
@@ -199,7 +199,9 @@ def test_probability_overviews_are_the_mean_of_the_mapped_pixels_under_them(tmp_
     valid[:, :5] = 255  # outside the AOI
     aligned, valid_path = _write_inputs(tmp_path, stack, valid)
     outs = _outputs(tmp_path)
-    predict_scene(aligned, valid_path, checkpoint, *outs, tile=128, overlap=16, device="cpu")
+    predict_scene(
+        aligned, valid_path, checkpoint, *outs, batch_size=4, tile=128, overlap=16, device="cpu"
+    )
     path = outs[1]
     ok, errors, _ = cog_validate(str(path))
     assert ok, errors
@@ -312,7 +314,14 @@ def test_sar_only_scene_never_runs_optical_heads(tmp_path, checkpoint):
     valid = np.ones((64, 100), dtype=np.uint8)
     aligned, valid_path = _write_inputs(tmp_path, stack, valid)
     summary = predict_scene(
-        aligned, valid_path, checkpoint, *_outputs(tmp_path), tile=64, overlap=16, device="cpu"
+        aligned,
+        valid_path,
+        checkpoint,
+        *_outputs(tmp_path),
+        batch_size=4,
+        tile=64,
+        overlap=16,
+        device="cpu",
     )
     tiles = summary["tiles"]
     assert tiles["tiles_run"] == tiles["tiles"] == tiles["tiles_sar"] > 1
@@ -329,6 +338,7 @@ def test_result_barely_depends_on_tiling(tmp_path, checkpoint):
             valid_path,
             checkpoint,
             *_outputs(tmp_path, tag),
+            batch_size=4,
             tile=tile,
             overlap=overlap,
             device="cpu",
@@ -353,7 +363,14 @@ def test_wrong_grid_and_missing_sar_band_are_refused(tmp_path, checkpoint):
     )
     with pytest.raises(InputError, match="does not match"):
         predict_scene(
-            aligned, shifted, checkpoint, *_outputs(tmp_path), tile=64, overlap=0, device="cpu"
+            aligned,
+            shifted,
+            checkpoint,
+            *_outputs(tmp_path),
+            batch_size=4,
+            tile=64,
+            overlap=0,
+            device="cpu",
         )
     no_vh = write_cog(
         tmp_path / "novh.tif",
@@ -371,6 +388,7 @@ def test_wrong_grid_and_missing_sar_band_are_refused(tmp_path, checkpoint):
             tmp_path / "valid.tif",
             checkpoint,
             *_outputs(tmp_path),
+            batch_size=4,
             tile=64,
             overlap=0,
             device="cpu",
@@ -403,6 +421,7 @@ def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
             both,
             checkpoint,
             *_outputs(tmp_path, "_o"),
+            batch_size=4,
             tile=64,
             overlap=16,
             device="cpu",
@@ -421,6 +440,7 @@ def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
         sar_only,
         checkpoint,
         *_outputs(tmp_path, "_s"),
+        batch_size=4,
         tile=64,
         overlap=16,
         device="cpu",
@@ -439,6 +459,7 @@ def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
         Window(0, 0, 96, 64),
         tmp_path / "tp.tif",
         tmp_path / "tr.tif",
+        batch_size=4,
         tile=64,
         overlap=16,
         device="cpu",
@@ -460,7 +481,14 @@ def test_a_scene_job_and_a_tile_job_refuse_a_mask_in_another_crs(tmp_path, check
     )
     with pytest.raises(InputError, match="EPSG:32635.* does not match"):
         predict_scene(
-            aligned, other_crs, checkpoint, *_outputs(tmp_path), tile=64, overlap=0, device="cpu"
+            aligned,
+            other_crs,
+            checkpoint,
+            *_outputs(tmp_path),
+            batch_size=4,
+            tile=64,
+            overlap=0,
+            device="cpu",
         )
     out_proba, out_route = tmp_path / "tile_proba.tif", tmp_path / "tile_route.tif"
     with pytest.raises(InputError, match="EPSG:32635.* does not match"):
@@ -471,6 +499,7 @@ def test_a_scene_job_and_a_tile_job_refuse_a_mask_in_another_crs(tmp_path, check
             Window(0, 0, 32, 32),
             out_proba,
             out_route,
+            batch_size=4,
             tile=64,
             overlap=0,
             device="cpu",
@@ -662,6 +691,7 @@ def test_reading_ahead_in_a_thread_makes_the_same_products(tmp_path, checkpoint)
             valid_path,
             checkpoint,
             *_outputs(tmp_path, tag),
+            batch_size=4,
             tile=64,
             overlap=16,
             device="cpu",

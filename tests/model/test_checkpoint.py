@@ -302,7 +302,7 @@ def test_encoding_round_trip_and_baselines_are_not_for_inference(tmp_path):
     from metaflood.model.baselines import EarlyFusionNet
     from metaflood.model.encoding import InputEncoding
 
-    enc = InputEncoding.earthmiss(sar_full_scale_db=3.0)
+    enc = InputEncoding.earthmiss(sar_full_scale_db=3.0, optical_full_scale=0.2)
     assert InputEncoding.from_dict(enc.to_dict()) == enc
     path = tmp_path / "ef.pt"
     save_checkpoint(path, EarlyFusionNet(TINY), NORM, encoding=enc, architecture="early_fusion")

@@ -15,8 +15,15 @@ import torchvision
 
 from metaflood.cli import main
 from metaflood.core.errors import ModelError
+from metaflood.core.settings import section_defaults
 from metaflood.model.checkpoint import build_model, load_checkpoint, load_for_inference
 from metaflood.model.convert import AUTHORS_NORMALIZATION, convert_authors_checkpoint
+
+# The authors' input scales as the schema fills them (model.authors_checkpoint).
+_AUTHORS = section_defaults("model", {"authors_checkpoint": {"path": "a.pth"}})[
+    "authors_checkpoint"
+]
+SCALES = {k: _AUTHORS[k] for k in ("sar_full_scale_db", "optical_full_scale")}
 
 FUSE_CHANNELS = (256, 512, 1024, 2048)
 
@@ -107,7 +114,7 @@ def test_incomplete_or_foreign_weights_are_refused(authors_file, tmp_path):
     with pytest.raises(
         ModelError, match=r"no rule maps.*extra.weight.*have no source.*fuse.units.1.gate_b"
     ):
-        convert_authors_checkpoint(path, tmp_path / "out.pt")
+        convert_authors_checkpoint(path, tmp_path / "out.pt", **SCALES)
     assert not (tmp_path / "out.pt").exists()
     path.unlink()
     six = {
@@ -116,13 +123,13 @@ def test_incomplete_or_foreign_weights_are_refused(authors_file, tmp_path):
     }
     torch.save(six, tmp_path / "six.pth")
     with pytest.raises(ModelError, match="predicts 6 classes"):
-        convert_authors_checkpoint(tmp_path / "six.pth", tmp_path / "out.pt")
+        convert_authors_checkpoint(tmp_path / "six.pth", tmp_path / "out.pt", **SCALES)
     (tmp_path / "six.pth").unlink()
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(
         ModelError, match="junk.pth: not a PyTorch checkpoint: its contents are not"
     ):
-        convert_authors_checkpoint(tmp_path / "junk.pth", tmp_path / "out.pt")
+        convert_authors_checkpoint(tmp_path / "junk.pth", tmp_path / "out.pt", **SCALES)
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,7 @@ def test_routed_inference_on_the_gpu_matches_the_cpu(tmp_path, checkpoint):  # n
             valid_path,
             checkpoint,
             *_outputs(tmp_path, device),
+            batch_size=4,
             tile=64,
             overlap=16,
             device=device,

@@ -5,24 +5,28 @@ from __future__ import annotations
 import csv
 
 import pytest
+import yaml
 
 from metaflood.cli import main
 from metaflood.training.data import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from metaflood.training.evaluate import MODELS
+from tests.helpers.events import demo_event_config
 
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory):
     pytest.importorskip("metaflood.demo.simulate")
     out = tmp_path_factory.mktemp("evaluate")
-    model = '{"width": 8, "fpn_channels": 16, "decoder_channels": 16, "device": "cpu"}'
-    train = (
-        '{"iterations": 2, "batch_size": 2, "crop": 32, "scenes": 1, "val_scenes": 1, '
-        '"scene_size_m": 64, "mmr_warmup": 0.5, "mmr_calibration_images": 2}'
-    )
+    model = {"width": 8, "fpn_channels": 16, "decoder_channels": 16, "device": "cpu"}
+    train = {
+        "iterations": 2, "batch_size": 2, "crop": 32, "scenes": 1, "val_scenes": 1,
+        "scene_size_m": 64, "mmr_warmup": 0.5, "mmr_calibration_images": 2, "resolution": 2.0,
+    }  # fmt: skip
+    config = out / "config.yaml"
+    sections = {"model": model, "train": train, "evaluate": {"test_scenes": 1}}
+    config.write_text(yaml.safe_dump({"events": {"e": demo_event_config()}, **sections}))
     args = [
-        "evaluate", "--model-json", model, "--train-json", train,
-        "--evaluate-json", '{"test_scenes": 1}', "--out-csv", str(out / "evaluation.csv"),
+        "evaluate", "--config", str(config), "--out-csv", str(out / "evaluation.csv"),
         "--out-md", str(out / "evaluation.md"), "--workdir", str(out / "models"), "--threads", "2",
     ]  # fmt: skip
     assert main(args) == 0

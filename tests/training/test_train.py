@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from metaflood.core.classes import CLASS_NAMES
 from metaflood.core.errors import ConfigError
 from metaflood.model.checkpoint import load_checkpoint
 from metaflood.training.train import mmr_start, poly_lr, resume_path, train_model, training_config
+from tests.helpers.events import demo_event_config
 
 ROOT = Path(__file__).resolve().parents[2]
 # The workflow passes its whole `model:` section, inference keys included.
@@ -192,10 +194,12 @@ def test_cli_run_killed_half_way_resumes_to_the_same_iteration_count(tmp_path):
     """The train command, killed (SIGKILL) after a periodic save, run again, completes."""
     out, metrics = tmp_path / "m.pt", tmp_path / "m.json"
     train = {**TRAIN, "iterations": 8, "save_every": 2, "log_every": 1}
+    config = tmp_path / "config.yaml"
+    sections = {"events": {"e": demo_event_config()}, "model": MODEL, "train": train}
+    config.write_text(yaml.safe_dump(sections))
     command = [
-        sys.executable, "-m", "metaflood", "train", "--model-json", json.dumps(MODEL),
-        "--train-json", json.dumps(train), "--out", str(out), "--metrics", str(metrics),
-        "--threads", "1",
+        sys.executable, "-m", "metaflood", "train", "--config", str(config),
+        "--out", str(out), "--metrics", str(metrics), "--threads", "1",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)

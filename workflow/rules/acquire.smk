@@ -17,9 +17,8 @@ rule demo_event:
         runtime=10,
     params:
         event=event_json,
-    shell:
-        "python -m metaflood demo --event {wildcards.event} --event-json {params.event:q}"
-        " --out {output} > {log} 2>&1"
+    script:
+        "../scripts/demo_event.py"
 
 
 rule search_scenes:
@@ -40,11 +39,10 @@ rule search_scenes:
         runtime=30,
     params:
         event=event_json,
-        demo=demo_flags,
+        demo_catalog=demo_catalog,
         cache=ACQUIRE_CACHE,
-    shell:
-        "python -m metaflood search-scenes --event {wildcards.event} --event-json {params.event:q}"
-        " {params.demo} --cache {params.cache} --out {output} --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/search_scenes.py"
 
 
 rule acquire:
@@ -70,8 +68,5 @@ rule acquire:
     params:
         event=event_json,
         cache=ACQUIRE_CACHE,
-    shell:
-        "python -m metaflood acquire --event {wildcards.event} --event-json {params.event:q}"
-        " --period {wildcards.period} --selection {input.selection} --cache {params.cache}"
-        " --threads {threads} --sar {output.sar} --optical {output.optical}"
-        " --optical-mask {output.optical_mask} --scenes {output.scenes} > {log} 2>&1"
+    script:
+        "../scripts/acquire.py"

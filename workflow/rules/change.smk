@@ -29,10 +29,8 @@ rule sar_change:
         runtime=10,
     params:
         change=section_json("change"),
-    shell:
-        "python -m metaflood sar-change --change-json {params.change:q}"
-        " --stacks {input.stacks} --valid {input.valid} --out-evidence {output.evidence}"
-        " --out-ratio {output.ratio} --out-summary {output.summary} > {log} 2>&1"
+    script:
+        "../scripts/sar_change.py"
 
 
 rule change:
@@ -77,13 +75,8 @@ rule change:
         runtime=30,
     params:
         change=section_json("change"),
-    shell:
-        "python -m metaflood change --change-json {params.change:q}"
-        " --landcover {input.landcover} --water {input.water} --post-route {input.post_route}"
-        " --sar-evidence {input.sar_evidence} --sar-ratio {input.sar_ratio}"
-        " --sar-summary {input.sar_summary} --out-extent {output.extent}"
-        " --out-confidence {output.confidence} --out-polygons {output.polygons}"
-        " --out-transitions {output.transitions} > {log} 2>&1"
+    script:
+        "../scripts/change.py"
 
 
 rule validate_demo:
@@ -111,12 +104,9 @@ rule validate_demo:
         mem_mb=grid_mem_mb(2000, 48),
         runtime=10,
     params:
-        min_area=config.get("change", {}).get("min_area_m2", 200),
-    shell:
-        "python -m metaflood validate --extent {input.extent} --confidence {input.confidence}"
-        " --sar-evidence {input.sar_evidence} --pre {input.pre} --post {input.post}"
-        " --truth-dir {input.demo}/truth --min-area-m2 {params.min_area}"
-        " --out {output} > {log} 2>&1"
+        min_area_m2=config["change"]["min_area_m2"],
+    script:
+        "../scripts/validate_demo.py"
 
 
 rule stats:
@@ -161,18 +151,8 @@ rule stats:
     params:
         event=event_json,
         full_config=json.dumps(config, sort_keys=True),
-        validation=lambda wc, input: (
-            f"--validation {input.validation}" if input.validation else ""
-        ),
-    shell:
-        "python -m metaflood stats --event {wildcards.event} --config-json {params.full_config:q}"
-        " --extent {input.extent} --confidence {input.confidence} --polygons {input.polygons}"
-        " --transitions {input.transitions} --landcover {input.landcover}"
-        " --routes {input.routes} --scenes {input.scenes}"
-        " --coregistration {input.coregistration} --sar-summary {input.sar_summary}"
-        " --water {input.water}"
-        " --checkpoint {input.checkpoint} {params.validation} --out {output.stats}"
-        " --out-impact {output.impact} > {log} 2>&1"
+    script:
+        "../scripts/stats.py"
 
 
 # Tiled events: thresholds from the whole grid, evidence per tile, the minimum mapping
@@ -199,9 +179,8 @@ rule sar_thresholds:
         runtime=30,
     params:
         change=section_json("change"),
-    shell:
-        "python -m metaflood sar-thresholds --change-json {params.change:q}"
-        " --stacks {input.stacks} --valid {input.valid} --out {output} > {log} 2>&1"
+    script:
+        "../scripts/sar_thresholds.py"
 
 
 rule sar_change_tile:
@@ -227,11 +206,8 @@ rule sar_change_tile:
     params:
         change=section_json("change"),
         tiling=section_json("tiling"),
-    shell:
-        "python -m metaflood sar-change-tile --change-json {params.change:q}"
-        " --tiling-json {params.tiling:q} --stacks {input.stacks} --valid {input.valid}"
-        " --thresholds {input.thresholds} --tile {wildcards.tile}"
-        " --out-evidence {output.evidence} --out-ratio {output.ratio} > {log} 2>&1"
+    script:
+        "../scripts/sar_change_tile.py"
 
 
 rule sar_change_gather:
@@ -257,8 +233,5 @@ rule sar_change_gather:
         runtime=30,
     params:
         change=section_json("change"),
-    shell:
-        "python -m metaflood sar-change-gather --change-json {params.change:q}"
-        " --evidence {input.evidence} --ratio {input.ratio} --thresholds {input.thresholds}"
-        " --out-evidence {output.evidence} --out-ratio {output.ratio}"
-        " --out-summary {output.summary} --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/sar_change_gather.py"

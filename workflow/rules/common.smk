@@ -4,27 +4,27 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 # The package's source is on sys.path (the Snakefile put it there).
 from metaflood.core.config import event_grid, event_tiles
+from metaflood.core.errors import ConfigError
+from metaflood.core.settings import apply_defaults
 from metaflood.workflow import (
     blocked_output,
-    checked_config,
     job_memory_mb,
     model_training_section,
     prepare_job_environment,
-    schema_error,
     semantic_errors,
     train_section,
 )
 
 prepare_job_environment(Path(workflow.basedir) / "src")
-checked_config(config)
+# The schema checks the configuration and fills every default (the one place a default
+# lives): the rules and the scripts read the sections as validated.
 try:
-    validate(config, "../schemas/config.schema.yaml")
-except WorkflowError:
-    raise WorkflowError(f"invalid configuration: {schema_error(config)}") from None
+    apply_defaults(config)
+except ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
 CONFIG_ERROR = semantic_errors(config)
 if CONFIG_ERROR:
     raise WorkflowError(f"invalid configuration: {CONFIG_ERROR}")
@@ -44,9 +44,11 @@ def event_json(wildcards):
     return json.dumps(config["events"][wildcards.event], sort_keys=True)
 
 
-def section_json(name):
-    section = train_section(config) if name == "train" else config.get(name, {})
-    return json.dumps(section, sort_keys=True)
+def section_json(name, key=None):
+    """A configuration section (or one key of it) as a job's JSON param: a job reruns
+    when its settings change, and its script reads them (metaflood.jobs.section)."""
+    section = train_section(config) if name == "train" else config[name]
+    return json.dumps(section if key is None else section[key], sort_keys=True)
 
 
 def training_model_json():
@@ -66,23 +68,22 @@ def demo_dir(wildcards):
     return []
 
 
-def demo_flags(wildcards):
+def demo_catalog(wildcards):
+    """The demo catalog an event's scenes are searched in ("" when it has none)."""
     if uses_demo(wildcards.event):
-        return f"--demo-catalog resources/demo/{wildcards.event}/catalog.json"
+        return f"resources/demo/{wildcards.event}/catalog.json"
     return ""
 
 
-def authors_checkpoint():
-    """The `model.authors_checkpoint` section, with its defaults (empty when unset)."""
-    section = config["model"].get("authors_checkpoint") or {}
-    return {
-        "path": "resources/models/earthmiss_metars.pth",
-        "url": None,
-        "sha256": None,
-        "sar_full_scale_db": 0.0,
-        "optical_full_scale": 0.2,
-        **section,
-    }
+# Where rule download_authors_checkpoint writes when model.authors_checkpoint is unset
+# (the rule is then never run, but needs an output).
+AUTHORS_CHECKPOINT_PATH = "resources/models/earthmiss_metars.pth"
+
+
+def authors_checkpoint_path():
+    """The authors' .pth file: model.authors_checkpoint.path when set."""
+    section = config["model"]["authors_checkpoint"]
+    return section["path"] if section else AUTHORS_CHECKPOINT_PATH
 
 
 # Windows already read from remote assets, keyed by asset and window.
@@ -101,9 +102,9 @@ def local_scene_files(wildcards):
 
 def checkpoint_path(wildcards=None):
     """A configured checkpoint; else the authors' weights, converted; else rule train's."""
-    if config["model"].get("checkpoint"):
+    if config["model"]["checkpoint"]:
         return config["model"]["checkpoint"]
-    if config["model"].get("authors_checkpoint"):
+    if config["model"]["authors_checkpoint"]:
         return "results/models/metars_earthmiss.pt"
     return "results/models/metars.pt"
 
@@ -117,12 +118,12 @@ def mapping_checkpoint(wildcards):
 
 def calibration_input(wildcards):
     """A refitted confidence calibration, when the configuration names one."""
-    return config.get("change", {}).get("calibration") or []
+    return config["change"]["calibration"] or []
 
 
 def water_fusion_input(wildcards):
     """A refitted water fusion, when the configuration names one."""
-    return config.get("change", {}).get("water_fusion") or []
+    return config["change"]["water_fusion"] or []
 
 
 def validation_input(wildcards):

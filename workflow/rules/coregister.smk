@@ -27,13 +27,8 @@ rule coregister:
     params:
         event=event_json,
         coregister=section_json("coregister"),
-    shell:
-        "python -m metaflood coregister --event {wildcards.event} --event-json {params.event:q}"
-        " --period {wildcards.period} --sar {input.sar} --optical {input.optical}"
-        " --optical-mask {input.optical_mask} --reference {input.reference}"
-        " --out-stack {output.stack} --out-valid {output.valid}"
-        " --out-report {output.report} --coregister-json {params.coregister:q}"
-        " --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/coregister.py"
 
 
 # Tiled events: shifts once per period, then one job per tile, then the mosaic.
@@ -62,12 +57,8 @@ rule coregister_shifts:
     params:
         event=event_json,
         coregister=section_json("coregister"),
-    shell:
-        "python -m metaflood coregister-shifts --event {wildcards.event}"
-        " --event-json {params.event:q} --period {wildcards.period} --sar {input.sar}"
-        " --optical {input.optical} --optical-mask {input.optical_mask}"
-        " --reference {input.reference} --out {output} --coregister-json {params.coregister:q}"
-        " --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/coregister_shifts.py"
 
 
 rule coregister_tile:
@@ -95,13 +86,8 @@ rule coregister_tile:
         event=event_json,
         coregister=section_json("coregister"),
         tiling=section_json("tiling"),
-    shell:
-        "python -m metaflood coregister-tile --event {wildcards.event}"
-        " --event-json {params.event:q} --period {wildcards.period} --sar {input.sar}"
-        " --optical {input.optical} --optical-mask {input.optical_mask}"
-        " --shifts {input.shifts} --tile {wildcards.tile} --tiling-json {params.tiling:q}"
-        " --out-stack {output.stack} --out-valid {output.valid}"
-        " --coregister-json {params.coregister:q} --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/coregister_tile.py"
 
 
 rule coregister_gather:
@@ -125,8 +111,5 @@ rule coregister_gather:
     resources:
         mem_mb=grid_mem_mb(2000, 24),
         runtime=30,
-    shell:
-        "python -m metaflood coregister-gather --event {wildcards.event}"
-        " --period {wildcards.period} --shifts {input.shifts} --stacks {input.stacks}"
-        " --valid {input.valid} --out-stack {output.stack} --out-valid {output.valid}"
-        " --out-report {output.report} --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/coregister_gather.py"

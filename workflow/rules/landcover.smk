@@ -18,15 +18,13 @@ rule train:
     params:
         model=training_model_json(),
         train=section_json("train"),
-    shell:
-        "python -m metaflood train --model-json {params.model:q} --train-json {params.train:q}"
-        " --out {output.checkpoint} --metrics {output.metrics} --threads {threads}"
-        " > {log} 2>&1"
+    script:
+        "../scripts/train.py"
 
 
 rule download_authors_checkpoint:
     output:
-        authors_checkpoint()["path"],
+        authors_checkpoint_path(),
     log:
         "results/models/logs/download_authors_checkpoint.log",
     benchmark:
@@ -38,16 +36,14 @@ rule download_authors_checkpoint:
         mem_mb=500,
         runtime=60,
     params:
-        url=authors_checkpoint()["url"] or "",
-        sha256=authors_checkpoint()["sha256"] or "",
-    shell:
-        "python -m metaflood download-checkpoint --url {params.url:q} --out {output:q}"
-        " --sha256 {params.sha256:q} > {log} 2>&1"
+        authors_checkpoint=section_json("model", "authors_checkpoint"),
+    script:
+        "../scripts/download_authors_checkpoint.py"
 
 
 rule convert_checkpoint:
     input:
-        authors_checkpoint()["path"],
+        authors_checkpoint_path(),
     output:
         "results/models/metars_earthmiss.pt",
     log:
@@ -61,12 +57,9 @@ rule convert_checkpoint:
         mem_mb=4000,
         runtime=30,
     params:
-        sar_db=authors_checkpoint()["sar_full_scale_db"],
-        optical=authors_checkpoint()["optical_full_scale"],
-    shell:
-        "python -m metaflood convert-checkpoint --src {input:q} --out {output:q}"
-        " --sar-full-scale-db {params.sar_db} --optical-full-scale {params.optical}"
-        " > {log} 2>&1"
+        authors_checkpoint=section_json("model", "authors_checkpoint"),
+    script:
+        "../scripts/convert_checkpoint.py"
 
 
 rule evaluate:
@@ -87,10 +80,8 @@ rule evaluate:
         model=section_json("model"),
         train=section_json("train"),
         evaluate=section_json("evaluate"),
-    shell:
-        "python -m metaflood evaluate --model-json {params.model:q} --train-json {params.train:q}"
-        " --evaluate-json {params.evaluate:q} --out-csv {output.csv} --out-md {output.md}"
-        " --workdir results/models/evaluation --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/evaluate.py"
 
 
 rule landcover:
@@ -116,11 +107,8 @@ rule landcover:
         runtime=60,
     params:
         model=section_json("model"),
-    shell:
-        "python -m metaflood landcover --model-json {params.model:q}"
-        " --stack {input.stack} --valid {input.valid} --checkpoint {input.checkpoint}"
-        " --out-class {output.classes} --out-proba {output.proba} --out-route {output.route}"
-        " --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/landcover.py"
 
 
 # Tiled events: inference over each tile and its overlap, then blended into one map.
@@ -149,12 +137,8 @@ rule landcover_tile:
     params:
         model=section_json("model"),
         tiling=section_json("tiling"),
-    shell:
-        "python -m metaflood landcover-tile --model-json {params.model:q}"
-        " --tiling-json {params.tiling:q} --stack {input.stack} --valid {input.valid}"
-        " --checkpoint {input.checkpoint} --tile {wildcards.tile}"
-        " --out-proba {output.proba} --out-route {output.route} --threads {threads}"
-        " > {log} 2>&1"
+    script:
+        "../scripts/landcover_tile.py"
 
 
 rule landcover_gather:
@@ -180,11 +164,8 @@ rule landcover_gather:
     params:
         tiling=section_json("tiling"),
         compute=section_json("compute"),
-    shell:
-        "python -m metaflood landcover-gather --tiling-json {params.tiling:q}"
-        " --compute-json {params.compute:q} --proba {input.proba} --route {input.route}"
-        " --out-class {output.classes} --out-proba {output.proba}"
-        " --out-route {output.route} --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/landcover_gather.py"
 
 
 rule adapt:
@@ -206,11 +187,8 @@ rule adapt:
         mem_mb=grid_mem_mb(3000, 40),
         runtime=60,
     params:
-        adapt=json.dumps(config["model"]["adapt"], sort_keys=True),
+        adapt=section_json("model", "adapt"),
         change=section_json("change"),
         device=config["model"]["device"],
-    shell:
-        "python -m metaflood adapt --adapt-json {params.adapt:q} --change-json {params.change:q}"
-        " --checkpoint {input.checkpoint} --stacks {input.stacks} --valid {input.valid}"
-        " --device {params.device} --out {output.checkpoint} --out-summary {output.summary}"
-        " --threads {threads} > {log} 2>&1"
+    script:
+        "../scripts/adapt.py"

@@ -28,11 +28,8 @@ rule report:
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "python -m metaflood report --event {wildcards.event} --stacks {input.stacks}"
-        " --valid {input.valid} --landcover {input.landcover} --extent {input.extent}"
-        " --confidence {input.confidence} --sar-evidence {input.sar_evidence}"
-        " --sar-ratio {input.sar_ratio} --stats {input.stats} --out {output} > {log} 2>&1"
+    script:
+        "../scripts/report.py"
 
 
 rule mapbook:
@@ -61,11 +58,8 @@ rule mapbook:
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "python -m metaflood mapbook --event {wildcards.event} --stacks {input.stacks}"
-        " --valid {input.valid} --landcover {input.landcover} --extent {input.extent}"
-        " --confidence {input.confidence} --sar-evidence {input.sar_evidence}"
-        " --sar-ratio {input.sar_ratio} --stats {input.stats} --out {output} > {log} 2>&1"
+    script:
+        "../scripts/mapbook.py"
 
 
 rule products_catalog:
@@ -100,6 +94,5 @@ rule products_catalog:
         runtime=5,
     params:
         event=event_json,
-    shell:
-        "python -m metaflood catalog --event {wildcards.event} --event-json {params.event:q}"
-        " --event-dir results/{wildcards.event} --out {output.catalog} > {log} 2>&1"
+    script:
+        "../scripts/products_catalog.py"

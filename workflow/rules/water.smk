@@ -29,11 +29,5 @@ rule water:
         runtime=30,
     params:
         change=section_json("change"),
-        fusion=lambda wildcards, input: (
-            f"--fusion {input.fusion}" if input.fusion else ""
-        ),
-    shell:
-        "python -m metaflood water --change-json {params.change:q} {params.fusion}"
-        " --stack {input.stack} --valid {input.valid} --proba {input.proba}"
-        " --out-sar {output.sar} --out-evidence {output.evidence} --out-water {output.water}"
-        " --out-summary {output.summary} > {log} 2>&1"
+    script:
+        "../scripts/water.py"

@@ -22,7 +22,8 @@ from rasterio.transform import Affine, from_origin
 from shapely.geometry import Polygon, box
 
 from metaflood.core.errors import ConfigError
-from metaflood.core.tiling import TilingSettings, tile_layout
+from metaflood.core.settings import TilingSettings, section_defaults
+from metaflood.core.tiling import tile_layout
 
 PERIODS = ("pre", "post")
 MODALITIES = ("sar", "optical")
@@ -229,8 +230,8 @@ def check_event(event: dict, key: str, base_dir: Path | str = ".") -> Grid:
 
 def check_model_overlap(config: dict) -> None:
     """model.overlap must be less than half of model.tile."""
-    model = config.get("model", {})
-    tile, overlap = model.get("tile", 256), model.get("overlap", 32)
+    model = section_defaults("model", config.get("model"))
+    tile, overlap = model["tile"], model["overlap"]
     if 2 * overlap >= tile:
         raise ConfigError(f"model.overlap: {overlap} px must be less than half of model.tile")
 
@@ -238,7 +239,7 @@ def check_model_overlap(config: dict) -> None:
 def event_tiles(grid: Grid, tiling: dict | None) -> list[str]:
     """Ids of the tiles an event's grid is cut into (one: the event runs untiled); a
     layout whose tiles are narrower than twice the overlap is a ConfigError."""
-    settings = TilingSettings.from_config(tiling)
+    settings = TilingSettings.from_section(section_defaults("tiling", tiling))
     layout = tile_layout(grid.height, grid.width, settings.tile_px, settings.overlap_px)
     return [tile.id for tile in layout]
 

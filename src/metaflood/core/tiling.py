@@ -26,9 +26,6 @@ from rasterio.windows import Window
 
 from metaflood.core.errors import ConfigError, InputError
 
-DEFAULT_TILE_PX = 4096
-DEFAULT_OVERLAP_PX = 64
-
 
 @dataclass(frozen=True)
 class Tile:
@@ -37,22 +34,6 @@ class Tile:
     id: str
     core: Window
     padded: Window
-
-
-@dataclass(frozen=True)
-class TilingSettings:
-    """The `tiling:` section of the configuration."""
-
-    tile_px: int = DEFAULT_TILE_PX
-    overlap_px: int = DEFAULT_OVERLAP_PX
-
-    @classmethod
-    def from_config(cls, section: dict | None) -> TilingSettings:
-        section = dict(section or {})
-        return cls(
-            tile_px=int(section.get("tile_px", DEFAULT_TILE_PX)),
-            overlap_px=int(section.get("overlap_px", DEFAULT_OVERLAP_PX)),
-        )
 
 
 def axis_bounds(size: int, tile_px: int) -> list[int]:
@@ -188,7 +169,7 @@ def blend_core(
 
 
 @contextmanager
-def dask_scheduler(threads: int, scheduler: str = "threads") -> Iterator[None]:
+def dask_scheduler(threads: int, scheduler: str) -> Iterator[None]:
     """Run dask work on `threads` threads (the rule's count), in-process by default or on
     a dask.distributed LocalCluster of that many threads (compute.scheduler: distributed)."""
     threads = max(1, int(threads))

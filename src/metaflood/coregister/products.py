@@ -262,7 +262,7 @@ def reproject_to_grid(
     out: Path,
     *,
     resampling: Resampling,
-    block_size: int = 2048,
+    block_size: int,
     threads: int = 1,
 ) -> Path:
     """One scene onto the grid as a tiled GeoTIFF, block by block, through the same

@@ -30,6 +30,7 @@ from metaflood.core.raster import (
     open_checked,
     read_window,
 )
+from metaflood.core.settings import section_defaults
 from metaflood.coregister import align, cloudmask
 from metaflood.coregister.speckle import FILTERS
 
@@ -55,17 +56,18 @@ OPTICAL_TOLERANCE = align.Tolerance(max_error=0.25, max_spread=1.0)
 class Settings:
     """The `coregister:` section of the configuration."""
 
-    speckle_filter: str = "none"
-    speckle_window: int = 5
-    speckle_looks: float | None = None
-    cloud_mask: str = "provided"
-    block_size: int = 2048
-    max_shift_px: float = 8.0
+    speckle_filter: str
+    speckle_window: int
+    speckle_looks: float | None
+    cloud_mask: str
+    block_size: int
+    max_shift_px: float
     threads: int = 1
 
     @classmethod
     def from_config(cls, section: dict | None, threads: int = 1) -> Settings:
-        section = dict(section or {})
+        """The section with the schema's defaults for the keys it does not set."""
+        section = section_defaults("coregister", section, check=False)
         settings = cls(**section, threads=threads)
         if settings.speckle_filter not in FILTERS:
             raise ConfigError(

@@ -52,9 +52,9 @@ VALID_NODATA = 255
 class SarChangeSettings:
     """How the change image is filtered and thresholded (config keys change.sar_*)."""
 
-    window_px: int = 3
-    tile_px: int = 64
-    min_ashman_d: float = 2.0
+    window_px: int
+    tile_px: int
+    min_ashman_d: float
     min_share: float = 0.1
     min_separation_db: float = 3.0
     fallback_ratio_db: float = -3.0
@@ -66,11 +66,11 @@ class SarChangeSettings:
 
     @classmethod
     def from_config(cls, change: dict, pixel_area_m2: float) -> SarChangeSettings:
-        min_area = float(change.get("min_area_m2", 200.0))
+        min_area = float(change["min_area_m2"])
         return cls(
-            window_px=int(change.get("sar_window_px", cls.window_px)),
-            tile_px=int(change.get("sar_tile_px", cls.tile_px)),
-            min_ashman_d=float(change.get("sar_min_ashman_d", cls.min_ashman_d)),
+            window_px=int(change["sar_window_px"]),
+            tile_px=int(change["sar_tile_px"]),
+            min_ashman_d=float(change["sar_min_ashman_d"]),
             min_pixels=max(1, int(np.ceil(min_area / pixel_area_m2))),
         )
 

@@ -18,9 +18,9 @@ from rasterio.windows import Window
 from metaflood.core.errors import InputError
 from metaflood.core.mosaic import Frame, tile_frame
 from metaflood.core.raster import open_checked
+from metaflood.core.settings import TilingSettings
 from metaflood.core.tiling import (
     Tile,
-    TilingSettings,
     blend_core,
     compute_in_order,
     dask_scheduler,
@@ -47,7 +47,7 @@ def gather_landcover(
     out_proba: Path,
     out_route: Path,
     threads: int = 1,
-    scheduler: str = "threads",
+    scheduler: str,
 ) -> dict:
     """Blend the tiles' probabilities over their overlaps, then classes, 8-bit
     probabilities and routes as `infer.predict_scene` writes them. Cores are computed

@@ -194,8 +194,8 @@ def convert_authors_checkpoint(
     src: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    sar_full_scale_db: float = 0.0,
-    optical_full_scale: float = 0.2,
+    sar_full_scale_db: float,
+    optical_full_scale: float,
 ) -> dict[str, Any]:
     """Convert; the written checkpoint is read back and rebuilt strictly before returning."""
     weights, info = read_authors_state_dict(src)

@@ -43,7 +43,7 @@ class InputEncoding:
     optical: ModalityEncoding = ModalityEncoding()
 
     @classmethod
-    def earthmiss(cls, sar_full_scale_db: float = 0.0, optical_full_scale: float = 0.2):
+    def earthmiss(cls, sar_full_scale_db: float, optical_full_scale: float):
         """The assumed 8-bit encoding of EarthMiss images (see the module docstring)."""
         if optical_full_scale <= 0:
             raise ValueError(f"optical full scale must be positive, got {optical_full_scale}")

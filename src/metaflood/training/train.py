@@ -27,6 +27,7 @@ import torch
 from metaflood.core.classes import CLASS_NAMES
 from metaflood.core.errors import ConfigError, ModelError
 from metaflood.core.metrics import confusion_matrix, summarize
+from metaflood.core.settings import authors_input_scales
 from metaflood.demo.materials import SAR_BANDS as SIMULATED_SAR
 from metaflood.model.baselines import ARCHITECTURES, build_network, drop_modalities
 from metaflood.model.checkpoint import (
@@ -267,7 +268,7 @@ def _earthmiss_data(cfg: Mapping[str, Any]) -> TrainingData:
         train,
         val,
         norm,
-        InputEncoding.earthmiss(),
+        InputEncoding.earthmiss(**authors_input_scales()),
         list(earthmiss.SAR_BANDS),
         list(earthmiss.OPTICAL_BANDS),
         f"EarthMiss: {len(train)} training images ({', '.join(split['train'])}), "

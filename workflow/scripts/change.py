@@ -1,0 +1,31 @@
+"""Rule change: flood extent, confidence, polygons and transitions of an event."""
+
+import json
+from pathlib import Path
+
+from metaflood.core.settings import ChangeSettings
+from metaflood.jobs import run_job, section
+
+
+def main(smk) -> None:
+    from metaflood.flood.change import map_flood
+
+    change = ChangeSettings.from_section(section(smk, "change"))
+    summary = map_flood(
+        [Path(p) for p in smk.input.landcover],
+        [Path(p) for p in smk.input.water],
+        post_route=Path(smk.input.post_route),
+        sar_evidence=Path(smk.input.sar_evidence),
+        sar_ratio=Path(smk.input.sar_ratio),
+        sar_summary=Path(smk.input.sar_summary),
+        calibration=Path(change.calibration) if change.calibration else None,
+        out_extent=Path(smk.output.extent),
+        out_confidence=Path(smk.output.confidence),
+        out_polygons=Path(smk.output.polygons),
+        out_transitions=Path(smk.output.transitions),
+        min_area_m2=change.min_area_m2,
+    )
+    print(json.dumps(summary, indent=2))
+
+
+run_job(snakemake, main)  # noqa: F821

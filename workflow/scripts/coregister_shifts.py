@@ -1,0 +1,25 @@
+"""Rule coregister_shifts: a tiled event's checks and shifts of one period."""
+
+from pathlib import Path
+
+from metaflood.jobs import run_job, section
+
+
+def main(smk) -> None:
+    from metaflood.coregister.scenes import Settings
+    from metaflood.coregister.stage import estimate_period
+
+    estimate_period(
+        section(smk, "event"),
+        smk.wildcards.event,
+        smk.wildcards.period,
+        sar=Path(smk.input.sar),
+        optical=Path(smk.input.optical),
+        optical_mask=Path(smk.input.optical_mask),
+        reference=Path(smk.input.reference),
+        out_shifts=Path(smk.output[0]),
+        settings=Settings.from_config(section(smk, "coregister"), threads=smk.threads),
+    )
+
+
+run_job(snakemake, main)  # noqa: F821

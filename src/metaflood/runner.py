@@ -29,7 +29,8 @@ import yaml
 
 from metaflood.core.config import normalise_dates
 from metaflood.core.errors import ConfigError, MetafloodError, WorkflowRunError
-from metaflood.workflow import check_config, check_config_file, schema_error
+from metaflood.core.settings import schema_error
+from metaflood.workflow import check_config, check_config_file
 
 SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 # The workflow's default profile, which the command line reads for every run.

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from metaflood.acquire.local import check_sources
@@ -21,9 +20,8 @@ from metaflood.core.config import (
 )
 from metaflood.core.errors import ConfigError
 from metaflood.core.raster import GDAL_CACHE_MB
+from metaflood.core.settings import schema_error
 from metaflood.model.checks import check_model_sections
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def prepare_job_environment(src_dir: str | Path) -> None:
@@ -76,17 +74,6 @@ def semantic_errors(config: dict) -> str | None:
     return None
 
 
-def schema_error(config: dict, schema_path: str | Path = SCHEMA_PATH) -> str | None:
-    """One line naming the key that breaks the schema (snakemake's message is a page long)."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is None:
-        return None
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    return f"{where}: {error.message}"
-
-
 def read_config_file(path: str | Path) -> dict:
     """A configuration file's YAML; a ConfigError naming the file (and, for a syntax
     error, the line) where Snakemake would say only that it is not valid YAML."""
@@ -104,11 +91,11 @@ def read_config_file(path: str | Path) -> dict:
     return config
 
 
-def check_config_file(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+def check_config_file(path: str | Path) -> dict:
     """Everything the workflow checks at start-up, for one file; each message starts with
     the file's name (and a YAML syntax error gives its line)."""
     config = normalise_dates(read_config_file(path))
-    message = schema_error(config, schema_path)
+    message = schema_error(config)
     if message:
         raise ConfigError(f"{path}: {message}")
     try:

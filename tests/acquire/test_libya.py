@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metaflood.workflow import SCHEMA_PATH
+from metaflood.core.settings import SCHEMA_PATH
 from tests.helpers.acquire_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

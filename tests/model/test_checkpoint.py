@@ -224,8 +224,8 @@ def test_the_configured_checkpoint_sha256_is_checked_at_start_up(saved, tmp_path
     import shutil
 
     from metaflood.core.errors import ConfigError
+    from metaflood.core.settings import schema_error
     from metaflood.model.checks import check_model_sections
-    from metaflood.workflow import schema_error
     from tests.helpers.events import demo_event_config
 
     shutil.copy(saved[0], tmp_path / "m.pt")

@@ -21,11 +21,12 @@ import numpy as np
 
 from metaflood.core.errors import ConfigError
 from metaflood.core.raster import atomic_path
+from metaflood.core.settings import SCHEMA_PATH, apply_defaults
 from metaflood.flood.calibrate import FLOOD_FIELDS
 from metaflood.realdata.pipeline import PipelineSettings, SampleOutputs, run_sample
 from metaflood.realdata.scores import Scoreboard, score_flood, score_water
 from metaflood.training.layouts import LABEL_NONE, discover, layout, partial_water_labels
-from metaflood.workflow import SCHEMA_PATH, check_config_file
+from metaflood.workflow import check_config_file
 
 log = logging.getLogger(__name__)
 COLUMNS = ("target", "condition", "kind", "line", "iou", "precision", "recall", "coverage")
@@ -46,13 +47,8 @@ class BenchmarkRun:
 def config_sections(configfile: str | Path | None) -> dict:
     """The model, change and coregister sections of a configuration file (the demo's
     config.yaml by default), with the schema's defaults filled in."""
-    from snakemake.utils import validate
-
     path = Path(configfile) if configfile else SCHEMA_PATH.parents[2] / "config.yaml"
-    config = check_config_file(path)
-    for section in ("model", "change", "coregister"):
-        config.setdefault(section, {})
-    validate(config, str(SCHEMA_PATH), set_default=True)
+    config = apply_defaults(check_config_file(path))
     return {k: config[k] for k in ("model", "change", "coregister")}
 
 

@@ -26,7 +26,7 @@ from metaflood.core.settings import (
 )
 from tests.helpers.events import demo_event_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
     ModelSettings,
     TrainSettings,

@@ -23,13 +23,14 @@ from rasterio.warp import Resampling, reproject
 from metaflood.acquire.stage import acquire_period, search_scenes
 from metaflood.core.classes import WATER, stored_probability
 from metaflood.core.raster import read_checked, write_cog
+from metaflood.core.settings import AdaptSettings
 from metaflood.coregister.scenes import Settings
 from metaflood.coregister.stage import coregister_period
 from metaflood.flood.change import map_flood
 from metaflood.flood.confidence import read_evidence
 from metaflood.flood.sar_change import map_sar_change
 from metaflood.landcover.infer import predict_scene
-from metaflood.training.adapt import AdaptSettings, adapt_checkpoint
+from metaflood.training.adapt import adapt_checkpoint
 from metaflood.training.layouts import LABEL_NONE, NOMINAL_RESOLUTION, Sample
 from metaflood.water.stage import map_water
 
@@ -268,7 +269,7 @@ def _adapted(
         [valid_paths[p] for p in periods],
         out,
         where / "adaptation.json",
-        settings=AdaptSettings.from_config(settings.adapt),
+        settings=AdaptSettings.from_section(settings.adapt),
         change=settings.change,
         threads=settings.threads,
         device=settings.model["device"],

@@ -28,6 +28,7 @@ from rasterio.windows import Window
 
 from metaflood.core.classes import IGNORE_INDEX, WATER
 from metaflood.core.raster import atomic_path, band_index, open_checked, read_window
+from metaflood.core.settings import AdaptSettings
 from metaflood.flood.sar_change import SarChangeSettings
 from metaflood.landcover.reading import scene_bands
 from metaflood.model.checkpoint import (
@@ -57,23 +58,6 @@ SAR_BIT, OPTICAL_BIT, OUTSIDE = 1, 2, 255
 # The joint head's classes are kept as labels where it is at least this sure.
 CONFIDENT = 0.8
 TRAINED = ("sar_encoder", "sar_decoder")
-
-
-@dataclass(frozen=True)
-class AdaptSettings:
-    """The `model.adapt` section (defaults in the schema)."""
-
-    enabled: bool
-    iterations: int
-    lr: float
-    crop: int
-    batch_size: int
-    min_pixels: int  # fewest agreeing pseudo-labelled pixels worth adapting on
-    seed: int
-
-    @classmethod
-    def from_config(cls, section: dict) -> AdaptSettings:
-        return cls(**{name: section[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass

@@ -2,17 +2,24 @@
 clear line for an expected failure.
 
 A rule runs a thin script (workflow/scripts/) with Snakemake's `script:` directive; the
-script builds its stage's settings from the configuration and calls `run_job`.
+script builds its stage's settings from the configuration and calls `run_job`. Scripts
+import their stage inside their `main`, after the job's output goes to its log, so that
+a failure to import is in the log too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from metaflood.cli import configure_logging
 from metaflood.core.errors import MetafloodError
+from metaflood.core.raster import open_checked
+from metaflood.core.redact import redact_text
+from metaflood.core.tiling import find_tile, tile_layout
 
 
 def _into_log(path: str) -> None:
@@ -35,8 +42,6 @@ def run_job(snakemake: Any, stage: Callable[[Any], object]) -> None:
     "metaflood <rule>: error: <message>" (what `metaflood.runner` shows of a failed job),
     and exit status 1; anything else is a bug and keeps its traceback.
     """
-    from metaflood.cli import configure_logging
-
     if snakemake.log:
         _into_log(str(snakemake.log[0]))
     configure_logging()
@@ -44,8 +49,6 @@ def run_job(snakemake: Any, stage: Callable[[Any], object]) -> None:
     try:
         stage(snakemake)
     except MetafloodError as err:
-        from metaflood.core.redact import redact_text
-
         print(f"metaflood {name}: error: {redact_text(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
     sys.stdout.flush()
@@ -54,15 +57,11 @@ def run_job(snakemake: Any, stage: Callable[[Any], object]) -> None:
 
 def tile_of(tiling: Any, tile_id: str, height: int, width: int):
     """The tile `tile_id` of a (height, width) grid cut as `tiling` (TilingSettings) says."""
-    from metaflood.core.tiling import find_tile, tile_layout
-
     return find_tile(tile_layout(height, width, tiling.tile_px, tiling.overlap_px), tile_id)
 
 
 def shape_of(path: str) -> tuple[int, int]:
     """(height, width) of a raster."""
-    from metaflood.core.raster import open_checked
-
     with open_checked(path) as src:
         return src.height, src.width
 
@@ -70,6 +69,4 @@ def shape_of(path: str) -> tuple[int, int]:
 def section(snakemake: Any, name: str) -> dict:
     """A configuration section the rule passes as a JSON param (`section_json` in
     common.smk: a changed section reruns the job, an unchanged one does not)."""
-    import json
-
     return json.loads(snakemake.params[name])

@@ -216,3 +216,25 @@ def test_the_optical_map_is_true_colour_where_it_can_be_and_says_when_not(optica
     values = [0.1 * bands.index(b) for b in shown]
     expected = (np.array(values) / max(values)) ** (1 / 1.4)
     np.testing.assert_allclose(image[0, 0, :3], expected, atol=0.02)
+
+
+def test_report_inputs_from_a_rules_named_inputs():
+    """The report and map-book scripts build their inputs from Snakemake's named inputs."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    named = SimpleNamespace(
+        stacks=["a/pre.tif", "a/post.tif"],
+        valid=["a/pre_valid.tif", "a/post_valid.tif"],
+        landcover=["l/pre.tif", "l/post.tif"],
+        extent="f/extent.tif",
+        confidence="f/confidence.tif",
+        sar_evidence="f/sar_change.tif",
+        sar_ratio="f/sar_logratio.tif",
+        stats="f/stats.json",
+    )
+    inputs = ReportInputs.from_named(named)
+    assert inputs.stacks == [Path("a/pre.tif"), Path("a/post.tif")]
+    assert inputs.landcover == [Path("l/pre.tif"), Path("l/post.tif")]
+    assert inputs.sar_ratio == Path("f/sar_logratio.tif")
+    assert inputs.stats == Path("f/stats.json")

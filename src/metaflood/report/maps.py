@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,20 @@ class ReportInputs:
     sar_evidence: Path
     sar_ratio: Path
     stats: Path
+
+    @classmethod
+    def from_named(cls, named: Any) -> ReportInputs:
+        """From a rule's named inputs (the report and map-book rules share them)."""
+        return cls(
+            stacks=[Path(p) for p in named.stacks],
+            valid=[Path(p) for p in named.valid],
+            landcover=[Path(p) for p in named.landcover],
+            extent=Path(named.extent),
+            confidence=Path(named.confidence),
+            sar_evidence=Path(named.sar_evidence),
+            sar_ratio=Path(named.sar_ratio),
+            stats=Path(named.stats),
+        )
 
 
 @dataclass

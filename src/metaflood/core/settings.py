@@ -280,6 +280,21 @@ class ChangeSettings(Section):
     sar_window_px: int
     sar_tile_px: int
     sar_min_ashman_d: float
+    reference_occurrence_min: float
+
+
+@dataclass(frozen=True)
+class ExclusionSettings(Section):
+    """`exclusion`: the terrain exclusion's thresholds, DEM padding and assumed incidence."""
+
+    SECTION: ClassVar[str] = "exclusion"
+
+    enabled: bool
+    hand_max_m: float
+    slope_max_deg: float
+    drainage_km2: float
+    pad_m: float
+    incidence_deg: float
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,12 @@ from metaflood.demo.simulate import SyntheticEvent
 
 SAR_COLLECTION = "demo-sentinel-1"
 OPTICAL_COLLECTION = "demo-sentinel-2"
+# Static layers, shaped like Copernicus GLO-30 (`cop-dem-glo-30`, asset `data`, metres)
+# and JRC Global Surface Water (`jrc-gsw`, asset `occurrence`, percent of time water).
+DEM_COLLECTION = "demo-cop-dem"
+DEM_ASSET = "data"
+REFERENCE_WATER_COLLECTION = "demo-jrc-gsw"
+REFERENCE_WATER_ASSET = "occurrence"
 TRUTH_DIR = "truth"
 
 PERIODS = ("pre", "post")

@@ -27,6 +27,7 @@ if not workflow.config_settings.configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/acquire.smk"
 include: "workflow/rules/coregister.smk"
+include: "workflow/rules/terrain.smk"
 include: "workflow/rules/landcover.smk"
 include: "workflow/rules/water.smk"
 include: "workflow/rules/change.smk"

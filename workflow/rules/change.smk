@@ -41,6 +41,8 @@ rule change:
         sar_evidence="results/{event}/flood/sar_change.tif",
         sar_ratio="results/{event}/flood/sar_logratio.tif",
         sar_summary="results/{event}/flood/sar_change.json",
+        reference_water="results/{event}/flood/reference_water.tif",
+        exclusion="results/{event}/flood/exclusion.tif",
         calibration=calibration_input,
     output:
         extent=report(
@@ -63,6 +65,8 @@ rule change:
             caption="../report/transitions.rst",
             category="Flood statistics",
         ),
+        # the extent as it would be without the terrain exclusion, for validation
+        unexcluded=temp("results/{event}/flood/extent_unexcluded.tif"),
     log:
         "results/{event}/logs/change.log",
     benchmark:
@@ -75,13 +79,40 @@ rule change:
         runtime=30,
     params:
         change=section_json("change"),
+        exclusion=section_json("exclusion"),
     script:
         "../scripts/change.py"
+
+
+rule reference_water:
+    input:
+        layer="results/{event}/auxiliary/reference_water.tif",
+        water_pre="results/{event}/water/pre.tif",
+    output:
+        reference_water=report(
+            "results/{event}/flood/reference_water.tif",
+            caption="../report/reference_water.rst",
+            category="Flood products",
+        ),
+        record="results/{event}/flood/reference_water.json",
+    log:
+        "results/{event}/logs/reference_water.log",
+    benchmark:
+        "results/{event}/benchmarks/reference_water.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=grid_mem_mb(2000, 8),
+        runtime=10,
+    script:
+        "../scripts/reference_water.py"
 
 
 rule validate_demo:
     input:
         extent="results/{event}/flood/extent.tif",
+        unexcluded="results/{event}/flood/extent_unexcluded.tif",
         confidence="results/{event}/flood/confidence.tif",
         sar_evidence="results/{event}/flood/sar_change.tif",
         pre="results/{event}/landcover/pre.tif",
@@ -123,6 +154,9 @@ rule stats:
         ),
         sar_summary="results/{event}/flood/sar_change.json",
         water=expand("results/{{event}}/water/{period}.json", period=PERIODS),
+        exclusion="results/{event}/flood/exclusion.json",
+        reference_water="results/{event}/flood/reference_water.json",
+        auxiliary="results/{event}/auxiliary/auxiliary.json",
         checkpoint=checkpoint_path,
         calibration=calibration_input,
         validation=validation_input,

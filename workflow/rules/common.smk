@@ -58,7 +58,8 @@ def training_model_json():
 
 def uses_demo(event):
     sources = config["events"][event]
-    return any(sources[m]["source"] == "demo" for m in ("sar", "optical"))
+    layers = ("sar", "optical", "dem", "reference_water")
+    return any(sources[m]["source"] == "demo" for m in layers)
 
 
 def demo_dir(wildcards):

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from metaflood.core.settings import ChangeSettings
+from metaflood.core.settings import ChangeSettings, ExclusionSettings
 from metaflood.jobs import run_job, section
 
 
@@ -11,6 +11,7 @@ def main(smk) -> None:
     from metaflood.flood.change import map_flood
 
     change = ChangeSettings.from_section(section(smk, "change"))
+    exclusion = ExclusionSettings.from_section(section(smk, "exclusion"))
     summary = map_flood(
         [Path(p) for p in smk.input.landcover],
         [Path(p) for p in smk.input.water],
@@ -24,6 +25,9 @@ def main(smk) -> None:
         out_polygons=Path(smk.output.polygons),
         out_transitions=Path(smk.output.transitions),
         min_area_m2=change.min_area_m2,
+        reference_water=Path(smk.input.reference_water),
+        exclusion=Path(smk.input.exclusion) if exclusion.enabled else None,
+        out_unexcluded=Path(smk.output.unexcluded),
     )
     print(json.dumps(summary, indent=2))
 

@@ -28,6 +28,9 @@ def main(smk) -> None:
         validation=Path(smk.input.validation) if smk.input.validation else None,
         out=Path(smk.output.stats),
         out_impact=Path(smk.output.impact),
+        exclusion=Path(smk.input.exclusion),
+        reference_water=Path(smk.input.reference_water),
+        auxiliary=Path(smk.input.auxiliary),
     )
 
 

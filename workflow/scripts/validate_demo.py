@@ -17,6 +17,7 @@ def main(smk) -> None:
         Path(smk.input.demo) / "truth",
         Path(smk.output[0]),
         min_area_m2=smk.params.min_area_m2,
+        unexcluded_path=Path(smk.input.unexcluded),
     )
     print("\n".join(summary_lines(smk.wildcards.event, result)))
 

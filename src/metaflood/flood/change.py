@@ -1,10 +1,16 @@
 """Flood extent and confidence from the change of the water maps and the SAR change evidence.
 
-New water is water after the event where there was none before; water in both periods'
-water maps is permanent (sea, reservoirs) and is kept apart so it is never counted as
-flooding. A pixel is mapped as flooded where the calibrated confidence (confidence.py),
-which weighs the change of the water maps against the independent SAR change, says it
-more likely than not; regions smaller than the minimum mapping unit are dropped as noise.
+New water is water after the event where there was none before: water before the event
+is the reference water (`reference_water`: the external layer or the pre-event water
+map), and where it is water after the event too it is permanent (sea, reservoirs), kept
+apart so it is never counted as flooding. A pixel is mapped as flooded where the
+calibrated confidence (confidence.py), which weighs the change of the water maps against
+the independent SAR change, says it more likely than not; regions smaller than the
+minimum mapping unit are dropped as noise.
+
+Where the terrain exclusion (`flood/exclusion.tif`) says the SAR cannot tell (high above
+drainage, steep, radar shadow or layover), the extent and the confidence are nodata, as
+in GFM; the extent before the exclusion can be written beside it for validation.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import rasterio
 from metaflood.core.blockwise import block_windows
 from metaflood.core.classes import CLASS_NAMES, NUM_CLASSES, WATER
 from metaflood.core.errors import InputError
+from metaflood.core.exclusion_codes import EXCLUDING
 from metaflood.core.raster import atomic_path, open_georeferenced, read_window, write_cog
 from metaflood.flood.confidence import (
     CONFIDENCE_NODATA,
@@ -28,6 +35,7 @@ from metaflood.flood.confidence import (
     to_percent,
 )
 from metaflood.flood.mmu import drop_small_patches
+from metaflood.flood.reference_water import permanent_water
 from metaflood.flood.sar_change import same_grid
 from metaflood.flood.vector import flood_polygons, write_polygons
 
@@ -42,6 +50,7 @@ EXTENT_COLORMAP = {
 
 
 FLOOD_PROBABILITY = 0.5
+
 BLOCK_PX = 2048  # rows and columns of evidence weighed at a time
 
 
@@ -78,13 +87,21 @@ def _class_source(path: Path, stack: ExitStack) -> rasterio.DatasetReader:
 
 
 def combined_extent(
-    probability: np.ndarray, water_pre: np.ndarray, water_post: np.ndarray, min_pixels: int
+    probability: np.ndarray,
+    water_pre: np.ndarray,
+    water_post: np.ndarray,
+    min_pixels: int,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Flooded where the calibrated probability of new water is at least one half; water
-    in both periods' water maps is permanent, never flooding."""
+    """Flooded where the calibrated probability of new water is at least one half, outside
+    the water before the event (the pre-event water map, and the `reference` permanent
+    water where given); water before and after is permanent, never flooding."""
     known = np.isfinite(probability)
-    permanent = known & (np.nan_to_num(water_pre) >= 0.5) & (np.nan_to_num(water_post) >= 0.5)
-    new_water = known & ~permanent & (np.nan_to_num(probability) >= FLOOD_PROBABILITY)
+    before = np.nan_to_num(water_pre) >= 0.5
+    if reference is not None:
+        before |= reference
+    permanent = known & before & (np.nan_to_num(water_post) >= 0.5)
+    new_water = known & ~before & (np.nan_to_num(probability) >= FLOOD_PROBABILITY)
     extent = np.full(probability.shape, EXTENT_NODATA, dtype=np.uint8)
     extent[known] = DRY
     extent[permanent] = PERMANENT
@@ -106,22 +123,31 @@ def map_flood(
     out_polygons: Path,
     out_transitions: Path,
     min_area_m2: float,
+    reference_water: Path | None = None,
+    exclusion: Path | None = None,
+    out_unexcluded: Path | None = None,
 ) -> dict:
     """The change stage: extent, confidence, polygons and transitions of one event.
 
-    The evidence is read and weighed block by block; only the uint8 grids that the
-    minimum mapping unit and the polygons need whole (pre-event classes, extent,
-    confidence) are held for the full grid.
+    `reference_water` (flood/reference_water.tif) is the water before the event;
+    `exclusion` (flood/exclusion.tif), where given, makes its excluded pixels nodata in
+    the extent and the confidence; `out_unexcluded` receives the extent as it would be
+    without it (for validation). The evidence is read and weighed block by block; only
+    the uint8 grids that the minimum mapping unit and the polygons need whole
+    (pre-event classes, extent, confidence, exclusion) are held for the full grid.
     """
     calibration_model = load_calibration(calibration)
     with ExitStack() as stack:
         pre_src, post_src = (_class_source(p, stack) for p in landcover)
         evidence = EvidenceSource(water, post_route, sar_evidence, sar_ratio, sar_summary, stack)
+        extra = [p for p in (reference_water, exclusion) if p is not None]
+        extra_src = {p: stack.enter_context(open_georeferenced(p)) for p in extra}
         same_grid(
             [
                 (landcover[0], pre_src.profile),
                 (landcover[1], post_src.profile),
                 (water[0], evidence.profile),
+                *((p, src.profile) for p, src in extra_src.items()),
             ]
         )
         transform, crs = pre_src.transform, pre_src.crs
@@ -129,6 +155,7 @@ def map_flood(
         pre = np.empty(shape, np.uint8)
         extent = np.empty(shape, np.uint8)
         confidence = np.empty(shape, np.uint8)
+        excluded = np.zeros(shape, bool)
         counts = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
         for window in block_windows(*shape, BLOCK_PX):
             cut = window.toslices()
@@ -136,25 +163,27 @@ def map_flood(
             post = read_window(post_src, window, 1)
             block = evidence.read(window)
             probability = flood_probability(block, calibration_model)
+            reference = None
+            if reference_water is not None:
+                reference = permanent_water(read_window(extra_src[reference_water], window, 1))
+            if exclusion is not None:
+                excluded[cut] = excluded_pixels(read_window(extra_src[exclusion], window, 1))
             # The minimum mapping unit is applied on the whole grid below.
             extent[cut] = combined_extent(
-                probability, block.water_pre, block.water_post, min_pixels=0
+                probability, block.water_pre, block.water_post, min_pixels=0, reference=reference
             )
             confidence[cut] = to_percent(probability)
             counts += transition_counts(pre[cut], post)
     pixel_area = abs(transform.a * transform.e)
-    drop_small_patches(extent, FLOODED, DRY, int(np.ceil(min_area_m2 / pixel_area)))
+    min_pixels = int(np.ceil(min_area_m2 / pixel_area))
+    if out_unexcluded is not None:
+        unexcluded = drop_small_patches(extent.copy(), FLOODED, DRY, min_pixels)
+        _write_extent(out_unexcluded, unexcluded, crs, transform)
+        del unexcluded
+    extent[excluded] = EXTENT_NODATA
+    drop_small_patches(extent, FLOODED, DRY, min_pixels)
     confidence[extent == EXTENT_NODATA] = CONFIDENCE_NODATA
-    write_cog(
-        out_extent,
-        extent,
-        crs=crs,
-        transform=transform,
-        nodata=EXTENT_NODATA,
-        descriptions=("flood_extent",),
-        colormap=EXTENT_COLORMAP,
-        tags={"values": "0 dry, 1 flooded, 2 permanent water, 255 nodata"},
-    )
+    _write_extent(out_extent, extent, crs, transform)
     write_cog(
         out_confidence,
         confidence,
@@ -172,4 +201,30 @@ def map_flood(
     write_polygons(polygons, out_polygons)
     with atomic_path(out_transitions) as tmp:
         transition_matrix(counts, pixel_area).to_csv(tmp, float_format="%.6f")
-    return {"flooded_pixels": int((extent == FLOODED).sum()), "polygons": len(polygons)}
+    return {
+        "flooded_pixels": int((extent == FLOODED).sum()),
+        "excluded_pixels": int(excluded.sum()),
+        "polygons": len(polygons),
+    }
+
+
+def excluded_pixels(codes: np.ndarray) -> np.ndarray:
+    """Pixels the terrain exclusion removes (codes 1-4; nodata, where the DEM has no
+    value, is not a reason to remove a flood)."""
+    return np.isin(codes, EXCLUDING)
+
+
+def _write_extent(path: Path, extent: np.ndarray, crs, transform) -> None:
+    write_cog(
+        path,
+        extent,
+        crs=crs,
+        transform=transform,
+        nodata=EXTENT_NODATA,
+        descriptions=("flood_extent",),
+        colormap=EXTENT_COLORMAP,
+        tags={
+            "values": "0 dry, 1 flooded, 2 permanent water, 255 nodata",
+            "excluded": "terrain-excluded pixels are nodata: flood/exclusion.tif says why",
+        },
+    )

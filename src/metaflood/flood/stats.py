@@ -186,6 +186,38 @@ def water_figures(summary: dict, area: float) -> dict:
     }
 
 
+def terrain_figures(
+    exclusion: Path | None, reference_water: Path | None, auxiliary: Path | None
+) -> dict:
+    """How much of the AOI the terrain exclusion removed and why, the water before the
+    event by source, and which auxiliary layers the event had (absent ones named)."""
+
+    def read(path: Path | None) -> dict | None:
+        return json.loads(Path(path).read_text()) if path is not None else None
+
+    out: dict = {}
+    record = read(exclusion)
+    if record is not None:
+        out["exclusion"] = {
+            "enabled": record["enabled"],
+            "thresholds": record["thresholds"],
+            "viewing_geometry": record["viewing_geometry"],
+            "absent": record["absent"],
+            "areas": record["areas"],
+        }
+    record = read(reference_water)
+    if record is not None:
+        out["reference_water"] = record
+    record = read(auxiliary)
+    if record is not None:
+        out["layers"] = {
+            name: {k: v for k, v in layer.items() if k not in ("items",)}
+            for name, layer in record.items()
+            if isinstance(layer, dict)
+        }
+    return out
+
+
 def software_versions() -> dict:
     versions = {"metaflood": __version__, "python": platform.python_version()}
     for package in PACKAGES:
@@ -216,6 +248,9 @@ def write_stats(
     validation: Path | None,
     out: Path,
     out_impact: Path,
+    exclusion: Path | None = None,
+    reference_water: Path | None = None,
+    auxiliary: Path | None = None,
 ) -> dict:
     with xr.set_options(arithmetic_join="exact"):  # one grid, or an error
         cube = [open_raster(p) for p in (extent, confidence, *landcover, *routes)]
@@ -267,6 +302,7 @@ def write_stats(
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
     }
+    stats["terrain"] = terrain_figures(exclusion, reference_water, auxiliary)
     if validation is not None:
         stats["validation"] = json.loads(Path(validation).read_text())
     with atomic_path(out) as tmp:

@@ -66,16 +66,31 @@ def validate_against_truth(
     out: Path,
     *,
     min_area_m2: float,
+    unexcluded_path: Path | None = None,
 ) -> dict:
-    """Flood accuracy of the product, of each line of evidence alone, and of the confidence."""
+    """Flood accuracy of the product, of each line of evidence alone, and of the confidence.
+
+    With `unexcluded_path` (the extent before the terrain exclusion), every score is taken
+    over the pixels that extent knows, an excluded pixel counting as not flooded, and
+    `exclusion_effect` compares the two extents: IoU and false-positive area with the
+    exclusion and without. Without it, an `exclusion_effect` already in `out` is kept
+    (`metaflood validate` run by hand has no unexcluded extent: the workflow's is
+    temporary)."""
     extent, profile = read_checked(extent_path)
     extent = extent[0]
     known = extent != EXTENT_NODATA
     flood_truth = truth_on_grid(truth_dir / "flood.tif", profile) == 1
+    pixel_area = abs(profile["transform"].a * profile["transform"].e)
+    effect = None
+    if unexcluded_path is not None:
+        unexcluded = read_checked(unexcluded_path)[0][0]
+        known = unexcluded != EXTENT_NODATA
+        effect = exclusion_effect(extent, unexcluded, flood_truth, known, pixel_area)
+    elif Path(out).exists():
+        effect = json.loads(Path(out).read_text()).get("exclusion_effect")
     confidence = read_checked(confidence_path)[0][0]
     sar = read_checked(sar_evidence_path)[0][0]
     classes = [read_checked(p)[0][0] for p in (pre_path, post_path)]
-    pixel_area = abs(profile["transform"].a * profile["transform"].e)
     land_cover_only = flood_extent(*classes, min_pixels=int(np.ceil(min_area_m2 / pixel_area)))
     scored = known & (confidence != CONFIDENCE_NODATA)
     result: dict = {
@@ -90,6 +105,8 @@ def validate_against_truth(
         },
         "landcover": {},
     }
+    if effect is not None:
+        result["exclusion_effect"] = effect
     for period, predicted in zip(("pre", "post"), classes, strict=True):
         truth = truth_on_grid(truth_dir / f"landcover_{period}.tif", profile)
         result["landcover"][period] = summarize(confusion_matrix(truth, predicted))
@@ -100,6 +117,25 @@ def validate_against_truth(
         with atomic_path(out) as tmp:
             tmp.write_text(text)
     return result
+
+
+def exclusion_effect(
+    extent: np.ndarray,
+    unexcluded: np.ndarray,
+    truth: np.ndarray,
+    known: np.ndarray,
+    pixel_area_m2: float,
+) -> dict:
+    """Flood IoU and false-positive area (km²) with the terrain exclusion and without it."""
+    out = {}
+    for name, product in (("with_exclusion", extent), ("without_exclusion", unexcluded)):
+        scores = _flood_scores(product == FLOODED, truth, known)
+        scores["false_positive_km2"] = scores["false_positive_px"] * pixel_area_m2 / 1e6
+        out[name] = scores
+    before = out["without_exclusion"]["false_positive_px"]
+    after = out["with_exclusion"]["false_positive_px"]
+    out["false_positive_reduction"] = 1 - after / before if before else 0.0
+    return out
 
 
 def summary_lines(event: str, result: dict) -> list[str]:
@@ -116,4 +152,16 @@ def summary_lines(event: str, result: dict) -> list[str]:
         f"  confidence >= {high['threshold']}: precision {precision} over {high['pixels']} px",
         f"  land-cover mIoU pre {result['landcover']['pre']['miou']:.3f}, "
         f"post {result['landcover']['post']['miou']:.3f}",
+        *_exclusion_lines(result.get("exclusion_effect")),
+    ]
+
+
+def _exclusion_lines(effect: dict | None) -> list[str]:
+    if not effect:
+        return []
+    on, off = effect["with_exclusion"], effect["without_exclusion"]
+    return [
+        f"  terrain exclusion: false positives {off['false_positive_km2']:.4f} -> "
+        f"{on['false_positive_km2']:.4f} km2 ({100 * effect['false_positive_reduction']:.0f}% "
+        f"fewer), IoU {off['iou']:.3f} -> {on['iou']:.3f}"
     ]

@@ -22,26 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
-NOT_EXCLUDED, HAND, SLOPE, SHADOW, LAYOVER, NODATA = 0, 1, 2, 3, 4, 255
-
-NAMES: dict[int, str] = {
-    NOT_EXCLUDED: "not excluded",
-    HAND: "height above nearest drainage",
-    SLOPE: "steep slope",
-    SHADOW: "radar shadow",
-    LAYOVER: "radar layover",
-    NODATA: "nodata",
-}
-
-# RGBA, as rasterio's write_colormap takes it
-COLOURS: dict[int, tuple[int, int, int, int]] = {
-    NOT_EXCLUDED: (0, 0, 0, 0),
-    HAND: (166, 118, 29, 255),
-    SLOPE: (231, 41, 138, 255),
-    SHADOW: (60, 60, 60, 255),
-    LAYOVER: (117, 112, 179, 255),
-    NODATA: (255, 255, 255, 0),
-}
+from metaflood.core.exclusion_codes import (  # noqa: F401 (the table, re-exported)
+    COLOURS,
+    HAND,
+    LAYOVER,
+    NAMES,
+    NODATA,
+    NOT_EXCLUDED,
+    SHADOW,
+    SLOPE,
+)
 
 
 def exclusion_codes(

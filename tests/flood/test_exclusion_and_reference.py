@@ -1,0 +1,108 @@
+"""The change stage with reference water and the terrain exclusion; validation's
+with/without figures; the reference-water product."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from metaflood.core.errors import InputError
+from metaflood.core.exclusion_codes import HAND, NODATA, SHADOW
+from metaflood.core.raster import write_cog
+from metaflood.flood.change import DRY, EXTENT_NODATA, FLOODED, PERMANENT, combined_extent
+from metaflood.flood.reference_water import (
+    BOTH,
+    LAND,
+    PRE_ONLY,
+    REFERENCE_ONLY,
+    reference_codes,
+    write_reference_water,
+)
+from metaflood.flood.validate import exclusion_effect
+from tests.flood.test_change import run_change
+from tests.helpers.flood_inputs import CRS, FLOOD, SIZE, TRANSFORM, write_inputs
+
+
+def cog(path, data, nodata, **tags):
+    return write_cog(path, data, crs=CRS, transform=TRANSFORM, nodata=nodata, tags=tags or None)
+
+
+def test_reference_codes_say_which_source_saw_water():
+    layer = np.array([[1, 1, 0, 0, 1, 255]], np.uint8)
+    pre = np.array([[90, 10, 90, 10, 255, 10]], np.uint8)
+    codes = reference_codes(layer, pre)
+    assert codes.tolist() == [[BOTH, REFERENCE_ONLY, PRE_ONLY, LAND, 255, LAND]]
+
+
+def test_reference_water_is_never_flooded_and_extends_permanent_water():
+    probability = np.full((1, 4), 0.9)
+    water_pre = np.array([[0.1, 0.1, 0.9, 0.1]])
+    water_post = np.full((1, 4), 0.9)
+    reference = np.array([[False, True, False, False]])
+    extent = combined_extent(probability, water_pre, water_post, 0, reference=reference)
+    assert extent.tolist() == [[FLOODED, PERMANENT, PERMANENT, FLOODED]]
+    # water before the event that is dry afterwards is dry, not flooded
+    extent = combined_extent(probability, water_pre, np.full((1, 4), 0.1), 0, reference=reference)
+    assert extent[0, 1] == DRY and extent[0, 2] == DRY
+
+
+def test_write_reference_water_records_an_absent_layer(tmp_path):
+    paths = write_inputs(tmp_path / "in")
+    layer = cog(tmp_path / "layer.tif", np.full((SIZE, SIZE), 255, np.uint8), 255, absent="true")
+    record = write_reference_water(
+        layer, paths["pre_water"], tmp_path / "rw.tif", tmp_path / "rw.json"
+    )
+    assert record["reference_layer"] == "absent"
+    assert record["permanent_water"] == "pre-event water map only"
+    with rasterio.open(tmp_path / "rw.tif") as src:
+        codes = src.read(1)
+        assert src.colormap(1)[PRE_ONLY][3] == 255
+    assert (codes[:8] == PRE_ONLY).all() and (codes[8:] == LAND).all()
+    assert json.loads((tmp_path / "rw.json").read_text()) == record
+
+
+def test_write_reference_water_refuses_another_grid(tmp_path):
+    paths = write_inputs(tmp_path / "in")
+    layer = cog(tmp_path / "layer.tif", np.zeros((SIZE, SIZE - 1), np.uint8), 255)
+    with pytest.raises(InputError):
+        write_reference_water(layer, paths["pre_water"], tmp_path / "rw.tif", tmp_path / "j")
+
+
+def test_excluded_pixels_are_nodata_in_extent_and_confidence(tmp_path):
+    paths = write_inputs(tmp_path / "in")
+    codes = np.zeros((SIZE, SIZE), np.uint8)
+    codes[FLOOD[0], 16:24] = SHADOW  # the flood's left part falls in radar shadow
+    codes[50:60, 50:60] = HAND
+    codes[0, 0] = NODATA  # no DEM there: not a reason to remove anything
+    exclusion = cog(tmp_path / "exclusion.tif", codes, NODATA)
+    out = tmp_path / "out"
+    summary = run_change(paths, out, exclusion=exclusion, out_unexcluded=out / "unexcluded.tif")
+    with rasterio.open(out / "extent.tif") as src:
+        extent = src.read(1)
+    with rasterio.open(out / "confidence.tif") as src:
+        confidence = src.read(1)
+    with rasterio.open(out / "unexcluded.tif") as src:
+        unexcluded = src.read(1)
+    assert (extent[FLOOD[0], 16:24] == EXTENT_NODATA).all()
+    assert (confidence[FLOOD[0], 16:24] == 255).all()
+    assert (extent[FLOOD[0], 24:44] == FLOODED).all()
+    assert (unexcluded[FLOOD] == FLOODED).all()
+    assert extent[0, 0] == PERMANENT
+    assert summary["excluded_pixels"] == 18 * 8 + 100
+    effect = exclusion_effect(
+        extent, unexcluded, np.zeros_like(extent, bool), unexcluded != EXTENT_NODATA, 4.0
+    )
+    # no true flood here: every flooded pixel is a false positive
+    assert effect["without_exclusion"]["false_positive_px"] == 18 * 28
+    assert effect["with_exclusion"]["false_positive_px"] == 18 * 20
+    assert effect["false_positive_reduction"] == pytest.approx(8 / 28)
+    assert effect["with_exclusion"]["false_positive_km2"] == pytest.approx(18 * 20 * 4 / 1e6)
+
+
+def test_without_exclusion_the_extent_is_the_unexcluded_one(tmp_path):
+    paths = write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    run_change(paths, out, out_unexcluded=out / "unexcluded.tif")
+    with rasterio.open(out / "extent.tif") as a, rasterio.open(out / "unexcluded.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())

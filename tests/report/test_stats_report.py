@@ -8,14 +8,19 @@ import pandas as pd
 import pytest
 import rasterio
 
+from metaflood.core.config import Grid
+from metaflood.core.raster import write_cog
 from metaflood.core.reliability import HIGH_CONFIDENCE
+from metaflood.core.settings import ExclusionSettings, section_defaults
 from metaflood.flood.change import map_flood
+from metaflood.flood.reference_water import write_reference_water
 from metaflood.flood.stats import write_stats
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
 from metaflood.report.maps import ReportInputs
 from metaflood.report.page import write_report
-from tests.helpers.flood_inputs import write_inputs
+from metaflood.terrain.stage import terrain_exclusion
+from tests.helpers.flood_inputs import CRS, SIZE, TRANSFORM, write_inputs
 
 EVENT = {
     "pre": {"start": "2023-09-01", "end": "2023-09-09"},
@@ -48,6 +53,7 @@ def products(tmp_path):
             "item": "s1",
             "datetime": "2023-09-05T04:30:00",
             "reason": "nearest",
+            "properties": {"sat:orbit_state": "ascending"},
         },
         "optical": {"status": "missing", "reason": "0 items in the window"},
     }
@@ -69,7 +75,50 @@ def products(tmp_path):
         paths[f"coreg_{period}"].write_text(json.dumps({"shifts": shifts}))
     paths["checkpoint"] = tmp_path / "model.pt"
     paths["checkpoint"].write_bytes(b"weights")
+    write_terrain(paths, tmp_path)
     return paths
+
+
+def write_terrain(paths, tmp_path):
+    """The exclusion (a steep ridge along the right edge, looking east) and the water
+    before the event (no reference layer), as their stages write them."""
+    pad = 4
+    dem = np.zeros((SIZE + 2 * pad, SIZE + 2 * pad), np.float32)
+    dem[:, -12:] = np.arange(12) * 8.0  # a 76° slope facing the radar: layover
+    write_cog(
+        tmp_path / "dem.tif",
+        dem,
+        crs=CRS,
+        transform=TRANSFORM @ rasterio.Affine.translation(-pad, -pad),
+        nodata=np.nan,
+        tags={"pad_px": str(pad), "absent": "false"},
+    )
+    paths["exclusion.tif"] = tmp_path / "exclusion.tif"
+    paths["exclusion.json"] = tmp_path / "exclusion.json"
+    terrain_exclusion(
+        tmp_path / "dem.tif",
+        paths["scenes_post"],
+        Grid(CRS, TRANSFORM, SIZE, SIZE),
+        settings=ExclusionSettings.from_section(section_defaults("exclusion")),
+        out_exclusion=paths["exclusion.tif"],
+        out_record=paths["exclusion.json"],
+    )
+    layer = np.full((SIZE, SIZE), 255, np.uint8)
+    write_cog(
+        tmp_path / "layer.tif",
+        layer,
+        crs=CRS,
+        transform=TRANSFORM,
+        nodata=255,
+        tags={"absent": "true"},
+    )
+    paths["reference_water.json"] = tmp_path / "reference_water.json"
+    write_reference_water(
+        tmp_path / "layer.tif",
+        paths["pre_water"],
+        tmp_path / "reference_water.tif",
+        paths["reference_water.json"],
+    )
 
 
 def make_stats(p, tmp_path):
@@ -91,6 +140,8 @@ def make_stats(p, tmp_path):
         validation=None,
         out=tmp_path / "stats.json",
         out_impact=tmp_path / "impact.csv",
+        exclusion=p["exclusion.json"],
+        reference_water=p["reference_water.json"],
     )
 
 
@@ -104,6 +155,7 @@ def report_inputs(p, tmp_path) -> ReportInputs:
         sar_evidence=p["sar_evidence"],
         sar_ratio=p["sar_ratio"],
         stats=tmp_path / "stats.json",
+        exclusion=p["exclusion.tif"],
     )
 
 
@@ -149,13 +201,21 @@ def test_stats_impact_and_report(products, tmp_path):
 
     out = write_report("e", report_inputs(p, tmp_path), tmp_path / "report.html")
     html = out.read_text()
-    assert html.count('src="data:image/png;base64,') == 13  # 12 maps, 1 chart
+    assert html.count('src="data:image/png;base64,') == 14  # 13 maps, 1 chart
     assert "http" not in html.replace("http-equiv", "")
     assert "0.0020 km&sup2;" in html  # flooded area, as the key figure
     assert "missing" in html  # the optical scene that was not found is shown as such
     # The unreliable shift is named in plain words.
     assert "post-event optical to sar: the estimated shift (+1.40, +2.20) px was judged" in html
     assert "fitted with another checkpoint" in html
+    # The terrain exclusion: what it removed and why, in the statistics and the report.
+    terrain = stats["terrain"]
+    layover = terrain["exclusion"]["areas"]["radar layover"]
+    assert layover["pixels"] > 0 and terrain["exclusion"]["absent"] == []
+    assert terrain["exclusion"]["viewing_geometry"]["look_azimuth_deg"] == pytest.approx(80.0)
+    assert terrain["reference_water"]["reference_layer"] == "absent"
+    assert "Terrain exclusion and water before the event" in html
+    assert "no reference layer was configured" in html
 
 
 def test_mapbook_is_a_pdf_with_a_page_per_map(products, tmp_path):
@@ -163,7 +223,7 @@ def test_mapbook_is_a_pdf_with_a_page_per_map(products, tmp_path):
     out = write_mapbook("e", report_inputs(products, tmp_path), tmp_path / "mapbook.pdf")
     data = out.read_bytes()
     assert data.startswith(b"%PDF")
-    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 13
+    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 14
 
 
 @pytest.mark.parametrize(("width", "expected"), [(1300, 200), (300, 50), (90, 10), (5000, 1000)])
@@ -232,9 +292,11 @@ def test_report_inputs_from_a_rules_named_inputs():
         sar_evidence="f/sar_change.tif",
         sar_ratio="f/sar_logratio.tif",
         stats="f/stats.json",
+        exclusion="f/exclusion.tif",
     )
     inputs = ReportInputs.from_named(named)
     assert inputs.stacks == [Path("a/pre.tif"), Path("a/post.tif")]
     assert inputs.landcover == [Path("l/pre.tif"), Path("l/post.tif")]
     assert inputs.sar_ratio == Path("f/sar_logratio.tif")
     assert inputs.stats == Path("f/stats.json")
+    assert inputs.exclusion == Path("f/exclusion.tif")

@@ -12,6 +12,7 @@ rule report:
         sar_evidence="results/{event}/flood/sar_change.tif",
         sar_ratio="results/{event}/flood/sar_logratio.tif",
         stats="results/{event}/flood/stats.json",
+        exclusion="results/{event}/flood/exclusion.tif",
     output:
         report(
             "results/{event}/report.html",
@@ -42,6 +43,7 @@ rule mapbook:
         sar_evidence="results/{event}/flood/sar_change.tif",
         sar_ratio="results/{event}/flood/sar_logratio.tif",
         stats="results/{event}/flood/stats.json",
+        exclusion="results/{event}/flood/exclusion.tif",
     output:
         report(
             "results/{event}/mapbook.pdf",

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from metaflood.core import exclusion_codes
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, colormap
 from metaflood.core.raster import read_checked
 from metaflood.flood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
@@ -35,6 +36,11 @@ EVIDENCE_LEGEND = [
     ("excluded: water-dark before", EVIDENCE_COLORMAP[DARK_BEFORE][:3]),
 ]
 
+EXCLUSION_LEGEND = [
+    (exclusion_codes.NAMES[code], exclusion_codes.COLOURS[code][:3])
+    for code in exclusion_codes.EXCLUDING
+]
+
 
 @dataclass
 class ReportInputs:
@@ -48,6 +54,7 @@ class ReportInputs:
     sar_evidence: Path
     sar_ratio: Path
     stats: Path
+    exclusion: Path | None = None
 
     @classmethod
     def from_named(cls, named: Any) -> ReportInputs:
@@ -61,6 +68,7 @@ class ReportInputs:
             sar_evidence=Path(named.sar_evidence),
             sar_ratio=Path(named.sar_ratio),
             stats=Path(named.stats),
+            exclusion=Path(named.exclusion),
         )
 
 
@@ -75,6 +83,7 @@ class Layers:
     sar_evidence: np.ndarray
     sar_ratio: np.ndarray
     pixel_size: float
+    exclusion: np.ndarray | None = None
 
 
 def load_layers(inputs: ReportInputs) -> Layers:
@@ -90,6 +99,7 @@ def load_layers(inputs: ReportInputs) -> Layers:
         sar_evidence=read_checked(inputs.sar_evidence)[0][0],
         sar_ratio=read_checked(inputs.sar_ratio)[0],
         pixel_size=abs(profile["transform"].a),
+        exclusion=read_checked(inputs.exclusion)[0][0] if inputs.exclusion else None,
     )
 
 
@@ -152,6 +162,16 @@ def event_maps(layers: Layers) -> dict[str, dict]:
         "title": "SAR flood evidence and exclusions over the post-event SAR",
         "legend": EVIDENCE_LEGEND,
     }
+    if layers.exclusion is not None:
+        maps["exclusion"] = {
+            "image": sar_image(layers.stacks[1], layers.stack_bands[1]),
+            "overlay": classes_rgba(
+                layers.exclusion,
+                {code: exclusion_codes.COLOURS[code] for code in exclusion_codes.EXCLUDING},
+            ),
+            "title": "Terrain exclusion over the post-event SAR (no flood is mapped there)",
+            "legend": EXCLUSION_LEGEND,
+        }
     for period, valid in zip(("pre", "post"), layers.valid, strict=True):
         label = "Pre-event" if period == "pre" else "Post-event"
         maps[f"{period}_coverage"] = {

@@ -28,8 +28,9 @@ from metaflood.core.settings import schema
 def max_scenes(event: dict) -> int:
     """`pre.max_scenes` of an event; the schema's default where the event was not
     validated (tests, notebooks build events by hand)."""
-    default = schema()["$defs"]["pre_window"]["properties"]["max_scenes"]["default"]
-    return int(event["pre"].get("max_scenes", default))
+    if "max_scenes" in event["pre"]:  # always, in the workflow (the schema filled it)
+        return int(event["pre"]["max_scenes"])
+    return int(schema()["$defs"]["pre_window"]["properties"]["max_scenes"]["default"])
 
 
 def shortfall_note(

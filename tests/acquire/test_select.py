@@ -4,12 +4,15 @@ import datetime as dt
 
 from shapely.geometry import box, mapping
 
+from metaflood.acquire.baseline import shortfall_note
 from metaflood.acquire.scene import SceneItem
 from metaflood.acquire.select import (
     candidates,
     choose_optical,
     choose_sar_pair,
     coverage,
+    optical_baseline,
+    sar_baseline,
 )
 
 AOI = box(22.63, 32.76, 22.64, 32.77)
@@ -123,3 +126,77 @@ def test_sar_with_an_empty_period_still_chooses_the_other():
     )
     assert choices["pre"].candidate is not None
     assert choices["post"].candidate is None and choices["post"].reason == "no item in the window"
+
+
+# ---------------------------------------------------------------------------------------
+# A multi-date pre-event baseline (pre.max_scenes)
+
+
+def pre_pair(pre_items, post_items):
+    cands = candidates(pre_items, AOI)
+    choices = choose_sar_pair(
+        (cands, len(pre_items)),
+        (candidates(post_items, AOI), len(post_items)),
+        {"pre": EVENT, "post": EVENT},
+        {"pre": 0.95, "post": 0.95},
+    )
+    return choices["pre"].candidate, cands
+
+
+def test_the_sar_baseline_takes_the_chosen_orbit_nearest_first():
+    pre = [
+        sar("pre-102-d3", 3, 102),
+        sar("pre-102-d9", 9, 102),
+        sar("pre-29-d8", 8, 29, "descending"),  # another orbit: skipped
+        sar("pre-102-d7-edge", 7, 102, footprint=box(22.638, 32.7, 22.7, 32.8)),  # 20% cover
+        sar("pre-102-desc-d6", 6, 102, "descending"),  # the same number, the other way
+        sar("pre-102-d1", 1, 102),
+        sar("pre-102-d5", 5, 102),
+    ]
+    chosen, cands = pre_pair(pre, [sar("post-102", 17, 102)])
+    assert chosen.items[0].id == "pre-102-d9"
+    extras = sar_baseline(chosen, cands, EVENT, 0.95, 3)
+    assert [c.items[0].id for c in extras] == ["pre-102-d5", "pre-102-d3"]
+    everything = sar_baseline(chosen, cands, EVENT, 0.95, 12)
+    assert [c.items[0].id for c in everything] == ["pre-102-d5", "pre-102-d3", "pre-102-d1"]
+    assert sar_baseline(chosen, cands, EVENT, 0.95, 1) == []
+
+
+def test_fewer_sar_scenes_than_asked_is_a_recorded_fallback():
+    chosen, cands = pre_pair([sar("pre-102", 5, 102), sar("pre-29", 8, 29)], [sar("post", 17, 102)])
+    extras = sar_baseline(chosen, cands, EVENT, 0.95, 3)
+    assert extras == []
+    note = shortfall_note("sar", 3, 1 + len(extras), "2023-09-01..2023-09-09", chosen.orbit)
+    assert note == (
+        "asked 3 pre-event SAR scenes of relative orbit 102 (ascending), found 1 in the "
+        "window 2023-09-01..2023-09-09; the reference is that one scene"
+    )
+    assert "their median" in shortfall_note("sar", 3, 2, "w", chosen.orbit)
+    assert shortfall_note("sar", 3, 3, "w", chosen.orbit) is None
+
+
+def test_a_sar_scene_without_orbit_metadata_has_no_baseline_and_says_why():
+    chosen, cands = pre_pair([item("a", WIDE, 9), item("b", WIDE, 5)], [])
+    assert chosen.items[0].id == "a" and sar_baseline(chosen, cands, EVENT, 0.95, 3) == []
+    assert "gives no relative orbit" in shortfall_note("sar", 3, 1, "w", chosen.orbit)
+
+
+def test_the_optical_baseline_is_the_next_least_cloudy_over_the_aoi():
+    items = [
+        item("clear", WIDE, 3, **{"eo:cloud_cover": 30}),
+        item("some", WIDE, 8, **{"eo:cloud_cover": 5}),
+        item("more", WIDE, 9, **{"eo:cloud_cover": 10}),
+        item("overcast", WIDE, 7, **{"eo:cloud_cover": 1}),
+        item("edge", box(22.638, 32.7, 22.7, 32.8), 6, **{"eo:cloud_cover": 0}),
+    ]
+    over_aoi = {"clear": 0.0, "some": 0.3, "more": 0.1, "overcast": 1.0}
+    measure = lambda c: over_aoi[c.items[0].id]  # noqa: E731
+    cands = candidates(items, AOI)
+    chosen = choose_optical(cands, 5, EVENT, 0.95, measure).candidate
+    assert chosen.items[0].id == "clear"
+    extras = optical_baseline(chosen, cands, EVENT, 0.95, 4, measure)
+    # Least cloud first; a scene all under cloud adds nothing; the edge does not cover.
+    assert [c.items[0].id for c in extras] == ["more", "some"]
+    assert [c.cloud for c in extras] == [0.1, 0.3]
+    note = shortfall_note("optical", 4, 3, "2023-09-01..2023-09-09", None)
+    assert "found 3" in note and "the composite is of those 3" in note

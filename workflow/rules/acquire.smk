@@ -52,6 +52,7 @@ rule acquire:
         selection="results/{event}/scenes/selection.json",
     output:
         sar="results/{event}/scenes/{period}/sar.tif",
+        sar_spread="results/{event}/scenes/{period}/sar_spread.tif",
         optical="results/{event}/scenes/{period}/optical.tif",
         optical_mask="results/{event}/scenes/{period}/optical_mask.tif",
         scenes="results/{event}/scenes/{period}/scenes.json",

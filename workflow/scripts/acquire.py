@@ -15,6 +15,7 @@ def main(smk) -> None:
         selection=Path(smk.input.selection),
         cache_dir=Path(smk.params.cache),
         out_sar=Path(smk.output.sar),
+        out_sar_spread=Path(smk.output.sar_spread),
         out_optical=Path(smk.output.optical),
         out_optical_mask=Path(smk.output.optical_mask),
         out_scenes=Path(smk.output.scenes),

@@ -9,6 +9,10 @@ takes to cover the AOI. A candidate must cover `min_coverage` of the AOI.
   target day.
 - SAR: pre and post from the same relative orbit and orbit direction when the metadata
   allows, the pair nearest the event; otherwise each period nearest its target day.
+- A multi-date pre-event baseline (`pre.max_scenes` > 1): SAR takes more covering
+  passes of the chosen pre scene's relative orbit and direction, nearest the target day
+  first (one geometry, so the median compares like with like); optical takes the next
+  least cloudy covering passes, for a least-cloud composite.
 """
 
 from __future__ import annotations
@@ -134,19 +138,74 @@ def choose_optical(
         return Choice(None, _none_reason(cands, n_items, min_coverage))
     usable.sort(key=lambda c: (c.tile_cloud, c.days_from(target)))
     measured = usable[:CLOUD_CANDIDATES]
-    for cand in measured:
-        cloud = cloud_over_aoi(cand) if cloud_over_aoi else None
-        if cloud is None:
-            cand.cloud, cand.cloud_source = cand.tile_cloud, "eo:cloud_cover of the tile"
-        else:
-            cand.cloud, cand.cloud_source = cloud, "mask band over the AOI"
-    best = min(measured, key=lambda c: (round(c.cloud / CLOUD_STEP), c.days_from(target)))
+    _measure(measured, cloud_over_aoi)
+    best = min(measured, key=_cloud_then_day(target))
     reason = (
         f"{len(usable)} of {n_items} items' passes cover >= {min_coverage:.0%} of the AOI; "
         f"least cloud ({best.cloud:.0%}, {best.cloud_source}) among the {len(measured)} "
         f"least cloudy, then nearest {target.isoformat()}"
     )
     return Choice(best, reason)
+
+
+def _measure(
+    cands: list[Candidate], cloud_over_aoi: Callable[[Candidate], float | None] | None
+) -> None:
+    """Each candidate's cloud: over the AOI from its mask band where it has one, else the
+    tile's eo:cloud_cover (measured once: a candidate keeps what it was given)."""
+    for cand in cands:
+        if cand.cloud is not None:
+            continue
+        cloud = cloud_over_aoi(cand) if cloud_over_aoi else None
+        if cloud is None:
+            cand.cloud, cand.cloud_source = cand.tile_cloud, "eo:cloud_cover of the tile"
+        else:
+            cand.cloud, cand.cloud_source = cloud, "mask band over the AOI"
+
+
+def _cloud_then_day(target: dt.date) -> Callable[[Candidate], tuple]:
+    return lambda c: (round(c.cloud / CLOUD_STEP), c.days_from(target))
+
+
+def optical_baseline(
+    chosen: Candidate,
+    cands: list[Candidate],
+    target: dt.date,
+    min_coverage: float,
+    max_scenes: int,
+    cloud_over_aoi: Callable[[Candidate], float | None] | None = None,
+) -> list[Candidate]:
+    """Up to `max_scenes` - 1 more covering passes for a least-cloud composite behind
+    `chosen` (the least cloudy): by cloud over the AOI (to CLOUD_STEP), then nearest the
+    target day; a pass all under cloud adds nothing and is left out. The least cloudy
+    by tile are measured, as many as the choice measured or as are asked, whichever
+    is more."""
+    if max_scenes <= 1:
+        return []
+    usable = [c for c in _usable(cands, min_coverage) if c is not chosen]
+    usable.sort(key=lambda c: (c.tile_cloud, c.days_from(target)))
+    measured = usable[: max(CLOUD_CANDIDATES, max_scenes) - 1]
+    _measure(measured, cloud_over_aoi)
+    clear = [c for c in measured if c.cloud < 1.0]
+    return sorted(clear, key=_cloud_then_day(target))[: max_scenes - 1]
+
+
+def sar_baseline(
+    chosen: Candidate,
+    cands: list[Candidate],
+    target: dt.date,
+    min_coverage: float,
+    max_scenes: int,
+) -> list[Candidate]:
+    """Up to `max_scenes` - 1 more covering pre-event passes of the relative orbit and
+    direction of `chosen`, nearest the target day first: a scene of another geometry
+    sees the ground at another angle, and would read as change. None when the chosen
+    scene's metadata gives no orbit (its geometry cannot be matched)."""
+    if max_scenes <= 1 or chosen.orbit is None:
+        return []
+    same = [c for c in _usable(cands, min_coverage) if c is not chosen and c.orbit == chosen.orbit]
+    same.sort(key=lambda c: (c.days_from(target), -c.coverage, c.day))
+    return same[: max_scenes - 1]
 
 
 def _nearest(usable: list[Candidate], target: dt.date) -> Candidate:

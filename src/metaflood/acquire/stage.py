@@ -10,31 +10,45 @@ Two steps, two rules:
   sar.tif (VV, VH linear power, float32, NaN nodata), optical.tif (the source's
   optical bands, in canonical order: blue, green, red, nir, swir16 where it has them;
   reflectance, float32, NaN nodata), optical_mask.tif (0 clear, 1 cloud, 2 cloud
-  shadow, 255 nodata) and scenes.json. A scene's grid is the lattice of its finest
+  shadow, 255 nodata), sar_spread.tif and scenes.json. A scene's grid is the lattice of its finest
   band (`scene.grid_band`); coarser bands (Sentinel-2's 20 m B11) are resampled
   bilinearly onto it.
 A modality with no scene is written as an all-nodata raster tagged absent=true and
 marked missing, so MetaRS routes around it; a period with neither is an error.
+
+With `pre.max_scenes` > 1 the pre-event reference is multi-date (`baseline`): the
+search records the further scenes under the pre record (`baseline`, `scenes_used`, and
+a `baseline_note` when the window held fewer than asked), and the read puts them on the
+grid of the chosen (nearest, or least cloudy) scene: the SAR median in linear power and
+its spread in dB, the optical least-cloud composite.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
 from rasterio.transform import Affine
-from shapely.geometry import Polygon
+from shapely.geometry import Polygon, mapping
 
+from metaflood.acquire import baseline as bl
 from metaflood.acquire.canonical import (
     grid_args,
     mask_codes,
+    sar_writer,
+    scene_mask,
+    spread_writer,
     write_absent,
+    write_no_spread,
     write_optical,
     write_sar,
 )
@@ -50,11 +64,15 @@ from metaflood.acquire.select import (
     candidates,
     choose_optical,
     choose_sar_pair,
+    optical_baseline,
+    sar_baseline,
 )
 from metaflood.acquire.sources import SourceSpec, resolve_source
 from metaflood.acquire.stac import scene_item, search_api
 from metaflood.acquire.static import search_static
 from metaflood.core import optical as opt
+from metaflood.core import sar
+from metaflood.core.bands import canonical_bands
 from metaflood.core.config import (
     MODALITIES,
     PERIODS,
@@ -63,12 +81,16 @@ from metaflood.core.config import (
     date_range,
     event_grid,
     parse_day,
+    to_crs,
 )
 from metaflood.core.errors import AcquisitionError, InputError
 from metaflood.core.raster import atomic_path
 from metaflood.core.redact import redact_url
 
 log = logging.getLogger(__name__)
+
+# Reads the bands named of a scene record onto the chosen scene's grid.
+Reader = Callable[[dict, list[str]], dict[str, np.ndarray]]
 
 __all__ = ["Retry", "acquire_period", "search_scenes"]
 
@@ -208,6 +230,53 @@ def _record(spec: SourceSpec, choice: Choice, chooser: _Chooser, note: str) -> d
     return record
 
 
+def _pre_baseline(
+    modality: str,
+    choice: Choice,
+    cands: list[Candidate],
+    target: dt.date,
+    spec: SourceSpec,
+    asked: int,
+    chooser: _Chooser,
+) -> list[Candidate]:
+    """The further pre-event scenes of a multi-date reference (none for one scene)."""
+    if choice.candidate is None:
+        return []
+    if modality == "sar":
+        return sar_baseline(choice.candidate, cands, target, spec.min_coverage, asked)
+    return optical_baseline(
+        choice.candidate,
+        cands,
+        target,
+        spec.min_coverage,
+        asked,
+        lambda c: chooser.cloud(c, spec),
+    )
+
+
+def _baseline_record(
+    modality: str, chosen: Candidate, extras: list[Candidate], asked: int, window: DateRange
+) -> dict:
+    """The pre record's multi-date keys: how many scenes were asked and used, the further
+    ones in the order they count (SAR: nearest the target day; optical: least cloud),
+    and a note when the window held fewer than asked."""
+    out = {"max_scenes": asked, "scenes_used": 1 + len(extras), "baseline": []}
+    for cand in extras:
+        entry = {
+            "items": [_redacted(item) for item in cand.items],
+            "datetime": cand.items[0].datetime,
+            "coverage": round(cand.coverage, 4),
+        }
+        if cand.cloud is not None:
+            entry["cloud_over_aoi"] = round(cand.cloud, 4)
+            entry["cloud_source"] = cand.cloud_source
+        out["baseline"].append(entry)
+    note = bl.shortfall_note(modality, asked, 1 + len(extras), str(window), chosen.orbit)
+    if note:
+        out["baseline_note"] = note
+    return out
+
+
 def search_scenes(
     event: dict,
     name: str,
@@ -229,6 +298,7 @@ def search_scenes(
     targets = {p: target_day(event, p, key) for p in PERIODS}
     cache = AssetCache(cache_dir)
     chooser = _Chooser(aoi, cache, retry.access, workers)
+    asked = bl.max_scenes(event)
     searched = {p: {"window": str(wins[p]), "target_day": targets[p].isoformat()} for p in periods}
     for modality in MODALITIES:
         spec = resolve_source(event[modality], modality, demo_catalog, f"{key}.{modality}")
@@ -256,9 +326,22 @@ def search_scenes(
                 )
                 for p in PERIODS
             }
+        extras = (
+            _pre_baseline(
+                modality, choices["pre"], cands["pre"], targets["pre"], spec, asked, chooser
+            )
+            if "pre" in periods
+            else []
+        )
         for period in periods:
             choice = choices[period]
             record = _record(spec, choice, chooser, found[period].note)
+            if period == "pre" and choice.candidate is not None:
+                record.update(
+                    _baseline_record(modality, choice.candidate, extras, asked, wins["pre"])
+                )
+                if "baseline_note" in record:
+                    log.warning("%s pre %s: %s", name, modality, record["baseline_note"])
             # A scene all under cloud is found, but as good as none.
             all_cloud = record.get("cloud_over_aoi") == 1.0
             if spec.requires(period) and (choice.candidate is None or all_cloud):
@@ -297,21 +380,17 @@ def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _read_scene(
+def _read_layers(
     record: dict,
-    data_names: list[str],
-    modality: str,
+    names: list[str],
+    grid: SceneGrid,
     cache: AssetCache,
     workers: int,
     retry: Retry,
-    where: str,
 ) -> dict[str, np.ndarray]:
-    """The bands `data_names` of a found scene on its grid, (rows, cols) float32 each, by
-    name; the optical mask band (when there is one) under MASK. Values that cannot be in
-    the configured unit are refused (`plausibility`)."""
-    grid = SceneGrid.from_dict(record["grid"])
+    """The bands `names` of the scene whose items `record` names, on `grid`, (rows,
+    cols) float32 each, by name (the items mosaicked in their order)."""
     items = [SceneItem.from_dict(d) for d in record["items"]]
-    names = data_names + ([MASK] if MASK in items[0].bands else [])
     # Bilinear onto the grid: a coarser band (B11 at 20 m on a 10 m grid) is interpolated,
     # a band on the grid's own lattice is read as it is (`download.read_band`).
     jobs = [
@@ -328,17 +407,119 @@ def _read_scene(
     downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
     layers = downloader.read(jobs)
     n = len(items)
-    bands = {name: _mosaic(layers[i * n : (i + 1) * n]) for i, name in enumerate(names)}
-    del layers
-    ids = ", ".join(_named(item) for item in items)
-    data = [bands[name] for name in data_names]
+    return {name: _mosaic(layers[i * n : (i + 1) * n]) for i, name in enumerate(names)}
+
+
+def _check_values(
+    record: dict, data: list[np.ndarray], data_names: list[str], modality: str, where: str
+) -> None:
+    """Refuse a scene with no value over the AOI, or values that cannot be in the
+    configured unit (`plausibility`)."""
+    ids = _ids(record)
     if all(np.isnan(band).all() for band in data):
         raise InputError(f"{ids}: every pixel over the AOI is nodata")
     if modality == "sar":
         check_sar(data, data_names, f"{where} {ids}", record["sar_scale"])
     else:
         check_reflectance(data, data_names, f"{where} {ids}")
+
+
+def _read_scene(
+    record: dict,
+    data_names: list[str],
+    modality: str,
+    cache: AssetCache,
+    workers: int,
+    retry: Retry,
+    where: str,
+) -> dict[str, np.ndarray]:
+    """The bands `data_names` of a found scene on its grid, (rows, cols) float32 each, by
+    name; the optical mask band (when there is one) under MASK. Values that cannot be in
+    the configured unit are refused (`plausibility`)."""
+    grid = SceneGrid.from_dict(record["grid"])
+    names = data_names + ([MASK] if MASK in record["items"][0]["bands"] else [])
+    bands = _read_layers(record, names, grid, cache, workers, retry)
+    _check_values(record, [bands[name] for name in data_names], data_names, modality, where)
     return bands
+
+
+def _scenes(record: dict) -> list[dict]:
+    """The reference scene and the further ones of a multi-date baseline, each as a
+    record to read on the reference scene's grid."""
+    return [record] + [{**record, **entry} for entry in record.get("baseline", [])]
+
+
+def _write_sar_baseline(
+    record: dict,
+    names: list[str],
+    grid: dict,
+    paths: list[Path],
+    aoi_inside: np.ndarray,
+    reader: Reader,
+    where: str,
+) -> dict:
+    """sar.tif as the per-pixel median in linear power of the baseline's scenes, and
+    sar_spread.tif as their spread in dB, band by band (one band of every scene in
+    memory at a time); returns the median spread per band over the AOI."""
+    scenes = _scenes(record)
+    order = canonical_bands("sar", names)
+    spreads: dict[str, float | None] = {}
+    with ExitStack() as stack:
+        dst = stack.enter_context(sar_writer(paths[0], order, grid))
+        spread_dst = (
+            stack.enter_context(spread_writer(paths[1], order, grid, scenes=len(scenes)))
+            if len(paths) > 1
+            else None
+        )
+        seen = [False] * len(scenes)
+        for index, name in enumerate(order, start=1):
+            layers = []
+            for i, scene in enumerate(scenes):
+                band = reader(scene, [name])[name]
+                check_sar([band], [name], f"{where} {_ids(scene)}", record["sar_scale"])
+                seen[i] |= bool(np.isfinite(band).any())
+                if record["sar_scale"] == "db":
+                    band = sar.to_linear(band)
+                layers.append(band)
+            dst.write(bl.median_linear(layers), index)
+            spread = bl.spread_db(layers)
+            del layers
+            if spread_dst is not None:
+                spread_dst.write(spread, index)
+            spreads[name] = bl.median_over(spread, aoi_inside)
+        for i, scene in enumerate(scenes):
+            if not seen[i]:
+                raise InputError(f"{_ids(scene)}: every pixel over the AOI is nodata")
+    return spreads
+
+
+def _write_optical_composite(
+    record: dict,
+    names: list[str],
+    grid: dict,
+    paths: list[Path],
+    reader: Reader,
+    where: str,
+) -> None:
+    """optical.tif and optical_mask.tif as the least-cloud composite of the baseline's
+    scenes (ranked by cloud over the AOI): each pixel from the first scene clear there;
+    without a mask band, from the first scene with a value."""
+    scenes = _scenes(record)
+    has_mask = record["mask_kind"] is not None and MASK in record["items"][0]["bands"]
+    masks = [scene_mask(reader(s, [MASK]), record["mask_kind"]) for s in scenes] if has_mask else []
+    order = bl.least_cloud_order(masks) if has_mask else None
+    composite: dict[str, np.ndarray] = {}
+    for name in names:
+        layers = [reader(scene, [name])[name] for scene in scenes]
+        composite[name] = bl.pick(layers, order) if has_mask else bl.first_valid(layers)
+    _check_values(record, [composite[n] for n in names], list(names), "optical", where)
+    mask = bl.pick(masks, order) if has_mask else None
+    del masks
+    write_optical(composite, names, mask, grid, *paths)
+
+
+def _ids(record: dict) -> str:
+    return ", ".join(_named(SceneItem.from_dict(d)) for d in record["items"])
 
 
 def _named(item: SceneItem) -> str:
@@ -412,6 +593,41 @@ def _provenance(record: dict) -> dict:
     return out
 
 
+def _baseline_provenance(modality: str, record: dict, spreads: dict | None) -> dict:
+    """scenes.json's `baseline` of a pre-event modality: the scenes the reference was
+    made of, in order, and (SAR) the median spread in dB over the AOI per band (None
+    for one scene)."""
+    scenes = []
+    for scene in _scenes(record):
+        entry = {
+            "id": ", ".join(d["id"] for d in scene["items"]),
+            "datetime": scene["items"][0]["datetime"],
+        }
+        if "cloud_over_aoi" in scene:
+            entry["cloud_over_aoi"] = scene["cloud_over_aoi"]
+        scenes.append(entry)
+    out = {
+        "max_scenes": record["max_scenes"],
+        "scenes_used": record["scenes_used"],
+        "scenes": scenes,
+    }
+    if modality == "optical":
+        out["order"] = "least cloud over the AOI first; each pixel from the first clear there"
+    else:
+        out["order"] = "nearest the target day first; the reference is their median"
+        out["median_spread_db"] = spreads
+    if "baseline_note" in record:
+        out["note"] = record["baseline_note"]
+    return out
+
+
+def _inside_aoi(event: dict, key: str, grid: dict) -> np.ndarray:
+    """Pixels of a scene grid whose centre is in the AOI."""
+    aoi = to_crs(aoi_polygon(event, key), grid["crs"])
+    shape = (grid["height"], grid["width"])
+    return geometry_mask([mapping(aoi)], shape, grid["transform"], invert=True)
+
+
 def acquire_period(
     event: dict,
     name: str,
@@ -423,14 +639,19 @@ def acquire_period(
     out_optical: Path,
     out_optical_mask: Path,
     out_scenes: Path,
+    out_sar_spread: Path | None = None,
     workers: int = 4,
     retry: Retry = Retry(),
 ) -> dict:
-    """Read one period's chosen scenes and write them in canonical form."""
+    """Read one period's chosen scenes and write them in canonical form; the pre-event
+    reference of several scenes when the selection recorded a baseline. sar_spread.tif
+    is written where `out_sar_spread` names it (the workflow always does)."""
     key = f"events.{name}"
     chosen = json.loads(Path(selection).read_text())["periods"][period]
     cache = AssetCache(cache_dir)
-    outputs = {"sar": [out_sar], "optical": [out_optical, out_optical_mask]}
+    sar_paths = [out_sar] + ([out_sar_spread] if out_sar_spread is not None else [])
+    outputs = {"sar": sar_paths, "optical": [out_optical, out_optical_mask]}
+    spreads: dict | None = None
     # Each modality is read, then written band by band beside its products; they are all
     # moved into place together at the end, so a failure leaves no product.
     with ExitStack() as staged:
@@ -444,13 +665,29 @@ def acquire_period(
                 write_absent(modality, names, grid, paths)
                 continue
             where = f"{key}.{modality}"
-            bands = _read_scene(record, list(names), modality, cache, workers, retry, where)
             found = SceneGrid.from_dict(record["grid"])
             grid = grid_args(found.crs, Affine(*found.transform), found.width, found.height)
+            if record.get("baseline"):
+                # Every scene of the baseline is read onto the grid of the chosen one.
+                reader = partial(
+                    _read_layers, grid=found, cache=cache, workers=workers, retry=retry
+                )
+                if modality == "sar":
+                    inside = _inside_aoi(event, key, grid)
+                    spreads = _write_sar_baseline(
+                        record, list(names), grid, paths, inside, reader, where
+                    )
+                else:
+                    _write_optical_composite(record, list(names), grid, paths, reader, where)
+                continue
+            bands = _read_scene(record, list(names), modality, cache, workers, retry, where)
             if modality == "sar":
-                write_sar(bands, record["sar_scale"], grid, *paths)
+                write_sar(bands, record["sar_scale"], grid, paths[0])
+                if len(paths) > 1:
+                    write_no_spread(canonical_bands("sar", bands), grid, paths[1], scenes=1)
             else:
-                write_optical(bands, names, record["mask_kind"], grid, *paths)
+                mask = scene_mask(bands, record["mask_kind"])
+                write_optical(bands, names, mask, grid, *paths)
             del bands
     scenes = {
         "event": name,
@@ -459,6 +696,10 @@ def acquire_period(
         "target_day": chosen["target_day"],
         **{m: _provenance(chosen[m]) for m in MODALITIES},
     }
+    for modality in MODALITIES:
+        if "max_scenes" in chosen[modality]:
+            spread = spreads if modality == "sar" else None
+            scenes[modality]["baseline"] = _baseline_provenance(modality, chosen[modality], spread)
     with atomic_path(out_scenes) as tmp:
         tmp.write_text(json.dumps(scenes, indent=2))
     return scenes

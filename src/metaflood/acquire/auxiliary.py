@@ -27,10 +27,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
-from rasterio.warp import transform_bounds
+from rasterio.warp import reproject, transform_bounds
 from shapely.geometry import box
 
 from metaflood.acquire.auxiliary_sources import (
@@ -40,12 +39,12 @@ from metaflood.acquire.auxiliary_sources import (
     resolve_auxiliary,
     search_auxiliary,
 )
-from metaflood.acquire.download import Access, AssetCache, Downloader, Job, open_raster
+from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
 from metaflood.acquire.scene import SceneGrid, SceneItem
 from metaflood.acquire.security import is_remote
 from metaflood.acquire.stage import Retry
 from metaflood.core.config import Grid, event_grid
-from metaflood.core.errors import InputError
+from metaflood.core.errors import ConfigError, InputError
 from metaflood.core.raster import atomic_path, write_cog
 from metaflood.core.redact import redact_url
 from metaflood.core.settings import ExclusionSettings
@@ -65,7 +64,7 @@ DEFAULT_RETRY = Retry()
 
 def padded_grid(grid: Grid, pad_px: int) -> Grid:
     """The grid extended by `pad_px` pixels on every side, on the same lattice."""
-    transform = grid.transform * Affine.translation(-pad_px, -pad_px)
+    transform = grid.transform @ Affine.translation(-pad_px, -pad_px)
     return Grid(grid.crs, transform, grid.width + 2 * pad_px, grid.height + 2 * pad_px)
 
 
@@ -99,36 +98,42 @@ def _read(
     cache: AssetCache,
     access: Access,
     workers: int,
-) -> np.ndarray:
-    """The items' layer on `grid`, float32, NaN nodata, mosaicked (first valid wins)."""
+) -> tuple[np.ndarray, str | None]:
+    """The items' layer on `grid`, float32, NaN nodata, and the CRS it was read in.
+
+    The items are first read on the pixel lattice of the first one (the grid's area
+    and a margin: tiles of one collection share it, so this is a plain windowed read),
+    mosaicked there (first valid wins), and only then resampled onto `grid`: resampling
+    each tile apart would leave a seam where a bilinear kernel runs off a tile's edge."""
     out = np.full((grid.height, grid.width), np.nan, np.float32)
     if not items:
-        return out
+        return out, None
+    refs = [item.bands[spec.layer] for item in items]
+    remote = all(is_remote(ref.href) for ref in refs)
+    area = _lonlat_area(grid)
+    native = grid_for_aoi(refs[0].href, area, access, margin_px=2, cache=cache if remote else None)
     jobs = [
-        Job(f"{item.id} {spec.layer}", item.bands[spec.layer], _scene_grid(grid), resampling)
-        for item in items
+        Job(f"{item.id} {spec.layer}", ref, native, resampling)
+        for item, ref in zip(items, refs, strict=True)
     ]
-    remote = all(is_remote(job.ref.href) for job in jobs)
     downloader = Downloader(cache if remote else _NoCache(), access, workers=workers)
-    for layer in downloader.read(jobs):
-        gap = np.isnan(out)
-        out[gap] = layer[gap]
-    return out
-
-
-def _source_crs(items: list[SceneItem], access: Access) -> list[str]:
-    """Each item's CRS, from its header (a file without one is an InputError)."""
-    crs = []
-    for item in items:
-        href = item.bands[next(iter(item.bands))].href
-        with rasterio.Env(**access.gdal_options()), open_raster(access.signed(href)) as src:
-            if src.crs is None:
-                raise InputError(
-                    f"{redact_url(href)}: has no coordinate reference system, so it cannot "
-                    f"be put on the event grid"
-                )
-            crs.append(src.crs.to_string())
-    return sorted(set(crs))
+    layers = downloader.read(jobs)
+    mosaic = layers[0]
+    for layer in layers[1:]:
+        gap = np.isnan(mosaic)
+        mosaic[gap] = layer[gap]
+    reproject(
+        mosaic,
+        out,
+        src_transform=Affine(*native.transform),
+        src_crs=native.crs,
+        src_nodata=np.nan,
+        dst_transform=grid.transform,
+        dst_crs=grid.crs,
+        dst_nodata=np.nan,
+        resampling=resampling,
+    )
+    return out, native.crs
 
 
 def water_codes(values: np.ndarray, kind: str, occurrence_min: float) -> np.ndarray:
@@ -192,7 +197,7 @@ def _dem(spec, grid, pad_px, cache, access, workers, key) -> tuple[np.ndarray, d
     padded = padded_grid(grid, pad_px)
     items = search_auxiliary(spec, _lonlat_area(padded), access)
     record = _base_record(spec, items)
-    dem = _read(spec, items, padded, Resampling.bilinear, cache, access, workers)
+    dem, _ = _read(spec, items, padded, Resampling.bilinear, cache, access, workers)
     record["pad_px"] = pad_px
     record["padding_requested_m"] = round(pad_px * grid.resolution, 3)
     if spec.kind == "none":
@@ -212,18 +217,23 @@ def _dem(spec, grid, pad_px, cache, access, workers, key) -> tuple[np.ndarray, d
     return dem, record
 
 
-def _reference_water(spec, grid, occurrence_min, cache, access, workers) -> tuple:
+def _reference_water(spec, grid, occurrence_min, cache, access, workers, key) -> tuple:
     items = search_auxiliary(spec, _lonlat_area(grid), access)
     record = _base_record(spec, items)
     if spec.kind == "none":
         return np.full((grid.height, grid.width), WATER_NODATA, np.uint8), record
-    source_crs = _source_crs(items, access)
-    values = _read(spec, items, grid, Resampling.nearest, cache, access, workers)
+    if not items:
+        raise InputError(
+            f"{key}.reference_water: no item of collection {spec.source.collection} of "
+            f"{spec.source.provider} meets the AOI (another layer, or reference_water: "
+            f"{{source: none}})"
+        )
+    values, source_crs = _read(spec, items, grid, Resampling.nearest, cache, access, workers)
     codes = water_codes(values, spec.layer_kind, occurrence_min)
     record.update(
         layer=spec.layer_kind,
         source_crs=source_crs,
-        reprojected=source_crs != [grid.crs],
+        reprojected=source_crs != grid.crs,
         coverage=round(float((codes != WATER_NODATA).mean()), 4),
         permanent_water_share=round(float((codes == WATER).mean()), 4),
     )
@@ -256,6 +266,9 @@ def acquire_auxiliary(
         layer: resolve_auxiliary(event[layer], layer, demo_catalog, f"{key}.{layer}")
         for layer in LAYERS
     }
+    for layer, spec in specs.items():
+        if spec.kind == "demo" and not demo_catalog:
+            raise ConfigError(f"{key}.{layer}: source demo needs the demo event's catalog")
     dem_spec, water_spec = specs["dem"], specs["reference_water"]
     dem, dem_record = _dem(
         dem_spec, grid, pad_px, cache, retry.access(dem_spec.source), workers, key
@@ -267,6 +280,7 @@ def acquire_auxiliary(
         cache,
         retry.access(water_spec.source),
         workers,
+        key,
     )
     padded = padded_grid(grid, pad_px)
     record = {"event": name, "dem": dem_record, "reference_water": water_record}

@@ -301,3 +301,15 @@ def test_a_reference_layer_with_no_item_over_the_aoi_is_an_error(servers, tmp_pa
     with pytest.raises(InputError, match="no item of collection jrc-gsw"):
         run(far, tmp_path)
     assert not (tmp_path / "aux").exists()
+
+
+def test_a_local_reference_layer_off_the_aoi_is_an_error(tmp_path):
+    path = tmp_path / "elsewhere.tif"
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "uint8"}
+    transform = from_origin(10.0, 45.0, 0.001, 0.001)
+    with rasterio.open(path, "w", **profile, crs="EPSG:4326", transform=transform) as dst:
+        dst.write(np.ones((8, 8), np.uint8), 1)
+    water = {"source": "local", "file": str(path), "layer": "binary"}
+    with pytest.raises(InputError, match="no value over the AOI"):
+        run(event({"source": "none"}, water), tmp_path / "out")
+    assert not (tmp_path / "out" / "aux").exists()

@@ -230,6 +230,12 @@ def _reference_water(spec, grid, occurrence_min, cache, access, workers, key) ->
         )
     values, source_crs = _read(spec, items, grid, Resampling.nearest, cache, access, workers)
     codes = water_codes(values, spec.layer_kind, occurrence_min)
+    if (codes == WATER_NODATA).all():
+        raise InputError(
+            f"{key}.reference_water: the layer from {spec.source.provider} "
+            f"({', '.join(item.id for item in items)}) has no value over the AOI (read in "
+            f"its CRS, {source_crs}: check that it is of this area)"
+        )
     record.update(
         layer=spec.layer_kind,
         source_crs=source_crs,

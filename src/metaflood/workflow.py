@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from metaflood.acquire.auxiliary import check_auxiliary_sources
 from metaflood.acquire.local import check_sources
 from metaflood.core.config import (
     check_event,
@@ -60,6 +61,7 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
         key = f"events.{name}"
         grid = check_event(event, key, base_dir)
         check_sources(event, key, base_dir)
+        check_auxiliary_sources(event, name, None, base_dir)
         event_tiles(grid, config.get("tiling"))
     check_model_overlap(config)
     check_model_sections(config, base_dir)

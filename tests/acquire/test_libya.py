@@ -107,3 +107,42 @@ def test_without_a_network_the_case_stops_in_acquisition(tmp_path):
     assert "https://planetarycomputer.microsoft.com/api/stac/v1" in log
     assert "offline demo" in log and "snakemake --cores all" in log
     assert not (tmp_path / "results/derna/scenes/selection.json").exists()
+
+
+STATIC_LAYERS = {
+    "dem": {"source": "stac", "preset": "planetary-computer"},
+    "reference_water": {"source": "stac", "preset": "planetary-computer"},
+}
+AUXILIARY = "results/derna/auxiliary/auxiliary.json"
+
+
+def case_with_static_layers(folder: Path) -> Path:
+    """The case with the DEM and reference water from Planetary Computer's presets."""
+    config = yaml.safe_load(case_without_authors_checkpoint(folder).read_text())
+    config["events"]["derna"].update(STATIC_LAYERS)
+    path = folder / "libya_static_layers.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_the_static_layers_plan_offline(tmp_path):
+    config = case_with_static_layers(tmp_path)
+    result = snakemake(tmp_path, config, "-n", AUXILIARY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "acquire_auxiliary" in output
+    assert not (tmp_path / "results").exists()
+
+
+def test_without_a_network_the_static_layers_stop_naming_the_provider(tmp_path):
+    config = case_with_static_layers(tmp_path)
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "", "no_proxy": ""}
+    result = snakemake(tmp_path, config, AUXILIARY, env=env)
+    assert result.returncode != 0
+    log = (tmp_path / "results/derna/logs/acquire_auxiliary.log").read_text()
+    assert "cannot reach Microsoft Planetary Computer" in log
+    assert "https://planetarycomputer.microsoft.com/api/stac/v1" in log
+    assert "cop-dem-glo-30" in log
+    assert "offline demo" in log
+    assert not list((tmp_path / "results/derna/auxiliary").glob("*"))

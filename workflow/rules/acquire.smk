@@ -1,5 +1,6 @@
 # Acquisition: the embedded demo event, the search for scenes (both periods at once, so
-# SAR pre and post can share an orbit), then the AOI window of each period's scenes.
+# SAR pre and post can share an orbit), then the AOI window of each period's scenes;
+# and the event's static layers (DEM, reference water), which have no date.
 
 
 rule demo_event:
@@ -71,3 +72,31 @@ rule acquire:
         cache=ACQUIRE_CACHE,
     script:
         "../scripts/acquire.py"
+
+
+rule acquire_auxiliary:
+    input:
+        demo_dir,
+        local_auxiliary_files,
+    output:
+        dem="results/{event}/auxiliary/dem.tif",
+        reference_water="results/{event}/auxiliary/reference_water.tif",
+        record="results/{event}/auxiliary/auxiliary.json",
+    log:
+        "results/{event}/logs/acquire_auxiliary.log",
+    benchmark:
+        "results/{event}/benchmarks/acquire_auxiliary.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 2
+    resources:
+        mem_mb=grid_mem_mb(2000, 48),
+        runtime=30,
+    params:
+        event=event_json,
+        demo_catalog=demo_catalog,
+        cache=ACQUIRE_CACHE,
+        exclusion=section_json("exclusion"),
+        change=section_json("change"),
+    script:
+        "../scripts/acquire_auxiliary.py"

@@ -101,6 +101,16 @@ def local_scene_files(wildcards):
     return files
 
 
+def local_auxiliary_files(wildcards):
+    """The user's own DEM and reference water files, so that replacing one rereads it."""
+    event = config["events"][wildcards.event]
+    return [
+        event[layer]["file"]
+        for layer in ("dem", "reference_water")
+        if event[layer]["source"] == "local"
+    ]
+
+
 def checkpoint_path(wildcards=None):
     """A configured checkpoint; else the authors' weights, converted; else rule train's."""
     if config["model"]["checkpoint"]:

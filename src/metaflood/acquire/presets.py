@@ -4,6 +4,12 @@ A preset fills in what a `stac` source leaves out (the API URL, the collection, 
 asset is which band, the cloud mask, URL signing); anything the configuration gives
 wins (an asset set to null drops a band the provider's mirror lacks). Asset keys are
 those of each provider's collections.
+
+The static layers (`dem`, `reference_water`: `acquire.auxiliary`) map each collection a
+provider has for the layer to its asset and, for reference water, how its values read
+as water; the first collection is the one a preset takes when none is given. Earth
+Search has no reference water collection (JRC GSW and ESA WorldCover are Planetary
+Computer's).
 """
 
 from __future__ import annotations
@@ -37,6 +43,15 @@ PRESETS: dict[str, dict] = {
             "mask_kind": "scl",
             "scale": 0.0001,
         },
+        # Copernicus GLO-30: 1 x 1 degree COG tiles in EPSG:4326, metres (no tile over
+        # open sea).
+        "dem": {"cop-dem-glo-30": {"asset": "data"}},
+        "reference_water": {
+            # JRC Global Surface Water: percent of months water 1984-2020 (255 nodata).
+            "jrc-gsw": {"asset": "occurrence", "layer": "occurrence"},
+            # ESA WorldCover 10 m: class 80 permanent water bodies (0 nodata).
+            "esa-worldcover": {"asset": "map", "layer": "worldcover"},
+        },
     },
     "earth-search": {
         "title": "Element 84 Earth Search",
@@ -55,5 +70,6 @@ PRESETS: dict[str, dict] = {
             "mask_kind": "scl",
             "scale": 0.0001,
         },
+        "dem": {"cop-dem-glo-30": {"asset": "data"}},
     },
 }

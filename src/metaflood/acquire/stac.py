@@ -39,6 +39,7 @@ KEPT_PROPERTIES = (
     "eo:cloud_cover",
     "sat:",
     "sar:",
+    "view:",
     "s1:",
     "s2:",
     "earthsearch:",

@@ -464,7 +464,7 @@ def _static_collections(event: SyntheticEvent, grid: _Grid, stage: Path) -> list
     255 nodata)."""
     dem_grid = _Grid(
         grid.crs,
-        grid.transform * Affine.scale(DEM_FACTOR),
+        grid.transform @ Affine.scale(DEM_FACTOR),
         -(-grid.height // DEM_FACTOR),
         -(-grid.width // DEM_FACTOR),
     )

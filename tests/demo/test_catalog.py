@@ -19,7 +19,13 @@ from shapely.geometry import Point, shape
 
 from metaflood.core import classes
 from metaflood.demo import catalog as demo_catalog
-from metaflood.demo.catalog import OPTICAL_COLLECTION, SAR_COLLECTION, publish_demo_catalog
+from metaflood.demo.catalog import (
+    DEM_COLLECTION,
+    OPTICAL_COLLECTION,
+    REFERENCE_WATER_COLLECTION,
+    SAR_COLLECTION,
+    publish_demo_catalog,
+)
 from metaflood.demo.simulate import simulate_event
 from metaflood.demo.spec import SceneSpec
 
@@ -32,6 +38,7 @@ DATES = {
     ("post", "sar"): datetime(2023, 9, 17, 16, 31, tzinfo=UTC),
     ("post", "optical"): datetime(2023, 9, 16, 9, 40, tzinfo=UTC),
 }
+COLLECTIONS = (SAR_COLLECTION, OPTICAL_COLLECTION, DEM_COLLECTION, REFERENCE_WATER_COLLECTION)
 SPEC = SceneSpec(
     seed=11,
     height=120,
@@ -64,20 +71,22 @@ def _read(asset: pystac.Asset) -> tuple[np.ndarray, dict]:
         return src.read(1), {"crs": src.crs, "transform": src.transform, "nodata": src.nodata}
 
 
-def test_catalog_has_two_collections_and_the_expected_items(published, items):
+def test_catalog_has_the_scene_and_static_collections_and_the_expected_items(published, items):
     assert published.name == "catalog.json" and published.exists()
     catalog = pystac.Catalog.from_file(str(published))
     assert catalog.catalog_type == pystac.CatalogType.SELF_CONTAINED
-    assert {c.id for c in catalog.get_children()} == {SAR_COLLECTION, OPTICAL_COLLECTION}
-    assert set(items) == {
+    assert {c.id for c in catalog.get_children()} == set(COLLECTIONS)
+    scenes = {i for i in items if i.startswith(("demo-s1", "demo-s2"))}
+    assert scenes == {
         "demo-s1-20230905",
         "demo-s1-20230917",
         "demo-s2-20230906",
         "demo-s2-20230916",
     }
-    for item_id, item in items.items():
+    assert len(items) == len(scenes) + 2  # one DEM item, one reference-water item
+    for item_id in scenes:
         expected = SAR_COLLECTION if item_id.startswith("demo-s1") else OPTICAL_COLLECTION
-        assert item.collection_id == expected
+        assert items[item_id].collection_id == expected
     assert items["demo-s1-20230917"].datetime == DATES[("post", "sar")]
     assert items["demo-s2-20230906"].datetime == DATES[("pre", "optical")]
 
@@ -87,8 +96,10 @@ def test_collection_extents_cover_their_items(published, items):
     for collection in catalog.get_children():
         interval = collection.extent.temporal.intervals[0]
         members = [i for i in items.values() if i.collection_id == collection.id]
-        assert interval[0] == min(i.datetime for i in members)
-        assert interval[1] == max(i.datetime for i in members)
+        starts = [i.common_metadata.start_datetime or i.datetime for i in members]
+        ends = [i.common_metadata.end_datetime or i.datetime for i in members]
+        assert interval[0] == min(starts)
+        assert interval[1] == max(ends)
         bbox = collection.extent.spatial.bboxes[0]
         for item in members:
             assert bbox[0] <= item.bbox[0] and bbox[2] >= item.bbox[2]
@@ -174,7 +185,7 @@ def test_file_size_and_checksum_describe_the_files(items):
             assert asset.extra_fields["file:size"] == path.stat().st_size
             expected = "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
             assert asset.extra_fields["file:checksum"] == expected
-            assert path.parent.parent.name in (SAR_COLLECTION, OPTICAL_COLLECTION)
+            assert path.parent.parent.name in COLLECTIONS
             assert path.parent.name == item.id
 
 
@@ -215,7 +226,11 @@ def test_missing_post_optical_publishes_no_post_optical_item(tmp_path):
     dates = {k: v for k, v in DATES.items() if k != ("post", "optical")}
     path = publish_demo_catalog(ev, tmp_path / "cat", crs=CRS, transform=TRANSFORM, dates=dates)
     ids = {i.id for i in pystac.Catalog.from_file(str(path)).get_items(recursive=True)}
-    assert ids == {"demo-s1-20230905", "demo-s1-20230917", "demo-s2-20230906"}
+    assert {i for i in ids if i.startswith("demo-s")} == {
+        "demo-s1-20230905",
+        "demo-s1-20230917",
+        "demo-s2-20230906",
+    }
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,16 @@ reflectance x 10000 with the scale in `raster:bands`: B02, B03, B04, B08 and B11
 SWIR 1.6 um band, an `SCL` asset, `eo:cloud_cover`). B11 is 20 m on Sentinel-2; here it
 is on the same native grid as the other bands (the acquisition's resampling of a coarser
 band is tested on its own).
-The truth (land cover, flood, elevation, injected offsets) is written beside the
-catalog and never linked from it, so no pipeline stage can find it by crawling.
+Static layers: a DEM like Copernicus GLO-30 (`demo-cop-dem`, asset `data`: the
+simulator's elevation, block-averaged to 4x the native pixel, float32 metres, NaN
+nodata, on the scene's projected grid) and reference water like JRC Global Surface
+Water (`demo-jrc-gsw`, asset `occurrence`: uint8 percent 0..100, 255 nodata, in
+EPSG:4326), derived from the pre-event permanent water with deliberate disagreements
+(`static_layers`). With `pre_sar_scenes` N > 1 the SAR collection holds N pre-event
+items of the same orbit.
+The truth (land cover, flood, elevation, injected offsets, and the look-alikes when
+simulated) is written beside the catalog and never linked from it, so no pipeline
+stage can find it by crawling.
 """
 
 from __future__ import annotations
@@ -35,13 +43,21 @@ from pystac.extensions.sar import FrequencyBand, Polarization, SarExtension
 from pystac.extensions.sat import OrbitState, SatExtension
 from rasterio.crs import CRS
 from rasterio.transform import array_bounds
+from rasterio.warp import Resampling, calculate_default_transform, reproject
 from rasterio.warp import transform as warp_points
 
 from metaflood.core import classes
 from metaflood.core.hashing import multihash_sha256
 from metaflood.core.raster import remove_stale_staging, write_cog
+from metaflood.demo.lookalikes import LOOKALIKE_NAMES
 from metaflood.demo.materials import OPTICAL_BANDS
 from metaflood.demo.simulate import SyntheticEvent
+from metaflood.demo.static_layers import (
+    DEM_FACTOR,
+    OCCURRENCE_NODATA,
+    coarse_dem,
+    reference_water,
+)
 
 SAR_COLLECTION = "demo-sentinel-1"
 OPTICAL_COLLECTION = "demo-sentinel-2"
@@ -51,6 +67,11 @@ DEM_COLLECTION = "demo-cop-dem"
 DEM_ASSET = "data"
 REFERENCE_WATER_COLLECTION = "demo-jrc-gsw"
 REFERENCE_WATER_ASSET = "occurrence"
+# Fixed dates, as the real collections have: GLO-30's items all carry 2021-04-22; GSW's
+# occurrence summarises 1984-2021.
+DEM_DATETIME = datetime(2021, 4, 22, tzinfo=UTC)
+GSW_START = datetime(1984, 3, 16, tzinfo=UTC)
+GSW_END = datetime(2021, 12, 31, tzinfo=UTC)
 TRUTH_DIR = "truth"
 
 PERIODS = ("pre", "post")
@@ -194,7 +215,7 @@ def _swap_into_place(stage: Path, out_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class _Acquisition:
-    period: str
+    period: str  # the scene's key in the event: "pre", "post", or "pre-1"... (more pre SAR)
     modality: str  # "sar" | "optical"
     when: datetime
 
@@ -220,6 +241,12 @@ def _acquisitions(
             if (period, modality) not in dates:
                 raise ValueError(f"no acquisition date for ({period!r}, {modality!r})")
             found.append(_Acquisition(period, modality, _as_utc(dates[(period, modality)])))
+    for scene in event.sar:  # further pre-event SAR scenes ("pre-1"...), after the others
+        if scene in PERIODS:
+            continue
+        if (scene, "sar") not in dates:
+            raise ValueError(f"no acquisition date for ({scene!r}, 'sar')")
+        found.append(_Acquisition(scene, "sar", _as_utc(dates[(scene, "sar")])))
     ids = [a.item_id for a in found]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two scenes of one modality on the same day give duplicate ids: {ids}")
@@ -251,6 +278,8 @@ def _build_catalog(
         items = [_make_item(event, grid, a, stage / collection_id / a.item_id) for a in members]
         collection = _make_collection(collection_id, items)
         collection.add_items(items)
+        catalog.add_child(collection)
+    for collection in _static_collections(event, grid, stage):
         catalog.add_child(collection)
     return catalog
 
@@ -425,6 +454,131 @@ def _add_asset(item: pystac.Item, key: str, path: Path, title: str) -> pystac.As
 
 
 # ---------------------------------------------------------------------------------------
+# Static layers: the DEM and the reference water, one item each
+
+
+def _static_collections(event: SyntheticEvent, grid: _Grid, stage: Path) -> list[pystac.Collection]:
+    """The DEM on the scene's projected grid at DEM_FACTOR x its pixel, like
+    `cop-dem-glo-30` (asset `data`, float32 metres, NaN nodata), and the reference water
+    reprojected to EPSG:4326 (nearest), like `jrc-gsw` (asset `occurrence`, uint8 percent,
+    255 nodata)."""
+    dem_grid = _Grid(
+        grid.crs,
+        grid.transform @ Affine.scale(DEM_FACTOR),
+        -(-grid.height // DEM_FACTOR),
+        -(-grid.width // DEM_FACTOR),
+    )
+    dem_item = _static_item("demo-cop-dem-glo-30", dem_grid, DEM_DATETIME, platform="tandem-x")
+    path = stage / DEM_COLLECTION / dem_item.id / f"{DEM_ASSET}.tif"
+    _write(path, coarse_dem(event.elevation), dem_grid, nodata=np.nan, description="elevation")
+    asset = _add_asset(dem_item, DEM_ASSET, path, "Elevation (m), Copernicus DEM-like")
+    RasterExtension.ext(asset, add_if_missing=True).bands = [
+        RasterBand.create(
+            nodata="nan",
+            data_type=DataType.FLOAT32,
+            spatial_resolution=dem_grid.resolution,
+            unit="metre",
+        )
+    ]
+    occurrence, ref_grid = _to_lon_lat(reference_water(event).occurrence, grid)
+    ref_item = _static_item("demo-jrc-gsw-occurrence", ref_grid, GSW_END, platform=None)
+    ref_item.properties.update(start_datetime=_iso(GSW_START), end_datetime=_iso(GSW_END))
+    path = stage / REFERENCE_WATER_COLLECTION / ref_item.id / f"{REFERENCE_WATER_ASSET}.tif"
+    _write(path, occurrence, ref_grid, nodata=OCCURRENCE_NODATA, description="occurrence")
+    asset = _add_asset(
+        ref_item, REFERENCE_WATER_ASSET, path, "Water occurrence (percent of the time water)"
+    )
+    RasterExtension.ext(asset, add_if_missing=True).bands = [
+        RasterBand.create(
+            nodata=OCCURRENCE_NODATA,
+            data_type=DataType.UINT8,
+            spatial_resolution=grid.resolution,
+            unit="percent",
+        )
+    ]
+    return [
+        _static_collection(DEM_COLLECTION, dem_item, "Synthetic Copernicus DEM GLO-30-like"),
+        _static_collection(
+            REFERENCE_WATER_COLLECTION,
+            ref_item,
+            "Synthetic JRC Global Surface Water-like occurrence (1984-2021)",
+        ),
+    ]
+
+
+def _static_item(item_id: str, grid: _Grid, when: datetime, platform: str | None) -> pystac.Item:
+    geometry, bbox = grid.footprint()
+    item = pystac.Item(
+        id=item_id,
+        geometry=geometry,
+        bbox=bbox,
+        datetime=when,
+        properties={"gsd": grid.resolution},
+        collection=None,
+    )
+    if platform:
+        item.properties["platform"] = platform
+    ProjectionExtension.ext(item, add_if_missing=True).apply(
+        code=grid.crs.to_string(),
+        bbox=grid.native_bbox,
+        shape=[grid.height, grid.width],
+        transform=list(tuple(grid.transform)[:6]),
+    )
+    return item
+
+
+def _static_collection(
+    collection_id: str, item: pystac.Item, description: str
+) -> pystac.Collection:
+    start = item.properties.get("start_datetime")
+    end = item.properties.get("end_datetime")
+    interval = (
+        [datetime.fromisoformat(start), datetime.fromisoformat(end)]
+        if start and end
+        else [item.datetime, item.datetime]
+    )
+    collection = pystac.Collection(
+        id=collection_id,
+        description=description,
+        extent=pystac.Extent(
+            pystac.SpatialExtent([list(item.bbox)]), pystac.TemporalExtent([interval])
+        ),
+        title=collection_id,
+        license="other",
+        keywords=["synthetic", "static", "metaflood"],
+    )
+    collection.add_item(item)
+    return collection
+
+
+def _to_lon_lat(data: np.ndarray, grid: _Grid) -> tuple[np.ndarray, _Grid]:
+    """Reproject a categorical layer to EPSG:4326 at about its native pixel (nearest),
+    255 outside the scene."""
+    dst_crs = CRS.from_epsg(4326)
+    west, south, east, north = grid.native_bbox
+    transform, width, height = calculate_default_transform(
+        grid.crs, dst_crs, grid.width, grid.height, west, south, east, north
+    )
+    out = np.full((height, width), OCCURRENCE_NODATA, dtype=np.uint8)
+    reproject(
+        source=data,
+        destination=out,
+        src_transform=grid.transform,
+        src_crs=grid.crs,
+        src_nodata=OCCURRENCE_NODATA,
+        dst_transform=transform,
+        dst_crs=dst_crs,
+        dst_nodata=OCCURRENCE_NODATA,
+        resampling=Resampling.nearest,
+    )
+    return out, _Grid(dst_crs, transform, height, width)
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------------------------------
 # Truth, beside the catalog
 
 
@@ -459,6 +613,16 @@ def _write_truth(event: SyntheticEvent, grid: _Grid, truth_dir: Path) -> None:
         units=["m"],
         **common,
     )
+    if event.lookalikes is not None:
+        write_cog(
+            truth_dir / "lookalikes.tif",
+            event.lookalikes.astype(np.uint8),
+            nodata=255,
+            descriptions=["lookalikes"],
+            categorical=True,
+            tags={"values": json.dumps(LOOKALIKE_NAMES)},
+            **common,
+        )
     offsets = {
         "post_offset_px": [float(v) for v in event.spec.post_offset_px],
         "optical_offset_px": [float(v) for v in event.spec.optical_offset_px],

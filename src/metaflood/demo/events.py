@@ -34,13 +34,28 @@ def demo_footprint(event: dict, key: str) -> tuple[str, Affine, int, int]:
     return grid.crs, from_origin(left, top, res, res), width, height
 
 
+SAR_REPEAT_DAYS = 12  # Sentinel-1's repeat cycle: scenes of one relative orbit
+
+
 def demo_dates(event: dict, key: str) -> dict[tuple[str, str], dt.datetime]:
-    """SAR in the middle of each window, optical a day later (within the window)."""
+    """SAR in the middle of each window, optical a day later (within the window).
+
+    With `demo.pre_sar_scenes` N > 1 the pre-event SAR scenes are a repeat-cycle apart,
+    the latest ("pre") on the pre window's last day and "pre-1" ... "pre-{N-1}" before
+    it, as far back as they go: some may fall before the window, and a search then
+    finds fewer than N, as it would on a real archive. The optical pre date stays a
+    day after the window's middle."""
+    n_pre = int(event.get("demo", {}).get("pre_sar_scenes", 1))
     dates = {}
     for period in ("pre", "post"):
         win = date_range(event, period, key)
         sar_day = win.middle
         optical_day = min(sar_day + dt.timedelta(days=1), win.end)
+        if period == "pre" and n_pre > 1:
+            sar_day = win.end
+            for k in range(1, n_pre):
+                day = sar_day - dt.timedelta(days=SAR_REPEAT_DAYS * k)
+                dates[(f"pre-{k}", "sar")] = dt.datetime.combine(day, dt.time(4, 30), dt.UTC)
         dates[(period, "sar")] = dt.datetime.combine(sar_day, dt.time(4, 30), dt.UTC)
         dates[(period, "optical")] = dt.datetime.combine(optical_day, dt.time(9, 20), dt.UTC)
     return dates
@@ -60,6 +75,8 @@ def build_demo_event(event: dict, name: str, out_dir: Path) -> Path:
         post_optical=bool(demo.get("post_optical", True)),
         post_offset_px=tuple(demo.get("post_offset_px", (0.4, -0.3))),
         optical_offset_px=tuple(demo.get("optical_offset_px", (0.3, 0.25))),
+        pre_sar_scenes=int(demo.get("pre_sar_scenes", 1)),
+        lookalikes=bool(demo.get("lookalikes", False)),
     )
     log.info("simulating %s x %s px at %s m (seed %s)", width, height, transform.a, spec.seed)
     synthetic = simulate_event(spec)

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from metaflood.demo.lookalikes import place_lookalikes
 from metaflood.demo.materials import (
     BUILDING,
     CROP,
+    CRUST,
     FALLOW,
     FLOOD,
     FOREST,
@@ -23,6 +25,7 @@ from metaflood.demo.materials import (
     SAND,
     SEA,
     WADI_BED,
+    WET_CRUST,
     Array,
 )
 from metaflood.demo.noise import fractal, quantile_threshold, stream
@@ -35,6 +38,7 @@ from metaflood.demo.terrain import (
     canonical_frame,
     make_terrain,
     orient,
+    unorient,
 )
 from metaflood.demo.town import Town, make_town
 
@@ -44,24 +48,35 @@ def build_world(spec: SceneSpec, plan: Plan) -> World:
     terrain = make_terrain(spec, plan, frame)
     town = make_town(spec, plan, frame, terrain)
     pre, parcel_obj = _pre_materials(spec, plan, frame, terrain, town)
+    n_obj = town.n_lots + int(parcel_obj.max(initial=0)) + 1  # before look-alikes: the
+    # per-object draws stay those of the scene without them
+    new_flood = _flood_extent(spec, plan, frame, terrain, pre)
+    edge = plan.edge
+    features = None
+    if spec.lookalikes:  # after the flood, which they must leave as it is
+        features = place_lookalikes(
+            spec, frame, terrain, town.urban, pre, new_flood, lambda a: unorient(a, edge)
+        )
+        pre = features.apply(pre)
     obj = np.where(town.obj > 0, town.obj, np.where(parcel_obj > 0, parcel_obj + town.n_lots, 0))
     obj = np.where(np.isin(pre, (BUILDING, CROP, FALLOW)), obj, 0).astype(np.int32)
-    new_flood = _flood_extent(spec, plan, frame, terrain, pre)
     post, wet = _post_materials(spec, frame, pre, obj, new_flood)
+    post[post == CRUST] = WET_CRUST
     pre_water = np.isin(pre, (SEA, LAKE))
     flood = np.where(new_flood, 1, np.where(pre_water, 2, 0)).astype(np.uint8)
-    n_obj = town.n_lots + int(parcel_obj.max(initial=0)) + 1
     heights = np.zeros(n_obj, dtype=np.float32)
     heights[: town.heights.size] = town.heights[:n_obj]
-    edge = plan.edge
+    z = terrain.z if features is None else terrain.z + features.relief
     return World(
-        elevation=orient(terrain.z, edge),
+        elevation=orient(z, edge),
         materials={"pre": orient(pre, edge), "post": orient(post, edge)},
         flood=orient(flood, edge),
         obj=orient(obj, edge),
         n_obj=n_obj,
         heights=heights,
         wet=orient(wet, edge),
+        relief=None if features is None else orient(features.relief, edge),
+        lookalike=None if features is None else orient(features.code, edge),
     )
 
 

@@ -33,8 +33,11 @@ SCL_WATER, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH = 6, 8, 9
     FALLOW,
     PITCH,
     TRACK,
-) = range(15)
-N_MATERIALS = 15
+    SMOOTH_FLAT,
+    CRUST,
+    WET_CRUST,
+) = range(18)
+N_MATERIALS = 18
 
 MATERIAL_CLASS = np.array(
     [
@@ -53,6 +56,9 @@ MATERIAL_CLASS = np.array(
         C.AGRICULTURAL,  # fallow
         C.PLAYGROUND,  # pitch
         C.PLAYGROUND,  # running track
+        C.BARREN,  # smooth flat: clay pan or tarmac apron on high ground (look-alike)
+        C.BARREN,  # silt crust, rough while dry
+        C.BARREN,  # the crust after the rain: slaked smooth and damp (look-alike)
     ],
     dtype=np.uint8,
 )
@@ -77,12 +83,15 @@ SAR_DB = np.array(
         (-12.0, -20.0),  # fallow
         (-13.0, -19.0),  # grass pitch
         (-16.0, -23.0),  # running track
+        (-21.5, -28.5),  # smooth flat: specular, as dark as calm water in both periods
+        (-13.0, -20.0),  # silt crust, dry
+        (-21.0, -28.0),  # wet crust: sealed smooth by the rain, water-dark after the event
     ],
     dtype=np.float32,
 )
 # Standard deviation (dB) of the low-frequency within-class texture.
 SAR_TEXTURE_DB = np.full(N_MATERIALS, 0.6, dtype=np.float32)
-SAR_TEXTURE_DB[[LAKE, FLOOD]] = 0.4
+SAR_TEXTURE_DB[[LAKE, FLOOD, SMOOTH_FLAT, WET_CRUST]] = 0.4
 SAR_TEXTURE_DB[SEA] = 0.9  # wind streaks
 SAR_TEXTURE_DB[[BUILDING, ROAD]] = 0.3  # per-object spread dominates
 # Across-range incidence-angle trend, dB from near range (col 0) to far range.
@@ -94,6 +103,11 @@ SAR_SLOPE_DB = 10.0
 SAR_INCIDENCE_DEG = 38.0
 SAR_WALL_DB = 3.0
 SAR_SHADOW_DB = np.array((-25.0, -30.0), dtype=np.float32)
+# Steep terrain (the look-alike mesas): faces steeper than the incidence angle lie over
+# the ground in front of them (layover, bright); the tone of other slopes follows the
+# local incidence angle, within these bounds (dB).
+SAR_LAYOVER_DB = 6.0
+SAR_RELIEF_TONE_DB = (-10.0, 6.0)
 # Point spread functions (Gaussian sigma, native pixels): Sentinel-1 GRD resolution is
 # about twice its pixel spacing; Sentinel-2's MTF at Nyquist is about 0.2.
 SAR_PSF_PX = 0.8
@@ -119,6 +133,9 @@ SPECTRA = np.array(
         (0.11, 0.14, 0.18, 0.23, 0.30),  # fallow, tilled soil
         (0.04, 0.08, 0.05, 0.35, 0.22),  # grass pitch
         (0.10, 0.10, 0.18, 0.24, 0.28),  # running track
+        (0.24, 0.30, 0.36, 0.40, 0.43),  # smooth flat, pale clay
+        (0.20, 0.25, 0.31, 0.35, 0.39),  # silt crust
+        (0.12, 0.15, 0.19, 0.22, 0.20),  # wet crust: damp, darker, not water
     ],
     dtype=np.float32,
 )

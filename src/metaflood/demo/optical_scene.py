@@ -38,6 +38,7 @@ from metaflood.demo.noise import fractal, quantile_threshold, stream
 from metaflood.demo.sensor import cast_shadow, sensor_view
 from metaflood.demo.spec import SceneSpec
 from metaflood.demo.terrain import World
+from metaflood.demo.weather import cloud_field
 
 # ---------------------------------------------------------------------------------------
 # Optical rendering
@@ -74,6 +75,8 @@ def _optical_ground(spec: SceneSpec, world: World, looks: Looks, period: str) ->
         refl = np.where((mat == FLOOD)[None], refl * turbid[None], refl)
         refl *= 1.0 - WET_DARKENING[:, None, None] * world.wet[None]  # damp mud is darker
     refl = _building_shadows(spec, world, mat, refl)
+    if world.relief is not None:
+        refl = refl * np.where(world.relief > 0, _hillshade(spec, world), np.float32(1.0))[None]
     gain = stream(spec, f"illumination-{period}").uniform(0.96, 1.04)
     return (refl * np.float32(gain)).astype(np.float32)
 
@@ -104,6 +107,17 @@ def _building_shadows(spec: SceneSpec, world: World, mat: Array, refl: Array) ->
     return refl * factor
 
 
+def _hillshade(spec: SceneSpec, world: World) -> Array:
+    """Direct sunlight on steep terrain relative to flat ground (Lambert), floored by
+    the sky light that shadows keep."""
+    east = np.gradient(world.elevation, spec.resolution, axis=1)
+    north = -np.gradient(world.elevation, spec.resolution, axis=0)
+    az, el = math.radians(SUN_AZIMUTH_DEG), math.radians(SUN_ELEVATION_DEG)
+    sun = (math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el))
+    lit = (-east * sun[0] - north * sun[1] + sun[2]) / np.sqrt(1.0 + east**2 + north**2)
+    return np.clip(lit / sun[2], 0.35, 1.4).astype(np.float32)
+
+
 def _ground_scl(refl: Array) -> Array:
     """Spectral rules in the spirit of Sen2Cor: water by NDWI, vegetation by NDVI."""
     green, red, nir = (refl[OPTICAL_BANDS.index(b)] for b in ("green", "red", "nir"))
@@ -119,8 +133,7 @@ def _ground_scl(refl: Array) -> Array:
 def _add_clouds(spec: SceneSpec, ground: Array, scl: Array) -> tuple[Array, Array]:
     """Fractal clouds covering `cloud_fraction` of the scene, soft edges, offset shadows.
     Clouds belong to the post scene, so they are not shifted with the ground."""
-    rng = stream(spec, "clouds")
-    field = fractal(rng, scl.shape, spec.resolution, 3.0, 1500.0)
+    field, rng = cloud_field(spec, scl.shape)
     puff = fractal(rng, scl.shape, spec.resolution, 2.2, 150.0)
     if spec.cloud_fraction >= 1.0:
         cloud = np.ones(scl.shape, bool)

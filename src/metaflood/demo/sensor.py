@@ -53,3 +53,21 @@ def shift_int(a: Array, off: tuple[int, int]) -> Array:
         max(-dr, 0) : h + min(-dr, 0), max(-dc, 0) : w + min(-dc, 0)
     ]
     return out
+
+
+def radar_terrain(elevation: Array, res: float, incidence_deg: float) -> tuple[Array, Array]:
+    """Radar shadow and layover of a radar looking east (along +col) at `incidence_deg`
+    from the vertical. Shadow: ground below the ray grazing the terrain to its west (a
+    ray drops 1 / tan(incidence) metres per metre east), which includes back slopes
+    steeper than 90 deg - incidence; layover: faces tilted towards the radar by more
+    than the incidence angle. Loops over columns, not pixels."""
+    drop = np.float32(res / np.tan(np.radians(incidence_deg)))
+    z = elevation.astype(np.float32, copy=False)
+    shadow = np.zeros(z.shape, bool)
+    ray = z[:, 0].copy()
+    for col in range(1, z.shape[1]):
+        ray = np.maximum(ray - drop, z[:, col])
+        shadow[:, col] = ray > z[:, col] + np.float32(1e-3)
+    dz_dx = np.gradient(z, res, axis=1)
+    layover = dz_dx > np.tan(np.radians(incidence_deg))
+    return shadow, layover

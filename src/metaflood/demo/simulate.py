@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metaflood.demo.landscape import build_world, draw_looks
+from metaflood.demo.lookalikes import LAYOVER, SHADOW
 from metaflood.demo.materials import (
     MATERIAL_CLASS,
     PERIODS,
@@ -30,14 +31,20 @@ from metaflood.demo.materials import (
     Array,
 )
 from metaflood.demo.optical_scene import render_optical
-from metaflood.demo.sar_scene import render_sar
+from metaflood.demo.sar_scene import relief_radar_geometry, render_sar
 from metaflood.demo.spec import SceneSpec
-from metaflood.demo.terrain import draw_plan
+from metaflood.demo.terrain import World, draw_plan
 
 
 @dataclass
 class SyntheticEvent:
-    """Truth on the reference (pre SAR) grid, and the scenes as each sensor saw them."""
+    """Truth on the reference (pre SAR) grid, and the scenes as each sensor saw them.
+
+    `sar` holds one scene per period ("pre", "post") and, with `spec.pre_sar_scenes`
+    N > 1, the N - 1 further pre-event scenes "pre-1" ... "pre-{N-1}": the same ground
+    under independent speckle. `lookalikes` (with `spec.lookalikes`) codes the look-alike
+    truth (`demo.lookalikes`: mesa slopes, dark flats, wet crust, the pond, and where the
+    radar sees shadow or layover); None without them."""
 
     spec: SceneSpec
     elevation: Array
@@ -47,14 +54,27 @@ class SyntheticEvent:
     optical: dict[str, Array | None]
     scl: dict[str, Array | None]
     cloud_cover: dict[str, float]
+    lookalikes: Array | None = None
+
+    @property
+    def pre_sar_keys(self) -> list[str]:
+        """Keys of `sar` of the pre-event scenes, the primary one first."""
+        return ["pre"] + [k for k in self.sar if k.startswith("pre-")]
 
 
 def simulate_event(spec: SceneSpec) -> SyntheticEvent:
-    """Generate one event; the same spec always gives bit-identical arrays."""
+    """Generate one event; the same spec always gives bit-identical arrays, and the
+    default knobs (one pre SAR scene, no look-alikes) give the scenes they always gave."""
     plan = draw_plan(spec)
     world = build_world(spec, plan)
     looks = draw_looks(spec, world)
-    sar = {p: render_sar(spec, world, looks, p) for p in PERIODS}
+    sar: dict[str, Array] = {}
+    extra: dict[str, Array] = {}
+    for period in PERIODS:
+        first, *more = render_sar(spec, world, looks, period)
+        sar[period] = first
+        extra.update({f"{period}-{k}": scene for k, scene in enumerate(more, start=1)})
+    sar.update(extra)
     optical: dict[str, Array | None] = {}
     scl: dict[str, Array | None] = {}
     cloud_cover: dict[str, float] = {}
@@ -74,4 +94,16 @@ def simulate_event(spec: SceneSpec) -> SyntheticEvent:
         optical=optical,
         scl=scl,
         cloud_cover=cloud_cover,
+        lookalikes=_lookalike_truth(spec, world),
     )
+
+
+def _lookalike_truth(spec: SceneSpec, world: World) -> Array | None:
+    """The look-alike codes, with the radar's shadow and layover over them."""
+    if world.lookalike is None:
+        return None
+    shadow, layover = relief_radar_geometry(spec, world)
+    code = world.lookalike.copy()
+    code[layover] = LAYOVER
+    code[shadow] = SHADOW
+    return code

@@ -1,5 +1,5 @@
-"""What to simulate: the scene's seed, size, resolution, layout, clouds and injected
-mis-registration."""
+"""What to simulate: the scene's seed, size, resolution, layout, clouds, injected
+mis-registration, the number of pre-event SAR scenes and the flood look-alikes."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ class SceneSpec:
     post_offset_px: tuple[float, float] = (0.0, 0.0)
     optical_offset_px: tuple[float, float] = (0.0, 0.0)
     enl: float = 4.5
+    # More pre-event SAR renders of the same ground, each with its own speckle (a
+    # multi-date baseline); 1 keeps the scene exactly as before.
+    pre_sar_scenes: int = 1
+    # Mesas whose cliffs fall in radar shadow and layover, dark smooth flats on their
+    # tops (some dark only after the rain) and a pond: water to a SAR threshold, not flood.
+    lookalikes: bool = False
 
     def __post_init__(self) -> None:
         for name in ("post_offset_px", "optical_offset_px"):  # YAML gives lists
@@ -42,3 +48,8 @@ class SceneSpec:
             raise ValueError(f"cloud_fraction must be in [0, 1], got {self.cloud_fraction}")
         if not self.enl > 0:
             raise ValueError(f"enl must be positive, got {self.enl}")
+        if isinstance(self.pre_sar_scenes, bool) or int(self.pre_sar_scenes) != self.pre_sar_scenes:
+            raise ValueError(f"pre_sar_scenes must be an integer, got {self.pre_sar_scenes!r}")
+        if self.pre_sar_scenes < 1:
+            raise ValueError(f"pre_sar_scenes must be at least 1, got {self.pre_sar_scenes}")
+        object.__setattr__(self, "pre_sar_scenes", int(self.pre_sar_scenes))

@@ -172,6 +172,17 @@ def orient(a: Array, edge: str) -> Array:
     return np.ascontiguousarray(out)
 
 
+def unorient(a: Array, edge: str) -> Array:
+    """Image (row, col) raster -> canonical (s, t) raster: the inverse of `orient`."""
+    out = {
+        "north": a,
+        "south": a[::-1],
+        "west": a.T,
+        "east": a[:, ::-1].T,
+    }[edge]
+    return np.ascontiguousarray(out)
+
+
 # ---------------------------------------------------------------------------------------
 # World: terrain, land cover, flood (canonical frame, then oriented to the image)
 
@@ -185,6 +196,8 @@ class World:
     n_obj: int
     heights: Array  # float32 building height per object id
     wet: Array  # float32 0..1 post-event soil wetness beside the flood
+    relief: Array | None = None  # float32 m of the look-alike mesas (None: no look-alikes)
+    lookalike: Array | None = None  # uint8 look-alike codes (`lookalikes`)
 
 
 @dataclass

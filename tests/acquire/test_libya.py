@@ -109,33 +109,33 @@ def test_without_a_network_the_case_stops_in_acquisition(tmp_path):
     assert not (tmp_path / "results/derna/scenes/selection.json").exists()
 
 
-STATIC_LAYERS = {
-    "dem": {"source": "stac", "preset": "planetary-computer"},
-    "reference_water": {"source": "stac", "preset": "planetary-computer"},
-}
 AUXILIARY = "results/derna/auxiliary/auxiliary.json"
 
 
-def case_with_static_layers(folder: Path) -> Path:
-    """The case with the DEM and reference water from Planetary Computer's presets."""
-    config = yaml.safe_load(case_without_authors_checkpoint(folder).read_text())
-    config["events"]["derna"].update(STATIC_LAYERS)
-    path = folder / "libya_static_layers.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def test_the_case_configures_the_static_layers():
+    event = yaml.safe_load(CASE.read_text())["events"]["derna"]
+    from metaflood.acquire.auxiliary_sources import resolve_auxiliary
+
+    dem = resolve_auxiliary(event["dem"], "dem", None, "events.derna.dem")
+    water = resolve_auxiliary(
+        event["reference_water"], "reference_water", None, "events.derna.reference_water"
+    )
+    assert dem.source.collection == "cop-dem-glo-30" and water.source.collection == "jrc-gsw"
+    assert event["pre"]["max_scenes"] == 3
 
 
-def test_the_static_layers_plan_offline(tmp_path):
-    config = case_with_static_layers(tmp_path)
-    result = snakemake(tmp_path, config, "-n", AUXILIARY)
+def test_the_static_layers_and_the_exclusion_plan_offline(tmp_path):
+    config = case_without_authors_checkpoint(tmp_path)
+    result = snakemake(tmp_path, config, "-n")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    assert "acquire_auxiliary" in output
+    for rule in ("acquire_auxiliary", "exclusion", "reference_water"):
+        assert f"rule {rule}:" in output or f"{rule} " in output, f"{rule} is not planned"
     assert not (tmp_path / "results").exists()
 
 
 def test_without_a_network_the_static_layers_stop_naming_the_provider(tmp_path):
-    config = case_with_static_layers(tmp_path)
+    config = case_without_authors_checkpoint(tmp_path)
     closed = f"http://127.0.0.1:{free_port()}"
     env = {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "", "no_proxy": ""}
     result = snakemake(tmp_path, config, AUXILIARY, env=env)

@@ -18,6 +18,7 @@ import yaml
 from rio_cogeo.cogeo import cog_validate
 
 from metaflood.core.sar import to_db
+from metaflood.demo.catalog import DEM_COLLECTION, REFERENCE_WATER_COLLECTION
 from tests.helpers.acquire_provider import OPTICAL, SAR, build_provider, write_static_catalog
 from tests.helpers.acquire_servers import RangeFileServer, StacApiServer, free_port
 from tests.helpers.events import demo_event_config
@@ -49,6 +50,8 @@ def write_local_files(demo_catalog: Path, folder: Path) -> dict[str, dict[str, P
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, Path]] = {"sar": {}, "optical": {}}
     for item in pystac.Catalog.from_file(str(demo_catalog)).get_items(recursive=True):
+        if item.collection_id in (DEM_COLLECTION, REFERENCE_WATER_COLLECTION):
+            continue  # static layers, not scenes
         period = "pre" if item.datetime.day < 10 else "post"
         sar = item.collection_id.endswith("1")
         keys = ("vv", "vh") if sar else ("B02", "B03", "B04", "B08", "B11", "SCL")
@@ -246,5 +249,10 @@ def test_an_unreachable_provider_fails_in_acquisition(tmp_path, checkpoint):
     assert result.returncode != 0
     log = (tmp_path / "results/remote/logs/acquire_search.log").read_text()
     assert "cannot reach Microsoft Planetary Computer" in log and "offline demo" in log
-    assert not list((tmp_path / "results").rglob("*.tif"))
+    # Only the static layers the event does without (written as absent, complete) may
+    # have been made before the search failed; no scene, no product.
+    made = {
+        p.relative_to(tmp_path / "results/remote") for p in (tmp_path / "results").rglob("*.tif")
+    }
+    assert made <= {Path("auxiliary/dem.tif"), Path("auxiliary/reference_water.tif")}
     assert not (tmp_path / "results/remote/scenes/selection.json").exists()

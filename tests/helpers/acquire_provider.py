@@ -22,12 +22,22 @@ import numpy as np
 import pystac
 import rasterio
 
-from metaflood.demo.catalog import OPTICAL_COLLECTION, SAR_COLLECTION
+from metaflood.demo.catalog import (
+    DEM_COLLECTION,
+    OPTICAL_COLLECTION,
+    REFERENCE_WATER_COLLECTION,
+    SAR_COLLECTION,
+)
 from metaflood.demo.events import build_demo_event
 
 SAR = "sentinel-1-rtc"
 OPTICAL = "sentinel-2-l2a"
-COLLECTIONS = {SAR_COLLECTION: SAR, OPTICAL_COLLECTION: OPTICAL}
+COLLECTIONS = {
+    SAR_COLLECTION: SAR,
+    OPTICAL_COLLECTION: OPTICAL,
+    DEM_COLLECTION: "cop-dem-glo-30",
+    REFERENCE_WATER_COLLECTION: "jrc-gsw",
+}
 BOA_OFFSET_DN = 1000
 COARSE_ASSET = "B11"  # SWIR 1.6 um: 20 m beside the 10 m bands on Sentinel-2
 

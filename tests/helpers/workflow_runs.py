@@ -26,8 +26,10 @@ TINY_TRAIN = {
 
 
 def tiny_config(**event_overrides) -> dict:
+    """The tiny demo with its DEM and reference water (terrain exclusion on)."""
+    layers = {"dem": {"source": "demo"}, "reference_water": {"source": "demo"}}
     return {
-        "events": {"tiny": demo_event_config(**event_overrides)},
+        "events": {"tiny": demo_event_config(**(layers | event_overrides))},
         "model": {"tile": 128, "overlap": 16, "batch_size": 4},
         "train": TINY_TRAIN,
         "change": {"min_area_m2": 40},

@@ -36,6 +36,9 @@ def test_every_product_exists_and_is_georeferenced(tiny_run):
         event / "landcover/pre_proba.tif",
         event / "landcover/post_route.tif",
         event / "flood/extent.tif",
+        event / "flood/exclusion.tif",
+        event / "flood/reference_water.tif",
+        event / "auxiliary/reference_water.tif",
     ]
     profiles = []
     for path in rasters:
@@ -46,6 +49,29 @@ def test_every_product_exists_and_is_georeferenced(tiny_run):
         assert profile["nodata"] is not None
         profiles.append((profile["transform"], profile["width"], profile["height"]))
     assert len(set(profiles)) == 1, "every product shares the event grid"
+
+
+def test_the_static_layers_reach_the_exclusion_and_the_report(tiny_run):
+    event = tiny_run / "results" / "tiny"
+    layers = json.loads((event / "auxiliary/auxiliary.json").read_text())
+    assert layers["dem"]["status"] == "found" and layers["reference_water"]["status"] == "found"
+    stats = json.loads((event / "flood/stats.json").read_text())
+    exclusion = stats["terrain"]["exclusion"]
+    # the demo's items give the look direction: shadow and layover were computed
+    assert exclusion["viewing_geometry"]["look_azimuth_deg"] == 90.0
+    assert not exclusion["absent"]
+    assert stats["terrain"]["reference_water"]["reference_layer"] == "found"
+    effect = stats["validation"]["exclusion_effect"]
+    assert (
+        effect["with_exclusion"]["false_positive_px"]
+        <= (effect["without_exclusion"]["false_positive_px"])
+    )
+    with rasterio.open(event / "flood/exclusion.tif") as src:
+        assert src.colormap(1)[3][:3] == (60, 60, 60)
+    assert (
+        "Terrain exclusion and water before the event"
+        in (event.parent.parent / "results/tiny/report.html").read_text()
+    )
 
 
 def test_value_ranges(tiny_run):

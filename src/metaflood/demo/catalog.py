@@ -41,6 +41,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from pystac.extensions.sar import FrequencyBand, Polarization, SarExtension
 from pystac.extensions.sat import OrbitState, SatExtension
+from pystac.extensions.view import ViewExtension
 from rasterio.crs import CRS
 from rasterio.transform import array_bounds
 from rasterio.warp import Resampling, calculate_default_transform, reproject
@@ -50,7 +51,7 @@ from metaflood.core import classes
 from metaflood.core.hashing import multihash_sha256
 from metaflood.core.raster import remove_stale_staging, write_cog
 from metaflood.demo.lookalikes import LOOKALIKE_NAMES
-from metaflood.demo.materials import OPTICAL_BANDS
+from metaflood.demo.materials import OPTICAL_BANDS, SAR_INCIDENCE_DEG
 from metaflood.demo.simulate import SyntheticEvent
 from metaflood.demo.static_layers import (
     DEM_FACTOR,
@@ -78,6 +79,7 @@ PERIODS = ("pre", "post")
 # Sentinel-1 repeats its track every 12 days, so pre and post share the orbit geometry.
 SAR_RELATIVE_ORBIT = 102
 SAR_ORBIT_STATE = OrbitState.ASCENDING  # the simulator's radar looks east
+SAR_LOOK_AZIMUTH = 90.0
 REFLECTANCE_SCALE = 0.0001
 
 
@@ -349,6 +351,11 @@ def _describe_sar(item: pystac.Item) -> None:
     )
     SatExtension.ext(item, add_if_missing=True).apply(
         orbit_state=SAR_ORBIT_STATE, relative_orbit=SAR_RELATIVE_ORBIT
+    )
+    # The simulated radar looks due east at one incidence (view:azimuth is the direction
+    # from the sensor's ground track to the scene): the terrain exclusion reads both.
+    ViewExtension.ext(item, add_if_missing=True).apply(
+        incidence_angle=SAR_INCIDENCE_DEG, azimuth=SAR_LOOK_AZIMUTH
     )
 
 

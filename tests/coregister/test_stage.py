@@ -209,9 +209,7 @@ def test_a_period_with_nothing_usable_is_refused_before_any_product(tmp_path, wr
     _, opt, msk = scene_files(write_raster, "o", cloud=np.ones((h, w), np.uint8))
     grid = event_grid(EVENT, "events.t")
     no_sar = tmp_path / "absent_sar.tif"
-    write_absent(
-        "sar", ("VV", "VH"), grid_args(grid.crs, grid.transform, grid.width, grid.height), [no_sar]
-    )
+    write_absent("sar", ("VV", "VH"), grid_args(grid), [no_sar])
     reference = scene_files(write_raster, "r")[0]
     with pytest.raises(
         InputError,

@@ -24,8 +24,8 @@ from metaflood.core.bands import (
     unknown_band_message,
 )
 from metaflood.core.blockwise import block_windows
-from metaflood.core.config import Grid
 from metaflood.core.errors import ConfigError, InputError
+from metaflood.core.grid import Grid
 from metaflood.core.raster import (
     open_checked,
     read_window,

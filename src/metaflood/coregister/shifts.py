@@ -14,7 +14,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from metaflood.core import optical as opt
-from metaflood.core.config import Grid
+from metaflood.core.grid import Grid
 from metaflood.coregister import align
 from metaflood.coregister.scenes import (
     CLOUD_MARGIN_PX,

@@ -299,7 +299,7 @@ def _map_period(
         out["class"],
         out["proba"],
         out["route"],
-        tile=model["tile"],
+        window_px=model["tile"],
         overlap=model["overlap"],
         batch_size=model["batch_size"],
         device=model["device"],

@@ -17,6 +17,7 @@ from metaflood.coregister.products import reproject_to_grid
 from metaflood.coregister.scenes import OPTICAL_VALID, SAR_VALID, VALID_NODATA, shifted_transform
 from metaflood.coregister.stage import coregister_period
 from tests.helpers.coregister_scenes import (
+    coregister_settings,
     event_config,
     expected_shifts,
     run_period,
@@ -86,7 +87,7 @@ def run(tmp_path, period, sar, optical, mask, reference, **settings):
         out_stack=out["stack.tif"],
         out_valid=out["valid.tif"],
         out_report=out["report.json"],
-        settings=settings,
+        settings=coregister_settings(**settings),
     )
     return report, out
 

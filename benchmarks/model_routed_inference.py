@@ -164,7 +164,7 @@ def main() -> None:
                 **kwargs,
                 device=args.device,
                 threads=args.threads,
-                tile=256,
+                window_px=256,
                 overlap=32,
                 batch_size=4,
             )

@@ -82,7 +82,7 @@ def main() -> None:
             *products.values(),
             device="cpu",
             threads=args.threads,
-            tile=256,
+            window_px=256,
             overlap=32,
             batch_size=4,
         )

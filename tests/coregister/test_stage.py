@@ -17,6 +17,7 @@ from metaflood.coregister.products import reproject_to_grid
 from metaflood.coregister.scenes import OPTICAL_VALID, SAR_VALID, VALID_NODATA, shifted_transform
 from metaflood.coregister.stage import coregister_period
 from tests.helpers.coregister_scenes import (
+    coregister_settings,
     event_config,
     expected_shifts,
     run_period,
@@ -86,7 +87,7 @@ def run(tmp_path, period, sar, optical, mask, reference, **settings):
         out_stack=out["stack.tif"],
         out_valid=out["valid.tif"],
         out_report=out["report.json"],
-        settings=settings,
+        settings=coregister_settings(**settings),
     )
     return report, out
 
@@ -209,9 +210,7 @@ def test_a_period_with_nothing_usable_is_refused_before_any_product(tmp_path, wr
     _, opt, msk = scene_files(write_raster, "o", cloud=np.ones((h, w), np.uint8))
     grid = event_grid(EVENT, "events.t")
     no_sar = tmp_path / "absent_sar.tif"
-    write_absent(
-        "sar", ("VV", "VH"), grid_args(grid.crs, grid.transform, grid.width, grid.height), [no_sar]
-    )
+    write_absent("sar", ("VV", "VH"), grid_args(grid), [no_sar])
     reference = scene_files(write_raster, "r")[0]
     with pytest.raises(
         InputError,

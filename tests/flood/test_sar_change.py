@@ -7,7 +7,7 @@ from rasterio.transform import from_origin
 
 from metaflood.core.errors import InputError
 from metaflood.core.sar import to_db, to_linear
-from metaflood.core.settings import section_defaults
+from metaflood.core.settings import ChangeSettings, section_defaults
 from metaflood.flood.sar_change import (
     DARK_BEFORE,
     EVIDENCE_NODATA,
@@ -139,7 +139,9 @@ def test_map_sar_change_writes_products(tmp_path, write_raster, polarisations):
     summary = map_sar_change(
         stacks,
         [valid, valid],
-        change=section_defaults("change", {"min_area_m2": 40, "sar_tile_px": 32}),
+        change=ChangeSettings.from_section(
+            section_defaults("change", {"min_area_m2": 40, "sar_tile_px": 32})
+        ),
         out_evidence=out["ev.tif"],
         out_ratio=out["ratio.tif"],
         out_summary=out["sar.json"],
@@ -167,7 +169,7 @@ def test_stacks_without_sar_bands_or_on_other_grids_are_refused(tmp_path, write_
     )
     valid = write_raster("v.tif", np.full((32, 32), 3, np.uint8), transform=TRANSFORM, nodata=255)
     kwargs = {
-        "change": section_defaults("change"),
+        "change": ChangeSettings.from_section(section_defaults("change")),
         "out_evidence": tmp_path / "e.tif",
         "out_ratio": tmp_path / "r.tif",
         "out_summary": tmp_path / "s.json",

@@ -13,6 +13,8 @@ import numpy as np
 
 from metaflood.core import optical as opt
 from metaflood.core.raster import write_cog
+from metaflood.core.settings import CoregisterSettings, section_defaults
+from metaflood.coregister.scenes import Settings
 from metaflood.demo.events import demo_footprint
 from metaflood.demo.materials import OPTICAL_BANDS
 from metaflood.demo.simulate import simulate_event
@@ -132,6 +134,12 @@ def expected_shifts(report: dict, truth: Truth, grid_resolution: float) -> dict[
     return expected
 
 
+def coregister_settings(**overrides):
+    """The stage's settings: the schema's `coregister` defaults with `overrides`, one thread."""
+    section = section_defaults("coregister", overrides, check=False)
+    return Settings.of(CoregisterSettings.from_section(section), threads=1)
+
+
 def run_period(paths: dict, period: str, event: dict, out: Path, settings=None) -> dict:
     from metaflood.coregister.stage import coregister_period
 
@@ -147,7 +155,7 @@ def run_period(paths: dict, period: str, event: dict, out: Path, settings=None) 
         out_stack=out / f"{period}.tif",
         out_valid=out / f"{period}_valid.tif",
         out_report=out / f"{period}_coregistration.json",
-        settings=settings,
+        settings=settings if settings is not None else coregister_settings(),
     )
 
 

@@ -14,7 +14,7 @@ from rasterio.windows import Window
 from metaflood.core.classes import CLASS_NAMES, WATER, colormap
 from metaflood.core.errors import InputError, ModelError
 from metaflood.core.raster import write_cog
-from metaflood.landcover.blending import Predictor, Rows, TileStats, pad_rows, stream_blend
+from metaflood.landcover.blending import Predictor, Rows, WindowStats, pad_rows, stream_blend
 from metaflood.landcover.infer import predict_scene, predict_tile
 from metaflood.landcover.routing import (
     ROUTE_JOINT,
@@ -34,7 +34,7 @@ from metaflood.training.data import SyntheticCrops
 UTM = "EPSG:32634"
 TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
 BANDS = ["VV", "VH", "blue", "green", "red", "nir"]
-H, W = 96, 150  # neither a multiple of the tile nor of 32
+H, W = 96, 150  # neither a multiple of the window nor of 32
 
 
 def _scene(rng, h=H, w=W):
@@ -119,7 +119,7 @@ def test_products_routing_and_accuracy(tmp_path, checkpoint):
         out_class,
         out_proba,
         out_route,
-        tile=64,
+        window_px=64,
         overlap=16,
         batch_size=3,
         device="cpu",
@@ -171,7 +171,7 @@ def test_products_are_valid_cogs_written_strip_by_strip(tmp_path, checkpoint):
     aligned, valid_path = _write_inputs(tmp_path, stack, np.full((200, 90), 3, np.uint8))
     outs = _outputs(tmp_path)
     summary = predict_scene(
-        aligned, valid_path, checkpoint, *outs, batch_size=4, tile=64, overlap=16, device="cpu"
+        aligned, valid_path, checkpoint, *outs, batch_size=4, window_px=64, overlap=16, device="cpu"
     )
     assert summary["tiles"]["tiles"] == 4 * 2  # rows start at 0, 48, 96, 136; columns 0, 26
     for path in outs:
@@ -200,7 +200,14 @@ def test_probability_overviews_are_the_mean_of_the_mapped_pixels_under_them(tmp_
     aligned, valid_path = _write_inputs(tmp_path, stack, valid)
     outs = _outputs(tmp_path)
     predict_scene(
-        aligned, valid_path, checkpoint, *outs, batch_size=4, tile=128, overlap=16, device="cpu"
+        aligned,
+        valid_path,
+        checkpoint,
+        *outs,
+        batch_size=4,
+        window_px=128,
+        overlap=16,
+        device="cpu",
     )
     path = outs[1]
     ok, errors, _ = cog_validate(str(path))
@@ -319,7 +326,7 @@ def test_sar_only_scene_never_runs_optical_heads(tmp_path, checkpoint):
         checkpoint,
         *_outputs(tmp_path),
         batch_size=4,
-        tile=64,
+        window_px=64,
         overlap=16,
         device="cpu",
     )
@@ -328,26 +335,26 @@ def test_sar_only_scene_never_runs_optical_heads(tmp_path, checkpoint):
     assert not any("optical" in k or "joint" in k for k in tiles)
 
 
-def test_result_barely_depends_on_tiling(tmp_path, checkpoint):
+def test_result_barely_depends_on_the_windows(tmp_path, checkpoint):
     stack, _ = _scene(np.random.default_rng(3))
     aligned, valid_path = _write_inputs(tmp_path, stack, _valid_pattern())
     maps = []
-    for tile, overlap, tag in ((64, 16, "a"), (128, 32, "b"), (160, 0, "c")):
+    for window_px, overlap, tag in ((64, 16, "a"), (128, 32, "b"), (160, 0, "c")):
         predict_scene(
             aligned,
             valid_path,
             checkpoint,
             *_outputs(tmp_path, tag),
             batch_size=4,
-            tile=tile,
+            window_px=window_px,
             overlap=overlap,
             device="cpu",
         )
         with rasterio.open(tmp_path / f"class{tag}.tif") as src:
             maps.append(src.read(1))
     assert (maps[0] == maps[1]).mean() > 0.97
-    # Without overlap, tile edges show: the authors' align_corners=True upsampling places
-    # a tile's border pixels up to 1.5 px off, which moves class boundaries there.
+    # Without overlap, window edges show: the authors' align_corners=True upsampling places
+    # a window's border pixels up to 1.5 px off, which moves class boundaries there.
     assert (maps[0] == maps[2]).mean() > 0.95
 
 
@@ -368,7 +375,7 @@ def test_wrong_grid_and_missing_sar_band_are_refused(tmp_path, checkpoint):
             checkpoint,
             *_outputs(tmp_path),
             batch_size=4,
-            tile=64,
+            window_px=64,
             overlap=0,
             device="cpu",
         )
@@ -389,7 +396,7 @@ def test_wrong_grid_and_missing_sar_band_are_refused(tmp_path, checkpoint):
             checkpoint,
             *_outputs(tmp_path),
             batch_size=4,
-            tile=64,
+            window_px=64,
             overlap=0,
             device="cpu",
         )
@@ -422,7 +429,7 @@ def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
             checkpoint,
             *_outputs(tmp_path, "_o"),
             batch_size=4,
-            tile=64,
+            window_px=64,
             overlap=16,
             device="cpu",
         )
@@ -441,7 +448,7 @@ def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
         checkpoint,
         *_outputs(tmp_path, "_s"),
         batch_size=4,
-        tile=64,
+        window_px=64,
         overlap=16,
         device="cpu",
     )
@@ -460,7 +467,7 @@ def test_a_stack_without_the_models_optical_bands_is_mapped_by_the_sar_head(
         tmp_path / "tp.tif",
         tmp_path / "tr.tif",
         batch_size=4,
-        tile=64,
+        window_px=64,
         overlap=16,
         device="cpu",
     )
@@ -486,7 +493,7 @@ def test_a_scene_job_and_a_tile_job_refuse_a_mask_in_another_crs(tmp_path, check
             checkpoint,
             *_outputs(tmp_path),
             batch_size=4,
-            tile=64,
+            window_px=64,
             overlap=0,
             device="cpu",
         )
@@ -500,7 +507,7 @@ def test_a_scene_job_and_a_tile_job_refuse_a_mask_in_another_crs(tmp_path, check
             out_proba,
             out_route,
             batch_size=4,
-            tile=64,
+            window_px=64,
             overlap=0,
             device="cpu",
         )
@@ -534,19 +541,19 @@ def _pointwise(rng):
     return predict
 
 
-def test_tile_batches_are_the_windows_in_the_network_s_memory_order():
-    from metaflood.landcover.blending import _channels_last, tile_batch
+def test_window_batches_are_in_the_network_s_memory_order():
+    from metaflood.landcover.blending import _channels_last, window_batch
 
     strip = np.random.default_rng(2).normal(size=(4, 32, 90)).astype(np.float32)
-    batch = tile_batch(strip, [0, 29, 58], 32)
+    batch = window_batch(strip, [0, 29, 58], 32)
     np.testing.assert_array_equal(batch, np.stack([strip[:, :, x : x + 32] for x in (0, 29, 58)]))
     on_device = _channels_last(batch, torch.device("cpu"))
     assert on_device.is_contiguous(memory_format=torch.channels_last)
     assert on_device.data_ptr() == batch.ctypes.data  # no second copy
 
 
-@pytest.mark.parametrize(("tile", "overlap"), [(32, 0), (32, 8), (64, 16), (128, 0), (96, 40)])
-def test_blending_is_exact_for_any_tiling(tile, overlap):
+@pytest.mark.parametrize(("window_px", "overlap"), [(32, 0), (32, 8), (64, 16), (128, 0), (96, 40)])
+def test_blending_is_exact_for_any_windows(window_px, overlap):
     rng = np.random.default_rng(5)
     h, w = 70, 101
     sar, opt = rng.normal(size=(2, h, w)), rng.normal(size=(4, h, w))
@@ -557,8 +564,15 @@ def test_blending_is_exact_for_any_tiling(tile, overlap):
     predict = _pointwise(rng)
     direct = predict(sar[None], opt[None], ("sar", "optical", "joint"))
     expected = sum(weights[k] * direct[k][0] for k in direct)
-    proba, stats = blend_tiles(
-        predict, sar, opt, weights, tile=tile, overlap=overlap, batch_size=2, num_classes=8
+    proba, stats = blend_windows(
+        predict,
+        sar,
+        opt,
+        weights,
+        window_px=window_px,
+        overlap=overlap,
+        batch_size=2,
+        num_classes=8,
     )
     np.testing.assert_allclose(proba, expected, atol=1e-5)
     assert stats["tiles_run"] <= stats["tiles"]
@@ -692,7 +706,7 @@ def test_reading_ahead_in_a_thread_makes_the_same_products(tmp_path, checkpoint)
             checkpoint,
             *_outputs(tmp_path, tag),
             batch_size=4,
-            tile=64,
+            window_px=64,
             overlap=16,
             device="cpu",
             read_ahead=ahead,
@@ -758,20 +772,20 @@ def test_closing_the_rows_early_waits_for_the_read_in_flight():
 # --- test helpers ------------------------------------------------------------
 
 
-def blend_tiles(
+def blend_windows(
     predict: Predictor,
     sar: np.ndarray,
     optical: np.ndarray,
     weights: Mapping[str, np.ndarray],
     *,
-    tile: int,
+    window_px: int,
     overlap: int,
     batch_size: int,
     num_classes: int,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """In-memory form of `stream_blend`: the whole (classes, H, W) probability array."""
     h, w = sar.shape[-2:]
-    W = max(w, tile)
+    W = max(w, window_px)
 
     def read_rows(y: int, rows: int) -> Rows:
         return Rows(
@@ -780,12 +794,12 @@ def blend_tiles(
             {k: pad_rows(v[y : y + rows], rows, W) for k, v in weights.items()},
         )
 
-    stats = TileStats()
+    stats = WindowStats()
     strips = stream_blend(
         predict,
         read_rows,
         (h, w),
-        tile=tile,
+        window_px=window_px,
         overlap=overlap,
         batch_size=batch_size,
         num_classes=num_classes,

@@ -54,7 +54,7 @@ def test_routed_inference_on_the_gpu_matches_the_cpu(tmp_path, checkpoint):  # n
             checkpoint,
             *_outputs(tmp_path, device),
             batch_size=4,
-            tile=64,
+            window_px=64,
             overlap=16,
             device=device,
         )

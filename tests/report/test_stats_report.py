@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import rasterio
 
-from metaflood.core.config import Grid
+from metaflood.core.grid import Grid
 from metaflood.core.raster import write_cog
 from metaflood.core.reliability import HIGH_CONFIDENCE
 from metaflood.core.settings import ExclusionSettings, section_defaults

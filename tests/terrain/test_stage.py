@@ -8,9 +8,9 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from metaflood.core.config import Grid
 from metaflood.core.errors import InputError
 from metaflood.core.exclusion_codes import HAND, LAYOVER, NOT_EXCLUDED, SHADOW
+from metaflood.core.grid import Grid
 from metaflood.core.raster import write_cog
 from metaflood.core.settings import ExclusionSettings, section_defaults
 from metaflood.terrain.stage import terrain_exclusion, viewing_geometry

@@ -11,7 +11,7 @@ from rasterio.transform import from_origin
 
 from metaflood.core.classes import IGNORE_INDEX, NUM_CLASSES, WATER
 from metaflood.core.raster import write_cog
-from metaflood.core.settings import AdaptSettings, section_defaults
+from metaflood.core.settings import AdaptSettings, ChangeSettings, section_defaults
 from metaflood.model.checkpoint import load_checkpoint
 from metaflood.training.adapt import (
     adapt_checkpoint,
@@ -96,7 +96,7 @@ def test_a_clear_pre_event_pair_adapts_the_sar_head_only(tmp_path, checkpoint):
         out,
         tmp_path / "a.json",
         settings=AdaptSettings.from_section(SETTINGS),
-        change=section_defaults("change", {"min_area_m2": 200}),
+        change=ChangeSettings.from_section(section_defaults("change", {"min_area_m2": 200})),
         threads=1,
         device="cpu",
         log=lambda m: None,
@@ -122,7 +122,7 @@ def test_without_clear_optical_the_model_is_left_as_it_was(tmp_path, checkpoint)
         out,
         tmp_path / "a.json",
         settings=AdaptSettings.from_section(SETTINGS),
-        change=section_defaults("change", {"min_area_m2": 200}),
+        change=ChangeSettings.from_section(section_defaults("change", {"min_area_m2": 200})),
         threads=1,
         device="cpu",
         log=lambda m: None,

@@ -140,7 +140,9 @@ def test_a_model_trains_on_synthetic_and_real_tiles(tmp_path):
         "real_sets": [{"layout": "etci2021", "root": str(etci)}],
     }
     out = tmp_path / "m.pt"
-    metrics = train_model(model, train, out, tmp_path / "m.json", threads=1, log=lambda m: None)
+    metrics = train_model(
+        model, train, out, tmp_path / "m.json", threads=1, log=lambda m: None, device="cpu"
+    )
     ckpt = load_checkpoint(out)
     assert ckpt["normalization"]["mode"] == "scene"
     assert ckpt["training"]["train_config"]["real_sets"][0]["layout"] == "etci2021"

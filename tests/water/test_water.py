@@ -11,7 +11,7 @@ from rasterio.transform import from_origin
 from metaflood.core.classes import NUM_CLASSES, WATER
 from metaflood.core.errors import InputError
 from metaflood.core.raster import read_checked, write_cog
-from metaflood.core.settings import section_defaults
+from metaflood.core.settings import ChangeSettings, section_defaults
 from metaflood.water.evidence import MNDWI, NDWI, choose_index, normalised_difference
 from metaflood.water.fit import fit_from_dumps
 from metaflood.water.fusion import (
@@ -25,7 +25,7 @@ from metaflood.water.stage import map_water
 from tests.helpers.realdata_sets import reflectance, sar_db, water_scene
 
 UTM = "EPSG:32634"
-CHANGE = section_defaults("change", {"min_area_m2": 200})
+CHANGE = ChangeSettings.from_section(section_defaults("change", {"min_area_m2": 200}))
 
 
 def test_the_index_follows_the_bands_acquired():

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from metaflood.core.settings import AdaptSettings
+from metaflood.core.settings import AdaptSettings, ChangeSettings
 from metaflood.jobs import run_job, section
 
 
@@ -17,7 +17,7 @@ def main(smk) -> None:
         Path(smk.output.checkpoint),
         Path(smk.output.summary),
         settings=AdaptSettings.from_section(section(smk, "adapt")),
-        change=section(smk, "change"),
+        change=ChangeSettings.from_section(section(smk, "change")),
         threads=smk.threads,
         device=smk.params.device,
         log=lambda message: print(message, flush=True),

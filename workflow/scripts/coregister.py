@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from metaflood.core.settings import CoregisterSettings
 from metaflood.jobs import run_job, section
 
 
@@ -20,7 +21,9 @@ def main(smk) -> None:
         out_stack=Path(smk.output.stack),
         out_valid=Path(smk.output.valid),
         out_report=Path(smk.output.report),
-        settings=Settings.from_config(section(smk, "coregister"), threads=smk.threads),
+        settings=Settings.of(
+            CoregisterSettings.from_section(section(smk, "coregister")), threads=smk.threads
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from metaflood.core.settings import CoregisterSettings
 from metaflood.jobs import run_job, section
 
 
@@ -18,7 +19,9 @@ def main(smk) -> None:
         optical_mask=Path(smk.input.optical_mask),
         reference=Path(smk.input.reference),
         out_shifts=Path(smk.output[0]),
-        settings=Settings.from_config(section(smk, "coregister"), threads=smk.threads),
+        settings=Settings.of(
+            CoregisterSettings.from_section(section(smk, "coregister")), threads=smk.threads
+        ),
     )
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from metaflood.core.settings import TilingSettings
+from metaflood.core.settings import CoregisterSettings, TilingSettings
 from metaflood.jobs import run_job, section, tile_of
 
 
@@ -24,7 +24,9 @@ def main(smk) -> None:
         window=tile_of(tiling, smk.wildcards.tile, grid.height, grid.width).core,
         out_stack=Path(smk.output.stack),
         out_valid=Path(smk.output.valid),
-        settings=Settings.from_config(section(smk, "coregister"), threads=smk.threads),
+        settings=Settings.of(
+            CoregisterSettings.from_section(section(smk, "coregister")), threads=smk.threads
+        ),
     )
 
 

@@ -18,7 +18,7 @@ def main(smk) -> None:
         Path(smk.output.classes),
         Path(smk.output.proba),
         Path(smk.output.route),
-        tile=model.tile,
+        window_px=model.tile,
         overlap=model.overlap,
         batch_size=model.batch_size,
         device=model.device,

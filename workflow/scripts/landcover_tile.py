@@ -19,7 +19,7 @@ def main(smk) -> None:
         tile_of(tiling, smk.wildcards.tile, *shape_of(smk.input.stack)).padded,
         Path(smk.output.proba),
         Path(smk.output.route),
-        tile=model.tile,
+        window_px=model.tile,
         overlap=model.overlap,
         batch_size=model.batch_size,
         device=model.device,

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from metaflood.core.settings import ChangeSettings
 from metaflood.jobs import run_job, section
 
 
@@ -12,7 +13,7 @@ def main(smk) -> None:
     summary = gather_sar_change(
         [Path(p) for p in smk.input.evidence],
         [Path(p) for p in smk.input.ratio],
-        change=section(smk, "change"),
+        change=ChangeSettings.from_section(section(smk, "change")),
         thresholds=Path(smk.input.thresholds),
         out_evidence=Path(smk.output.evidence),
         out_ratio=Path(smk.output.ratio),

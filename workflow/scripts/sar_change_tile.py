@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from metaflood.core.settings import TilingSettings
+from metaflood.core.settings import ChangeSettings, TilingSettings
 from metaflood.jobs import run_job, section, shape_of, tile_of
 
 
@@ -13,7 +13,7 @@ def main(smk) -> None:
     sar_change_tile(
         [Path(p) for p in smk.input.stacks],
         [Path(p) for p in smk.input.valid],
-        change=section(smk, "change"),
+        change=ChangeSettings.from_section(section(smk, "change")),
         thresholds=Path(smk.input.thresholds),
         window=tile_of(tiling, smk.wildcards.tile, *shape_of(smk.input.stacks[0])).core,
         out_evidence=Path(smk.output.evidence),

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from metaflood.core.settings import ChangeSettings
 from metaflood.jobs import run_job, section
 
 
@@ -12,7 +13,7 @@ def main(smk) -> None:
     found = global_thresholds(
         [Path(p) for p in smk.input.stacks],
         [Path(p) for p in smk.input.valid],
-        change=section(smk, "change"),
+        change=ChangeSettings.from_section(section(smk, "change")),
         out=Path(smk.output[0]),
     )
     print(json.dumps(found, indent=2))

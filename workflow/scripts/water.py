@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from metaflood.core.settings import ChangeSettings
 from metaflood.jobs import run_job, section
 
 
@@ -13,7 +14,7 @@ def main(smk) -> None:
         Path(smk.input.stack),
         Path(smk.input.valid),
         Path(smk.input.proba),
-        change=section(smk, "change"),
+        change=ChangeSettings.from_section(section(smk, "change")),
         fusion=Path(smk.input.fusion) if smk.input.fusion else None,
         out_sar=Path(smk.output.sar),
         out_evidence=Path(smk.output.evidence),

@@ -40,11 +40,12 @@ from metaflood.acquire.auxiliary_sources import (
     search_auxiliary,
 )
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
-from metaflood.acquire.scene import SceneGrid, SceneItem
+from metaflood.acquire.scene import SceneItem
 from metaflood.acquire.security import is_remote
 from metaflood.acquire.stage import Retry
-from metaflood.core.config import Grid, event_grid
+from metaflood.core.config import event_grid
 from metaflood.core.errors import ConfigError, InputError
+from metaflood.core.grid import Grid
 from metaflood.core.raster import atomic_path, write_cog
 from metaflood.core.redact import redact_url
 from metaflood.core.settings import ExclusionSettings
@@ -71,10 +72,6 @@ def padded_grid(grid: Grid, pad_px: int) -> Grid:
 def _lonlat_area(grid: Grid):
     """The grid's footprint in lon/lat (densified edges), for the search."""
     return box(*transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21))
-
-
-def _scene_grid(grid: Grid) -> SceneGrid:
-    return SceneGrid(grid.crs, tuple(grid.transform)[:6], grid.width, grid.height)
 
 
 class _NoCache(AssetCache):
@@ -125,7 +122,7 @@ def _read(
     reproject(
         mosaic,
         out,
-        src_transform=Affine(*native.transform),
+        src_transform=native.transform,
         src_crs=native.crs,
         src_nodata=np.nan,
         dst_transform=grid.transform,

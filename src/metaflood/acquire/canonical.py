@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from rasterio.transform import Affine
 
 from metaflood.acquire.scene import MASK
 from metaflood.core import optical as opt
 from metaflood.core import sar
 from metaflood.core.bands import canonical_bands
 from metaflood.core.blockwise import block_windows
+from metaflood.core.grid import Grid
 from metaflood.core.raster import cog_writer
 
 ABSENT_BLOCK_PX = 2048
@@ -43,9 +43,14 @@ def mask_codes(values: np.ndarray, kind: str) -> np.ndarray:
     return mask
 
 
-def grid_args(crs: str, transform: Affine, width: int, height: int) -> dict:
+def grid_args(grid: Grid) -> dict:
     """The grid keywords of raster.cog_writer."""
-    return {"crs": crs, "transform": transform, "width": width, "height": height}
+    return {
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "width": grid.width,
+        "height": grid.height,
+    }
 
 
 def _float_bands(path: Path, names: tuple[str, ...], unit: str, grid: dict):

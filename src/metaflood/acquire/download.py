@@ -38,9 +38,10 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from shapely.geometry import Polygon
 
-from metaflood.acquire.scene import BandRef, SceneGrid
+from metaflood.acquire.scene import BandRef
 from metaflood.acquire.security import is_remote
 from metaflood.core.errors import AcquisitionError, InputError
+from metaflood.core.grid import Grid
 from metaflood.core.hashing import multihash_sha256
 from metaflood.core.raster import SCENE_COMPRESSION, atomic_path, gtiff_compression
 from metaflood.core.redact import redact_text, redact_url
@@ -205,7 +206,7 @@ def open_raster(href: str) -> rasterio.DatasetReader:
 
 def grid_for_aoi(
     href: str, aoi: Polygon, access: Access, margin_px: int = 4, cache: AssetCache | None = None
-) -> SceneGrid:
+) -> Grid:
     """The AOI's bounding box (plus a margin) on the pixel lattice of the asset at `href`."""
     if cache is not None:
         known = cache.get_grid(href, aoi, margin_px)
@@ -224,15 +225,15 @@ def grid_for_aoi(
     col1, row1 = math.ceil(max(cols)) + margin_px, math.ceil(max(rows)) + margin_px
     origin = transform @ (col0, row0)
     grid_transform = Affine(transform.a, 0.0, origin[0], 0.0, transform.e, origin[1])
-    grid = SceneGrid(crs.to_string(), tuple(grid_transform)[:6], col1 - col0, row1 - row0)
+    grid = Grid(crs.to_string(), grid_transform, col1 - col0, row1 - row0)
     if cache is not None and is_remote(href):
         cache.put_grid(href, aoi, margin_px, grid)
     return grid
 
 
-def _aligned_window(src: rasterio.DatasetReader, grid: SceneGrid) -> Window | None:
+def _aligned_window(src: rasterio.DatasetReader, grid: Grid) -> Window | None:
     """The grid as a window of `src` when both share CRS and pixel lattice; else None."""
-    transform = Affine(*grid.transform)
+    transform = grid.transform
     if src.crs is None or src.crs != rasterio.crs.CRS.from_user_input(grid.crs):
         return None
     if not np.allclose([src.transform.a, src.transform.e], [transform.a, transform.e]):
@@ -243,7 +244,7 @@ def _aligned_window(src: rasterio.DatasetReader, grid: SceneGrid) -> Window | No
     return Window(round(col), round(row), grid.width, grid.height)
 
 
-def _read_aligned(src, band: int, window: Window, grid: SceneGrid) -> np.ndarray:
+def _read_aligned(src, band: int, window: Window, grid: Grid) -> np.ndarray:
     out = np.full((grid.height, grid.width), np.nan, np.float32)
     col0, row0 = max(window.col_off, 0), max(window.row_off, 0)
     col1 = min(window.col_off + window.width, src.width)
@@ -257,11 +258,11 @@ def _read_aligned(src, band: int, window: Window, grid: SceneGrid) -> np.ndarray
     return out
 
 
-def _read_warped(src, band: int, grid: SceneGrid, resampling: Resampling) -> np.ndarray:
+def _read_warped(src, band: int, grid: Grid, resampling: Resampling) -> np.ndarray:
     float_data = np.dtype(src.dtypes[band - 1]).kind == "f"
     options = {
         "crs": grid.crs,
-        "transform": Affine(*grid.transform),
+        "transform": grid.transform,
         "width": grid.width,
         "height": grid.height,
         "resampling": resampling,
@@ -276,7 +277,7 @@ def _read_warped(src, band: int, grid: SceneGrid, resampling: Resampling) -> np.
 
 
 def read_band(
-    ref: BandRef, grid: SceneGrid, access: Access, resampling: Resampling
+    ref: BandRef, grid: Grid, access: Access, resampling: Resampling
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """One band on `grid` as float32 in stored units (not yet scaled), NaN where nodata,
     and the file's own (scale, offset) of that band."""
@@ -309,7 +310,7 @@ def scaled(values: np.ndarray, ref: BandRef, href_scale: tuple[float, float]) ->
 class Job:
     label: str  # for progress lines: item and band
     ref: BandRef
-    grid: SceneGrid
+    grid: Grid
     resampling: Resampling
 
 
@@ -341,11 +342,11 @@ class AssetCache:
         text = json.dumps([redact_url(href), list(aoi.bounds), margin_px])
         return self.root / "grids" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json"
 
-    def get_grid(self, href: str, aoi: Polygon, margin_px: int) -> SceneGrid | None:
+    def get_grid(self, href: str, aoi: Polygon, margin_px: int) -> Grid | None:
         path = self._grid_path(href, aoi, margin_px)
-        return SceneGrid.from_dict(json.loads(path.read_text())) if path.exists() else None
+        return Grid.from_dict(json.loads(path.read_text())) if path.exists() else None
 
-    def put_grid(self, href: str, aoi: Polygon, margin_px: int, grid: SceneGrid) -> None:
+    def put_grid(self, href: str, aoi: Polygon, margin_px: int, grid: Grid) -> None:
         # The cache is shared by concurrent jobs: none may remove another's staging.
         with atomic_path(self._grid_path(href, aoi, margin_px), owned=False) as tmp:
             tmp.write_text(json.dumps(grid.to_dict()))
@@ -369,7 +370,7 @@ class AssetCache:
             "width": job.grid.width,
             "dtype": "float32",
             "crs": job.grid.crs,
-            "transform": Affine(*job.grid.transform),
+            "transform": job.grid.transform,
             "nodata": np.nan,
             # Read again by every run over the same area: ZSTD writes and reads faster
             # than DEFLATE at the same size (docs/performance.md).

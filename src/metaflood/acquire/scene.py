@@ -60,20 +60,3 @@ class SceneItem:
     def from_dict(cls, d: dict) -> SceneItem:
         bands = {k: BandRef.from_dict(v) for k, v in d["bands"].items()}
         return cls(**{**d, "bands": bands})
-
-
-@dataclass(frozen=True)
-class SceneGrid:
-    """The pixel grid a scene is read onto: the first asset's CRS and pixel size."""
-
-    crs: str
-    transform: tuple[float, ...]  # the six affine coefficients
-    width: int
-    height: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SceneGrid:
-        return cls(d["crs"], tuple(d["transform"]), int(d["width"]), int(d["height"]))

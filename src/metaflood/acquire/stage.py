@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
-from rasterio.transform import Affine
 from shapely.geometry import Polygon, mapping
 
 from metaflood.acquire import baseline as bl
@@ -55,7 +54,7 @@ from metaflood.acquire.canonical import (
 from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
 from metaflood.acquire.local import checked_local_item
 from metaflood.acquire.plausibility import check_reflectance, check_sar
-from metaflood.acquire.scene import MASK, SceneGrid, SceneItem, grid_band
+from metaflood.acquire.scene import MASK, SceneItem, grid_band
 from metaflood.acquire.security import is_remote
 from metaflood.acquire.select import (
     NO_ITEM,
@@ -84,6 +83,7 @@ from metaflood.core.config import (
     to_crs,
 )
 from metaflood.core.errors import AcquisitionError, InputError
+from metaflood.core.grid import Grid
 from metaflood.core.raster import atomic_path
 from metaflood.core.redact import redact_url
 
@@ -145,9 +145,9 @@ class _Chooser:
         self.cache = cache
         self.access_for = access_for
         self.workers = workers
-        self.grids: dict[int, SceneGrid] = {}
+        self.grids: dict[int, Grid] = {}
 
-    def grid(self, cand: Candidate, spec: SourceSpec) -> SceneGrid:
+    def grid(self, cand: Candidate, spec: SourceSpec) -> Grid:
         """The AOI on the lattice of the candidate's grid band (`scene.grid_band`)."""
         if id(cand) not in self.grids:
             bands = cand.items[0].bands
@@ -383,7 +383,7 @@ def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
 def _read_layers(
     record: dict,
     names: list[str],
-    grid: SceneGrid,
+    grid: Grid,
     cache: AssetCache,
     workers: int,
     retry: Retry,
@@ -436,7 +436,7 @@ def _read_scene(
     """The bands `data_names` of a found scene on its grid, (rows, cols) float32 each, by
     name; the optical mask band (when there is one) under MASK. Values that cannot be in
     the configured unit are refused (`plausibility`)."""
-    grid = SceneGrid.from_dict(record["grid"])
+    grid = Grid.from_dict(record["grid"])
     names = data_names + ([MASK] if MASK in record["items"][0]["bands"] else [])
     bands = _read_layers(record, names, grid, cache, workers, retry)
     _check_values(record, [bands[name] for name in data_names], data_names, modality, where)
@@ -661,12 +661,12 @@ def acquire_period(
             names = _band_names(record, event[modality], modality, f"{key}.{modality}")
             if record["status"] != "found":
                 absent = event_grid(event, key)
-                grid = grid_args(absent.crs, absent.transform, absent.width, absent.height)
+                grid = grid_args(absent)
                 write_absent(modality, names, grid, paths)
                 continue
             where = f"{key}.{modality}"
-            found = SceneGrid.from_dict(record["grid"])
-            grid = grid_args(found.crs, Affine(*found.transform), found.width, found.height)
+            found = Grid.from_dict(record["grid"])
+            grid = grid_args(found)
             if record.get("baseline"):
                 # Every scene of the baseline is read onto the grid of the chosen one.
                 reader = partial(

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
-from rasterio.transform import Affine, from_origin
+from rasterio.transform import from_origin
 from shapely.geometry import Polygon, box
 
 from metaflood.core.errors import ConfigError
+from metaflood.core.grid import Grid
 from metaflood.core.settings import TilingSettings, section_defaults
 from metaflood.core.tiling import tile_layout
 
@@ -144,33 +145,6 @@ def utm_crs(lon: float, lat: float) -> CRS:
     """WGS 84 / UTM zone of a point: the local metric CRS the grid uses by default."""
     zone = int(math.floor((lon + 180) / 6)) % 60 + 1
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The analysis grid of an event: shared by both periods and both modalities."""
-
-    crs: str
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def resolution(self) -> float:
-        return self.transform.a
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        left, top = self.transform.c, self.transform.f
-        return (left, top - self.height * self.resolution, left + self.width * self.resolution, top)
-
-    def to_dict(self) -> dict:
-        return {
-            "crs": self.crs,
-            "transform": list(self.transform)[:6],
-            "width": self.width,
-            "height": self.height,
-        }
 
 
 def to_crs(geometry, crs: CRS | str, src: CRS | str = "EPSG:4326"):

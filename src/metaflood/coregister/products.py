@@ -16,8 +16,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from metaflood.core.blockwise import block_windows, with_halo
-from metaflood.core.config import Grid
 from metaflood.core.errors import InputError
+from metaflood.core.grid import Grid
 from metaflood.core.raster import (
     ALIGNED_COMPRESSION,
     atomic_path,

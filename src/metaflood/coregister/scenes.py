@@ -24,13 +24,13 @@ from metaflood.core.bands import (
     unknown_band_message,
 )
 from metaflood.core.blockwise import block_windows
-from metaflood.core.config import Grid
 from metaflood.core.errors import ConfigError, InputError
+from metaflood.core.grid import Grid
 from metaflood.core.raster import (
     open_checked,
     read_window,
 )
-from metaflood.core.settings import section_defaults
+from metaflood.core.settings import CoregisterSettings
 from metaflood.coregister import align, cloudmask
 from metaflood.coregister.speckle import FILTERS
 
@@ -53,22 +53,15 @@ OPTICAL_TOLERANCE = align.Tolerance(max_error=0.25, max_spread=1.0)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The `coregister:` section of the configuration."""
+class Settings(CoregisterSettings):
+    """The `coregister` section (its fields, checked) and the job's threads: what the
+    stage's functions take. Built by `of`, the one place a section becomes one."""
 
-    speckle_filter: str
-    speckle_window: int
-    speckle_looks: float | None
-    cloud_mask: str
-    block_size: int
-    max_shift_px: float
-    threads: int = 1
+    threads: int
 
     @classmethod
-    def from_config(cls, section: dict | None, threads: int = 1) -> Settings:
-        """The section with the schema's defaults for the keys it does not set."""
-        section = section_defaults("coregister", section, check=False)
-        settings = cls(**section, threads=threads)
+    def of(cls, section: CoregisterSettings, *, threads: int) -> Settings:
+        settings = cls(**section.to_dict(), threads=threads)
         if settings.speckle_filter not in FILTERS:
             raise ConfigError(
                 f"coregister.speckle_filter: unknown filter {settings.speckle_filter!r}"

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from rasterio.enums import Resampling
-from rasterio.transform import Affine, from_origin
+from rasterio.transform import from_origin
 from rasterio.windows import Window
 from scipy import ndimage
 
 from metaflood.core import optical as opt
-from metaflood.core.config import Grid
+from metaflood.core.grid import Grid
 from metaflood.coregister import align
 from metaflood.coregister.scenes import (
     CLOUD_MARGIN_PX,
@@ -33,21 +32,8 @@ log = logging.getLogger(__name__)
 # Shift estimation on the overlap, at native resolution
 
 
-@dataclass(frozen=True)
-class EstimationFrame:
+def estimation_frame(grid: Grid, a: Scene, b: Scene) -> Grid | None:
     """The estimation grid: the overlap of two scenes and the AOI at native resolution."""
-
-    crs: str
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def resolution(self) -> float:
-        return self.transform.a
-
-
-def estimation_frame(grid: Grid, a: Scene, b: Scene) -> EstimationFrame | None:
     res = max(min(a.resolution, b.resolution), grid.resolution / 4)
     g_left, g_bottom, g_right, g_top = grid.bounds
     left = max(g_left, a.footprint[0], b.footprint[0])
@@ -60,10 +46,10 @@ def estimation_frame(grid: Grid, a: Scene, b: Scene) -> EstimationFrame | None:
     width, height = math.floor((right - left) / res), math.floor((top - bottom) / res)
     if min(width, height) < 3 * 32:
         return None
-    return EstimationFrame(grid.crs, from_origin(left, top, res, res), width, height)
+    return Grid(grid.crs, from_origin(left, top, res, res), width, height)
 
 
-def _frame_reader(scene: Scene, frame: EstimationFrame, resampling: Resampling, threads: int):
+def _frame_reader(scene: Scene, frame: Grid, resampling: Resampling, threads: int):
     return warped(scene, frame.crs, frame.transform, frame.width, frame.height, resampling, threads)
 
 

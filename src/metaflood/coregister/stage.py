@@ -62,10 +62,8 @@ def coregister_period(
     out_stack: Path,
     out_valid: Path,
     out_report: Path,
-    settings: Settings | dict | None = None,
+    settings: Settings,
 ) -> dict:
-    if not isinstance(settings, Settings):
-        settings = Settings.from_config(settings)
     with rasterio.Env(GDAL_CACHEMAX=COREGISTER_GDAL_CACHE_MB):
         return _coregister(
             event,
@@ -220,12 +218,10 @@ def estimate_period(
     optical_mask: Path,
     reference: Path,
     out_shifts: Path,
-    settings: Settings | dict | None = None,
+    settings: Settings,
 ) -> dict:
     """Tiled co-registration, step 1: checks, shifts and speckle looks of the whole scene,
     written once for every tile job of the period to share."""
-    if not isinstance(settings, Settings):
-        settings = Settings.from_config(settings)
     with rasterio.Env(GDAL_CACHEMAX=COREGISTER_GDAL_CACHE_MB):
         plan = plan_period(event, name, period, sar, optical, optical_mask, reference, settings)
         if not plan.sar.absent and settings.speckle_filter != "none":
@@ -257,12 +253,10 @@ def coregister_tile(
     window: Window,
     out_stack: Path,
     out_valid: Path,
-    settings: Settings | dict | None = None,
+    settings: Settings,
 ) -> dict:
     """Tiled co-registration, step 2: the products over one tile's window of the grid,
     with the period's shared shifts."""
-    if not isinstance(settings, Settings):
-        settings = Settings.from_config(settings)
     report = json.loads(Path(shifts).read_text())
     with rasterio.Env(GDAL_CACHEMAX=COREGISTER_GDAL_CACHE_MB):
         plan = plan_period(

@@ -43,11 +43,11 @@ from pystac.extensions.sar import FrequencyBand, Polarization, SarExtension
 from pystac.extensions.sat import OrbitState, SatExtension
 from pystac.extensions.view import ViewExtension
 from rasterio.crs import CRS
-from rasterio.transform import array_bounds
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from rasterio.warp import transform as warp_points
 
 from metaflood.core import classes
+from metaflood.core.grid import Grid
 from metaflood.core.hashing import multihash_sha256
 from metaflood.core.raster import remove_stale_staging, write_cog
 from metaflood.demo.lookalikes import LOOKALIKE_NAMES
@@ -110,33 +110,29 @@ SCL_CLASSES = {
 }
 
 
-@dataclass(frozen=True)
-class _Grid:
-    """Where the arrays sit on the ground, and the lon/lat footprint STAC wants."""
+def _native_bbox(grid: Grid) -> list[float]:
+    """The grid's bounds in its own CRS, as STAC's `proj:bbox` lists them."""
+    return list(grid.bounds)
 
-    crs: CRS
-    transform: Affine
-    height: int
-    width: int
 
-    @property
-    def resolution(self) -> float:
-        return abs(self.transform.a)
+def _footprint(grid: Grid) -> tuple[dict, list[float]]:
+    """Lon/lat polygon of the raster outline, densified so edges stay true, and its bbox."""
+    rows, cols = _outline(grid.height, grid.width, per_edge=4)
+    xs, ys = grid.transform @ (cols, rows)
+    lons, lats = warp_points(grid.crs, "EPSG:4326", list(xs), list(ys))
+    ring = [[round(x, 8), round(y, 8)] for x, y in zip(lons, lats, strict=True)]
+    ring.append(ring[0])
+    geometry = {"type": "Polygon", "coordinates": [ring]}
+    return geometry, [min(lons), min(lats), max(lons), max(lats)]
 
-    @property
-    def native_bbox(self) -> list[float]:
-        west, south, east, north = array_bounds(self.height, self.width, self.transform)
-        return [west, south, east, north]
 
-    def footprint(self) -> tuple[dict, list[float]]:
-        """Lon/lat polygon of the raster outline, densified so edges stay true."""
-        rows, cols = _outline(self.height, self.width, per_edge=4)
-        xs, ys = self.transform @ (cols, rows)
-        lons, lats = warp_points(self.crs, "EPSG:4326", list(xs), list(ys))
-        ring = [[round(x, 8), round(y, 8)] for x, y in zip(lons, lats, strict=True)]
-        ring.append(ring[0])
-        geometry = {"type": "Polygon", "coordinates": [ring]}
-        return geometry, [min(lons), min(lats), max(lons), max(lats)]
+def _apply_projection(item: pystac.Item, grid: Grid) -> None:
+    ProjectionExtension.ext(item, add_if_missing=True).apply(
+        code=grid.crs,
+        bbox=_native_bbox(grid),
+        shape=[grid.height, grid.width],
+        transform=list(tuple(grid.transform)[:6]),
+    )
 
 
 def _outline(height: int, width: int, per_edge: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +157,7 @@ def publish_demo_catalog(
     a failure never leaves a half catalog behind."""
     out_dir = Path(out_dir)
     height, width = event.flood.shape
-    grid = _Grid(CRS.from_user_input(crs), Affine(*tuple(transform)[:6]), height, width)
+    grid = Grid(CRS.from_user_input(crs).to_string(), Affine(*tuple(transform)[:6]), width, height)
     acquired = _acquisitions(event, dates)
     with _staging_dir(out_dir) as stage:
         catalog = _build_catalog(event, grid, acquired, stage)
@@ -265,7 +261,7 @@ def _as_utc(when: datetime) -> datetime:
 
 
 def _build_catalog(
-    event: SyntheticEvent, grid: _Grid, acquired: list[_Acquisition], stage: Path
+    event: SyntheticEvent, grid: Grid, acquired: list[_Acquisition], stage: Path
 ) -> pystac.Catalog:
     catalog = pystac.Catalog(
         id="metaflood-demo",
@@ -312,10 +308,8 @@ def _make_collection(collection_id: str, items: list[pystac.Item]) -> pystac.Col
     )
 
 
-def _make_item(
-    event: SyntheticEvent, grid: _Grid, acq: _Acquisition, item_dir: Path
-) -> pystac.Item:
-    geometry, bbox = grid.footprint()
+def _make_item(event: SyntheticEvent, grid: Grid, acq: _Acquisition, item_dir: Path) -> pystac.Item:
+    geometry, bbox = _footprint(grid)
     item = pystac.Item(
         id=acq.item_id,
         geometry=geometry,
@@ -324,12 +318,7 @@ def _make_item(
         properties={"gsd": grid.resolution},
         collection=None,
     )
-    ProjectionExtension.ext(item, add_if_missing=True).apply(
-        code=grid.crs.to_string(),
-        bbox=grid.native_bbox,
-        shape=[grid.height, grid.width],
-        transform=list(tuple(grid.transform)[:6]),
-    )
+    _apply_projection(item, grid)
     if acq.modality == "sar":
         _describe_sar(item)
         _add_sar_assets(item, event.sar[acq.period], grid, item_dir)
@@ -369,7 +358,7 @@ def _describe_optical(item: pystac.Item, cloud_cover: float) -> None:
 # Assets
 
 
-def _add_sar_assets(item: pystac.Item, data: np.ndarray, grid: _Grid, item_dir: Path) -> None:
+def _add_sar_assets(item: pystac.Item, data: np.ndarray, grid: Grid, item_dir: Path) -> None:
     """vv / vh as float32 linear power, NaN nodata, like sentinel-1-rtc."""
     for band, (key, pol) in enumerate(SAR_ASSETS):
         path = item_dir / f"{key}.tif"
@@ -387,7 +376,7 @@ def _add_sar_assets(item: pystac.Item, data: np.ndarray, grid: _Grid, item_dir: 
 
 
 def _add_optical_assets(
-    item: pystac.Item, event: SyntheticEvent, period: str, grid: _Grid, item_dir: Path
+    item: pystac.Item, event: SyntheticEvent, period: str, grid: Grid, item_dir: Path
 ) -> None:
     """B02..B11 as uint16 reflectance x 10000 (scale in raster:bands), SCL as uint8; each
     from the simulator's band of the same common name."""
@@ -435,7 +424,7 @@ def _to_digital_numbers(reflectance: np.ndarray) -> np.ndarray:
     return digital
 
 
-def _write(path: Path, data: np.ndarray, grid: _Grid, *, nodata, description: str) -> None:
+def _write(path: Path, data: np.ndarray, grid: Grid, *, nodata, description: str) -> None:
     write_cog(
         path,
         data,
@@ -464,16 +453,16 @@ def _add_asset(item: pystac.Item, key: str, path: Path, title: str) -> pystac.As
 # Static layers: the DEM and the reference water, one item each
 
 
-def _static_collections(event: SyntheticEvent, grid: _Grid, stage: Path) -> list[pystac.Collection]:
+def _static_collections(event: SyntheticEvent, grid: Grid, stage: Path) -> list[pystac.Collection]:
     """The DEM on the scene's projected grid at DEM_FACTOR x its pixel, like
     `cop-dem-glo-30` (asset `data`, float32 metres, NaN nodata), and the reference water
     reprojected to EPSG:4326 (nearest), like `jrc-gsw` (asset `occurrence`, uint8 percent,
     255 nodata)."""
-    dem_grid = _Grid(
+    dem_grid = Grid(
         grid.crs,
         grid.transform @ Affine.scale(DEM_FACTOR),
-        -(-grid.height // DEM_FACTOR),
         -(-grid.width // DEM_FACTOR),
+        -(-grid.height // DEM_FACTOR),
     )
     dem_item = _static_item("demo-cop-dem-glo-30", dem_grid, DEM_DATETIME, platform="tandem-x")
     path = stage / DEM_COLLECTION / dem_item.id / f"{DEM_ASSET}.tif"
@@ -513,8 +502,8 @@ def _static_collections(event: SyntheticEvent, grid: _Grid, stage: Path) -> list
     ]
 
 
-def _static_item(item_id: str, grid: _Grid, when: datetime, platform: str | None) -> pystac.Item:
-    geometry, bbox = grid.footprint()
+def _static_item(item_id: str, grid: Grid, when: datetime, platform: str | None) -> pystac.Item:
+    geometry, bbox = _footprint(grid)
     item = pystac.Item(
         id=item_id,
         geometry=geometry,
@@ -525,12 +514,7 @@ def _static_item(item_id: str, grid: _Grid, when: datetime, platform: str | None
     )
     if platform:
         item.properties["platform"] = platform
-    ProjectionExtension.ext(item, add_if_missing=True).apply(
-        code=grid.crs.to_string(),
-        bbox=grid.native_bbox,
-        shape=[grid.height, grid.width],
-        transform=list(tuple(grid.transform)[:6]),
-    )
+    _apply_projection(item, grid)
     return item
 
 
@@ -558,11 +542,11 @@ def _static_collection(
     return collection
 
 
-def _to_lon_lat(data: np.ndarray, grid: _Grid) -> tuple[np.ndarray, _Grid]:
+def _to_lon_lat(data: np.ndarray, grid: Grid) -> tuple[np.ndarray, Grid]:
     """Reproject a categorical layer to EPSG:4326 at about its native pixel (nearest),
     255 outside the scene."""
     dst_crs = CRS.from_epsg(4326)
-    west, south, east, north = grid.native_bbox
+    west, south, east, north = grid.bounds
     transform, width, height = calculate_default_transform(
         grid.crs, dst_crs, grid.width, grid.height, west, south, east, north
     )
@@ -578,7 +562,7 @@ def _to_lon_lat(data: np.ndarray, grid: _Grid) -> tuple[np.ndarray, _Grid]:
         dst_nodata=OCCURRENCE_NODATA,
         resampling=Resampling.nearest,
     )
-    return out, _Grid(dst_crs, transform, height, width)
+    return out, Grid(dst_crs.to_string(), transform, width, height)
 
 
 def _iso(when: datetime) -> str:
@@ -589,7 +573,7 @@ def _iso(when: datetime) -> str:
 # Truth, beside the catalog
 
 
-def _write_truth(event: SyntheticEvent, grid: _Grid, truth_dir: Path) -> None:
+def _write_truth(event: SyntheticEvent, grid: Grid, truth_dir: Path) -> None:
     """Land cover, flood, elevation and the injected offsets, on the native grid."""
     common = {"crs": grid.crs, "transform": grid.transform}
     for period in PERIODS:

@@ -22,12 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from rasterio.transform import Affine
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path, read_checked, write_cog
 from metaflood.core.sar import to_db, to_linear
+from metaflood.core.settings import ChangeSettings
 from metaflood.flood.mmu import drop_small_patches
 
 log = logging.getLogger(__name__)
@@ -65,13 +67,15 @@ class SarChangeSettings:
     min_pixels: int = 1
 
     @classmethod
-    def from_config(cls, change: dict, pixel_area_m2: float) -> SarChangeSettings:
-        min_area = float(change["min_area_m2"])
+    def for_grid(cls, change: ChangeSettings, transform: Affine) -> SarChangeSettings:
+        """The `change` section's settings on a grid of `transform`'s pixel size (the
+        minimum mapping unit in pixels)."""
+        pixel_area_m2 = abs(transform.a * transform.e)
         return cls(
-            window_px=int(change["sar_window_px"]),
-            tile_px=int(change["sar_tile_px"]),
-            min_ashman_d=float(change["sar_min_ashman_d"]),
-            min_pixels=max(1, int(np.ceil(min_area / pixel_area_m2))),
+            window_px=int(change.sar_window_px),
+            tile_px=int(change.sar_tile_px),
+            min_ashman_d=float(change.sar_min_ashman_d),
+            min_pixels=max(1, int(np.ceil(float(change.min_area_m2) / pixel_area_m2))),
         )
 
 
@@ -316,7 +320,7 @@ def map_sar_change(
     stacks: list[Path],
     valid: list[Path],
     *,
-    change: dict,
+    change: ChangeSettings,
     out_evidence: Path,
     out_ratio: Path,
     out_summary: Path,
@@ -340,7 +344,7 @@ def map_sar_change(
         ]
     )
     transform = pre_profile["transform"]
-    settings = SarChangeSettings.from_config(change, abs(transform.a * transform.e))
+    settings = SarChangeSettings.for_grid(change, transform)
     usable = sar_usable(valid_pre[0], valid_post[0])
     if not usable.any():
         log.warning("no pixel has SAR in both periods: no SAR change evidence")

@@ -22,6 +22,7 @@ from metaflood.core.blockwise import block_windows, with_halo
 from metaflood.core.errors import InputError
 from metaflood.core.mosaic import copy_gather, tile_frame
 from metaflood.core.raster import atomic_path, band_index, cog_writer, open_checked, write_cog
+from metaflood.core.settings import ChangeSettings
 from metaflood.flood.mmu import drop_small_patches
 from metaflood.flood.sar_change import (
     EVIDENCE_COLORMAP,
@@ -72,8 +73,8 @@ class _Inputs:
         self.height, self.width = first.height, first.width
         self.crs, self.transform = first.crs, first.transform
 
-    def settings(self, change: dict) -> SarChangeSettings:
-        return SarChangeSettings.from_config(change, abs(self.transform.a * self.transform.e))
+    def settings(self, change: ChangeSettings) -> SarChangeSettings:
+        return SarChangeSettings.for_grid(change, self.transform)
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pre, post = (
@@ -94,7 +95,9 @@ class _Inputs:
         return block_windows(self.height, self.width, size)
 
 
-def global_thresholds(stacks: list[Path], valid: list[Path], *, change: dict, out: Path) -> dict:
+def global_thresholds(
+    stacks: list[Path], valid: list[Path], *, change: ChangeSettings, out: Path
+) -> dict:
     """The water and log-ratio thresholds of the whole grid, block by block (two passes:
     the log-ratio threshold is taken where the ground was not water-dark before)."""
     with ExitStack() as stack:
@@ -129,7 +132,7 @@ def sar_change_tile(
     stacks: list[Path],
     valid: list[Path],
     *,
-    change: dict,
+    change: ChangeSettings,
     thresholds: Path,
     window: Window,
     out_evidence: Path,
@@ -181,7 +184,7 @@ def gather_sar_change(
     evidence_tiles: list[Path],
     ratio_tiles: list[Path],
     *,
-    change: dict,
+    change: ChangeSettings,
     thresholds: Path,
     out_evidence: Path,
     out_ratio: Path,
@@ -199,7 +202,7 @@ def gather_sar_change(
                 int(window.row_off) : int(window.row_off + window.height),
                 int(window.col_off) : int(window.col_off + window.width),
             ] = src.read(1)
-    settings = SarChangeSettings.from_config(change, abs(frame.transform.a * frame.transform.e))
+    settings = SarChangeSettings.for_grid(change, frame.transform)
     evidence = drop_small_patches(evidence, FLOOD_SIGNAL, NO_SIGNAL, settings.min_pixels)
     write_cog(
         out_evidence,

@@ -48,13 +48,16 @@ RowReader = Callable[[int, int], Rows]  # read_rows(y, rows)
 
 
 @dataclass
-class TileStats:
-    tiles: int = 0
-    tiles_run: int = 0
+class WindowStats:
+    """Model windows seen, run, and run per head combination. The summary's keys keep the
+    name `tiles` (a file contract: the landcover JSON)."""
+
+    windows: int = 0
+    windows_run: int = 0
     by_heads: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, int]:
-        return {"tiles": self.tiles, "tiles_run": self.tiles_run, **self.by_heads}
+        return {"tiles": self.windows, "tiles_run": self.windows_run, **self.by_heads}
 
 
 def stream_blend(
@@ -62,11 +65,11 @@ def stream_blend(
     read_rows: RowReader,
     shape: tuple[int, int],
     *,
-    tile: int,
+    window_px: int,
     overlap: int,
     batch_size: int,
     num_classes: int,
-    stats: TileStats | None = None,
+    stats: WindowStats | None = None,
     read_ahead: bool = False,
     device: torch.device | str = "cpu",
 ) -> Iterator[tuple[int, torch.Tensor, Rows]]:
@@ -74,43 +77,45 @@ def stream_blend(
     `device`, the rows read) strips.
 
     Windows are processed one row of windows at a time; the rows no later window
-    touches are final and yielded, the overlap is carried to the next row. Tiles are
-    grouped by the heads they need, so a tile with no optical data never runs the
+    touches are final and yielded, the overlap is carried to the next row. Windows are
+    grouped by the heads they need, so a window with no optical data never runs the
     optical encoders. Pixels without any head weight come out as 0. With `read_ahead`
     the next row of windows is read in a thread while this one is mapped.
 
     The blend is accumulated on `device`, where the network leaves its output: one
-    fused multiply-add per head and tile (on the CPU with torch's threads, not one
+    fused multiply-add per head and window (on the CPU with torch's threads, not one
     numpy thread), and on a GPU the strip stays there to be encoded. The accumulator
     keeps the classes innermost, the order the network's probabilities come in
-    (channels-last): adding a tile across orders is much slower. The strips
+    (channels-last): adding a window across orders is much slower. The strips
     yielded keep that order (a (classes, rows, W) view).
     """
     h, w = shape
-    H, W = max(h, tile), max(w, tile)
-    stats = stats if stats is not None else TileStats()
+    H, W = max(h, window_px), max(w, window_px)
+    stats = stats if stats is not None else WindowStats()
     device = torch.device(device)
-    win = torch.from_numpy(window_weight(tile, overlap)).to(device)
-    ys, xs = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
-    acc = torch.zeros((tile, W, num_classes), dtype=torch.float32, device=device).permute(2, 0, 1)
-    norm = torch.zeros((tile, W), dtype=torch.float32, device=device)
+    win = torch.from_numpy(window_weight(window_px, overlap)).to(device)
+    ys, xs = window_starts(H, window_px, overlap), window_starts(W, window_px, overlap)
+    acc = torch.zeros((window_px, W, num_classes), dtype=torch.float32, device=device).permute(
+        2, 0, 1
+    )
+    norm = torch.zeros((window_px, W), dtype=torch.float32, device=device)
     origin = 0
     # Closed before this generator returns, so no read is left running on the reader's
     # datasets after the caller closes them (a consumer that stops early included).
-    with closing(rows_in_order(read_rows, ys, tile, read_ahead)) as strips:
+    with closing(rows_in_order(read_rows, ys, window_px, read_ahead)) as strips:
         for r, (y, rows) in enumerate(zip(ys, strips, strict=True)):
             shift = y - origin
             if shift:  # the rows carried over move to the top (a copy: they overlap)
-                acc[:, : tile - shift] = acc[:, shift:].clone()
-                acc[:, tile - shift :] = 0.0
-                norm[: tile - shift] = norm[shift:].clone()
-                norm[tile - shift :] = 0.0
+                acc[:, : window_px - shift] = acc[:, shift:].clone()
+                acc[:, window_px - shift :] = 0.0
+                norm[: window_px - shift] = norm[shift:].clone()
+                norm[window_px - shift :] = 0.0
                 origin = y
             sar, optical, weights = rows.sar, rows.optical, rows.weights
             groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
             for x in xs:
-                stats.tiles += 1
-                heads = tuple(hd for hd in HEADS if weights[hd][:, x : x + tile].any())
+                stats.windows += 1
+                heads = tuple(hd for hd in HEADS if weights[hd][:, x : x + window_px].any())
                 if heads:
                     groups[heads].append(x)
             on_device = {
@@ -124,40 +129,40 @@ def stream_blend(
                 for b in range(0, len(origins), batch_size):
                     batch = origins[b : b + batch_size]
                     probs = predict(
-                        tile_batch(sar, batch, tile) if reads["sar"] else None,
-                        tile_batch(optical, batch, tile) if reads["optical"] else None,
+                        window_batch(sar, batch, window_px) if reads["sar"] else None,
+                        window_batch(optical, batch, window_px) if reads["optical"] else None,
                         heads,
                     )
                     for hd in heads:
                         head_proba = torch.as_tensor(probs[hd], dtype=torch.float32, device=device)
                         for i, x in enumerate(batch):
-                            share = on_device[hd][:, x : x + tile] * win
-                            acc[:, :, x : x + tile].addcmul_(head_proba[i], share)
+                            share = on_device[hd][:, x : x + window_px] * win
+                            acc[:, :, x : x + window_px].addcmul_(head_proba[i], share)
                     for x in batch:
-                        norm[:, x : x + tile] += win
-                    stats.tiles_run += len(batch)
+                        norm[:, x : x + window_px] += win
+                    stats.windows_run += len(batch)
             end = min(ys[r + 1] if r + 1 < len(ys) else H, h)
             if end > y:
                 n = end - y
                 done = norm[:n, :w]
-                # A pixel no tile covered has nothing accumulated either: 0 / tiny = 0.
+                # A pixel no window covered has nothing accumulated either: 0 / tiny = 0.
                 yield y, acc[:, :n, :w] / done.clamp_min(torch.finfo(done.dtype).tiny), rows
 
 
-def tile_batch(strip: np.ndarray, origins: Sequence[int], tile: int) -> np.ndarray:
-    """The (batch, bands, rows, tile) windows of a (bands, rows, W) strip starting at
+def window_batch(strip: np.ndarray, origins: Sequence[int], window_px: int) -> np.ndarray:
+    """The (batch, bands, rows, window_px) windows of a (bands, rows, W) strip starting at
     `origins`, laid out channels-last in memory, the order the network takes.
 
     One copy where stacking and then reordering took two (docs/performance.md).
     """
     source = torch.from_numpy(strip)
     batch = torch.empty(
-        (len(origins), *strip.shape[:2], tile),
+        (len(origins), *strip.shape[:2], window_px),
         dtype=source.dtype,
         memory_format=torch.channels_last,
     )
     for i, x in enumerate(origins):
-        batch[i].copy_(source[:, :, x : x + tile])
+        batch[i].copy_(source[:, :, x : x + window_px])
     return batch.numpy()
 
 
@@ -189,7 +194,7 @@ def pad_rows(a: np.ndarray, rows: int, width: int) -> np.ndarray:
 
 def _channels_last(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     """The memory order the inference model's weights are in (prepare_for_inference);
-    the windows `tile_batch` makes are in it already, and pass through without a copy."""
+    the windows `window_batch` makes are in it already, and pass through without a copy."""
     return torch.from_numpy(batch).to(device, memory_format=torch.channels_last)
 
 

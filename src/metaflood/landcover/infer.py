@@ -3,14 +3,14 @@
 Each pixel is mapped by the head its available modalities allow (both: joint head, SAR
 only: SAR head, optical only: optical head). Near the edge of a route (a cloud edge, the
 end of a SAR swath) the joint head's share fades out smoothly, so the map shows no seam
-where the route changes; overlapping tiles are blended the same way.
+where the route changes; overlapping model windows are blended the same way.
 
 A checkpoint whose optical head takes a band the stack lacks (a source without blue, say)
 cannot use the optical image at all: every pixel is then routed as if optical were
 absent (SAR head), said in the log and in the summary; missing SAR bands are an error.
 
 The scene is read and written one row of windows at a time: memory holds one strip of
-`tile` rows across the scene (about 40 bytes per pixel of the strip, plus a halo for
+`window_px` rows across the scene (about 40 bytes per pixel of the strip, plus a halo for
 the route blending), never the scene, so a scene larger than memory streams through.
 
 The parts: inference windows (`windows`), routes and head weights (`routing`), blending
@@ -32,7 +32,7 @@ from rasterio.windows import Window
 
 from metaflood.core.pyramid import MeanPyramid
 from metaflood.core.raster import cog_writer, overview_writers
-from metaflood.landcover.blending import TileStats, model_predictor, stream_blend
+from metaflood.landcover.blending import WindowStats, model_predictor, stream_blend
 from metaflood.landcover.reading import SceneReader, open_inputs, reads_ahead, start_inference
 from metaflood.landcover.routing import (
     ROUTE_NAMES,
@@ -67,7 +67,7 @@ def predict_scene(
     out_proba: str | os.PathLike,
     out_route: str | os.PathLike,
     *,
-    tile: int,
+    window_px: int,
     overlap: int,
     batch_size: int,
     device: str,
@@ -78,22 +78,22 @@ def predict_scene(
     """Map land cover over a co-registered stack; write class, probability and route COGs.
 
     `read_ahead` (default: where cores are spare, see `reads_ahead`) reads the next strip
-    in a thread while this one is mapped. Returns a summary: pixels per route, tiles per
-    head combination, and whether the model could use the optical image.
+    in a thread while this one is mapped. Returns a summary: pixels per route, model
+    windows per head combination (under `tiles`), and whether the model could use the optical image.
     """
-    dev = start_inference(tile, overlap, threads, device)
+    dev = start_inference(window_px, overlap, threads, device)
     with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
         src,
         vsrc,
         loaded,
     ):
         crs, transform, shape = src.crs, src.transform, (src.height, src.width)
-        reader = SceneReader(src, vsrc, loaded, seam_radius, max(shape[1], tile))
+        reader = SceneReader(src, vsrc, loaded, seam_radius, max(shape[1], window_px))
         tags = {"checkpoint": Path(checkpoint_path).name}
         grid = {"width": shape[1], "height": shape[0], "crs": crs, "transform": transform}
         grid["threads"] = threads  # COG compression
         pixels = dict.fromkeys([*ROUTE_NAMES.values(), "none", "outside_aoi"], 0)
-        stats = TileStats()
+        stats = WindowStats()
         with (
             landcover_writers(
                 out_class, out_proba, out_route, class_names=loaded.class_names, tags=tags, **grid
@@ -107,7 +107,7 @@ def predict_scene(
                 model_predictor(loaded, dev),
                 reader,
                 shape,
-                tile=tile,
+                window_px=window_px,
                 overlap=overlap,
                 batch_size=batch_size,
                 num_classes=loaded.config.num_classes,
@@ -145,7 +145,7 @@ def predict_tile(
     out_proba: str | os.PathLike,
     out_route: str | os.PathLike,
     *,
-    tile: int,
+    window_px: int,
     overlap: int,
     batch_size: int,
     device: str,
@@ -155,7 +155,7 @@ def predict_tile(
 ) -> dict:
     """One tile of a tiled run: unquantised probabilities (float32, 0 where unmapped) and
     routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
-    dev = start_inference(tile, overlap, threads, device)
+    dev = start_inference(window_px, overlap, threads, device)
     with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
         src,
         vsrc,
@@ -163,9 +163,9 @@ def predict_tile(
     ):
         # A tile smaller than one model window is mapped from a model window of real
         # context around it, never zero padding (instance norm sees the whole window).
-        run = context_window(window, tile, src.height, src.width)
+        run = context_window(window, window_px, src.height, src.width)
         shape = (int(run.height), int(run.width))
-        reader = SceneReader(src, vsrc, loaded, seam_radius, max(shape[1], tile), run)
+        reader = SceneReader(src, vsrc, loaded, seam_radius, max(shape[1], window_px), run)
         r0, c0 = int(window.row_off - run.row_off), int(window.col_off - run.col_off)
         r1, c1 = r0 + int(window.height), c0 + int(window.width)
         grid = {
@@ -174,7 +174,7 @@ def predict_tile(
             "crs": src.crs,
             "transform": rasterio.windows.transform(window, src.transform),
         }
-        stats = TileStats()
+        stats = WindowStats()
         with (
             cog_writer(
                 out_proba,
@@ -191,7 +191,7 @@ def predict_tile(
                 model_predictor(loaded, dev),
                 reader,
                 shape,
-                tile=tile,
+                window_px=window_px,
                 overlap=overlap,
                 batch_size=batch_size,
                 num_classes=loaded.config.num_classes,
@@ -215,14 +215,15 @@ def predict_tile(
     return {"tiles": stats.to_dict(), "device": str(dev), "optical": optical_summary(loaded)}
 
 
-def context_window(window: Window, tile: int, height: int, width: int) -> Window:
-    """`window` grown (about its centre, inside the scene) to at least `tile` a side."""
+def context_window(window: Window, window_px: int, height: int, width: int) -> Window:
+    """`window` (a job tile) grown (about its centre, inside the scene) to at least one
+    model window, `window_px`, a side."""
 
     def grow(start: int, size: int, limit: int) -> tuple[int, int]:
-        if size >= tile or limit <= tile:
-            return (0, limit) if size < tile else (start, size)
-        start = min(max(start - (tile - size) // 2, 0), limit - tile)
-        return start, tile
+        if size >= window_px or limit <= window_px:
+            return (0, limit) if size < window_px else (start, size)
+        start = min(max(start - (window_px - size) // 2, 0), limit - window_px)
+        return start, window_px
 
     row, rows = grow(int(window.row_off), int(window.height), height)
     col, cols = grow(int(window.col_off), int(window.width), width)

@@ -21,7 +21,7 @@ from metaflood.core.errors import InputError
 from metaflood.core.raster import band_index, open_checked
 from metaflood.landcover.blending import Rows, pad_rows
 from metaflood.landcover.routing import OPTICAL_VALID, OUTSIDE_AOI, SAR_VALID, head_weights
-from metaflood.landcover.windows import check_tiling
+from metaflood.landcover.windows import check_windows
 from metaflood.model.checkpoint import InferenceModel, load_for_inference, resolve_device
 from metaflood.model.normalization import SCENE
 
@@ -134,10 +134,10 @@ class SceneReader:
         return x
 
 
-def start_inference(tile: int, overlap: int, threads: int, device: str) -> torch.device:
-    """What a scene and a tile job set up alike: tiling checked before any work, the
+def start_inference(window_px: int, overlap: int, threads: int, device: str) -> torch.device:
+    """What a scene and a tile job set up alike: the model windows checked before any work, the
     network's threads, freed memory kept between batches, and the device to run on."""
-    check_tiling(tile, overlap)
+    check_windows(window_px, overlap)
     torch.set_num_threads(max(1, int(threads)))
     keep_freed_memory()
     return resolve_device(device)
@@ -179,7 +179,7 @@ def open_inputs(
     threads: int,
     device: torch.device,
 ) -> Iterator[tuple[rasterio.DatasetReader, rasterio.DatasetReader, InferenceModel]]:
-    """The stack, its availability mask and the network, checked before any tile runs:
+    """The stack, its availability mask and the network, checked before any window runs:
     the stack is georeferenced, the mask on its grid, and the checkpoint's bands in it.
     A scene job and a tile job open them alike."""
     with open_stack(aligned_path, threads) as src, open_checked(valid_path) as vsrc:

@@ -14,7 +14,7 @@ SAR_VALID, OPTICAL_VALID = 1, 2  # bits of the availability raster
 OUTSIDE_AOI = 255
 ROUTE_NONE, ROUTE_JOINT, ROUTE_SAR, ROUTE_OPTICAL, ROUTE_OUTSIDE = 0, 1, 2, 3, 255
 ROUTE_NAMES = {ROUTE_JOINT: "joint", ROUTE_SAR: "sar_only", ROUTE_OPTICAL: "optical_only"}
-# Head weights below this are dropped, so a tile far from any route edge runs one head.
+# Head weights below this are dropped, so a window far from any route edge runs one head.
 MIN_HEAD_WEIGHT = 1e-3
 # Half-width (pixels) of the box whose three passes blend one route into the next
 # (`seam_blur`: a bell of sigma 8.5 px, reaching 24 px).

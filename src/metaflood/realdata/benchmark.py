@@ -21,7 +21,12 @@ import numpy as np
 
 from metaflood.core.errors import ConfigError
 from metaflood.core.raster import atomic_path
-from metaflood.core.settings import SCHEMA_PATH, apply_defaults
+from metaflood.core.settings import (
+    SCHEMA_PATH,
+    ChangeSettings,
+    CoregisterSettings,
+    apply_defaults,
+)
 from metaflood.flood.calibrate import FLOOD_FIELDS
 from metaflood.realdata.pipeline import PipelineSettings, SampleOutputs, run_sample
 from metaflood.realdata.scores import Scoreboard, score_flood, score_water
@@ -218,8 +223,8 @@ def settings_from(
     return PipelineSettings(
         checkpoint=Path(checkpoint),
         model=sections["model"],
-        change=sections["change"],
-        coregister=sections["coregister"],
+        change=ChangeSettings.from_section(sections["change"]),
+        coregister=CoregisterSettings.from_section(sections["coregister"]),
         fusion=Path(fusion) if fusion else None,
         calibration=Path(calibration) if calibration else None,
         cloud_cover=cloud_cover,

@@ -23,7 +23,7 @@ from rasterio.warp import Resampling, reproject
 from metaflood.acquire.stage import acquire_period, search_scenes
 from metaflood.core.classes import WATER, stored_probability
 from metaflood.core.raster import read_checked, write_cog
-from metaflood.core.settings import AdaptSettings
+from metaflood.core.settings import AdaptSettings, ChangeSettings, CoregisterSettings
 from metaflood.coregister.scenes import Settings
 from metaflood.coregister.stage import coregister_period
 from metaflood.flood.change import map_flood
@@ -48,9 +48,9 @@ class PipelineSettings:
     """What the stages need beyond the sample: the model and the config sections."""
 
     checkpoint: Path
+    change: ChangeSettings
+    coregister: CoregisterSettings
     model: dict = field(default_factory=dict)  # the model section: tile, overlap, device...
-    change: dict = field(default_factory=dict)
-    coregister: dict = field(default_factory=dict)
     fusion: Path | None = None
     calibration: Path | None = None
     cloud_cover: float = 0.0
@@ -247,7 +247,7 @@ def _acquire(sample: Sample, event: dict, folder: Path, settings: PipelineSettin
             out_stack=folder / "aligned" / f"{period}.tif",
             out_valid=folder / "aligned" / f"{period}_valid.tif",
             out_report=folder / "aligned" / f"{period}_coregistration.json",
-            settings=Settings.from_config(settings.coregister, threads=settings.threads),
+            settings=Settings.of(settings.coregister, threads=settings.threads),
         )
 
 
@@ -299,7 +299,7 @@ def _map_period(
         out["class"],
         out["proba"],
         out["route"],
-        tile=model["tile"],
+        window_px=model["tile"],
         overlap=model["overlap"],
         batch_size=model["batch_size"],
         device=model["device"],
@@ -420,7 +420,7 @@ def _map_flood(
         out_confidence=out["confidence"],
         out_polygons=where / "polygons.gpkg",
         out_transitions=where / "transitions.csv",
-        min_area_m2=float(settings.change["min_area_m2"]),
+        min_area_m2=float(settings.change.min_area_m2),
     )
     evidence, _ = read_evidence(
         [paths[p]["water"] for p in ("pre", "post")],

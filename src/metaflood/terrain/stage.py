@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from metaflood.core.config import Grid
 from metaflood.core.errors import InputError
+from metaflood.core.grid import Grid
 from metaflood.core.raster import atomic_path, write_cog
 from metaflood.core.settings import ExclusionSettings
 from metaflood.terrain.exclusion import COLOURS, NAMES, NODATA, area_summary, exclusion_codes

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from metaflood.core.classes import IGNORE_INDEX, WATER
 from metaflood.core.raster import atomic_path, band_index, open_checked, read_window
-from metaflood.core.settings import AdaptSettings
+from metaflood.core.settings import AdaptSettings, ChangeSettings
 from metaflood.flood.sar_change import SarChangeSettings
 from metaflood.landcover.reading import scene_bands
 from metaflood.model.checkpoint import (
@@ -125,9 +125,9 @@ def adapt_checkpoint(
     out_summary: Path,
     *,
     settings: AdaptSettings,
-    change: dict,
+    change: ChangeSettings,
     threads: int = 1,
-    device: str = "auto",
+    device: str,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Fine-tune `checkpoint` on the event's periods; write the adapted checkpoint (the
@@ -181,7 +181,7 @@ def _pseudo_labelled(
     stacks: Sequence[Path],
     valids: Sequence[Path],
     settings: AdaptSettings,
-    change: dict,
+    change: ChangeSettings,
     summary: dict,
 ) -> list[Labelled]:
     """Each period's windows with clear optical, pseudo-labelled, in the SAR head's input
@@ -201,7 +201,7 @@ def _pseudo_labelled(
             transform = src.transform
         if not parts:
             continue
-        sar_settings = SarChangeSettings.from_config(change, abs(transform.a * transform.e))
+        sar_settings = SarChangeSettings.for_grid(change, transform)
         pools = Pools.empty((*parts[0]["sar_db"], "index"))
         for part in parts:
             part["sar_db"] = filtered_sar(part["sar_db"], sar_settings.window_px)

@@ -53,7 +53,7 @@ def run_evaluation(
     workdir: str | os.PathLike,
     *,
     threads: int = 2,
-    device: str = "auto",
+    device: str,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Train (or reuse) every model, test each on the held-out split, write both tables."""

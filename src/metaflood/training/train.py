@@ -358,7 +358,7 @@ def train_model(
     threads: int = 2,
     log: Callable[[str], None] = print,
     *,
-    device: str = "auto",
+    device: str,
 ) -> dict[str, Any]:
     """Train (or resume training); write the checkpoint and the validation metrics.
 

@@ -20,6 +20,7 @@ from metaflood.core.blockwise import block_windows, with_halo
 from metaflood.core.classes import WATER, stored_probability
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path, cog_writer, open_georeferenced, read_window
+from metaflood.core.settings import ChangeSettings
 from metaflood.flood.sar_change import SAR_VALID_BIT, VALID_NODATA, SarChangeSettings, same_grid
 from metaflood.water.evidence import (
     SAR_INDEX_BANDS,
@@ -166,7 +167,7 @@ def map_water(
     valid: Path,
     proba: Path,
     *,
-    change: dict,
+    change: ChangeSettings,
     fusion: Path | None,
     out_sar: Path,
     out_evidence: Path,
@@ -178,7 +179,7 @@ def map_water(
     with ExitStack() as exits:
         inputs = WaterInputs(Path(stack), Path(valid), Path(proba), exits)
         transform = inputs.stack.transform
-        settings = SarChangeSettings.from_config(change, abs(transform.a * transform.e))
+        settings = SarChangeSettings.for_grid(change, transform)
         names = (*inputs.sar_bands, *(("index",) if inputs.index is not None else ()))
         pools = Pools.empty(names)
         for window in inputs.blocks(settings):

@@ -39,7 +39,14 @@ from metaflood.acquire.auxiliary_sources import (
     resolve_auxiliary,
     search_auxiliary,
 )
-from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
+from metaflood.acquire.download import (
+    Access,
+    AssetCache,
+    Downloader,
+    Job,
+    NoCache,
+    grid_for_aoi,
+)
 from metaflood.acquire.scene import SceneItem
 from metaflood.acquire.security import is_remote
 from metaflood.acquire.stage import Retry
@@ -74,19 +81,6 @@ def _lonlat_area(grid: Grid):
     return box(*transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21))
 
 
-class _NoCache(AssetCache):
-    """Local files are read directly (a cached copy could hide a file replaced since)."""
-
-    def __init__(self) -> None:
-        super().__init__(Path("."))
-
-    def get(self, job):
-        return None
-
-    def put(self, job, data, file_scale) -> None:
-        return None
-
-
 def _read(
     spec: AuxSpec,
     items: list[SceneItem],
@@ -113,7 +107,7 @@ def _read(
         Job(f"{item.id} {spec.layer}", ref, native, resampling)
         for item, ref in zip(items, refs, strict=True)
     ]
-    downloader = Downloader(cache if remote else _NoCache(), access, workers=workers)
+    downloader = Downloader(cache if remote else NoCache(), access, workers=workers)
     layers = downloader.read(jobs)
     mosaic = layers[0]
     for layer in layers[1:]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
 from urllib.parse import urlsplit
 
 import pystac
@@ -27,9 +26,9 @@ from metaflood.acquire.presets import PRESETS
 from metaflood.acquire.scene import BandRef, SceneItem
 from metaflood.acquire.sources import SourceSpec
 from metaflood.acquire.stac import scene_item, unreachable
-from metaflood.acquire.static import load_catalog
-from metaflood.core.errors import AcquisitionError, ConfigError
-from metaflood.core.redact import redact_text, redact_url, refuse_url_credentials
+from metaflood.acquire.static import collection_items
+from metaflood.core.errors import ConfigError
+from metaflood.core.redact import redact_url, refuse_url_credentials
 from metaflood.demo.catalog import (
     DEM_ASSET,
     DEM_COLLECTION,
@@ -242,23 +241,6 @@ def _search_api(spec: SourceSpec, area: Polygon, access: Access) -> list[pystac.
         raise unreachable(spec, err, access) from None
 
 
-def _search_static(spec: SourceSpec, access: Access) -> tuple[list[pystac.Item], str]:
-    catalog, root = load_catalog(spec, access)
-    found = [catalog] if isinstance(catalog, pystac.Collection) else []
-    found += list(catalog.get_all_collections())
-    collection = next((c for c in found if c.id == spec.collection), None)
-    if collection is None:
-        raise AcquisitionError(f"{spec.provider} has no collection {spec.collection!r}")
-    try:
-        return list(collection.get_items(recursive=True)), root
-    except AcquisitionError:
-        raise
-    except (URLError, OSError) as err:
-        raise AcquisitionError(
-            f"cannot read the items of {spec.provider}: {redact_text(err)}"
-        ) from err
-
-
 def search_auxiliary(spec: AuxSpec, area: Polygon, access: Access) -> list[SceneItem]:
     """The items whose footprint meets `area` (lon/lat), by id, as scene items holding
     the one band `spec.layer`; the local file as one item."""
@@ -272,7 +254,7 @@ def search_auxiliary(spec: AuxSpec, area: Polygon, access: Access) -> list[Scene
     if spec.kind == "stac":
         found, root = _search_api(source, area, access), None
     else:
-        found, root = _search_static(source, access)
+        found, root = collection_items(source, access)
     items = [
         scene_item_undated(item, source, root)
         for item in sorted(found, key=lambda i: i.id)

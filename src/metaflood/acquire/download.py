@@ -386,6 +386,20 @@ class AssetCache:
             dst.update_tags(href=redact_url(job.ref.href), band=str(job.ref.band))
 
 
+class NoCache(AssetCache):
+    """Local files are read directly: a cached copy would only cost disk, and could
+    hide a file replaced or damaged since."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("."))
+
+    def get(self, job):
+        return None
+
+    def put(self, job, data, file_scale) -> None:
+        return None
+
+
 class Downloader:
     """Reads jobs in parallel threads, each through the cache, with retries."""
 

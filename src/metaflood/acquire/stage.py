@@ -51,7 +51,14 @@ from metaflood.acquire.canonical import (
     write_optical,
     write_sar,
 )
-from metaflood.acquire.download import Access, AssetCache, Downloader, Job, grid_for_aoi
+from metaflood.acquire.download import (
+    Access,
+    AssetCache,
+    Downloader,
+    Job,
+    NoCache,
+    grid_for_aoi,
+)
 from metaflood.acquire.local import checked_local_item
 from metaflood.acquire.plausibility import check_reflectance, check_sar
 from metaflood.acquire.scene import MASK, SceneItem, grid_band
@@ -528,22 +535,8 @@ def _named(item: SceneItem) -> str:
     return f"{item.id} ({file})" if file else item.id
 
 
-class _NoCache(AssetCache):
-    """Local files are read directly: a cached copy would only cost disk, and could
-    hide a file replaced or damaged since."""
-
-    def __init__(self) -> None:
-        super().__init__(Path("."))
-
-    def get(self, job):
-        return None
-
-    def put(self, job, data, file_scale) -> None:
-        return None
-
-
 def _cache_for(jobs: list[Job], cache: AssetCache) -> AssetCache:
-    return cache if all(is_remote(job.ref.href) for job in jobs) else _NoCache()
+    return cache if all(is_remote(job.ref.href) for job in jobs) else NoCache()
 
 
 def _band_names(record: dict, cfg: dict, modality: str, key: str) -> tuple[str, ...]:

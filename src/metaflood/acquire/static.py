@@ -101,21 +101,27 @@ def _collection(catalog: pystac.Catalog, collection_id: str, provider: str) -> p
     raise AcquisitionError(f"{provider} has no collection {collection_id!r}")
 
 
-def search_static(
-    spec: SourceSpec, window: DateRange, aoi: Polygon, access: Access
-) -> tuple[list[pystac.Item], str, str]:
-    """Items in the window whose footprint meets the AOI, a note when there are none,
-    and the catalog's root folder (for resolving asset hrefs)."""
+def collection_items(spec: SourceSpec, access: Access) -> tuple[list[pystac.Item], str]:
+    """Every item of the source's collection in its static catalog, and the catalog's
+    root folder (for resolving asset hrefs)."""
     catalog, root = load_catalog(spec, access)
     collection = _collection(catalog, spec.collection, spec.provider)
     try:
-        everything = list(collection.get_items(recursive=True))
+        return list(collection.get_items(recursive=True)), root
     except AcquisitionError:
         raise
     except (URLError, OSError) as err:
         raise AcquisitionError(
             f"cannot read the items of {spec.provider}: {redact_text(err)}"
         ) from err
+
+
+def search_static(
+    spec: SourceSpec, window: DateRange, aoi: Polygon, access: Access
+) -> tuple[list[pystac.Item], str, str]:
+    """Items in the window whose footprint meets the AOI, a note when there are none,
+    and the catalog's root folder (for resolving asset hrefs)."""
+    everything, root = collection_items(spec, access)
     in_window = [i for i in everything if i.datetime is not None and window.contains(i.datetime)]
     items = [
         i

@@ -58,6 +58,8 @@ def event_folder(tmp_path: Path, products: dict) -> Path:
         "landcover/post.tif": products["post"],
         "flood/polygons.gpkg": products["polygons.gpkg"],
         "flood/transitions.csv": products["transitions.csv"],
+        "flood/exclusion.tif": products["exclusion.tif"],
+        "flood/reference_water.tif": products["reference_water.tif"],
     }
     for rel, _title, *_ in ASSETS.values():
         target = event / rel
@@ -92,6 +94,17 @@ def test_catalog_is_valid_stac_with_projection_and_classification(products, tmp_
         (2, "permanent_water"),
     ]
     assert ClassificationExtension.ext(item.assets["landcover_post"]).classes[1].name == "building"
+    exclusion = ClassificationExtension.ext(item.assets["exclusion"]).classes
+    assert [c.name for c in exclusion] == [
+        "not_excluded",
+        "height_above_nearest_drainage",
+        "steep_slope",
+        "radar_shadow",
+        "radar_layover",
+        "nodata",
+    ]
+    water = ClassificationExtension.ext(item.assets["reference_water"]).classes
+    assert water[2].name == "water_in_the_reference_layer_only"
     # Relative hrefs that resolve to the products, and nothing outside the event folder.
     for asset in item.assets.values():
         assert not Path(asset.href).is_absolute()

@@ -113,10 +113,11 @@ def write_terrain(paths, tmp_path):
         tags={"absent": "true"},
     )
     paths["reference_water.json"] = tmp_path / "reference_water.json"
+    paths["reference_water.tif"] = tmp_path / "reference_water.tif"
     write_reference_water(
         tmp_path / "layer.tif",
         paths["pre_water"],
-        tmp_path / "reference_water.tif",
+        paths["reference_water.tif"],
         paths["reference_water.json"],
     )
 

@@ -70,6 +70,8 @@ rule products_catalog:
         "results/{event}/flood/confidence.tif",
         "results/{event}/flood/sar_change.tif",
         "results/{event}/flood/sar_logratio.tif",
+        "results/{event}/flood/exclusion.tif",
+        "results/{event}/flood/reference_water.tif",
         "results/{event}/flood/polygons.gpkg",
         "results/{event}/flood/transitions.csv",
         "results/{event}/flood/impact.csv",

@@ -21,9 +21,11 @@ from pystac.extensions.projection import ProjectionExtension
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 
+from metaflood.core import exclusion_codes
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, CLASS_NODATA
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path
+from metaflood.flood import reference_water
 from metaflood.flood.change import EXTENT_COLORMAP, EXTENT_NODATA
 from metaflood.flood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA
 
@@ -54,6 +56,20 @@ EVIDENCE_CLASSES = [
     (0, "no_flood_signal", "no flood signal", EVIDENCE_COLORMAP[0]),
     (1, "flood_signal", "backscatter fell to water level", EVIDENCE_COLORMAP[1]),
     (2, "dark_before", "excluded: water-dark before the event", EVIDENCE_COLORMAP[2]),
+]
+EXCLUSION_CLASSES = [
+    (
+        code,
+        exclusion_codes.NAMES[code].replace(" ", "_"),
+        exclusion_codes.NAMES[code],
+        exclusion_codes.COLOURS[code],
+    )
+    for code in (exclusion_codes.NOT_EXCLUDED, *exclusion_codes.EXCLUDING)
+]
+REFERENCE_WATER_CLASSES = [
+    (code, name.replace(" ", "_").replace("-", "_"), name, reference_water.COLOURS[code])
+    for code, name in reference_water.NAMES.items()
+    if code != reference_water.NODATA
 ]
 LANDCOVER_CLASSES = [
     (i, name, name.capitalize(), CLASS_COLORS[i]) for i, name in enumerate(CLASS_NAMES)
@@ -88,6 +104,20 @@ ASSETS: dict[str, tuple[str, str, str, list[str], list | None]] = {
         COG,
         ["data"],
         None,
+    ),
+    "exclusion": (
+        "flood/exclusion.tif",
+        "Terrain exclusion: where the SAR cannot say flood, and why",
+        COG,
+        ["data"],
+        _classes(EXCLUSION_CLASSES, exclusion_codes.NODATA),
+    ),
+    "reference_water": (
+        "flood/reference_water.tif",
+        "Water before the event, by source (reference layer, pre-event map)",
+        COG,
+        ["data"],
+        _classes(REFERENCE_WATER_CLASSES, reference_water.NODATA),
     ),
     "landcover_pre": (
         "landcover/pre.tif",

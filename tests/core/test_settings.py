@@ -130,6 +130,18 @@ RESTATED = [
     ("cloud_mask", r'"provided"'),
     ("block_size", r"2048"),
     ("max_shift_px", r"8"),
+    # event sections: the grid and the demo event's knobs (the simulator's SceneSpec,
+    # which the training scenes use too, has defaults of its own)
+    ("resolution", r"2"),
+    ("seed", r"7"),
+    ("margin_m", r"40"),
+    # exclusion and the static layers
+    ("hand_max_m", r"15"),
+    ("slope_max_deg", r"40"),
+    ("drainage_km2", r"1"),
+    ("pad_m", r"3000"),
+    ("incidence_deg", r"39"),
+    ("reference_occurrence_min", r"50"),
 ]
 
 
@@ -164,6 +176,15 @@ def test_no_schema_default_is_restated_outside_the_schema():
                 ):
                     found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "schema defaults restated:\n" + "\n".join(found)
+
+
+def test_an_events_section_gets_the_schemas_defaults():
+    from metaflood.core.settings import event_section
+
+    assert event_section({}, "grid") == {"crs": "auto", "resolution": 2.0}
+    demo = event_section({"demo": {"seed": 3}}, "demo")
+    assert demo["seed"] == 3 and demo["pre_sar_scenes"] == 1 and demo["lookalikes"] is False
+    assert event_section({"dem": {"source": "local", "file": "x"}}, "dem")["band"] == 1
 
 
 @pytest.mark.parametrize("name", ["model", "train", "change", "coregister", "tiling", "compute"])

@@ -29,6 +29,7 @@ from metaflood.acquire.stac import scene_item, unreachable
 from metaflood.acquire.static import collection_items
 from metaflood.core.errors import ConfigError
 from metaflood.core.redact import redact_url, refuse_url_credentials
+from metaflood.core.settings import event_section
 from metaflood.demo.catalog import (
     DEM_ASSET,
     DEM_COLLECTION,
@@ -184,9 +185,9 @@ def _local(cfg: dict, layer: str, key: str, base_dir: Path) -> AuxSpec:
     if not path.is_file():
         raise ConfigError(f"{key}.file: {path} does not exist")
     spec = _spec(layer, "local", f"the local file {path}", "local", asset="file")
-    # band: the schema's description gives 1 as its default.
     kind = _layer_kind(cfg, layer, key, None)
-    return AuxSpec(layer, spec, kind, file=str(path), band=int(cfg.get("band", 1)))
+    band = event_section({layer: cfg}, layer)["band"]  # the schema's default where unset
+    return AuxSpec(layer, spec, kind, file=str(path), band=int(band))
 
 
 def resolve_auxiliary(

@@ -23,7 +23,7 @@ from shapely.geometry import Polygon, box
 
 from metaflood.core.errors import ConfigError
 from metaflood.core.grid import Grid
-from metaflood.core.settings import TilingSettings, section_defaults
+from metaflood.core.settings import TilingSettings, event_section, section_defaults
 from metaflood.core.tiling import tile_layout
 
 PERIODS = ("pre", "post")
@@ -160,9 +160,9 @@ def to_crs(geometry, crs: CRS | str, src: CRS | str = "EPSG:4326"):
 def event_grid(event: dict, key: str, base_dir: Path | str = ".") -> Grid:
     """Grid covering the AOI, snapped outward to whole pixels of the configured size."""
     aoi = aoi_polygon(event, key, base_dir)
-    grid_cfg = event.get("grid", {})
-    res = float(grid_cfg.get("resolution", 2.0))
-    crs_spec = grid_cfg.get("crs", "auto")
+    grid_cfg = event_section(event, "grid")
+    res = float(grid_cfg["resolution"])
+    crs_spec = grid_cfg["crs"]
     if crs_spec == "auto":
         crs = utm_crs(aoi.centroid.x, aoi.centroid.y)
     else:

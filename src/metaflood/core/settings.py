@@ -78,6 +78,16 @@ def _filled(node: dict, instance: Any) -> Any:
     return instance
 
 
+def event_section(event: dict, name: str) -> dict:
+    """An event's sub-section (`grid`, `demo`, ...) with the schema's defaults filled in
+    where `event` does not give them: code that reads one event (tests, benchmarks, the
+    demo's generator) need not restate them."""
+    node = schema()["$defs"]["event"]["properties"][name]
+    if "$ref" in node:
+        node = schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return _filled(node, copy.deepcopy(event.get(name) or {}))
+
+
 def schema_error(config: dict) -> str | None:
     """One line naming the key that breaks the schema (None when it holds)."""
     import jsonschema

@@ -11,6 +11,7 @@ from pathlib import Path
 from rasterio.transform import Affine, from_origin
 
 from metaflood.core.config import date_range, event_grid
+from metaflood.core.settings import event_section
 from metaflood.demo.catalog import publish_demo_catalog
 from metaflood.demo.simulate import simulate_event
 from metaflood.demo.spec import SceneSpec
@@ -20,9 +21,9 @@ log = logging.getLogger(__name__)
 
 def demo_footprint(event: dict, key: str) -> tuple[str, Affine, int, int]:
     """Native grid of the generated scene: the event grid plus a margin, at demo resolution."""
-    demo = event.get("demo", {})
-    res = float(demo.get("resolution", 1.0))
-    margin = float(demo.get("margin_m", 40.0))
+    demo = event_section(event, "demo")
+    res = float(demo["resolution"])
+    margin = float(demo["margin_m"])
     grid = event_grid(event, key)
     left, bottom, right, top = grid.bounds
     left, bottom = (
@@ -45,7 +46,7 @@ def demo_dates(event: dict, key: str) -> dict[tuple[str, str], dt.datetime]:
     it, as far back as they go: some may fall before the window, and a search then
     finds fewer than N, as it would on a real archive. The optical pre date stays a
     day after the window's middle."""
-    n_pre = int(event.get("demo", {}).get("pre_sar_scenes", 1))
+    n_pre = int(event_section(event, "demo")["pre_sar_scenes"])
     dates = {}
     for period in ("pre", "post"):
         win = date_range(event, period, key)
@@ -63,20 +64,20 @@ def demo_dates(event: dict, key: str) -> dict[tuple[str, str], dt.datetime]:
 
 def build_demo_event(event: dict, name: str, out_dir: Path) -> Path:
     key = f"events.{name}"
-    demo = event.get("demo", {})
+    demo = event_section(event, "demo")
     crs, transform, width, height = demo_footprint(event, key)
     spec = SceneSpec(
-        seed=int(demo.get("seed", 7)),
+        seed=int(demo["seed"]),
         height=height,
         width=width,
         resolution=transform.a,
         layout="town",
-        cloud_fraction=float(demo.get("cloud_fraction", 0.6)),
-        post_optical=bool(demo.get("post_optical", True)),
-        post_offset_px=tuple(demo.get("post_offset_px", (0.4, -0.3))),
-        optical_offset_px=tuple(demo.get("optical_offset_px", (0.3, 0.25))),
-        pre_sar_scenes=int(demo.get("pre_sar_scenes", 1)),
-        lookalikes=bool(demo.get("lookalikes", False)),
+        cloud_fraction=float(demo["cloud_fraction"]),
+        post_optical=bool(demo["post_optical"]),
+        post_offset_px=tuple(demo["post_offset_px"]),
+        optical_offset_px=tuple(demo["optical_offset_px"]),
+        pre_sar_scenes=int(demo["pre_sar_scenes"]),
+        lookalikes=bool(demo["lookalikes"]),
     )
     log.info("simulating %s x %s px at %s m (seed %s)", width, height, transform.a, spec.seed)
     synthetic = simulate_event(spec)

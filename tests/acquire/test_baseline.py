@@ -16,6 +16,7 @@ import pytest
 import rasterio
 
 from metaflood.acquire import baseline as bl
+from metaflood.acquire.download import first_valid
 from metaflood.acquire.stage import Retry, acquire_period, search_scenes
 from metaflood.core import optical as opt
 from tests.helpers.acquire_provider import (
@@ -80,7 +81,7 @@ def test_the_optical_composite_takes_each_pixel_from_the_first_clear_scene():
     np.testing.assert_allclose(bl.pick(values, order), [[0.1, 0.2, 0.3, 0.2, 0.1]])
     np.testing.assert_array_equal(bl.pick(masks, order), [[CLEAR, CLEAR, CLEAR, CLOUD, NODATA]])
     gaps = [np.array([[NAN, 1.0]], np.float32), np.array([[2.0, 3.0]], np.float32)]
-    np.testing.assert_array_equal(bl.first_valid(gaps), [[2.0, 1.0]])
+    np.testing.assert_array_equal(first_valid(gaps), [[2.0, 1.0]])
 
 
 def test_a_median_of_three_speckled_scenes_spreads_less_against_the_post_scene():

@@ -45,6 +45,7 @@ from metaflood.acquire.download import (
     Downloader,
     Job,
     NoCache,
+    first_valid,
     grid_for_aoi,
 )
 from metaflood.acquire.scene import SceneItem
@@ -108,11 +109,7 @@ def _read(
         for item, ref in zip(items, refs, strict=True)
     ]
     downloader = Downloader(cache if remote else NoCache(), access, workers=workers)
-    layers = downloader.read(jobs)
-    mosaic = layers[0]
-    for layer in layers[1:]:
-        gap = np.isnan(mosaic)
-        mosaic[gap] = layer[gap]
+    mosaic = first_valid(downloader.read(jobs))
     reproject(
         mosaic,
         out,

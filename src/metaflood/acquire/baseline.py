@@ -101,16 +101,6 @@ def pick(layers: Sequence[np.ndarray], order: np.ndarray) -> np.ndarray:
     return np.take_along_axis(stack, order[None], axis=0)[0]
 
 
-def first_valid(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """Each pixel from the first scene with a value there (a source with no cloud mask:
-    the scenes are already ranked by their tile's cloud cover)."""
-    out = np.array(layers[0], np.float32)
-    for layer in layers[1:]:
-        gap = np.isnan(out)
-        out[gap] = layer[gap]
-    return out
-
-
 def median_over(values: np.ndarray, inside: np.ndarray) -> float | None:
     """The median of the finite values where `inside`; None where there is none."""
     finite = values[inside & np.isfinite(values)]

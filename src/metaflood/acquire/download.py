@@ -386,6 +386,17 @@ class AssetCache:
             dst.update_tags(href=redact_url(job.ref.href), band=str(job.ref.band))
 
 
+def first_valid(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """Each pixel from the first layer with a value there (NaN is none), in the order
+    given: items mosaicked in the order they were chosen, scenes in the order they rank.
+    The first layer is filled in place, so a large scene is not copied."""
+    out = layers[0]
+    for layer in layers[1:]:
+        gap = np.isnan(out)
+        out[gap] = layer[gap]
+    return out
+
+
 class NoCache(AssetCache):
     """Local files are read directly: a cached copy would only cost disk, and could
     hide a file replaced or damaged since."""

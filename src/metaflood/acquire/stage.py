@@ -57,6 +57,7 @@ from metaflood.acquire.download import (
     Downloader,
     Job,
     NoCache,
+    first_valid,
     grid_for_aoi,
 )
 from metaflood.acquire.local import checked_local_item
@@ -175,7 +176,7 @@ class _Chooser:
         downloader = Downloader(
             _cache_for(jobs, self.cache), self.access_for(spec), workers=self.workers
         )
-        values = _mosaic(downloader.read(jobs))
+        values = first_valid(downloader.read(jobs))
         mask = mask_codes(values, spec.mask_kind)
         observed = mask != opt.MASK_NODATA
         if not observed.any():
@@ -377,16 +378,6 @@ def search_scenes(
 # Reading the chosen scenes
 
 
-def _mosaic(layers: list[np.ndarray]) -> np.ndarray:
-    """First valid value wins, in the order the items were chosen (the first layer is
-    filled in place: a large scene is not copied)."""
-    out = layers[0]
-    for layer in layers[1:]:
-        gap = np.isnan(out)
-        out[gap] = layer[gap]
-    return out
-
-
 def _read_layers(
     record: dict,
     names: list[str],
@@ -414,7 +405,7 @@ def _read_layers(
     downloader = Downloader(_cache_for(jobs, cache), access, workers=workers, progress=log.info)
     layers = downloader.read(jobs)
     n = len(items)
-    return {name: _mosaic(layers[i * n : (i + 1) * n]) for i, name in enumerate(names)}
+    return {name: first_valid(layers[i * n : (i + 1) * n]) for i, name in enumerate(names)}
 
 
 def _check_values(
@@ -518,7 +509,7 @@ def _write_optical_composite(
     composite: dict[str, np.ndarray] = {}
     for name in names:
         layers = [reader(scene, [name])[name] for scene in scenes]
-        composite[name] = bl.pick(layers, order) if has_mask else bl.first_valid(layers)
+        composite[name] = bl.pick(layers, order) if has_mask else first_valid(layers)
     _check_values(record, [composite[n] for n in names], list(names), "optical", where)
     mask = bl.pick(masks, order) if has_mask else None
     del masks

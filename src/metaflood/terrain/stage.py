@@ -71,9 +71,9 @@ def viewing_geometry(scenes: dict, incidence_deg: float) -> ViewingGeometry:
     return ViewingGeometry(None, theta, assumed, why)
 
 
-def _read_dem(path: Path, grid: Grid) -> tuple[np.ndarray, int, bool, rasterio.Affine]:
-    """The padded DEM, its padding (px), whether it is absent, and its transform; an
-    InputError when its inner window is not the event grid."""
+def _read_dem(path: Path, grid: Grid) -> tuple[np.ndarray, int, bool]:
+    """The padded DEM, its padding (px) and whether it is absent; an InputError when its
+    inner window is not the event grid."""
     with rasterio.open(path) as src:
         tags = src.tags()
         pad = int(tags.get("pad_px", 0))
@@ -94,7 +94,12 @@ def _read_dem(path: Path, grid: Grid) -> tuple[np.ndarray, int, bool, rasterio.A
             f"({shape} at {tuple(inner)[:6]} in {crs}, expected "
             f"{(grid.height, grid.width)} at {tuple(grid.transform)[:6]} in {grid.crs})"
         )
-    return dem, pad, absent, transform
+    return dem, pad, absent
+
+
+def _inner(array: np.ndarray, pad: int) -> np.ndarray:
+    """The event grid's part of an array on the padded DEM grid."""
+    return array[pad : array.shape[0] - pad, pad : array.shape[1] - pad]
 
 
 def exclusion_layers(
@@ -106,9 +111,6 @@ def exclusion_layers(
 ) -> dict[str, np.ndarray | None]:
     """HAND, slope, shadow and layover on the padded DEM, cut back to the event grid."""
 
-    def inner(array: np.ndarray) -> np.ndarray:
-        return array[pad : array.shape[0] - pad, pad : array.shape[1] - pad]
-
     transform = rasterio.Affine(resolution, 0, 0, 0, -resolution, 0)
     hand = height_above_nearest_drainage(dem, transform, drainage_km2=settings.drainage_km2)
     slope, _ = slope_aspect(dem, resolution, resolution)
@@ -117,8 +119,13 @@ def exclusion_layers(
         shadow, layover = shadow_layover(
             dem, resolution, resolution, geometry.incidence_deg, geometry.look_azimuth
         )
-        shadow, layover = inner(shadow), inner(layover)
-    return {"hand": inner(hand), "slope": inner(slope), "shadow": shadow, "layover": layover}
+        shadow, layover = _inner(shadow, pad), _inner(layover, pad)
+    return {
+        "hand": _inner(hand, pad),
+        "slope": _inner(slope, pad),
+        "shadow": shadow,
+        "layover": layover,
+    }
 
 
 def terrain_exclusion(
@@ -132,11 +139,11 @@ def terrain_exclusion(
 ) -> dict:
     """Write the exclusion codes (with a colour table) and their record (shares of the
     AOI per reason, the thresholds, the viewing geometry, which layers were absent)."""
-    dem, pad, dem_absent, _ = _read_dem(dem_path, grid)
+    dem, pad, dem_absent = _read_dem(dem_path, grid)
     geometry = viewing_geometry(json.loads(Path(post_scenes).read_text()), settings.incidence_deg)
     shape = (grid.height, grid.width)
     absent: list[str] = []
-    inner_dem = dem[pad : dem.shape[0] - pad, pad : dem.shape[1] - pad]
+    inner_dem = _inner(dem, pad)
     if dem_absent or not np.isfinite(inner_dem).any():
         absent = ["dem: no DEM for this event (source: none)"]
         codes = np.zeros(shape, np.uint8)

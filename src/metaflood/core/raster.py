@@ -298,6 +298,10 @@ def cog_writer(
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp_dir:
         staging = Path(tmp_dir) / "staging.tif"
         with write_guard(path, staged=tmp_dir), rasterio.open(staging, "w", **profile) as dst:
+            if colormap is not None:
+                # Before any pixel is written: libtiff cannot set the palette
+                # interpretation of a directory that already holds data.
+                dst.write_colormap(1, colormap)
             yield dst
             if descriptions is not None:
                 dst.descriptions = tuple(descriptions)
@@ -305,8 +309,6 @@ def cog_writer(
                 dst.units = tuple(units)
             if tags:
                 dst.update_tags(**tags)
-            if colormap is not None:
-                dst.write_colormap(1, colormap)
             factors = overview_factors(height, width, blocksize)
             if factors and not external_overview_path(staging).exists():
                 with rasterio.Env(GDAL_NUM_THREADS=str(threads)):

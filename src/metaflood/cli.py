@@ -360,6 +360,11 @@ def _fit_water_fusion_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results")
     p.add_argument("--resources", default="resources")
     p.add_argument("--checkpoint", help="the checkpoint the evidence was mapped with")
+    p.add_argument(
+        "--keep-from",
+        help="a fusion to take the variants from that these sets cannot fit (a SAR-only "
+        "set fits no optical variant); they are marked kept_from",
+    )
     p.add_argument("--out", required=True)
 
 
@@ -375,6 +380,7 @@ def cmd_fit_water_fusion(args: argparse.Namespace) -> None:
             for e in args.events
         ],
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        keep_from=Path(args.keep_from) if args.keep_from else None,
     )
     print(json.dumps(fusion, indent=2))
 

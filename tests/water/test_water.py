@@ -15,6 +15,7 @@ from metaflood.core.settings import ChangeSettings, section_defaults
 from metaflood.water.evidence import MNDWI, NDWI, choose_index, normalised_difference
 from metaflood.water.fit import fit_from_dumps
 from metaflood.water.fusion import (
+    DEFAULT_FUSION,
     FEATURES,
     WaterEvidence,
     fit_fusion,
@@ -148,6 +149,36 @@ def test_fusion_is_fitted_per_variant_and_applied_where_evidence_exists(tmp_path
     np.savez(tmp_path / "dump.npz", label=label, **evidence.__dict__)
     fitted = fit_from_dumps([tmp_path / "dump.npz"], tmp_path / "fusion.json")
     assert load_fusion(tmp_path / "fusion.json")["variants"] == fitted["variants"]
+
+
+def test_variants_a_sar_only_set_cannot_fit_are_kept_from_another_fusion(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 3000
+    label = rng.integers(0, 2, n).astype(np.uint8)
+    evidence = WaterEvidence(
+        land_cover=np.clip(0.5 + 0.3 * (label - 0.5) + rng.normal(0, 0.2, n), 0, 1),
+        sar_margin=np.where(label == 1, -4.0, 4.0) + rng.normal(0, 2, n),
+        index_margin=np.full(n, np.nan),  # a SAR-only set: no optical index anywhere
+    )
+    np.savez(tmp_path / "sar_only.npz", label=label, **evidence.__dict__)
+    with pytest.raises(InputError, match="'land_cover\\+sar_margin\\+index_margin' variant"):
+        fit_from_dumps([tmp_path / "sar_only.npz"], tmp_path / "refused.json")
+    assert not (tmp_path / "refused.json").exists()
+
+    base = load_fusion()
+    fitted = fit_from_dumps(
+        [tmp_path / "sar_only.npz"], tmp_path / "fusion.json", keep_from=DEFAULT_FUSION
+    )
+    variants = fitted["variants"]
+    for variant, features in FEATURES.items():
+        if "index_margin" in features:
+            assert variants[variant]["kept_from"] == DEFAULT_FUSION.name
+            assert variants[variant]["coef"] == base["variants"][variant]["coef"]
+        else:
+            assert "kept_from" not in variants[variant]
+    assert variants["land_cover+sar_margin"]["pixels"] == {"sar_only": n}
+    assert fitted["fitted"]["variants_kept_from"] == DEFAULT_FUSION.name
+    assert load_fusion(tmp_path / "fusion.json")["variants"] == variants
 
 
 def test_a_fusion_fitted_on_other_features_is_refused(tmp_path):

@@ -13,7 +13,7 @@ from metaflood.core.errors import InputError
 from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import atomic_path, read_checked
 from metaflood.flood.validate import truth_on_grid
-from metaflood.water.fusion import WaterEvidence, fit_fusion
+from metaflood.water.fusion import WaterEvidence, fit_fusion, load_fusion
 
 DUMP_KEYS = ("land_cover", "sar_margin", "index_margin", "label")
 
@@ -34,10 +34,12 @@ def fit_from_dumps(
     *,
     events: list[tuple[Path, Path]] = (),
     checkpoint: Path | None = None,
+    keep_from: Path | None = None,
 ) -> dict:
     """One fit over the real sets' dumps (each one set) and demo events run through the
     workflow (together one set: `events` pairs an event's results folder with its truth);
-    written as JSON with what it was fitted on."""
+    written as JSON with what it was fitted on. Variants none of them can fit are taken
+    from the fusion at `keep_from`, where one is given."""
 
     sets = [(path.stem, *read_dump(path)) for path in paths]
     if events:
@@ -46,9 +48,11 @@ def fit_from_dumps(
             *(np.concatenate([getattr(ev, f) for ev, _ in evidence]) for f in DUMP_KEYS[:3])
         )
         sets.append(("synthetic events", joined, np.concatenate([lab for _, lab in evidence])))
-    fusion = fit_fusion(sets)
+    kept = (keep_from.name, load_fusion(keep_from)) if keep_from else None
+    fusion = fit_fusion(sets, keep_from=kept)
     fusion["fitted"] = {
         "on": [path.name for path in paths] + [e.name for e, _ in events],
+        "variants_kept_from": keep_from.name if keep_from else None,
         "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "date": dt.date.today().isoformat(),
     }

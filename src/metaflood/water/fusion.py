@@ -109,12 +109,18 @@ def water_probability(evidence: WaterEvidence, fusion: Mapping) -> np.ndarray:
 
 
 def fit_fusion(
-    sets: Sequence[tuple[str, WaterEvidence, np.ndarray]], *, max_pixels: int = 400_000
+    sets: Sequence[tuple[str, WaterEvidence, np.ndarray]],
+    *,
+    max_pixels: int = 400_000,
+    keep_from: tuple[str, Mapping] | None = None,
 ) -> dict:
     """Logistic models from labelled pixels (label 0/1, 255 ignored) of named sets, each
     set carrying the same total weight whatever its size; at most `max_pixels` a set and
     variant, drawn with a fixed seed. A variant learns from every pixel that has its
-    lines (whatever else it has): what the others would add is unknown where it applies."""
+    lines (whatever else it has): what the others would add is unknown where it applies.
+
+    A variant the sets cannot fit (a SAR-only set has no index margin) is an error, or,
+    with `keep_from` (a name and a loaded fusion), taken from that fusion and marked so."""
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(0)
@@ -143,9 +149,13 @@ def fit_fusion(
             w_parts.append(np.full(len(picked), 1.0 / len(picked)))
             counts[name] = counts.get(name, 0) + len(picked)
         if not X_parts or len(np.unique(np.concatenate(y_parts))) < 2:
+            if keep_from is not None:
+                source, fusion = keep_from
+                variants[variant] = {**fusion["variants"][variant], "kept_from": source}
+                continue
             raise InputError(
                 f"no labelled pixels of both classes for the {variant!r} variant: give sets "
-                "whose samples have that evidence"
+                "whose samples have that evidence, or a fusion to keep it from"
             )
         X, y, w = np.concatenate(X_parts), np.concatenate(y_parts), np.concatenate(w_parts)
         model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y, sample_weight=w * len(w))

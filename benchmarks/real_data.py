@@ -204,6 +204,18 @@ def score(
         out = work / f"{name}_{layout}_test"
         benchmark(data, layout, "test", out, checkpoint, *fitted)
         if layout in recipe.flood_sets:
+            if adapt_limit:  # the same samples without adaptation, to compare with
+                unadapted = out.with_name(f"{out.name}_first{adapt_limit}")
+                benchmark(
+                    data,
+                    layout,
+                    "test",
+                    unadapted,
+                    checkpoint,
+                    *fitted,
+                    "--limit",
+                    str(adapt_limit),
+                )
             benchmark(
                 data,
                 layout,

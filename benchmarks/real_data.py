@@ -25,7 +25,7 @@ Steps (each reuses what the previous wrote under --work, default results/realdat
 
 `--fit-limit N` fits on the first N samples of each training split, `--adapt-limit N`
 scores adaptation on the first N held-out samples (it fine-tunes once per sample and
-condition: about half a minute each on 2 cores).
+condition, several times the cost of scoring it; docs/realdata.md has the times).
 
 The splits are fixed in metaflood.training.layouts. Nothing here reads a test split
 before the score step.

@@ -124,15 +124,21 @@ def test_ndwi_when_no_swir_band_was_acquired(tmp_path):
     assert summary["index"] == "NDWI"
 
 
-def test_fusion_is_fitted_per_variant_and_applied_where_evidence_exists(tmp_path):
-    rng = np.random.default_rng(4)
-    n = 4000
+def _labelled_evidence(seed: int, n: int) -> tuple[np.ndarray, WaterEvidence]:
+    """Water labels and every line of evidence, each telling water apart with noise."""
+    rng = np.random.default_rng(seed)
     label = rng.integers(0, 2, n).astype(np.uint8)
     evidence = WaterEvidence(
         land_cover=np.clip(0.5 + 0.3 * (label - 0.5) + rng.normal(0, 0.2, n), 0, 1),
         sar_margin=np.where(label == 1, -4.0, 4.0) + rng.normal(0, 2, n),
         index_margin=np.where(label == 1, 0.2, -0.2) + rng.normal(0, 0.1, n),
     )
+    return label, evidence
+
+
+def test_fusion_is_fitted_per_variant_and_applied_where_evidence_exists(tmp_path):
+    n = 4000
+    label, evidence = _labelled_evidence(4, n)
     evidence.index_margin[: n // 2] = np.nan  # half without optical
     evidence.sar_margin[-n // 4 :] = np.nan  # a quarter without SAR
     fusion = fit_fusion([("a", evidence, label)])
@@ -152,14 +158,9 @@ def test_fusion_is_fitted_per_variant_and_applied_where_evidence_exists(tmp_path
 
 
 def test_variants_a_sar_only_set_cannot_fit_are_kept_from_another_fusion(tmp_path):
-    rng = np.random.default_rng(5)
     n = 3000
-    label = rng.integers(0, 2, n).astype(np.uint8)
-    evidence = WaterEvidence(
-        land_cover=np.clip(0.5 + 0.3 * (label - 0.5) + rng.normal(0, 0.2, n), 0, 1),
-        sar_margin=np.where(label == 1, -4.0, 4.0) + rng.normal(0, 2, n),
-        index_margin=np.full(n, np.nan),  # a SAR-only set: no optical index anywhere
-    )
+    label, evidence = _labelled_evidence(5, n)
+    evidence.index_margin[:] = np.nan  # a SAR-only set: no optical index anywhere
     np.savez(tmp_path / "sar_only.npz", label=label, **evidence.__dict__)
     with pytest.raises(InputError, match="'land_cover\\+sar_margin\\+index_margin' variant"):
         fit_from_dumps([tmp_path / "sar_only.npz"], tmp_path / "refused.json")

@@ -63,7 +63,7 @@ def test_code_tags_as_the_workflow_writes_them():
     # meanings with commas, colons and brackets stay whole
     evidence = parse_codes(EVIDENCE_VALUES)
     assert evidence[1] == "backscatter dropped to water level (flood signal)"
-    assert evidence[2] == "excluded: already water-dark before the event"
+    assert evidence[2] == "excluded: already water-dark before the event and did not fall"
     assert evidence[255] == "no SAR in one period or outside the AOI"
     assert parse_codes(AVAILABILITY_BITS) == {255: "outside the AOI"}
     assert parse_bits(AVAILABILITY_BITS) == {0: "SAR valid", 1: "optical valid"}

@@ -38,10 +38,12 @@ def speckled(mean_db: np.ndarray, rng: np.random.Generator, looks: float = 4.5) 
 
 def scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[slice, slice]]]:
     """A 128 px scene: fields at -10 dB, sand dark before and after, a flooded block, a
-    destroyed building block (bright to rubble) and the sea."""
+    field wet (dark) before and flooded after, a destroyed building block (bright to
+    rubble) and the sea."""
     rng = np.random.default_rng(seed)
     regions = {
         "flood": (slice(20, 60), slice(20, 70)),
+        "wet_then_flooded": (slice(64, 76), slice(20, 60)),
         "sand": (slice(80, 110), slice(10, 50)),
         "rubble": (slice(80, 100), slice(70, 90)),
         "sea": (slice(0, 128), slice(110, 128)),
@@ -50,8 +52,10 @@ def scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[slice,
     vv_pre[regions["sand"]] = -19.0
     vv_pre[regions["rubble"]] = 2.5
     vv_pre[regions["sea"]] = -21.0
+    vv_pre[regions["wet_then_flooded"]] = -17.5
     vv_post = vv_pre.copy()
     vv_post[regions["flood"]] = -22.0
+    vv_post[regions["wet_then_flooded"]] = -26.0
     vv_post[regions["rubble"]] = -9.0
     pre = np.stack([speckled(vv_pre, rng), speckled(vv_pre - 7, rng)])
     post = np.stack([speckled(vv_post, rng), speckled(vv_post - 7, rng)])
@@ -107,6 +111,11 @@ def test_evidence_flags_new_water_and_excludes_what_was_already_dark():
     sand = evidence[regions["sand"]][2:-2, 6:-2]
     assert (sand == DARK_BEFORE).mean() > 0.9  # dark before: excluded, not flood
     assert (evidence[regions["sea"]][:, 2:] == DARK_BEFORE).mean() > 0.9
+    # Water-dark before, but it fell by 8.5 dB: it was not open water, and now it is.
+    water_db = result.summary["water_threshold_db"]["value"]
+    wet = (slice(66, 74), slice(22, 58))
+    assert (speckle_filtered_db(pre[0], 3)[wet] < water_db).mean() > 0.95
+    assert (evidence[wet] == FLOOD_SIGNAL).mean() > 0.95
     # A destroyed building falls by 11 dB but stays brighter than water: not flood.
     assert (evidence[regions["rubble"]] == FLOOD_SIGNAL).mean() < 0.05
     assert (evidence[40:70, 75:100] == NO_SIGNAL).mean() > 0.95

@@ -7,11 +7,12 @@ has no valley in its global histogram; the threshold is therefore computed only 
 whose histogram is clearly bimodal (split-based selection, after Martinis et al. 2009 and
 Chini et al. 2017), pooled, and Otsu's method finds the valley.
 
-A drop in backscatter is evidence of new water only where the ground was bright enough
-before the event to drop: surfaces already as dark as water (smooth sand, asphalt, radar
-shadow, the sea) are excluded, and say nothing either way. A drop that leaves the ground
-brighter than water (a destroyed building becomes rubble) is not water either, so the
-post-event backscatter must also be water-dark.
+A drop in backscatter is evidence of new water where it leaves the ground water-dark: a
+drop that leaves it brighter than water (a destroyed building becomes rubble) is not
+water. Surfaces already as dark as water that do not drop (smooth sand, asphalt, radar
+shadow, the sea) are excluded, and say nothing either way. Ground that was dark before
+but fell by the drop threshold to water level (soil wet from the rain, then flooded) was
+not open water, whose backscatter is already near the noise floor: it is a flood signal.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ EVIDENCE_COLORMAP = {
 }
 EVIDENCE_VALUES = (
     "0 no flood signal, 1 backscatter dropped to water level (flood signal), "
-    "2 excluded: already water-dark before the event, 255 no SAR in one period or outside the AOI"
+    "2 excluded: already water-dark before the event and did not fall, "
+    "255 no SAR in one period or outside the AOI"
 )
 SAR_VALID_BIT = 1
 VALID_NODATA = 255
@@ -215,11 +217,9 @@ def sar_evidence(
         what="post-event VV backscatter",
         low_mode_max=settings.water_mode_max_db,
     )
-    dark_before = usable & (pre[0] < water.value)
-    sensitive = usable & ~dark_before
     drop = tiled_threshold(
         change,
-        sensitive,
+        usable,
         settings,
         fallback=settings.fallback_ratio_db,
         what="post/pre log-ratio",
@@ -253,9 +253,10 @@ def classify(
     water_db: float,
     drop_db: float,
 ) -> np.ndarray:
-    """Evidence codes from the two thresholds, before the minimum mapping unit."""
-    dark_before = usable & (pre[0] < water_db)
-    flood = usable & ~dark_before & (change < drop_db) & (post[0] < water_db)
+    """Evidence codes from the two thresholds, before the minimum mapping unit: a fall to
+    water level is a flood signal; ground water-dark before that did not fall, excluded."""
+    flood = usable & (change < drop_db) & (post[0] < water_db)
+    dark_before = usable & (pre[0] < water_db) & ~flood
     evidence = np.full(change.shape, EVIDENCE_NODATA, np.uint8)
     evidence[usable] = NO_SIGNAL
     evidence[dark_before] = DARK_BEFORE

@@ -98,29 +98,22 @@ class _Inputs:
 def global_thresholds(
     stacks: list[Path], valid: list[Path], *, change: ChangeSettings, out: Path
 ) -> dict:
-    """The water and log-ratio thresholds of the whole grid, block by block (two passes:
-    the log-ratio threshold is taken where the ground was not water-dark before)."""
+    """The water and log-ratio thresholds of the whole grid, block by block."""
     with ExitStack() as stack:
         inputs = _Inputs(stacks, valid, stack)
         settings = inputs.settings(change)
-        pooled, total = [], 0
+        water_pool, drop_pool, total = [], [], 0
         for window in inputs.blocks(settings):
-            _, post, usable, _, _ = inputs.filtered(window, settings)
+            _, post, usable, _, change_db = inputs.filtered(window, settings)
             values, n = bimodal_tile_values(post[0], usable, settings, settings.water_mode_max_db)
-            pooled += values
+            water_pool += values
+            drop_pool += bimodal_tile_values(change_db, usable, settings, 0.0)[0]
             total += n
         water = threshold_from_pool(
-            pooled, total, fallback=settings.fallback_water_db, what="post-event VV backscatter"
+            water_pool, total, fallback=settings.fallback_water_db, what="post-event VV backscatter"
         )
-        pooled, total = [], 0
-        for window in inputs.blocks(settings):
-            pre, _, usable, _, change_db = inputs.filtered(window, settings)
-            sensitive = usable & ~(pre[0] < water.value)
-            values, n = bimodal_tile_values(change_db, sensitive, settings, 0.0)
-            pooled += values
-            total += n
         drop = threshold_from_pool(
-            pooled, total, fallback=settings.fallback_ratio_db, what="post/pre log-ratio"
+            drop_pool, total, fallback=settings.fallback_ratio_db, what="post/pre log-ratio"
         )
     result = {"water_threshold_db": water.__dict__, "ratio_threshold_db": drop.__dict__}
     with atomic_path(out) as tmp:

@@ -55,7 +55,7 @@ EXTENT_CLASSES = [
 EVIDENCE_CLASSES = [
     (0, "no_flood_signal", "no flood signal", EVIDENCE_COLORMAP[0]),
     (1, "flood_signal", "backscatter fell to water level", EVIDENCE_COLORMAP[1]),
-    (2, "dark_before", "excluded: water-dark before the event", EVIDENCE_COLORMAP[2]),
+    (2, "dark_before", "excluded: water-dark before the event, did not fall", EVIDENCE_COLORMAP[2]),
 ]
 EXCLUSION_CLASSES = [
     (

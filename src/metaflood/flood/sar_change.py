@@ -255,12 +255,10 @@ def classify(
 ) -> np.ndarray:
     """Evidence codes from the two thresholds, before the minimum mapping unit: a fall to
     water level is a flood signal; ground water-dark before that did not fall, excluded."""
-    flood = usable & (change < drop_db) & (post[0] < water_db)
-    dark_before = usable & (pre[0] < water_db) & ~flood
     evidence = np.full(change.shape, EVIDENCE_NODATA, np.uint8)
     evidence[usable] = NO_SIGNAL
-    evidence[dark_before] = DARK_BEFORE
-    evidence[flood] = FLOOD_SIGNAL
+    evidence[usable & (pre[0] < water_db)] = DARK_BEFORE
+    evidence[usable & (change < drop_db) & (post[0] < water_db)] = FLOOD_SIGNAL  # over it
     return evidence
 
 

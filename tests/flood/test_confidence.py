@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
 
 from metaflood.core.errors import InputError
 from metaflood.core.reliability import high_confidence_precision, reliability_table
@@ -13,9 +14,11 @@ from metaflood.flood.confidence import (
     feature_matrix,
     flood_probability,
     load_calibration,
+    read_evidence,
     to_percent,
 )
 from metaflood.flood.sar_change import DARK_BEFORE, EVIDENCE_NODATA, FLOOD_SIGNAL, NO_SIGNAL
+from tests.helpers.flood_inputs import FLOOD, write_inputs
 
 
 def synthetic_event(seed: int, size: int = 120) -> CalibrationEvent:
@@ -139,3 +142,23 @@ def test_a_real_sets_dump_is_fitted_and_scored_in_parts(tmp_path):
     (tmp_path / "not.npz").write_bytes(b"nothing")
     with pytest.raises(InputError, match="not a flood evidence dump"):
         load_dump(tmp_path / "not.npz")
+
+
+def test_a_vv_only_log_ratio_keeps_its_margin(tmp_path):
+    """A VV-only source writes the VH log-ratio all NaN; the ratio margin is VV's own."""
+    paths = write_inputs(tmp_path)
+    with rasterio.open(paths["sar_ratio"]) as src:
+        ratio, profile = src.read(), src.profile
+    ratio[1] = np.nan
+    with rasterio.open(paths["sar_ratio"], "w", **profile) as dst:
+        dst.write(ratio)
+    evidence, _ = read_evidence(
+        [paths["pre_water"], paths["post_water"]],
+        paths["route_post"],
+        paths["sar_evidence"],
+        paths["sar_ratio"],
+        paths["sar_summary"],
+    )
+    assert np.isfinite(evidence.ratio_margin_db).all()
+    assert evidence.ratio_margin_db[FLOOD] == pytest.approx(-12.0 + 6.0)
+    assert evidence.ratio_margin_db[50, 50] == pytest.approx(0.0 + 6.0)

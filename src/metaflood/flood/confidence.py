@@ -205,9 +205,20 @@ class EvidenceSource:
             water_post=water_post,
             optical_post=np.isin(read_window(route, window, 1), (JOINT_ROUTE, OPTICAL_ROUTE)),
             sar=read_window(sar, window, 1),
-            ratio_margin_db=ratio_bands[:2].mean(axis=0) - self.ratio_threshold,
+            ratio_margin_db=polarisation_mean(ratio_bands[:2]) - self.ratio_threshold,
             water_margin_db=ratio_bands[2] - self.water_threshold,
         )
+
+
+def polarisation_mean(ratio: np.ndarray) -> np.ndarray:
+    """The log-ratio averaged over the polarisations acquired, as the SAR change stage
+    thresholds it: a VV-only source writes its VH band all NaN, and a plain mean would
+    blank the ratio margin of every pixel."""
+    finite = np.isfinite(ratio)
+    count = finite.sum(axis=0)
+    total = np.where(finite, ratio, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
 
 
 def _water_probability(stored: np.ndarray) -> np.ndarray:

@@ -47,6 +47,20 @@ def test_reference_water_is_never_flooded_and_extends_permanent_water():
     assert extent[0, 1] == DRY and extent[0, 2] == DRY
 
 
+def test_a_fall_to_water_level_is_not_held_back_by_the_pre_event_water_map():
+    """Wet soil read as water before the event, then flooded: the backscatter fell to
+    water level, so the ground was not open water; the reference layer still holds."""
+    probability = np.full((1, 4), 0.9)
+    water_pre = np.array([[0.9, 0.9, 0.9, 0.1]])
+    water_post = np.full((1, 4), 0.9)
+    reference = np.array([[False, False, True, False]])
+    sar_flood = np.array([[True, False, True, True]])
+    extent = combined_extent(
+        probability, water_pre, water_post, 0, reference=reference, sar_flood=sar_flood
+    )
+    assert extent.tolist() == [[FLOODED, PERMANENT, PERMANENT, FLOODED]]
+
+
 def test_write_reference_water_records_an_absent_layer(tmp_path):
     paths = write_inputs(tmp_path / "in")
     layer = cog(tmp_path / "layer.tif", np.full((SIZE, SIZE), 255, np.uint8), 255, absent="true")

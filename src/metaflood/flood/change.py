@@ -36,7 +36,7 @@ from metaflood.flood.confidence import (
 )
 from metaflood.flood.mmu import drop_small_patches
 from metaflood.flood.reference_water import permanent_water
-from metaflood.flood.sar_change import same_grid
+from metaflood.flood.sar_change import FLOOD_SIGNAL, same_grid
 from metaflood.flood.vector import flood_polygons, write_polygons
 
 DRY, FLOODED, PERMANENT = 0, 1, 2
@@ -92,12 +92,20 @@ def combined_extent(
     water_post: np.ndarray,
     min_pixels: int,
     reference: np.ndarray | None = None,
+    sar_flood: np.ndarray | None = None,
 ) -> np.ndarray:
     """Flooded where the calibrated probability of new water is at least one half, outside
     the water before the event (the pre-event water map, and the `reference` permanent
-    water where given); water before and after is permanent, never flooding."""
+    water where given); water before and after is permanent, never flooding.
+
+    Where the backscatter fell to water level (`sar_flood`) the ground was not open water
+    before, whose backscatter is already near the noise floor, whatever the pre-event
+    water map says: read from SAR alone, that map takes soil wet from the rain for water.
+    """
     known = np.isfinite(probability)
     before = np.nan_to_num(water_pre) >= 0.5
+    if sar_flood is not None:
+        before &= ~sar_flood
     if reference is not None:
         before |= reference
     permanent = known & before & (np.nan_to_num(water_post) >= 0.5)
@@ -170,7 +178,12 @@ def map_flood(
                 excluded[cut] = excluded_pixels(read_window(extra_src[exclusion], window, 1))
             # The minimum mapping unit is applied on the whole grid below.
             extent[cut] = combined_extent(
-                probability, block.water_pre, block.water_post, min_pixels=0, reference=reference
+                probability,
+                block.water_pre,
+                block.water_post,
+                min_pixels=0,
+                reference=reference,
+                sar_flood=block.sar == FLOOD_SIGNAL,
             )
             confidence[cut] = to_percent(probability)
             counts += transition_counts(pre[cut], post)

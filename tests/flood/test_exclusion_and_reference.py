@@ -19,6 +19,7 @@ from metaflood.flood.reference_water import (
     reference_codes,
     write_reference_water,
 )
+from metaflood.flood.sar_change import FLOOD_SIGNAL, NO_SIGNAL
 from metaflood.flood.validate import exclusion_effect
 from tests.flood.test_change import run_change
 from tests.helpers.flood_inputs import CRS, FLOOD, SIZE, TRANSFORM, write_inputs
@@ -33,6 +34,11 @@ def test_reference_codes_say_which_source_saw_water():
     pre = np.array([[90, 10, 90, 10, 255, 10]], np.uint8)
     codes = reference_codes(layer, pre)
     assert codes.tolist() == [[BOTH, REFERENCE_ONLY, PRE_ONLY, LAND, 255, LAND]]
+    # where the backscatter then fell to water level the pre-event map's water does not
+    # count (wet soil read as water by SAR alone); the reference layer still does
+    sar = np.array([[FLOOD_SIGNAL, NO_SIGNAL, FLOOD_SIGNAL, NO_SIGNAL, NO_SIGNAL, NO_SIGNAL]])
+    codes = reference_codes(layer, pre, sar.astype(np.uint8))
+    assert codes.tolist() == [[REFERENCE_ONLY, REFERENCE_ONLY, LAND, LAND, 255, LAND]]
 
 
 def test_reference_water_is_never_flooded_and_extends_permanent_water():
@@ -65,7 +71,7 @@ def test_write_reference_water_records_an_absent_layer(tmp_path):
     paths = write_inputs(tmp_path / "in")
     layer = cog(tmp_path / "layer.tif", np.full((SIZE, SIZE), 255, np.uint8), 255, absent="true")
     record = write_reference_water(
-        layer, paths["pre_water"], tmp_path / "rw.tif", tmp_path / "rw.json"
+        layer, paths["pre_water"], paths["sar_evidence"], tmp_path / "rw.tif", tmp_path / "rw.json"
     )
     assert record["reference_layer"] == "absent"
     assert record["permanent_water"] == "pre-event water map only"
@@ -80,7 +86,9 @@ def test_write_reference_water_refuses_another_grid(tmp_path):
     paths = write_inputs(tmp_path / "in")
     layer = cog(tmp_path / "layer.tif", np.zeros((SIZE, SIZE - 1), np.uint8), 255)
     with pytest.raises(InputError):
-        write_reference_water(layer, paths["pre_water"], tmp_path / "rw.tif", tmp_path / "j")
+        write_reference_water(
+            layer, paths["pre_water"], paths["sar_evidence"], tmp_path / "rw.tif", tmp_path / "j"
+        )
 
 
 def test_excluded_pixels_are_nodata_in_extent_and_confidence(tmp_path):

@@ -117,6 +117,7 @@ def write_terrain(paths, tmp_path):
     write_reference_water(
         tmp_path / "layer.tif",
         paths["pre_water"],
+        paths["sar_evidence"],
         paths["reference_water.tif"],
         paths["reference_water.json"],
     )

@@ -88,6 +88,7 @@ rule reference_water:
     input:
         layer="results/{event}/auxiliary/reference_water.tif",
         water_pre="results/{event}/water/pre.tif",
+        sar_evidence="results/{event}/flood/sar_change.tif",
     output:
         reference_water=report(
             "results/{event}/flood/reference_water.tif",

@@ -12,6 +12,7 @@ def main(smk) -> None:
     record = write_reference_water(
         Path(smk.input.layer),
         Path(smk.input.water_pre),
+        Path(smk.input.sar_evidence),
         Path(smk.output.reference_water),
         Path(smk.output.record),
     )

@@ -7,6 +7,11 @@ own pre-event water map (probability >= 1/2). Their union is permanent water; th
 codes keep which source said so, so the report can show where they disagree (a
 coastline a few metres off, a pond dried out, a reservoir the layer does not know).
 
+The pre-event map does not count where the backscatter then fell to water level (the SAR
+change's flood signal): open water is already near the noise floor and cannot fall that
+far, so the ground was not open water, whatever a map read from SAR alone says of soil
+wet from the rain. The reference layer is independent of the event and always counts.
+
     0   land in both
     1   water in both
     2   water in the reference layer only
@@ -27,7 +32,7 @@ import rasterio
 
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path, read_checked, write_cog
-from metaflood.flood.sar_change import same_grid
+from metaflood.flood.sar_change import FLOOD_SIGNAL, same_grid
 
 LAND, BOTH, REFERENCE_ONLY, PRE_ONLY, NODATA = 0, 1, 2, 3, 255
 PERMANENT_CODES = (BOTH, REFERENCE_ONLY, PRE_ONLY)
@@ -49,11 +54,15 @@ WATER_NODATA = 255  # water/{period}.tif: percent, 255 nodata
 LAYER_WATER, LAYER_NODATA = 1, 255  # acquisition's reference_water.tif
 
 
-def reference_codes(layer: np.ndarray, water_pre_percent: np.ndarray) -> np.ndarray:
-    """The codes above from the reference layer (0/1, 255 nodata) and the pre-event water
-    map (percent, 255 nodata)."""
+def reference_codes(
+    layer: np.ndarray, water_pre_percent: np.ndarray, sar_evidence: np.ndarray | None = None
+) -> np.ndarray:
+    """The codes above from the reference layer (0/1, 255 nodata), the pre-event water
+    map (percent, 255 nodata) and, where given, the SAR change evidence codes."""
     pre_known = water_pre_percent != WATER_NODATA
     pre_water = pre_known & (water_pre_percent >= 50)
+    if sar_evidence is not None:
+        pre_water &= sar_evidence != FLOOD_SIGNAL
     ref_water = layer == LAYER_WATER
     codes = np.full(layer.shape, NODATA, np.uint8)
     codes[pre_known] = LAND
@@ -83,17 +92,26 @@ def shares(codes: np.ndarray, pixel_area_m2: float) -> dict:
     return out
 
 
-def write_reference_water(layer_path: Path, water_pre: Path, out: Path, out_record: Path) -> dict:
-    """flood/reference_water.tif and its record from the acquired layer and the
-    pre-event water map (same grid, or an InputError naming both)."""
+def write_reference_water(
+    layer_path: Path, water_pre: Path, sar_evidence: Path, out: Path, out_record: Path
+) -> dict:
+    """flood/reference_water.tif and its record from the acquired layer, the pre-event
+    water map and the SAR change evidence (same grid, or an InputError naming them)."""
     layer, layer_profile = read_checked(layer_path)
     water, water_profile = read_checked(water_pre)
+    evidence, evidence_profile = read_checked(sar_evidence)
     if layer.shape[0] != 1 or layer.dtype != np.uint8:
         raise InputError(f"{layer_path}: expected one uint8 band (0/1, 255 nodata)")
-    same_grid([(Path(layer_path), layer_profile), (Path(water_pre), water_profile)])
+    same_grid(
+        [
+            (Path(layer_path), layer_profile),
+            (Path(water_pre), water_profile),
+            (Path(sar_evidence), evidence_profile),
+        ]
+    )
     with rasterio.open(layer_path) as src:
         absent = src.tags().get("absent", "false") == "true"
-    codes = reference_codes(layer[0], water[0])
+    codes = reference_codes(layer[0], water[0], evidence[0])
     transform = water_profile["transform"]
     record = {
         "reference_layer": "absent" if absent else "found",

@@ -80,6 +80,23 @@ def test_write_reference_water_records_an_absent_layer(tmp_path):
         assert src.colormap(1)[PRE_ONLY][3] == 255
     assert (codes[:8] == PRE_ONLY).all() and (codes[8:] == LAND).all()
     assert json.loads((tmp_path / "rw.json").read_text()) == record
+    assert record["pre_event_water_not_counted"]["pixels"] == 0
+
+
+def test_pre_event_water_where_sar_fell_to_water_level_is_recorded_as_not_counted(tmp_path):
+    paths = write_inputs(tmp_path / "in")
+    with rasterio.open(paths["sar_evidence"]) as src:
+        evidence, profile = src.read(1), src.profile
+    evidence[:2] = FLOOD_SIGNAL  # two rows of the pre-event sea
+    sar = cog(tmp_path / "sar_change.tif", evidence, profile["nodata"])
+    layer = cog(tmp_path / "layer.tif", np.full((SIZE, SIZE), 255, np.uint8), 255, absent="true")
+    record = write_reference_water(
+        layer, paths["pre_water"], sar, tmp_path / "rw.tif", tmp_path / "rw.json"
+    )
+    with rasterio.open(tmp_path / "rw.tif") as src:
+        codes = src.read(1)
+    assert (codes[:2] == LAND).all() and (codes[2:8] == PRE_ONLY).all()
+    assert record["pre_event_water_not_counted"]["pixels"] == 2 * SIZE
 
 
 def test_write_reference_water_refuses_another_grid(tmp_path):

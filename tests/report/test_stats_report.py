@@ -218,6 +218,17 @@ def test_stats_impact_and_report(products, tmp_path):
     assert terrain["reference_water"]["reference_layer"] == "absent"
     assert "Terrain exclusion and water before the event" in html
     assert "no reference layer was configured" in html
+    assert "are not counted" not in html  # the SAR contradicts no pre-event water here
+
+
+def test_report_says_where_pre_event_water_is_not_counted(products, tmp_path):
+    record = json.loads(products["reference_water.json"].read_text())
+    record["pre_event_water_not_counted"] |= {"pixels": 40, "area_km2": 40 * 4 / 1e6}
+    edited = tmp_path / "reference_water.json"
+    edited.write_text(json.dumps(record))
+    make_stats(products | {"reference_water.json": edited}, tmp_path)
+    html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
+    assert "0.0002 km&sup2; that the pre-event water map called water are not counted" in html
 
 
 def test_mapbook_is_a_pdf_with_a_page_per_map(products, tmp_path):

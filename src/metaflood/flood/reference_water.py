@@ -113,12 +113,19 @@ def write_reference_water(
         absent = src.tags().get("absent", "false") == "true"
     codes = reference_codes(layer[0], water[0], evidence[0])
     transform = water_profile["transform"]
+    pixel_area_m2 = abs(transform.a * transform.e)
+    not_counted = (water[0] != WATER_NODATA) & (water[0] >= 50) & (evidence[0] == FLOOD_SIGNAL)
     record = {
         "reference_layer": "absent" if absent else "found",
         "permanent_water": (
             "pre-event water map only" if absent else "reference layer or pre-event water map"
         ),
-        "areas": shares(codes, abs(transform.a * transform.e)),
+        "areas": shares(codes, pixel_area_m2),
+        "pre_event_water_not_counted": {
+            "why": "the backscatter fell there to water level: not open water before",
+            "pixels": int(not_counted.sum()),
+            "area_km2": int(not_counted.sum()) * pixel_area_m2 / 1e6,
+        },
     }
     write_cog(
         out,

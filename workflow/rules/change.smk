@@ -104,7 +104,7 @@ rule reference_water:
         "../../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=grid_mem_mb(2000, 8),
+        mem_mb=grid_mem_mb(2000, 12),
         runtime=10,
     script:
         "../scripts/reference_water.py"

@@ -60,7 +60,7 @@ def reference_codes(
     """The codes above from the reference layer (0/1, 255 nodata), the pre-event water
     map (percent, 255 nodata) and, where given, the SAR change evidence codes."""
     pre_known = water_pre_percent != WATER_NODATA
-    pre_water = pre_known & (water_pre_percent >= 50)
+    pre_water = pre_event_water(water_pre_percent)
     if sar_evidence is not None:
         pre_water &= sar_evidence != FLOOD_SIGNAL
     ref_water = layer == LAYER_WATER
@@ -70,6 +70,11 @@ def reference_codes(
     codes[pre_known & ref_water & ~pre_water] = REFERENCE_ONLY
     codes[pre_known & ~ref_water & pre_water] = PRE_ONLY
     return codes
+
+
+def pre_event_water(water_pre_percent: np.ndarray) -> np.ndarray:
+    """Where the pre-event water map (percent, 255 nodata) says water."""
+    return (water_pre_percent != WATER_NODATA) & (water_pre_percent >= 50)
 
 
 def permanent_water(codes: np.ndarray) -> np.ndarray:
@@ -114,7 +119,7 @@ def write_reference_water(
     codes = reference_codes(layer[0], water[0], evidence[0])
     transform = water_profile["transform"]
     pixel_area_m2 = abs(transform.a * transform.e)
-    not_counted = (water[0] != WATER_NODATA) & (water[0] >= 50) & (evidence[0] == FLOOD_SIGNAL)
+    not_counted = pre_event_water(water[0]) & (evidence[0] == FLOOD_SIGNAL)
     record = {
         "reference_layer": "absent" if absent else "found",
         "permanent_water": (

@@ -28,6 +28,7 @@ from metaflood.flood.sar_change import (
     EVIDENCE_NODATA,
     FLOOD_SIGNAL,
     NO_SIGNAL,
+    polarisation_mean,
     same_grid,
 )
 
@@ -208,17 +209,6 @@ class EvidenceSource:
             ratio_margin_db=polarisation_mean(ratio_bands[:2]) - self.ratio_threshold,
             water_margin_db=ratio_bands[2] - self.water_threshold,
         )
-
-
-def polarisation_mean(ratio: np.ndarray) -> np.ndarray:
-    """The log-ratio averaged over the polarisations acquired, as the SAR change stage
-    thresholds it: a VV-only source writes its VH band all NaN, and a plain mean would
-    blank the ratio margin of every pixel."""
-    finite = np.isfinite(ratio)
-    count = finite.sum(axis=0)
-    total = np.where(finite, ratio, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
 
 
 def _water_probability(stored: np.ndarray) -> np.ndarray:

@@ -306,6 +306,17 @@ def with_vh_band(ratio: np.ndarray) -> np.ndarray:
     return np.concatenate([ratio, np.full_like(ratio[:1], np.nan)])
 
 
+def polarisation_mean(ratio: np.ndarray) -> np.ndarray:
+    """The written log-ratio (VV, VH bands) averaged over the polarisations acquired, as
+    the change was thresholded: a VV-only source's VH band is all NaN, and a plain mean
+    would blank every pixel."""
+    finite = np.isfinite(ratio)
+    count = finite.sum(axis=0)
+    total = np.where(finite, ratio, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
 def same_grid(paths_profiles: list[tuple[Path, dict]]) -> None:
     """Refuse inputs that are not on one grid: comparing them pixel by pixel would be wrong."""
     first_path, first = paths_profiles[0]

@@ -12,7 +12,12 @@ from metaflood.core import exclusion_codes
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, colormap
 from metaflood.core.raster import read_checked
 from metaflood.flood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
-from metaflood.flood.sar_change import DARK_BEFORE, EVIDENCE_COLORMAP, FLOOD_SIGNAL
+from metaflood.flood.sar_change import (
+    DARK_BEFORE,
+    EVIDENCE_COLORMAP,
+    FLOOD_SIGNAL,
+    polarisation_mean,
+)
 from metaflood.report.figures import classes_rgba, optical_composite, sar_image, scalar_rgba
 
 AVAILABILITY_COLORS = {
@@ -144,7 +149,7 @@ def event_maps(layers: Layers) -> dict[str, dict]:
         "title": "Flood confidence (calibrated probability of new water)",
         "colorbar": ("magma_r", 0, 100, "confidence (%)"),
     }
-    ratio = np.nanmean(layers.sar_ratio[:2], axis=0) if layers.sar_ratio.size else None
+    ratio = polarisation_mean(layers.sar_ratio[:2]) if layers.sar_ratio.size else None
     maps["sar_ratio"] = {
         "image": scalar_rgba(ratio, "RdBu", -15, 15),
         "title": "SAR change: log-ratio post / pre (VV and VH mean)",

@@ -21,6 +21,9 @@ def checkpoint(tmp_path_factory):
     return train_tiny(tmp_path_factory.mktemp("model") / "tiny.pt")
 
 
+COUNTS = ("true_positives", "false_positives", "false_negatives")
+
+
 def _rows(path):
     with path.open() as handle:
         return {(r["target"], r["condition"], r["line"]): r for r in csv.DictReader(handle)}
@@ -105,6 +108,19 @@ def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path)
         assert ("flood", condition, "log-ratio Otsu (VV, per sample)") in rows
     assert float(rows[("flood", "both", "water index change (Otsu, per sample)")]["iou"]) > 0.5
     assert not any(t.startswith("water") for t, _, _ in rows)  # OMBRIA labels flood only
+    # Each sample's own scores, whose counts pool back to the table's figures.
+    with (out / "samples.csv").open() as handle:
+        per_sample = [
+            r
+            for r in csv.DictReader(handle)
+            if (r["target"], r["condition"], r["line"]) == ("flood", "both", "SAR change")
+        ]
+    assert sorted(r["sample"] for r in per_sample) == ["train_0150", "train_0151"]
+    tp, fp, fn = (sum(int(r[k]) for r in per_sample) for k in COUNTS)
+    table = rows[("flood", "both", "SAR change")]
+    assert float(table["iou"]) == pytest.approx(tp / (tp + fp + fn), abs=5e-4)
+    ious = [float(r["iou"]) for r in per_sample if r["iou"]]
+    assert float(table["median_sample_iou"]) == pytest.approx(np.median(ious), abs=5e-4)
     stacks = list(kept.rglob("aligned/post.tif"))
     assert stacks
     with rasterio.open(stacks[0]) as src:

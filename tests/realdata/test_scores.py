@@ -42,3 +42,17 @@ def test_one_threshold_for_the_set_is_otsus_on_every_sample_pooled():
     tally = pooled.tally()
     assert tally.iou == pytest.approx(direct.iou, abs=0.002)
     assert tally.labelled == direct.labelled and tally.answered == direct.answered
+
+
+def test_samples_pooled_one_by_one_give_the_sets_threshold():
+    rng = np.random.default_rng(1)
+    together, merged = PooledThreshold(-50, 20), PooledThreshold(-50, 20)
+    for n_water in (80, 2000):
+        values = np.concatenate([rng.normal(-20, 2, n_water), rng.normal(-8, 2, 3000)])
+        label = np.concatenate([np.ones(n_water), np.zeros(3000)]).astype(np.uint8)
+        answered = np.ones(values.shape, bool)
+        together.add(values, answered, label)
+        one = PooledThreshold(-50, 20)
+        one.add(values, answered, label)
+        merged.merge(one)
+    assert merged.tally() == together.tally()

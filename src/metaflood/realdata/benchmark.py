@@ -3,8 +3,8 @@
 Every sample of the chosen split is checked first (each image has its pair, each label
 the size of its image), so a bad set stops before any work and leaves no table. Then each
 sample runs through `pipeline.run_sample`, is scored (`scores`), and its products are
-removed unless kept. The table (CSV and Markdown) and the plot are written at the end,
-atomically.
+removed unless kept. The table (CSV and Markdown), each sample's scores (`samples.csv`)
+and the plot are written at the end, atomically.
 """
 
 from __future__ import annotations
@@ -29,12 +29,37 @@ from metaflood.core.settings import (
 )
 from metaflood.flood.calibrate import FLOOD_FIELDS
 from metaflood.realdata.pipeline import PipelineSettings, SampleOutputs, run_sample
-from metaflood.realdata.scores import Scoreboard, score_flood, score_water
+from metaflood.realdata.scores import Scoreboard
 from metaflood.training.layouts import LABEL_NONE, discover, layout, partial_water_labels
 from metaflood.workflow import check_config_file
 
 log = logging.getLogger(__name__)
-COLUMNS = ("target", "condition", "kind", "line", "iou", "precision", "recall", "coverage")
+COLUMNS = (
+    "target",
+    "condition",
+    "kind",
+    "line",
+    "iou",
+    "precision",
+    "recall",
+    "coverage",
+    "median_sample_iou",
+    "labelled_pixels",
+)
+SAMPLE_COLUMNS = (
+    "sample",
+    "target",
+    "condition",
+    "kind",
+    "line",
+    "iou",
+    "precision",
+    "recall",
+    "true_positives",
+    "false_positives",
+    "false_negatives",
+    "labelled_pixels",
+)
 
 
 @dataclass(frozen=True)
@@ -74,9 +99,7 @@ def run_benchmark(run: BenchmarkRun) -> Scoreboard:
         for i, ref in enumerate(refs):
             folder = (run.keep or Path(scratch)) / ref.id
             result = run_sample(adapter.load(ref), folder, run.settings)
-            score_water(board, result)
-            score_flood(board, result)
-            board.samples += 1
+            board.add(result)
             if run.evidence_dump is not None:
                 collect_evidence(dump, result, seed=i)
             if run.keep is None:
@@ -144,15 +167,17 @@ def markdown(board: Scoreboard, run: BenchmarkRun) -> str:
         f"{'on, per sample and condition' if settings.adapt else 'off'}",
         "- IoU of the water (or flood) class, pooled over every labelled pixel; a line without"
         " an answer at a pixel counts it as not water (coverage: the share it answered)",
+        "- median per sample: the median of the samples' own IoU (`samples.csv` has each)",
         "",
-        "| target | condition | kind | line | IoU | precision | recall | coverage |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | condition | kind | line | IoU | precision | recall | coverage "
+        "| median per sample |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['target']} | {row['condition']} | {row['kind']} | {row['line']} | "
             f"{_fmt(row['iou'])} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | "
-            f"{_fmt(row['coverage'])} |"
+            f"{_fmt(row['coverage'])} | {_fmt(row['median_sample_iou'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -186,18 +211,24 @@ def plot(board: Scoreboard, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (_fmt(v) if isinstance(v, float) else v) for k, v in row.items()})
+
+
 def write_outputs(board: Scoreboard, run: BenchmarkRun) -> dict[str, Path]:
     run.out.mkdir(parents=True, exist_ok=True)
     paths = {
         "csv": run.out / "benchmark.csv",
+        "samples": run.out / "samples.csv",
         "markdown": run.out / "benchmark.md",
         "plot": run.out / "benchmark.png",
     }
-    with atomic_path(paths["csv"]) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "labelled_pixels"])
-        writer.writeheader()
-        for row in board.rows():
-            writer.writerow({k: (_fmt(v) if isinstance(v, float) else v) for k, v in row.items()})
+    _write_csv(paths["csv"], COLUMNS, board.rows())
+    _write_csv(paths["samples"], SAMPLE_COLUMNS, board.sample_rows())
     with atomic_path(paths["markdown"]) as tmp:
         tmp.write_text(markdown(board, run))
     plot(board, paths["plot"], f"{run.layout}, {run.split or 'all'} split, {board.samples} samples")

@@ -12,7 +12,6 @@ reference figures are computed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +48,14 @@ class Tally:
         self.fn += int((truth & ~hit).sum())
         self.labelled += int(known.sum())
         self.answered += int((known & answered).sum())
+
+    def merge(self, other: Tally) -> None:
+        """Pool another tally's pixels into this one."""
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+        self.labelled += other.labelled
+        self.answered += other.answered
 
     @property
     def iou(self) -> float:
@@ -99,6 +106,12 @@ class PooledThreshold:
         # Every labelled pixel: the water it cannot answer is missed water.
         self.seen.add(np.zeros(label.shape, bool), use, label)
 
+    def merge(self, other: PooledThreshold) -> None:
+        """Pool another sample's histogram into the set's."""
+        self.water += other.water
+        self.dry += other.dry
+        self.seen.merge(other.seen)
+
     def tally(self) -> Tally:
         """Water below the set's Otsu threshold, scored over the pixels added."""
         total = self.water + self.dry
@@ -116,10 +129,13 @@ class PooledThreshold:
 
 @dataclass
 class Scoreboard:
-    """Tallies keyed by (target, condition, kind, line), pooled over samples."""
+    """Tallies keyed by (target, condition, kind, line), pooled over samples, and each
+    sample's own tallies (pooled IoU weighs a sample by its size; an analyst also wants
+    to know how the lines fare sample by sample)."""
 
     tallies: dict[tuple[str, str, str, str], Tally] = field(default_factory=dict)
     pooled: dict[tuple[str, str, str, str], PooledThreshold] = field(default_factory=dict)
+    per_sample: dict[str, dict[tuple[str, str, str, str], Tally]] = field(default_factory=dict)
     samples: int = 0
 
     def tally(self, target: str, condition: str, kind: str, line: str) -> Tally:
@@ -130,6 +146,26 @@ class Scoreboard:
     ) -> PooledThreshold:
         key = (target, condition, BASELINE, line)
         return self.pooled.setdefault(key, PooledThreshold(low, high))
+
+    def add(self, result: SampleOutputs) -> None:
+        """Score one sample, keep its own tallies and pool them into the set's."""
+        one = Scoreboard()
+        score_water(one, result)
+        score_flood(one, result)
+        for key, tally in one.tallies.items():
+            self.tally(*key).merge(tally)
+        for key, pooled in one.pooled.items():
+            self.pooled.setdefault(key, PooledThreshold(pooled.low, pooled.high)).merge(pooled)
+        self.per_sample[result.sample_id] = one.tallies
+        self.samples += 1
+
+    def median_sample_iou(self, key: tuple[str, str, str, str]) -> float:
+        """The median of the samples' own IoU (samples with neither truth nor answer of
+        the class have none); NaN for the set-wide thresholds, which have no per-sample
+        value."""
+        values = [t[key].iou for t in self.per_sample.values() if key in t]
+        values = [v for v in values if not np.isnan(v)]
+        return float(np.median(values)) if values else float("nan")
 
     def rows(self) -> list[dict]:
         tallies = self.tallies | {key: p.tally() for key, p in self.pooled.items()}
@@ -143,8 +179,31 @@ class Scoreboard:
                 "precision": t.precision,
                 "recall": t.recall,
                 "coverage": t.coverage,
+                "median_sample_iou": self.median_sample_iou((target, condition, kind, line)),
                 "labelled_pixels": t.labelled,
             }
+            for (target, condition, kind, line), t in tallies.items()
+        ]
+
+    def sample_rows(self) -> list[dict]:
+        """One row per sample and line: its IoU, precision, recall and the counts behind them
+        (so any subset of samples can be pooled again)."""
+        return [
+            {
+                "sample": sample,
+                "target": target,
+                "condition": condition,
+                "kind": kind,
+                "line": line,
+                "iou": t.iou,
+                "precision": t.precision,
+                "recall": t.recall,
+                "true_positives": t.tp,
+                "false_positives": t.fp,
+                "false_negatives": t.fn,
+                "labelled_pixels": t.labelled,
+            }
+            for sample, tallies in self.per_sample.items()
             for (target, condition, kind, line), t in tallies.items()
         ]
 
@@ -317,12 +376,3 @@ def score_flood(board: Scoreboard, result: SampleOutputs) -> None:
                 "log-ratio Otsu (VV, one threshold for the set)",
                 *RANGES["ratio"],
             ).add(*ratio, label)
-
-
-def score(results: Iterable[SampleOutputs]) -> Scoreboard:
-    board = Scoreboard()
-    for result in results:
-        score_water(board, result)
-        score_flood(board, result)
-        board.samples += 1
-    return board

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from metaflood.flood.sar_change import (
     EVIDENCE_NODATA,
     FLOOD_SIGNAL,
     NO_SIGNAL,
+    RatioLevels,
     SarChangeSettings,
     map_sar_change,
     sar_evidence,
@@ -123,6 +125,52 @@ def test_evidence_flags_new_water_and_excludes_what_was_already_dark():
     summary = result.summary
     assert not summary["ratio_threshold_db"]["fallback"]
     assert -20 < summary["water_threshold_db"]["value"] < -12
+
+
+def test_a_pre_event_scene_on_another_scale_is_matched_to_the_post_event_level(caplog):
+    """Two scenes on different radiometric scales (here the pre-event one 13 dB darker, as
+    an image stretched on its own, or gamma0 against sigma0): matched by the median
+    log-ratio, the evidence is that of scenes calibrated alike; compared as they are, the
+    whole pre-event scene reads as water-dark and the flood is lost."""
+    pre, post, regions = scene()
+    usable = np.ones(pre.shape[1:], bool)
+    settings = SarChangeSettings(**{**SETTINGS, "tile_px": 32}, min_pixels=10)
+    alike = sar_evidence(pre, post, usable, settings)
+    darker = sar_evidence(pre - 13.0, post, usable, settings)
+    offsets = darker.summary["level_offset_db"]["offsets"]
+    assert offsets["VV"] == pytest.approx(
+        alike.summary["level_offset_db"]["offsets"]["VV"] + 13, abs=0.02
+    )
+    assert abs(alike.summary["level_offset_db"]["offsets"]["VV"]) < 0.5  # calibrated alike: ~0
+    assert "scenes on different radiometric scales?" in caplog.text
+    agree = (darker.evidence == alike.evidence).mean()
+    assert agree > 0.995
+    flood = darker.evidence[24:56, 24:66] == FLOOD_SIGNAL
+    assert flood.mean() > 0.97
+    assert darker.summary["ratio_threshold_db"]["value"] == pytest.approx(
+        alike.summary["ratio_threshold_db"]["value"], abs=0.1
+    )
+    unmatched = sar_evidence(pre - 13.0, post, usable, replace(settings, match_levels=False))
+    assert unmatched.summary["level_offset_db"]["offsets"]["VV"] == 0
+    assert (unmatched.evidence[24:56, 24:66] == FLOOD_SIGNAL).mean() < 0.05
+    assert (unmatched.evidence == DARK_BEFORE).mean() > 0.9
+
+
+def test_the_level_is_the_median_log_ratio_whatever_the_blocks():
+    rng = np.random.default_rng(4)
+    ratio = np.stack([rng.normal(6.0, 2.0, (64, 64)), rng.normal(-1.5, 1.0, (64, 64))])
+    ratio[0, :10] = -15  # a flood: under half the grid, it does not move the median much
+    usable = np.ones((64, 64), bool)
+    usable[:, -4:] = False
+    whole = RatioLevels(2)
+    whole.add(ratio, usable)
+    blocks = RatioLevels(2)
+    for rows in (slice(0, 20), slice(20, 64)):
+        blocks.add(ratio[:, rows], usable[rows])
+    assert np.array_equal(whole.offsets(), blocks.offsets())
+    for band in range(2):
+        assert whole.offsets()[band] == pytest.approx(np.median(ratio[band][usable]), abs=0.02)
+    assert np.array_equal(RatioLevels(2).offsets(), [0.0, 0.0])  # nothing added: no offset
 
 
 @pytest.mark.parametrize("polarisations", [("VV", "VH"), ("VV",)])

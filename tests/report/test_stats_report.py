@@ -219,6 +219,19 @@ def test_stats_impact_and_report(products, tmp_path):
     assert "Terrain exclusion and water before the event" in html
     assert "no reference layer was configured" in html
     assert "are not counted" not in html  # the SAR contradicts no pre-event water here
+    assert "the median log-ratio,\n+0.2 dB in VV, was taken off." in html
+    assert "check that\nboth periods come from the same product" not in html
+
+
+def test_report_says_when_the_two_periods_are_on_different_scales(products, tmp_path):
+    summary = json.loads(products["sar_summary"].read_text())
+    summary["level_offset_db"]["offsets"]["VV"] = 11.4
+    edited = tmp_path / "sar_change.json"
+    edited.write_text(json.dumps(summary))
+    make_stats(products | {"sar_summary": edited}, tmp_path)
+    html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
+    assert "+11.4 dB in VV, was taken off" in html
+    assert "check that\nboth periods come from the same product" in html
 
 
 def test_report_says_where_pre_event_water_is_not_counted(products, tmp_path):

@@ -290,6 +290,7 @@ class ChangeSettings(Section):
     sar_window_px: int
     sar_tile_px: int
     sar_min_ashman_d: float
+    sar_match_levels: bool
     reference_occurrence_min: float
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,10 @@ EVIDENCE_VALUES = (
 )
 SAR_VALID_BIT = 1
 VALID_NODATA = 255
+RATIO_DEFINITION = (
+    "10 log10(post / pre) after a boxcar filter in linear power, less the level offset of "
+    "sar_change.json (the median log-ratio, where change.sar_match_levels)"
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class SarChangeSettings:
     # this is split between two kinds of land (fields and buildings), not water and land.
     water_mode_max_db: float = -15.0
     min_pixels: int = 1
+    match_levels: bool = True
 
     @classmethod
     def for_grid(cls, change: ChangeSettings, transform: Affine) -> SarChangeSettings:
@@ -77,6 +82,7 @@ class SarChangeSettings:
             window_px=int(change.sar_window_px),
             tile_px=int(change.sar_tile_px),
             min_ashman_d=float(change.sar_min_ashman_d),
+            match_levels=bool(change.sar_match_levels),
             min_pixels=max(1, int(np.ceil(float(change.min_area_m2) / pixel_area_m2))),
         )
 
@@ -111,20 +117,21 @@ def ashman_d(low: np.ndarray, high: np.ndarray) -> float:
     return float(np.sqrt(2.0) * abs(high.mean() - low.mean()) / max(spread, 1e-6))
 
 
-def _tile_is_bimodal(
-    values: np.ndarray, settings: SarChangeSettings, low_mode_max: float | None
-) -> bool:
+def _bimodal_low_mode(values: np.ndarray, settings: SarChangeSettings) -> float | None:
+    """The mean of the darker of a tile's two Otsu classes if its histogram is bimodal,
+    else None. Every test is unmoved by a shift of the values, so a tile found bimodal
+    stays bimodal once the scene's level is matched; only its low mode moves."""
     if values.size < 32 or np.ptp(values) < settings.min_separation_db:
-        return False
+        return None
     threshold = threshold_otsu(values)
     low, high = values[values <= threshold], values[values > threshold]
     if min(low.size, high.size) < settings.min_share * values.size:
-        return False
+        return None
     if high.mean() - low.mean() < settings.min_separation_db:
-        return False
-    if low_mode_max is not None and low.mean() > low_mode_max:
-        return False
-    return ashman_d(low, high) >= settings.min_ashman_d
+        return None
+    if ashman_d(low, high) < settings.min_ashman_d:
+        return None
+    return float(low.mean())
 
 
 def tiled_threshold(
@@ -154,9 +161,18 @@ def bimodal_tile_values(
     """The usable values of each tile (from the array's origin) whose histogram is
     bimodal, and how many tiles were at least half usable. A block whose origin is on the
     tile lattice gives the same tiles as the whole grid, so blocks can be pooled."""
+    tiles, total = bimodal_tiles(values, usable, settings)
+    return [v for v, low in tiles if low_mode_max is None or low <= low_mode_max], total
+
+
+def bimodal_tiles(
+    values: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
+) -> tuple[list[tuple[np.ndarray, float]], int]:
+    """Each bimodal tile's usable values and the mean of its darker mode, and how many
+    tiles were at least half usable."""
     tile = settings.tile_px
     rows, cols = values.shape
-    pooled, total = [], 0
+    found, total = [], 0
     for r0 in range(0, rows, tile):
         for c0 in range(0, cols, tile):
             window = (slice(r0, r0 + tile), slice(c0, c0 + tile))
@@ -165,9 +181,10 @@ def bimodal_tile_values(
                 continue
             total += 1
             tile_values = values[window][ok]
-            if _tile_is_bimodal(tile_values, settings, low_mode_max):
-                pooled.append(tile_values)
-    return pooled, total
+            low = _bimodal_low_mode(tile_values, settings)
+            if low is not None:
+                found.append((tile_values, low))
+    return found, total
 
 
 def threshold_from_pool(
@@ -192,6 +209,68 @@ def threshold_from_pool(
     )
 
 
+def drop_threshold(
+    tiles: list[tuple[np.ndarray, float]], total: int, offset_db: float, settings: SarChangeSettings
+) -> TiledThreshold:
+    """The log-ratio's threshold once the scene's level is matched: over the bimodal tiles
+    of the unmatched change (`bimodal_tiles`) whose darker mode, moved by `offset_db`, is
+    a fall (below 0 dB). Otsu's threshold moves with the values, so it is found on them
+    as they are and moved, the same whether the grid was read whole or block by block."""
+    pooled = [values for values, low in tiles if low - offset_db <= 0.0]
+    found = threshold_from_pool(
+        pooled, total, fallback=settings.fallback_ratio_db, what="post/pre log-ratio"
+    )
+    return found if found.fallback else replace(found, value=float(found.value - offset_db))
+
+
+# The log-ratio histogram whose median gives the level offset: 0.01 dB bins.
+LEVEL_RANGE_DB = (-40.0, 40.0)
+LEVEL_BINS = 8000
+
+
+@dataclass
+class RatioLevels:
+    """Each polarisation's log-ratio over the usable pixels, as a histogram pooled block
+    by block. Its median is the level of ground that did not change, which covers most
+    of a grid: 0 dB when both scenes are calibrated alike, several dB when they are not
+    (sigma0 against gamma0, two processors, images stretched one by one). Subtracting it
+    is a relative radiometric normalisation of the pre-event scene to the post-event one."""
+
+    bands: int
+    counts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros((self.bands, LEVEL_BINS), np.int64)
+
+    def add(self, ratio: np.ndarray, usable: np.ndarray) -> None:
+        low, high = LEVEL_RANGE_DB
+        for band in range(self.bands):
+            values = ratio[band][usable]
+            index = ((values - low) / (high - low) * LEVEL_BINS).astype(np.int64)
+            index = np.clip(index, 0, LEVEL_BINS - 1)
+            self.counts[band] += np.bincount(index, minlength=LEVEL_BINS)
+
+    def offsets(self) -> np.ndarray:
+        """The median log-ratio of each polarisation (dB; 0 where no pixel was added)."""
+        low, high = LEVEL_RANGE_DB
+        out = np.zeros(self.bands, np.float32)
+        for band, counts in enumerate(self.counts):
+            total = int(counts.sum())
+            if total:
+                k = int(np.searchsorted(np.cumsum(counts), total / 2))
+                out[band] = low + (k + 0.5) * (high - low) / LEVEL_BINS
+        return out
+
+
+def level_offsets(ratio: np.ndarray, usable: np.ndarray, settings: SarChangeSettings) -> np.ndarray:
+    """The offsets subtracted from each polarisation's log-ratio: `RatioLevels`'s medians,
+    or zeros where `change.sar_match_levels` is false."""
+    levels = RatioLevels(len(ratio))
+    if settings.match_levels:
+        levels.add(ratio, usable)
+    return levels.offsets()
+
+
 @dataclass
 class SarEvidence:
     ratio_db: np.ndarray  # (bands, rows, cols) post/pre log-ratio, VV (and VH), dB; NaN nodata
@@ -208,7 +287,9 @@ def sar_evidence(
     `pre_db` and `post_db` are (bands, rows, cols) VV, and VH where acquired, in dB;
     `usable` marks pixels with valid SAR in both periods.
     """
-    pre, post, usable, ratio, change = filtered_change(pre_db, post_db, usable, settings)
+    pre, post, usable = filtered_pair(pre_db, post_db, usable, settings)
+    _, unmatched, unmatched_change = change_of(pre, post, usable, np.zeros(len(pre), np.float32))
+    offsets = level_offsets(unmatched, usable, settings)
     water = tiled_threshold(
         post[0],
         usable,
@@ -217,31 +298,50 @@ def sar_evidence(
         what="post-event VV backscatter",
         low_mode_max=settings.water_mode_max_db,
     )
-    drop = tiled_threshold(
-        change,
-        usable,
-        settings,
-        fallback=settings.fallback_ratio_db,
-        what="post/pre log-ratio",
-        low_mode_max=0.0,
-    )
+    tiles, total = bimodal_tiles(unmatched_change, usable, settings)
+    drop = drop_threshold(tiles, total, float(offsets.mean()), settings)
+    pre, ratio, change = change_of(pre, post, usable, offsets)
     evidence = classify(pre, post, usable, change, water.value, drop.value)
     evidence = drop_small_patches(evidence, FLOOD_SIGNAL, NO_SIGNAL, settings.min_pixels)
-    summary = evidence_summary(evidence, settings, water, drop)
+    summary = evidence_summary(evidence, settings, water, drop, offsets)
     return SarEvidence(ratio, post[0], evidence, summary)
 
 
-def filtered_change(
+def filtered_pair(
     pre_db: np.ndarray, post_db: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Speckle-filtered pre and post (VV, and VH), the pixels usable after filtering, the
-    log-ratio and its polarisation mean. Pixelwise but for the filter window, so a block
-    read with a halo of window_px // 2 gives the whole grid's values."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Speckle-filtered pre and post (VV, and VH) and the pixels usable after filtering.
+    Pixelwise but for the filter window, so a block read with a halo of window_px // 2
+    gives the whole grid's values."""
     pre = np.stack([speckle_filtered_db(b, settings.window_px) for b in pre_db[:2]])
     post = np.stack([speckle_filtered_db(b, settings.window_px) for b in post_db[:2]])
     usable = usable & np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0)
+    return pre, post, usable
+
+
+def change_of(
+    pre: np.ndarray, post: np.ndarray, usable: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pre-event scene raised to the post-event level (`offsets`, dB a polarisation),
+    the log-ratio and its polarisation mean."""
+    pre = pre + offsets[:, None, None]
     ratio = np.where(usable, post - pre, np.nan).astype(np.float32)
-    change = ratio.mean(axis=0)
+    return pre, ratio, ratio.mean(axis=0)
+
+
+def filtered_change(
+    pre_db: np.ndarray,
+    post_db: np.ndarray,
+    usable: np.ndarray,
+    settings: SarChangeSettings,
+    offsets: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`filtered_pair` and `change_of`: the matched pre, post, usable pixels, log-ratio and
+    its polarisation mean (unmatched without `offsets`)."""
+    pre, post, usable = filtered_pair(pre_db, post_db, usable, settings)
+    if offsets is None:
+        offsets = np.zeros(len(pre), np.float32)
+    pre, ratio, change = change_of(pre, post, usable, offsets)
     return pre, post, usable, ratio, change
 
 
@@ -267,17 +367,41 @@ def evidence_summary(
     settings: SarChangeSettings,
     water: TiledThreshold,
     drop: TiledThreshold,
+    offsets: np.ndarray,
 ) -> dict:
     usable = evidence != EVIDENCE_NODATA
     n_usable = max(int(usable.sum()), 1)
     return {
         "settings": asdict(settings),
+        "level_offset_db": level_record(offsets, settings),
         "water_threshold_db": asdict(water),
         "ratio_threshold_db": asdict(drop),
         "share_with_sar_in_both_periods": round(float(usable.mean()), 6),
         "share_flood_signal": round(float((evidence == FLOOD_SIGNAL).sum()) / n_usable, 6),
         "share_excluded_dark_before": round(float((evidence == DARK_BEFORE).sum()) / n_usable, 6),
     }
+
+
+# A level offset beyond this says the two scenes are not on one radiometric scale.
+LEVEL_WARNING_DB = 2.0
+
+
+def level_record(offsets: np.ndarray, settings: SarChangeSettings) -> dict:
+    """What was subtracted from each polarisation's log-ratio, and why; a warning in the
+    log where the scenes' levels differ by more than ground that did not change would."""
+    record = {
+        "matched": settings.match_levels,
+        "offsets": {pol: round(float(v), 3) for pol, v in zip(("VV", "VH"), offsets, strict=False)},
+        "why": "the median log-ratio: where ground that did not change lies",
+    }
+    if np.abs(offsets).max(initial=0.0) > LEVEL_WARNING_DB:
+        log.warning(
+            "pre- and post-event backscatter differ by %s dB where the ground did not change: "
+            "scenes on different radiometric scales? The pre-event scene was matched to the "
+            "post-event one",
+            ", ".join(f"{pol} {v:+.1f}" for pol, v in record["offsets"].items()),
+        )
+    return record
 
 
 def sar_usable(valid_pre: np.ndarray, valid_post: np.ndarray) -> np.ndarray:
@@ -378,7 +502,7 @@ def map_sar_change(
         nodata=np.nan,
         descriptions=("VV_log_ratio", "VH_log_ratio", "VV_post_filtered"),
         units=("dB", "dB", "dB"),
-        tags={"definition": "10 log10(post / pre) after a boxcar filter in linear power"},
+        tags={"definition": RATIO_DEFINITION},
     )
     with atomic_path(out_summary) as tmp:
         tmp.write_text(json.dumps(result.summary, indent=2))

@@ -30,10 +30,14 @@ from metaflood.flood.sar_change import (
     EVIDENCE_VALUES,
     FLOOD_SIGNAL,
     NO_SIGNAL,
+    RATIO_DEFINITION,
+    RatioLevels,
     SarChangeSettings,
     TiledThreshold,
     bimodal_tile_values,
+    bimodal_tiles,
     classify,
+    drop_threshold,
     evidence_summary,
     filtered_change,
     sar_usable,
@@ -84,10 +88,12 @@ class _Inputs:
         valid_pre, valid_post = (src.read(1, window=window) for src in self.sources[2:])
         return pre, post, sar_usable(valid_pre, valid_post)
 
-    def filtered(self, window: Window, settings: SarChangeSettings) -> tuple:
+    def filtered(
+        self, window: Window, settings: SarChangeSettings, offsets: np.ndarray | None = None
+    ) -> tuple:
         """`filtered_change` over `window`, computed with a halo, so equal to the grid's."""
         grown, inner = with_halo(window, settings.window_px // 2 + 1, self.height, self.width)
-        pre, post, usable, ratio, change = filtered_change(*self.read(grown), settings)
+        pre, post, usable, ratio, change = filtered_change(*self.read(grown), settings, offsets)
         return pre[:, *inner], post[:, *inner], usable[inner], ratio[:, *inner], change[inner]
 
     def blocks(self, settings: SarChangeSettings) -> Iterator[Window]:
@@ -98,24 +104,32 @@ class _Inputs:
 def global_thresholds(
     stacks: list[Path], valid: list[Path], *, change: ChangeSettings, out: Path
 ) -> dict:
-    """The water and log-ratio thresholds of the whole grid, block by block."""
+    """The level offset and the water and log-ratio thresholds of the whole grid, block
+    by block, in one pass: the log-ratio's bimodal tiles are kept with their darker mode,
+    and chosen once the offset is known (`drop_threshold`)."""
     with ExitStack() as stack:
         inputs = _Inputs(stacks, valid, stack)
         settings = inputs.settings(change)
-        water_pool, drop_pool, total = [], [], 0
+        water_pool, drop_tiles, total = [], [], 0
+        levels = RatioLevels(len(inputs.sar_bands[0]))
         for window in inputs.blocks(settings):
-            _, post, usable, _, change_db = inputs.filtered(window, settings)
+            _, post, usable, ratio, change_db = inputs.filtered(window, settings)
             values, n = bimodal_tile_values(post[0], usable, settings, settings.water_mode_max_db)
             water_pool += values
-            drop_pool += bimodal_tile_values(change_db, usable, settings, 0.0)[0]
+            drop_tiles += bimodal_tiles(change_db, usable, settings)[0]
+            if settings.match_levels:
+                levels.add(ratio, usable)
             total += n
+        offsets = levels.offsets()
         water = threshold_from_pool(
             water_pool, total, fallback=settings.fallback_water_db, what="post-event VV backscatter"
         )
-        drop = threshold_from_pool(
-            drop_pool, total, fallback=settings.fallback_ratio_db, what="post/pre log-ratio"
-        )
-    result = {"water_threshold_db": water.__dict__, "ratio_threshold_db": drop.__dict__}
+        drop = drop_threshold(drop_tiles, total, float(offsets.mean()), settings)
+    result = {
+        "level_offsets_db": [float(v) for v in offsets],
+        "water_threshold_db": water.__dict__,
+        "ratio_threshold_db": drop.__dict__,
+    }
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(result, indent=2))
     return result
@@ -136,7 +150,8 @@ def sar_change_tile(
     with ExitStack() as stack:
         inputs = _Inputs(stacks, valid, stack)
         settings = inputs.settings(change)
-        pre, post, usable, ratio, change_db = inputs.filtered(window, settings)
+        offsets = np.asarray(found["level_offsets_db"], np.float32)
+        pre, post, usable, ratio, change_db = inputs.filtered(window, settings, offsets)
         evidence = classify(
             pre,
             post,
@@ -211,13 +226,14 @@ def gather_sar_change(
         ratio_tiles,
         out_ratio,
         threads=threads,
-        tags={"definition": "10 log10(post / pre) after a boxcar filter in linear power"},
+        tags={"definition": RATIO_DEFINITION},
     )
     summary = evidence_summary(
         evidence,
         settings,
         TiledThreshold(**found["water_threshold_db"]),
         TiledThreshold(**found["ratio_threshold_db"]),
+        np.asarray(found["level_offsets_db"], np.float32),
     )
     with atomic_path(out_summary) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))

@@ -143,6 +143,8 @@ def test_a_pre_event_scene_on_another_scale_is_matched_to_the_post_event_level(c
     )
     assert abs(alike.summary["level_offset_db"]["offsets"]["VV"]) < 0.5  # calibrated alike: ~0
     assert "scenes on different radiometric scales?" in caplog.text
+    assert darker.summary["level_offset_db"]["scales_differ"]
+    assert not alike.summary["level_offset_db"]["scales_differ"]
     agree = (darker.evidence == alike.evidence).mean()
     assert agree > 0.995
     flood = darker.evidence[24:56, 24:66] == FLOOD_SIGNAL

@@ -86,7 +86,11 @@ def write_inputs(tmp_path: Path) -> dict[str, Path]:
         json.dumps(
             {
                 "settings": {"window_px": 3, "tile_px": 64},
-                "level_offset_db": {"matched": True, "offsets": {"VV": 0.2, "VH": 0.1}},
+                "level_offset_db": {
+                    "matched": True,
+                    "offsets": {"VV": 0.2, "VH": 0.1},
+                    "scales_differ": False,
+                },
                 "ratio_threshold_db": {"value": -6.0, "reason": "test"},
                 "water_threshold_db": {"value": -15.0, "reason": "test"},
                 "share_excluded_dark_before": 0.125,

@@ -225,7 +225,7 @@ def test_stats_impact_and_report(products, tmp_path):
 
 def test_report_says_when_the_two_periods_are_on_different_scales(products, tmp_path):
     summary = json.loads(products["sar_summary"].read_text())
-    summary["level_offset_db"]["offsets"]["VV"] = 11.4
+    summary["level_offset_db"] |= {"offsets": {"VV": 11.4, "VH": 10.9}, "scales_differ": True}
     edited = tmp_path / "sar_change.json"
     edited.write_text(json.dumps(summary))
     make_stats(products | {"sar_summary": edited}, tmp_path)

@@ -13,6 +13,12 @@ water. Surfaces already as dark as water that do not drop (smooth sand, asphalt,
 shadow, the sea) are excluded, and say nothing either way. Ground that was dark before
 but fell by the drop threshold to water level (soil wet from the rain, then flooded) was
 not open water, whose backscatter is already near the noise floor: it is a flood signal.
+
+Both scenes are first brought to one level: the median log-ratio, where ground that did
+not change lies, is taken off. Two scenes calibrated alike are left as they are (about
+0 dB); two on different scales (sigma0 against gamma0, two processors, 8-bit images
+stretched one by one) would otherwise read as a scene-wide rise or fall, and the whole
+pre-event scene as water-dark.
 """
 
 from __future__ import annotations
@@ -288,8 +294,7 @@ def sar_evidence(
     `usable` marks pixels with valid SAR in both periods.
     """
     pre, post, usable = filtered_pair(pre_db, post_db, usable, settings)
-    _, unmatched, unmatched_change = change_of(pre, post, usable, np.zeros(len(pre), np.float32))
-    offsets = level_offsets(unmatched, usable, settings)
+    offsets, tiles, total = unmatched_statistics(pre, post, usable, settings)
     water = tiled_threshold(
         post[0],
         usable,
@@ -298,13 +303,22 @@ def sar_evidence(
         what="post-event VV backscatter",
         low_mode_max=settings.water_mode_max_db,
     )
-    tiles, total = bimodal_tiles(unmatched_change, usable, settings)
     drop = drop_threshold(tiles, total, float(offsets.mean()), settings)
     pre, ratio, change = change_of(pre, post, usable, offsets)
     evidence = classify(pre, post, usable, change, water.value, drop.value)
     evidence = drop_small_patches(evidence, FLOOD_SIGNAL, NO_SIGNAL, settings.min_pixels)
     summary = evidence_summary(evidence, settings, water, drop, offsets)
     return SarEvidence(ratio, post[0], evidence, summary)
+
+
+def unmatched_statistics(
+    pre: np.ndarray, post: np.ndarray, usable: np.ndarray, settings: SarChangeSettings
+) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], int]:
+    """What the level match needs from the change as it is: the level offsets and the
+    bimodal tiles of the change (`drop_threshold` chooses among them); the unmatched
+    log-ratio is dropped on return."""
+    _, ratio, change = change_of(pre, post, usable, np.zeros(len(pre), np.float32))
+    return level_offsets(ratio, usable, settings), *bimodal_tiles(change, usable, settings)
 
 
 def filtered_pair(
@@ -389,12 +403,14 @@ LEVEL_WARNING_DB = 2.0
 def level_record(offsets: np.ndarray, settings: SarChangeSettings) -> dict:
     """What was subtracted from each polarisation's log-ratio, and why; a warning in the
     log where the scenes' levels differ by more than ground that did not change would."""
+    scales_differ = bool(np.abs(offsets).max(initial=0.0) > LEVEL_WARNING_DB)
     record = {
         "matched": settings.match_levels,
         "offsets": {pol: round(float(v), 3) for pol, v in zip(("VV", "VH"), offsets, strict=False)},
+        "scales_differ": scales_differ,
         "why": "the median log-ratio: where ground that did not change lies",
     }
-    if np.abs(offsets).max(initial=0.0) > LEVEL_WARNING_DB:
+    if scales_differ:
         log.warning(
             "pre- and post-event backscatter differ by %s dB where the ground did not change: "
             "scenes on different radiometric scales? The pre-event scene was matched to the "

@@ -29,32 +29,16 @@ from metaflood.core.settings import (
 )
 from metaflood.flood.calibrate import FLOOD_FIELDS
 from metaflood.realdata.pipeline import PipelineSettings, SampleOutputs, run_sample
-from metaflood.realdata.scores import Scoreboard
+from metaflood.realdata.scores import KEY_FIELDS, SCORE_FIELDS, Scoreboard
 from metaflood.training.layouts import LABEL_NONE, discover, layout, partial_water_labels
 from metaflood.workflow import check_config_file
 
 log = logging.getLogger(__name__)
-COLUMNS = (
-    "target",
-    "condition",
-    "kind",
-    "line",
-    "iou",
-    "precision",
-    "recall",
-    "coverage",
-    "median_sample_iou",
-    "labelled_pixels",
-)
+COLUMNS = (*KEY_FIELDS, *SCORE_FIELDS, "coverage", "median_sample_iou", "labelled_pixels")
 SAMPLE_COLUMNS = (
     "sample",
-    "target",
-    "condition",
-    "kind",
-    "line",
-    "iou",
-    "precision",
-    "recall",
+    *KEY_FIELDS,
+    *SCORE_FIELDS,
     "true_positives",
     "false_positives",
     "false_negatives",

@@ -170,42 +170,43 @@ class Scoreboard:
     def rows(self) -> list[dict]:
         tallies = self.tallies | {key: p.tally() for key, p in self.pooled.items()}
         return [
-            {
-                "target": target,
-                "condition": condition,
-                "kind": kind,
-                "line": line,
-                "iou": t.iou,
-                "precision": t.precision,
-                "recall": t.recall,
+            score_row(key, t)
+            | {
                 "coverage": t.coverage,
-                "median_sample_iou": self.median_sample_iou((target, condition, kind, line)),
+                "median_sample_iou": self.median_sample_iou(key),
                 "labelled_pixels": t.labelled,
             }
-            for (target, condition, kind, line), t in tallies.items()
+            for key, t in tallies.items()
         ]
 
     def sample_rows(self) -> list[dict]:
         """One row per sample and line: its IoU, precision, recall and the counts behind them
         (so any subset of samples can be pooled again)."""
         return [
-            {
-                "sample": sample,
-                "target": target,
-                "condition": condition,
-                "kind": kind,
-                "line": line,
-                "iou": t.iou,
-                "precision": t.precision,
-                "recall": t.recall,
+            {"sample": sample}
+            | score_row(key, t)
+            | {
                 "true_positives": t.tp,
                 "false_positives": t.fp,
                 "false_negatives": t.fn,
                 "labelled_pixels": t.labelled,
             }
             for sample, tallies in self.per_sample.items()
-            for (target, condition, kind, line), t in tallies.items()
+            for key, t in tallies.items()
         ]
+
+
+KEY_FIELDS = ("target", "condition", "kind", "line")
+SCORE_FIELDS = ("iou", "precision", "recall")
+
+
+def score_row(key: tuple[str, str, str, str], tally: Tally) -> dict:
+    """A table row's key fields and scores."""
+    return dict(zip(KEY_FIELDS, key, strict=True)) | {
+        "iou": tally.iou,
+        "precision": tally.precision,
+        "recall": tally.recall,
+    }
 
 
 def otsu_below(values: np.ndarray, usable: np.ndarray) -> np.ndarray:

@@ -132,7 +132,7 @@ def test_a_pre_event_scene_on_another_scale_is_matched_to_the_post_event_level(c
     an image stretched on its own, or gamma0 against sigma0): matched by the median
     log-ratio, the evidence is that of scenes calibrated alike; compared as they are, the
     whole pre-event scene reads as water-dark and the flood is lost."""
-    pre, post, regions = scene()
+    pre, post, _ = scene()
     usable = np.ones(pre.shape[1:], bool)
     settings = SarChangeSettings(**{**SETTINGS, "tile_px": 32}, min_pixels=10)
     alike = sar_evidence(pre, post, usable, settings)

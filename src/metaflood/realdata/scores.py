@@ -202,11 +202,7 @@ SCORE_FIELDS = ("iou", "precision", "recall")
 
 def score_row(key: tuple[str, str, str, str], tally: Tally) -> dict:
     """A table row's key fields and scores."""
-    return dict(zip(KEY_FIELDS, key, strict=True)) | {
-        "iou": tally.iou,
-        "precision": tally.precision,
-        "recall": tally.recall,
-    }
+    return dict(zip(KEY_FIELDS, key, strict=True)) | {f: getattr(tally, f) for f in SCORE_FIELDS}
 
 
 def otsu_below(values: np.ndarray, usable: np.ndarray) -> np.ndarray:

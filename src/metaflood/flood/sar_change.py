@@ -243,12 +243,15 @@ class RatioLevels:
     is a relative radiometric normalisation of the pre-event scene to the post-event one."""
 
     bands: int
+    enabled: bool = True  # change.sar_match_levels; disabled, every offset is 0
     counts: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.counts = np.zeros((self.bands, LEVEL_BINS), np.int64)
 
     def add(self, ratio: np.ndarray, usable: np.ndarray) -> None:
+        if not self.enabled:
+            return
         low, high = LEVEL_RANGE_DB
         for band in range(self.bands):
             values = ratio[band][usable]
@@ -266,15 +269,6 @@ class RatioLevels:
                 k = int(np.searchsorted(np.cumsum(counts), total / 2))
                 out[band] = low + (k + 0.5) * (high - low) / LEVEL_BINS
         return out
-
-
-def level_offsets(ratio: np.ndarray, usable: np.ndarray, settings: SarChangeSettings) -> np.ndarray:
-    """The offsets subtracted from each polarisation's log-ratio: `RatioLevels`'s medians,
-    or zeros where `change.sar_match_levels` is false."""
-    levels = RatioLevels(len(ratio))
-    if settings.match_levels:
-        levels.add(ratio, usable)
-    return levels.offsets()
 
 
 @dataclass
@@ -318,7 +312,9 @@ def unmatched_statistics(
     bimodal tiles of the change (`drop_threshold` chooses among them); the unmatched
     log-ratio is dropped on return."""
     _, ratio, change = change_of(pre, post, usable, np.zeros(len(pre), np.float32))
-    return level_offsets(ratio, usable, settings), *bimodal_tiles(change, usable, settings)
+    levels = RatioLevels(len(ratio), settings.match_levels)
+    levels.add(ratio, usable)
+    return levels.offsets(), *bimodal_tiles(change, usable, settings)
 
 
 def filtered_pair(

@@ -111,14 +111,13 @@ def global_thresholds(
         inputs = _Inputs(stacks, valid, stack)
         settings = inputs.settings(change)
         water_pool, drop_tiles, total = [], [], 0
-        levels = RatioLevels(len(inputs.sar_bands[0]))
+        levels = RatioLevels(len(inputs.sar_bands[0]), settings.match_levels)
         for window in inputs.blocks(settings):
             _, post, usable, ratio, change_db = inputs.filtered(window, settings)
             values, n = bimodal_tile_values(post[0], usable, settings, settings.water_mode_max_db)
             water_pool += values
             drop_tiles += bimodal_tiles(change_db, usable, settings)[0]
-            if settings.match_levels:
-                levels.add(ratio, usable)
+            levels.add(ratio, usable)
             total += n
         offsets = levels.offsets()
         water = threshold_from_pool(

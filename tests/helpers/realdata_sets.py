@@ -72,8 +72,10 @@ def write_etci(root: Path, tiles: list[tuple[int, int]], size: int = 96, seed: i
     return root
 
 
-def write_ombria(root: Path, numbers: list[int], size: int = 96, seed: int = 0) -> Path:
-    """`OmbriaS1/train/{BEFORE,AFTER,MASK}` and `OmbriaS2/train/{BEFORE,AFTER,MASK}`:
+def write_ombria(
+    root: Path, numbers: list[int], size: int = 96, seed: int = 0, split: str = "train"
+) -> Path:
+    """`OmbriaS1/<split>/{BEFORE,AFTER,MASK}` and `OmbriaS2/<split>/{BEFORE,AFTER,MASK}`:
     the river before, the river and a flooded disc after."""
     rng = np.random.default_rng(seed)
     for n in numbers:
@@ -84,18 +86,18 @@ def write_ombria(root: Path, numbers: list[int], size: int = 96, seed: int = 0) 
         for role, water in (("before", before), ("after", after)):
             folder = role.upper()
             _png(
-                root / "OmbriaS1" / "train" / folder / f"S1_{role}_{n:04d}.png",
+                root / "OmbriaS1" / split / folder / f"S1_{role}_{n:04d}.png",
                 _to_u8(sar_db(rng, water)),
             )
             refl = reflectance(rng, water)
             rgb = np.stack([refl["swir16"], refl["nir"], refl["green"]], axis=-1)
             _png(
-                root / "OmbriaS2" / "train" / folder / f"S2_{role}_{n:04d}.png",
+                root / "OmbriaS2" / split / folder / f"S2_{role}_{n:04d}.png",
                 np.clip(np.rint(rgb / 0.4 * 255), 0, 255).astype(np.uint8),
             )
         mask = np.where(flooded, 255, 0).astype(np.uint8)
-        _png(root / "OmbriaS1" / "train" / "MASK" / f"S1_mask_{n:04d}.png", mask)
-        _png(root / "OmbriaS2" / "train" / "MASK" / f"S2_mask_{n:04d}.png", mask)
+        _png(root / "OmbriaS1" / split / "MASK" / f"S1_mask_{n:04d}.png", mask)
+        _png(root / "OmbriaS2" / split / "MASK" / f"S2_mask_{n:04d}.png", mask)
     return root
 
 

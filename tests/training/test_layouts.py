@@ -42,6 +42,22 @@ def test_etci_tiles_are_found_paired_and_split_by_block(tmp_path):
     assert right.transform.c - sample.transform.c == 9 * 96 * 10.0
 
 
+def test_etci_passes_are_found_as_the_competition_publishes_them(tmp_path):
+    flat = write_etci(tmp_path / "flat", [(0, 0), (9, 0)])
+    published = tmp_path / "etci" / "train" / "valid" / "bangladesh_20170314t115609" / "tiles"
+    published.parent.mkdir(parents=True)
+    (flat / "bangladesh_20170314t115609").rename(published)
+    refs = discover(tmp_path / "etci", "etci2021")
+    assert [(r.id, r.split) for r in refs] == [
+        ("bangladesh_20170314t115609_x-0_y-0", TEST),
+        ("bangladesh_20170314t115609_x-9_y-0", TRAIN),  # blocks, whatever the folder
+    ]
+    assert refs[0].files["vv"].parent == published / "vv"
+    (published / "vh").rename(published / "vh_old")
+    with pytest.raises(InputError, match=r"tiles/vh: missing folder"):
+        discover(tmp_path / "etci", "etci2021")
+
+
 def test_ombria_triplets_keep_their_bands_and_flood_mask(tmp_path):
     root = write_ombria(tmp_path / "ombria", [1, 2, 151])
     refs = discover(root, "ombria")
@@ -53,6 +69,19 @@ def test_ombria_triplets_keep_their_bands_and_flood_mask(tmp_path):
     assert sample.optical["post"].shape == (3, 96, 96)
     assert sample.flood is not None and sample.water == {}
     assert set(np.unique(sample.flood)) == {LABEL_DRY, LABEL_WATER}
+
+
+def test_ombrias_own_test_folder_measures_all_of_it_and_never_trains(tmp_path):
+    root = write_ombria(tmp_path / "ombria", [1, 151])
+    write_ombria(root, [13, 172], split="test")
+    refs = discover(root, "ombria")
+    assert [(r.id, r.split) for r in refs] == [
+        ("test_0013", TEST),
+        ("test_0172", TEST),
+        ("train_0001", TRAIN),
+        ("train_0151", TEST),
+    ]
+    assert [r.id for r in discover(root, "ombria", TRAIN)] == ["train_0001"]
 
 
 def test_sen1floods11_reads_db_reflectance_labels_and_the_split_file(tmp_path):
@@ -76,6 +105,7 @@ def test_split_rules_are_fixed():
     assert etci_split(0, 0) == TEST and etci_split(8, 0) == TRAIN and etci_split(16, 8) == TEST
     assert etci_split(16, 16) == TRAIN and etci_split(8, 16) == TEST
     assert ombria_split(149) == TRAIN and ombria_split(150) == TEST and ombria_split(200) == TRAIN
+    assert ombria_split(13, "test") == TEST
 
 
 def test_a_missing_folder_is_named(tmp_path):

@@ -16,8 +16,10 @@ standardised networks do.
 The train/measure split of each layout is fixed here, before any result is looked at:
 - ETCI 2021: tiles carry their place in the pass (x, y); blocks of 8 x 8 tiles are held
   out where (x // 8 + y // 8) % 3 == 0, a third of the scene in blocks apart from the
-  training tiles.
-- OMBRIA: triplets are numbered along each event; runs of 50 numbers are held out where
+  training tiles, whatever folder the pass is published in (the competition's own
+  "valid" pass is the one the shared tiles come from).
+- OMBRIA: the dataset's own test folder measures, all of it; in its train folder the
+  triplets are numbered along each event and runs of 50 numbers are held out where
   (number // 50) % 4 == 3, a quarter of the set.
 - Sen1Floods11: the dataset's own hand-labelled split files when present
   (flood_test_data.csv measures; train and valid train); without them every chip
@@ -27,6 +29,7 @@ The train/measure split of each layout is fixed here, before any result is looke
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -158,11 +161,25 @@ def etci_split(x: int, y: int) -> str:
     return TEST if (x // 8 + y // 8) % 3 == 0 else TRAIN
 
 
+ETCI_FOLDERS = ("vv", "vh", "flood_label", "water_body_label")
+
+
+def etci_passes(root: Path) -> list[Path]:
+    """The folders that hold a pass's tile folders: `root` itself, `<pass>/`, or as the
+    competition publishes them `<split>/<pass>/tiles/`, at any depth."""
+    passes = []
+    for folder, subfolders, _ in os.walk(root):
+        if set(subfolders) & set(ETCI_FOLDERS):
+            passes.append(Path(folder))
+            subfolders.clear()  # not into the tile folders themselves
+    return sorted(passes)
+
+
 def discover_etci(root: Path) -> list[SampleRef]:
-    """Every tile of every pass folder (`<pass>/vv/<tile>_vv.png` with its vh, flood and
-    water-body labels), or of `root` itself when it is one pass."""
-    passes = [root] if (root / "vv").is_dir() else sorted(p for p in root.iterdir() if p.is_dir())
+    """Every tile of every pass folder (`vv/<tile>_vv.png` with its vh, flood and
+    water-body labels)."""
     refs: list[SampleRef] = []
+    passes = etci_passes(root)
     for folder in passes:
         vv_dir = _folder(folder, "vv")
         tiles = {}
@@ -188,7 +205,9 @@ def discover_etci(root: Path) -> list[SampleRef]:
             files = {"vv": path, **{role: others[role][tile_id] for role in roles}}
             refs.append(SampleRef("etci2021", tile_id, files, etci_split(x, y), (x, y)))
     if not refs:
-        raise InputError(f"{root}: no ETCI 2021 tile found")
+        raise InputError(
+            f"{root}: no ETCI 2021 tile found (a pass folder holds {', '.join(ETCI_FOLDERS)})"
+        )
     return refs
 
 
@@ -234,7 +253,13 @@ OMBRIA_ROLES = {
 OMBRIA_OPTICAL_BANDS = ("swir16", "nir", "green")
 
 
-def ombria_split(number: int) -> str:
+OMBRIA_TRAIN_FOLDER = "train"
+
+
+def ombria_split(number: int, folder: str = OMBRIA_TRAIN_FOLDER) -> str:
+    """Only the dataset's own train folder may train, and a quarter of it measures."""
+    if folder != OMBRIA_TRAIN_FOLDER:
+        return TEST
     return TEST if (number // 50) % 4 == 3 else TRAIN
 
 
@@ -257,7 +282,8 @@ def discover_ombria(root: Path) -> list[SampleRef]:
         numbers = _paired(first, found, f"OMBRIA {split_name}")
         for n in numbers:
             files = {"sar_post": first[n], **{role: found[role][n] for role in found}}
-            refs.append(SampleRef("ombria", f"{split_name}_{n}", files, ombria_split(int(n))))
+            split = ombria_split(int(n), split_name)
+            refs.append(SampleRef("ombria", f"{split_name}_{n}", files, split))
     return refs
 
 

@@ -297,7 +297,13 @@ def cmd_calibrate_confidence(args: argparse.Namespace) -> None:
 def _benchmark_real_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset_root")
     p.add_argument("--layout", choices=("sen1floods11", "etci2021", "ombria"), required=True)
-    p.add_argument("--split", choices=("test", "train", "all"), default="test")
+    p.add_argument(
+        "--split",
+        choices=("test", "train", "all"),
+        default="test",
+        help="test: the held-out samples of the layout's fixed split; all: every sample (a set "
+        "no model trained on)",
+    )
     p.add_argument("--checkpoint", default="results/models/metars.pt")
     p.add_argument("--configfile", help="model, change and coregister sections (config.yaml)")
     p.add_argument("--fusion", help="a water fusion model (default: the shipped one)")

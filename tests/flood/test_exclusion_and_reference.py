@@ -20,7 +20,7 @@ from metaflood.flood.reference_water import (
     write_reference_water,
 )
 from metaflood.flood.sar_change import FLOOD_SIGNAL, NO_SIGNAL
-from metaflood.flood.validate import exclusion_effect
+from metaflood.flood.validate import exclusion_effect, validate_against_truth
 from tests.flood.test_change import run_change
 from tests.helpers.flood_inputs import CRS, FLOOD, SIZE, TRANSFORM, write_inputs
 
@@ -137,6 +137,35 @@ def test_excluded_pixels_are_nodata_in_extent_and_confidence(tmp_path):
     assert effect["with_exclusion"]["false_positive_px"] == 18 * 20
     assert effect["false_positive_reduction"] == pytest.approx(8 / 28)
     assert effect["with_exclusion"]["false_positive_km2"] == pytest.approx(18 * 20 * 4 / 1e6)
+
+
+def test_validation_by_hand_gives_the_workflows_figures_when_pixels_are_excluded(tmp_path):
+    """The workflow validates with the unexcluded extent beside it, a hand run without:
+    both score the pixels the product maps, so one file holds one figure."""
+    paths = write_inputs(tmp_path / "in")
+    codes = np.zeros((SIZE, SIZE), np.uint8)
+    codes[FLOOD[0], 16:24] = SHADOW
+    exclusion = cog(tmp_path / "exclusion.tif", codes, NODATA)
+    out = tmp_path / "out"
+    run_change(paths, out, exclusion=exclusion, out_unexcluded=out / "unexcluded.tif")
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    flood = np.zeros((SIZE, SIZE), np.uint8)
+    flood[FLOOD] = 1
+    cog(truth / "flood.tif", flood, 255)
+    for period in ("pre", "post"):
+        with rasterio.open(paths[period]) as src:
+            cog(truth / f"landcover_{period}.tif", src.read(1), 255)
+    inputs = [out / "extent.tif", out / "confidence.tif", paths["sar_evidence"]]
+    inputs += [paths["pre"], paths["post"], truth]
+    workflow = validate_against_truth(
+        *inputs, out / "validation.json", min_area_m2=0, unexcluded_path=out / "unexcluded.tif"
+    )
+    by_hand = validate_against_truth(*inputs, out / "validation.json", min_area_m2=0)
+    assert by_hand == workflow
+    assert workflow["flood"]["false_negative_px"] == 0  # the excluded part is no claim
+    effect = workflow["exclusion_effect"]["with_exclusion"]
+    assert effect["false_negative_px"] == 18 * 8  # counted as not flooded there
 
 
 def test_without_exclusion_the_extent_is_the_unexcluded_one(tmp_path):

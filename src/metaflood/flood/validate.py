@@ -70,12 +70,14 @@ def validate_against_truth(
 ) -> dict:
     """Flood accuracy of the product, of each line of evidence alone, and of the confidence.
 
-    With `unexcluded_path` (the extent before the terrain exclusion), every score is taken
-    over the pixels that extent knows, an excluded pixel counting as not flooded, and
-    `exclusion_effect` compares the two extents: IoU and false-positive area with the
-    exclusion and without. Without it, an `exclusion_effect` already in `out` is kept
-    (`metaflood validate` run by hand has no unexcluded extent: the workflow's is
-    temporary)."""
+    Every score is taken over the pixels the extent maps: a pixel the terrain exclusion
+    made nodata is no claim of the product, and the same pixels are left out of every
+    line, so the workflow's record and `metaflood validate` run by hand give one figure.
+    With `unexcluded_path` (the extent before the terrain exclusion), `exclusion_effect`
+    compares the two extents over the pixels the unexcluded one knows, an excluded pixel
+    counting as not flooded: IoU and false-positive area with the exclusion and without.
+    Without it, an `exclusion_effect` already in `out` is kept (the workflow's unexcluded
+    extent is temporary)."""
     extent, profile = read_checked(extent_path)
     extent = extent[0]
     known = extent != EXTENT_NODATA
@@ -84,8 +86,9 @@ def validate_against_truth(
     effect = None
     if unexcluded_path is not None:
         unexcluded = read_checked(unexcluded_path)[0][0]
-        known = unexcluded != EXTENT_NODATA
-        effect = exclusion_effect(extent, unexcluded, flood_truth, known, pixel_area)
+        effect = exclusion_effect(
+            extent, unexcluded, flood_truth, unexcluded != EXTENT_NODATA, pixel_area
+        )
     elif Path(out).exists():
         effect = json.loads(Path(out).read_text()).get("exclusion_effect")
     confidence = read_checked(confidence_path)[0][0]

@@ -161,7 +161,13 @@ def etci_split(x: int, y: int) -> str:
     return TEST if (x // 8 + y // 8) % 3 == 0 else TRAIN
 
 
-ETCI_FOLDERS = ("vv", "vh", "flood_label", "water_body_label")
+# Each tile's files beside its VV image: role -> (folder, file name).
+ETCI_ROLES = {
+    "vh": ("vh", "{id}_vh.png"),
+    "flood": ("flood_label", "{id}.png"),
+    "water_body": ("water_body_label", "{id}.png"),
+}
+ETCI_FOLDERS = ("vv", *(folder for folder, _ in ETCI_ROLES.values()))
 
 
 def etci_passes(root: Path) -> list[Path]:
@@ -179,8 +185,7 @@ def discover_etci(root: Path) -> list[SampleRef]:
     """Every tile of every pass folder (`vv/<tile>_vv.png` with its vh, flood and
     water-body labels)."""
     refs: list[SampleRef] = []
-    passes = etci_passes(root)
-    for folder in passes:
+    for folder in etci_passes(root):
         vv_dir = _folder(folder, "vv")
         tiles = {}
         for path in sorted(vv_dir.glob("*_vv.png")):
@@ -188,13 +193,9 @@ def discover_etci(root: Path) -> list[SampleRef]:
             if match is None:
                 raise InputError(f"{path}: not an ETCI tile name (<pass>_x-<x>_y-<y>_vv.png)")
             tiles[match["id"]] = (path, int(match["x"]), int(match["y"]))
-        roles = {
-            "vh": (_folder(folder, "vh"), "{id}_vh.png"),
-            "flood": (_folder(folder, "flood_label"), "{id}.png"),
-            "water_body": (_folder(folder, "water_body_label"), "{id}.png"),
-        }
         others = {}
-        for role, (directory, pattern) in roles.items():
+        for role, (name, pattern) in ETCI_ROLES.items():
+            directory = _folder(folder, name)
             suffix = pattern.replace("{id}", "")
             others[role] = {
                 p.name[: -len(suffix)]: p for p in directory.glob(f"*{suffix}") if "_x-" in p.name
@@ -202,7 +203,7 @@ def discover_etci(root: Path) -> list[SampleRef]:
         ids = _paired({k: v[0] for k, v in tiles.items()}, others, "ETCI 2021")
         for tile_id in ids:
             path, x, y = tiles[tile_id]
-            files = {"vv": path, **{role: others[role][tile_id] for role in roles}}
+            files = {"vv": path, **{role: others[role][tile_id] for role in ETCI_ROLES}}
             refs.append(SampleRef("etci2021", tile_id, files, etci_split(x, y), (x, y)))
     if not refs:
         raise InputError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -19,6 +21,16 @@ from tests.helpers.tiny_model import train_tiny
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return train_tiny(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def vv_checkpoint(tmp_path_factory):
+    """A model reading what OMBRIA has: VV, and green, NIR and SWIR."""
+    return train_tiny(
+        tmp_path_factory.mktemp("model") / "vv.pt",
+        sar_bands=("VV",),
+        optical_bands=("green", "nir", "swir16"),
+    )
 
 
 COUNTS = ("true_positives", "false_positives", "false_negatives")
@@ -87,16 +99,13 @@ def test_sen1floods11_chips_are_scored_per_condition_and_route(tmp_path, checkpo
     assert float(rows[("water (post)", "optical_only", "NDWI > Otsu (per sample)")]["iou"]) > 0.8
 
 
-def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path):
+def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path, vv_checkpoint):
     """OMBRIA's SAR is VV only and its optical green, NIR and SWIR: a model reading those
     maps it through every stage (no band invented), and the flood is scored per condition
     beside the log-ratio and water-index baselines of the same run."""
-    checkpoint = train_tiny(
-        tmp_path / "vv.pt", sar_bands=("VV",), optical_bands=("green", "nir", "swir16")
-    )
     root = write_ombria(tmp_path / "ombria", [150, 151])  # both in the held-out runs
     out, kept = tmp_path / "out", tmp_path / "kept"
-    settings = settings_from(checkpoint, None, threads=1)
+    settings = settings_from(vv_checkpoint, None, threads=1)
     board = run_benchmark(BenchmarkRun(root, "ombria", "test", out, settings, keep=kept))
     assert board.samples == 2
     rows = _rows(out / "benchmark.csv")
@@ -125,6 +134,28 @@ def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path)
     assert stacks
     with rasterio.open(stacks[0]) as src:
         assert src.descriptions == ("VV", "green", "nir", "swir16")  # nothing invented
+
+
+def test_adapting_per_condition_learns_only_from_the_periods_allowed_to_teach(
+    tmp_path, vv_checkpoint
+):
+    """`--adapt` fine-tunes per sample and condition; with `model.adapt.periods: [post]`
+    the post-event optical image missing leaves nothing to learn from, and the summary
+    says which period taught what."""
+    root = write_ombria(tmp_path / "ombria", [150])
+    kept = tmp_path / "kept"
+    settings = settings_from(vv_checkpoint, None, threads=1, adapt=True)
+    adapt = {**settings.adapt, "iterations": 2, "min_pixels": 50, "min_post_pixels": 50}
+    adapt["periods"] = ["post"]
+    settings = dataclasses.replace(settings, adapt=adapt)
+    run_benchmark(BenchmarkRun(root, "ombria", "test", tmp_path / "out", settings, keep=kept))
+    summaries = {p.parent.name: json.loads(p.read_text()) for p in kept.rglob("adaptation.json")}
+    assert set(summaries) == {"both", "sar_only", "optical_only", "post_sar_only"}
+    assert summaries["both"]["adapted"] is True, summaries["both"]["reason"]
+    assert set(summaries["both"]["pseudo_labelled_by_period"]) == {"post"}
+    for condition in ("sar_only", "post_sar_only"):  # no clear post-event optical pixel
+        assert summaries[condition]["adapted"] is False
+        assert summaries[condition]["pseudo_labelled_by_period"] == {"post": 0}
 
 
 def test_a_bad_sample_stops_the_run_before_any_table(tmp_path, checkpoint):

@@ -29,6 +29,8 @@ SETTINGS = {
     "crop": 64,
     "batch_size": 2,
     "min_pixels": 100,
+    "min_post_pixels": 0,
+    "periods": ["pre", "post"],
     "seed": 0,
 }
 
@@ -84,25 +86,44 @@ def checkpoint(tmp_path_factory):
     return train_tiny(tmp_path_factory.mktemp("model") / "tiny.pt")
 
 
-def test_a_clear_pre_event_pair_adapts_the_sar_head_only(tmp_path, checkpoint):
-    rng = np.random.default_rng(0)
-    pre = _period(tmp_path, "pre", rng, clear=True)
-    post = _period(tmp_path, "post", rng, clear=False)  # the post-event image under cloud
-    out = tmp_path / "adapted.pt"
-    summary = adapt_checkpoint(
+def _adapt(tmp_path, checkpoint, clear: dict[str, bool], seed: int = 0, **settings) -> dict:
+    """Adapt `checkpoint` to a pre- and a post-event period, each clear or under cloud."""
+    rng = np.random.default_rng(seed)
+    periods = {p: _period(tmp_path, p, rng, clear=clear[p]) for p in ("pre", "post")}
+    return adapt_checkpoint(
         checkpoint,
-        [pre[0], post[0]],
-        [pre[1], post[1]],
-        out,
+        {p: stack for p, (stack, _) in periods.items()},
+        {p: valid for p, (_, valid) in periods.items()},
+        tmp_path / "adapted.pt",
         tmp_path / "a.json",
-        settings=AdaptSettings.from_section(SETTINGS),
+        settings=AdaptSettings.from_section({**SETTINGS, **settings}),
         change=ChangeSettings.from_section(section_defaults("change", {"min_area_m2": 200})),
         threads=1,
         device="cpu",
         log=lambda m: None,
     )
+
+
+def _unchanged(checkpoint, adapted) -> bool:
+    before, after = (
+        load_checkpoint(checkpoint)["state_dict"],
+        load_checkpoint(adapted)["state_dict"],
+    )
+    return all(torch.equal(before[k], after[k]) for k in before)
+
+
+PRE_CLEAR = {"pre": True, "post": False}  # the post-event image under cloud
+
+
+def test_a_clear_pre_event_pair_adapts_the_sar_head_only(tmp_path, checkpoint):
+    summary = _adapt(tmp_path, checkpoint, PRE_CLEAR)
+    out = tmp_path / "adapted.pt"
     assert summary["adapted"] is True, summary["reason"]
     assert summary["pseudo_labelled_pixels"] >= 100
+    assert summary["pseudo_labelled_by_period"] == {
+        "pre": summary["pseudo_labelled_pixels"],
+        "post": 0,
+    }
     assert set(summary["thresholds"]) == {"pre.tif"}  # no clear optical after the event
     before, after = load_checkpoint(checkpoint)["state_dict"], load_checkpoint(out)["state_dict"]
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
@@ -112,21 +133,27 @@ def test_a_clear_pre_event_pair_adapts_the_sar_head_only(tmp_path, checkpoint):
 
 
 def test_without_clear_optical_the_model_is_left_as_it_was(tmp_path, checkpoint):
-    rng = np.random.default_rng(1)
-    periods = [_period(tmp_path, p, rng, clear=False) for p in ("pre", "post")]
-    out = tmp_path / "adapted.pt"
-    summary = adapt_checkpoint(
-        checkpoint,
-        [p[0] for p in periods],
-        [p[1] for p in periods],
-        out,
-        tmp_path / "a.json",
-        settings=AdaptSettings.from_section(SETTINGS),
-        change=ChangeSettings.from_section(section_defaults("change", {"min_area_m2": 200})),
-        threads=1,
-        device="cpu",
-        log=lambda m: None,
-    )
+    summary = _adapt(tmp_path, checkpoint, {"pre": False, "post": False}, seed=1)
     assert summary["adapted"] is False and "at least 100 are needed" in summary["reason"]
-    before, after = load_checkpoint(checkpoint)["state_dict"], load_checkpoint(out)["state_dict"]
-    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert _unchanged(checkpoint, tmp_path / "adapted.pt")
+
+
+def test_a_period_left_out_of_the_settings_does_not_teach(tmp_path, checkpoint):
+    """With only the post-event period allowed to teach, a clear pre-event pair alone
+    leaves the model as it was (on real data it taught the SAR head the place is dry)."""
+    summary = _adapt(tmp_path, checkpoint, PRE_CLEAR, periods=["post"])
+    assert summary["adapted"] is False
+    assert summary["pseudo_labelled_by_period"] == {"post": 0}
+    assert "clear optical in post" in summary["reason"]
+    assert _unchanged(checkpoint, tmp_path / "adapted.pt")
+
+
+def test_a_clear_pre_event_pair_alone_does_not_adapt_when_the_post_event_must_teach(
+    tmp_path, checkpoint
+):
+    summary = _adapt(tmp_path, checkpoint, PRE_CLEAR, min_post_pixels=100)
+    assert summary["adapted"] is False
+    assert summary["pseudo_labelled_by_period"]["pre"] >= 100
+    assert "0 pixels where the optical head" in summary["reason"]
+    assert "model.adapt.min_post_pixels" in summary["reason"]
+    assert _unchanged(checkpoint, tmp_path / "adapted.pt")

@@ -187,6 +187,7 @@ rule adapt:
         mem_mb=grid_mem_mb(3000, 40),
         runtime=60,
     params:
+        periods=PERIODS,
         adapt=section_json("model", "adapt"),
         change=section_json("change"),
         device=config["model"]["device"],

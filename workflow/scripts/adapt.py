@@ -12,8 +12,8 @@ def main(smk) -> None:
 
     summary = adapt_checkpoint(
         Path(smk.input.checkpoint),
-        [Path(p) for p in smk.input.stacks],
-        [Path(p) for p in smk.input.valid],
+        dict(zip(smk.params.periods, map(Path, smk.input.stacks), strict=True)),
+        dict(zip(smk.params.periods, map(Path, smk.input.valid), strict=True)),
         Path(smk.output.checkpoint),
         Path(smk.output.summary),
         settings=AdaptSettings.from_section(section(smk, "adapt")),

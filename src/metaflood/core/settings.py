@@ -191,6 +191,8 @@ class AdaptSettings(Section):
     crop: int
     batch_size: int
     min_pixels: int  # fewest agreeing pseudo-labelled pixels worth adapting on
+    min_post_pixels: int  # of which the post-event period must give at least this many
+    periods: tuple[str, ...]  # the periods whose clear-optical pixels may teach
     seed: int
 
 

@@ -265,8 +265,8 @@ def _adapted(
     out = where / "adapted.pt"
     adapt_checkpoint(
         settings.checkpoint,
-        [folder / "aligned" / f"{p}.tif" for p in periods],
-        [valid_paths[p] for p in periods],
+        {p: folder / "aligned" / f"{p}.tif" for p in periods},
+        {p: valid_paths[p] for p in periods},
         out,
         where / "adaptation.json",
         settings=AdaptSettings.from_section(settings.adapt),

@@ -12,13 +12,16 @@ agree with the water answer) keep its other classes in place.
 Only the SAR-specific encoder and the SAR decoder change: the meta-modal encoder, the
 projection and the joint and optical heads are shared with the routes that see the
 optical image, and stay as they were. An event without clear optical pixels (or too
-few agreeing ones) is not adapted, and the summary says so.
+few agreeing ones) is not adapted, and the summary says so. Nor is one whose post-event
+optical image gives too few (`model.adapt.min_post_pixels`): on real data a clear
+pre-event pair alone taught the SAR head that the place is dry, and it then missed the
+flood; beside the post-event pixels it helped (docs/realdata.md).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,8 +122,8 @@ def pseudo_labels(
 
 def adapt_checkpoint(
     checkpoint: Path,
-    stacks: Sequence[Path],
-    valids: Sequence[Path],
+    stacks: Mapping[str, Path],
+    valids: Mapping[str, Path],
     out: Path,
     out_summary: Path,
     *,
@@ -130,8 +133,9 @@ def adapt_checkpoint(
     device: str,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Fine-tune `checkpoint` on the event's periods; write the adapted checkpoint (the
-    original's weights where adaptation is off or finds too little to learn from)."""
+    """Fine-tune `checkpoint` on the event's periods (`stacks` and `valids` by period name);
+    write the adapted checkpoint (the original's weights where adaptation is off, or finds
+    too little to learn from in the periods `settings.periods` lets teach)."""
     torch.set_num_threads(max(1, int(threads)))
     ckpt = load_checkpoint(checkpoint)
     model = build_model(ckpt, checkpoint)
@@ -143,22 +147,36 @@ def adapt_checkpoint(
         encoding=InputEncoding.from_dict(ckpt.get("input_encoding")),
     )
     summary: dict = {"settings": asdict(settings), "checkpoint": Path(checkpoint).name}
-    labelled: list[Labelled] = []
+    teaching = [p for p in stacks if p in settings.periods]
+    labelled: dict[str, list[Labelled]] = {}
     if settings.enabled:
-        labelled = _pseudo_labelled(loaded, stacks, valids, settings, change, summary)
-    count = sum(int((w.water != IGNORE_INDEX).sum()) for w in labelled)
+        labelled = _pseudo_labelled(
+            loaded,
+            {p: stacks[p] for p in teaching},
+            {p: valids[p] for p in teaching},
+            settings,
+            change,
+            summary,
+        )
+    by_period = {
+        p: sum(int((w.water != IGNORE_INDEX).sum()) for w in labelled.get(p, [])) for p in teaching
+    }
+    count = sum(by_period.values())
     summary["pseudo_labelled_pixels"] = count
-    summary["adapted"] = settings.enabled and count >= settings.min_pixels
+    summary["pseudo_labelled_by_period"] = by_period
+    shortfall = _shortfall(by_period, settings)
+    summary["adapted"] = settings.enabled and shortfall is None
     if not settings.enabled:
         summary["reason"] = "model.adapt.enabled is false"
-    elif not summary["adapted"]:
-        summary["reason"] = (
-            f"{count} pixels where the optical head, the water index and SAR water agree "
-            f"(clear optical in either period); at least {settings.min_pixels} are needed"
-        )
+    elif shortfall is not None:
+        summary["reason"] = shortfall
     else:
-        _fine_tune(model, labelled, settings, resolve_device(device), log)
-        summary["reason"] = f"fine-tuned on {count} agreeing pixels of {len(labelled)} windows"
+        windows = [w for period in labelled.values() for w in period]
+        _fine_tune(model, windows, settings, resolve_device(device), log)
+        taught = ", ".join(f"{n} {p}" for p, n in by_period.items())
+        summary["reason"] = (
+            f"fine-tuned on {count} agreeing pixels ({taught}) of {len(windows)} windows"
+        )
     log(summary["reason"])
     training = dict(ckpt.get("training") or {})
     training["adaptation"] = {k: v for k, v in summary.items() if k != "thresholds"}
@@ -176,19 +194,41 @@ def adapt_checkpoint(
     return summary
 
 
+def _shortfall(by_period: dict[str, int], settings: AdaptSettings) -> str | None:
+    """Why the agreeing pixels are too few to adapt on, or None. The post-event period
+    must give its own share: a clear pre-event pair alone taught the SAR head that the
+    place is dry, and it then missed the flood (docs/realdata.md)."""
+    count, post = sum(by_period.values()), by_period.get("post", 0)
+    agree = "pixels where the optical head, the water index and SAR water agree"
+    if count < settings.min_pixels:
+        periods = " or ".join(by_period) or "no period model.adapt.periods names"
+        return (
+            f"{count} {agree} (clear optical in {periods}); "
+            f"at least {settings.min_pixels} are needed"
+        )
+    if post < settings.min_post_pixels:
+        return (
+            f"{post} {agree} after the event; at least {settings.min_post_pixels} are needed "
+            "(model.adapt.min_post_pixels: the pre-event pair alone would teach the SAR head "
+            "that the place is dry)"
+        )
+    return None
+
+
 def _pseudo_labelled(
     loaded: InferenceModel,
-    stacks: Sequence[Path],
-    valids: Sequence[Path],
+    stacks: Mapping[str, Path],
+    valids: Mapping[str, Path],
     settings: AdaptSettings,
     change: ChangeSettings,
     summary: dict,
-) -> list[Labelled]:
+) -> dict[str, list[Labelled]]:
     """Each period's windows with clear optical, pseudo-labelled, in the SAR head's input
     units: the period's own statistics (scene normalisation) or the training set's."""
-    labelled: list[Labelled] = []
+    labelled: dict[str, list[Labelled]] = {}
     summary["thresholds"] = {}
-    for stack, valid in zip(stacks, valids, strict=True):
+    for period, stack in stacks.items():
+        valid = valids[period]
         with open_checked(stack) as src, open_checked(valid) as vsrc:
             names = [d or "" for d in src.descriptions]
             index = choose_index(names)
@@ -226,7 +266,7 @@ def _pseudo_labelled(
                 index_margin(part["index"], found, part["optical_ok"]),
                 part["sar_ok"] & part["optical_ok"],
             )
-            labelled.append(Labelled(sar_in, water, label))
+            labelled.setdefault(period, []).append(Labelled(sar_in, water, label))
     return labelled
 
 

@@ -46,6 +46,7 @@ from metaflood.model.normalization import scene_statistics
 from metaflood.realdata.scores import Tally, otsu_below
 from metaflood.training.layouts import LABEL_NONE, TEST, TRAIN, discover, load_ombria
 
+PERIODS = ("pre", "post")
 CONDITIONS = {"both": "joint", "sar_only": "sar", "optical_only": "optical"}
 BASELINE = "log-ratio Otsu (VV, per sample)"
 
@@ -61,11 +62,11 @@ class Triplets:
     log_ratio: np.ndarray = field(repr=False)  # (n, h, w): VV after minus before, dB
 
 
-def standardised(bands: np.ndarray) -> np.ndarray:
+def standardised(bands: np.ndarray, what: str = "image") -> np.ndarray:
     """Each band by its own median and robust spread (the scene normalisation)."""
     stats = scene_statistics(bands)
     if stats is None:
-        raise ValueError("too few valid pixels to standardise an image")
+        raise SystemExit(f"{what}: too few valid pixels to standardise the image")
     centre, spread = (np.asarray(v, np.float32)[:, None, None] for v in stats)
     return np.nan_to_num((bands - centre) / spread)
 
@@ -75,10 +76,12 @@ def load_split(root: Path, split: str) -> Triplets:
     samples = [load_ombria(ref) for ref in refs]
     if not samples:
         raise SystemExit(f"{root}: no OMBRIA triplet in the {split} split")
-    sar = [np.concatenate([standardised(s.sar[p]) for p in ("pre", "post")]) for s in samples]
-    optical = [
-        np.concatenate([standardised(s.optical[p]) for p in ("pre", "post")]) for s in samples
-    ]
+    sar, optical = [], []
+    for s in samples:
+        sar.append(np.concatenate([standardised(s.sar[p], f"{s.id} SAR {p}") for p in PERIODS]))
+        optical.append(
+            np.concatenate([standardised(s.optical[p], f"{s.id} optical {p}") for p in PERIODS])
+        )
     return Triplets(
         ids=[s.id for s in samples],
         sar=np.stack(sar).astype(np.float32),

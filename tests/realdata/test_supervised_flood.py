@@ -20,6 +20,11 @@ def test_each_band_is_standardised_by_its_own_image():
     assert np.allclose(spread, 1, atol=1e-3)
 
 
+def test_a_blank_image_is_named():
+    with pytest.raises(SystemExit, match="train_0001 SAR pre: too few valid pixels"):
+        standardised(np.full((1, 64, 64), np.nan, np.float32), "train_0001 SAR pre")
+
+
 @pytest.mark.parametrize(
     ("network", "options"),
     [("early_fusion", []), ("unet", []), ("unet", ["--drop", "optical", "--dice"])],

@@ -3,8 +3,8 @@ reference for metaflood's flood extent, which learns land cover and weighs evide
 never learns the set's flood outlines end to end.
 
     .venv/bin/python -m benchmarks.supervised_flood ../shared/realdata/ombria \
-        [--network early_fusion|unet] [--drop any|optical] [--dice] [--iterations 1500] \
-        [--threads 2] \
+        [--network early_fusion|unet] [--drop any|optical] [--dice] [--presence-band] \
+        [--statistics robust|moments] [--iterations 1500] [--threads 2] \
         [--out results/realdata/supervised_flood]
 
 Two networks, each with two classes (dry and flooded) over the same stacked bands, a
@@ -12,13 +12,17 @@ missing modality zero-filled: `early_fusion`, the project's early-fusion baselin
 compact MetaRS's ResNet-18 at width 32 and its decoder, stride 4), and `unet`, a plain
 four-level U-Net (16 to 128 channels) that keeps full resolution. Each reads the pre- and
 post-event VV and optical bands of an OMBRIA-layout set, each band standardised by its
-own image (median and interquartile spread, as `train.normalization: scene`), and trains
+own image (median and interquartile spread, as `train.normalization: scene`, or with
+`--statistics moments` mean and standard deviation), and trains
 on the set's training split only (the split of `metaflood.training.layouts`), dropping one
 modality at random per sample, so that one network is scored with both modalities, with
 SAR only and with optical only: either modality, each a third of the time
 (`drop_modalities`, `--drop any`), or the optical bands half of the time (`--drop
 optical`: the network never learns to map without SAR). `--dice` adds a soft Dice term
-on the flood class to the cross-entropy. The same run scores, on the same
+on the flood class to the cross-entropy. `--presence-band` gives the optical image one
+more band, of ones, which the zero-filling of a missing image turns to zeros: the network
+is told whether the optical image is there rather than left to tell a missing image from
+a flat one. The same run scores, on the same
 pixels, the log-ratio of VV below its Otsu threshold per sample. Held-out and
 training-split IoU are both reported: the gap says how much of what it learnt were the
 training events themselves.
@@ -42,7 +46,7 @@ from torch import nn
 from metaflood.model.baselines import EarlyFusionNet, drop_modalities
 from metaflood.model.losses import segmentation_ce
 from metaflood.model.metars import MetaRSConfig
-from metaflood.model.normalization import scene_statistics
+from metaflood.model.normalization import MIN_SCENE_PIXELS, scene_statistics
 from metaflood.realdata.scores import Tally, otsu_below
 from metaflood.training.layouts import LABEL_NONE, TEST, TRAIN, discover, load_ombria
 
@@ -62,26 +66,40 @@ class Triplets:
     log_ratio: np.ndarray = field(repr=False)  # (n, h, w): VV after minus before, dB
 
 
-def standardised(bands: np.ndarray, what: str = "image") -> np.ndarray:
-    """Each band by its own median and robust spread (the scene normalisation)."""
-    stats = scene_statistics(bands)
+def moments(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-band mean and standard deviation of the pixels where every band is finite."""
+    valid = np.isfinite(bands).all(axis=0)
+    if valid.sum() < MIN_SCENE_PIXELS:
+        return None
+    return bands[:, valid].mean(axis=1), np.maximum(bands[:, valid].std(axis=1), 1e-3)
+
+
+STATISTICS = {"robust": scene_statistics, "moments": moments}
+
+
+def standardised(bands: np.ndarray, what: str = "image", statistics: str = "robust") -> np.ndarray:
+    """Each band by its own centre and spread: median and robust spread (`robust`, the
+    scene normalisation), or mean and standard deviation (`moments`)."""
+    stats = STATISTICS[statistics](bands)
     if stats is None:
         raise SystemExit(f"{what}: too few valid pixels to standardise the image")
     centre, spread = (np.asarray(v, np.float32)[:, None, None] for v in stats)
     return np.nan_to_num((bands - centre) / spread)
 
 
-def load_split(root: Path, split: str) -> Triplets:
+def load_split(root: Path, split: str, statistics: str = "robust") -> Triplets:
     refs = discover(root, "ombria", split)
     samples = [load_ombria(ref) for ref in refs]
     if not samples:
         raise SystemExit(f"{root}: no OMBRIA triplet in the {split} split")
     sar, optical = [], []
     for s in samples:
-        sar.append(np.concatenate([standardised(s.sar[p], f"{s.id} SAR {p}") for p in PERIODS]))
-        optical.append(
-            np.concatenate([standardised(s.optical[p], f"{s.id} optical {p}") for p in PERIODS])
-        )
+        for out, bands, modality in ((sar, s.sar, "SAR"), (optical, s.optical, "optical")):
+            out.append(
+                np.concatenate(
+                    [standardised(bands[p], f"{s.id} {modality} {p}", statistics) for p in PERIODS]
+                )
+            )
     return Triplets(
         ids=[s.id for s in samples],
         sar=np.stack(sar).astype(np.float32),
@@ -201,8 +219,16 @@ class Recipe:
     network: str = "early_fusion"
     drop: str = "any"  # "any": either modality, a third of the time each; "optical"
     dice: bool = False
+    presence_band: bool = False
+    statistics: str = "robust"  # how each image is standardised: see STATISTICS
     iterations: int = 1500
     seed: int = 0
+
+
+def with_presence_band(optical: torch.Tensor) -> torch.Tensor:
+    """The optical bands and a band of ones: zero-filled with them where the image is
+    missing, so the network knows it is."""
+    return torch.cat([optical, optical.new_ones(optical[:, :1].shape)], dim=1)
 
 
 def train(data: Triplets, recipe: Recipe, log_every: int = 100) -> EarlyFusionNet:
@@ -210,7 +236,7 @@ def train(data: Triplets, recipe: Recipe, log_every: int = 100) -> EarlyFusionNe
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
-    net = build_network(recipe.network, data.optical.shape[1])
+    net = build_network(recipe.network, data.optical.shape[1] + recipe.presence_band)
     optimiser = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 2e-3, total_steps=iterations)
     crop = min(128, data.sar.shape[-1])
@@ -218,6 +244,8 @@ def train(data: Triplets, recipe: Recipe, log_every: int = 100) -> EarlyFusionNe
     net.train()
     for step in range(iterations):
         sar, optical, label = random_batch(data, rng, batch=16, crop=crop)
+        if recipe.presence_band:
+            optical = with_presence_band(optical)
         if recipe.drop == "optical":
             optical = drop_optical(optical, generator)
         else:
@@ -239,12 +267,14 @@ def train(data: Triplets, recipe: Recipe, log_every: int = 100) -> EarlyFusionNe
 
 
 @torch.no_grad()
-def score(net: EarlyFusionNet, data: Triplets) -> dict[str, Tally]:
+def score(net: EarlyFusionNet, data: Triplets, recipe: Recipe) -> dict[str, Tally]:
     """Pooled flood tallies per condition, and the log-ratio baseline's on the same pixels."""
     tallies = {name: Tally() for name in [*CONDITIONS, BASELINE]}
     for i in range(len(data.ids)):
         sar = torch.from_numpy(data.sar[i : i + 1])
         optical = torch.from_numpy(data.optical[i : i + 1])
+        if recipe.presence_band:
+            optical = with_presence_band(optical)
         label = data.label[i]
         everywhere = np.ones(label.shape, bool)
         logits = net(sar, optical, heads=tuple(CONDITIONS.values()))
@@ -276,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--network", choices=sorted(NETWORKS), default=Recipe.network)
     parser.add_argument("--drop", choices=("any", "optical"), default=Recipe.drop)
     parser.add_argument("--dice", action="store_true")
+    parser.add_argument("--presence-band", action="store_true")
+    parser.add_argument("--statistics", choices=sorted(STATISTICS), default=Recipe.statistics)
     parser.add_argument("--iterations", type=int, default=Recipe.iterations)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=Recipe.seed)
@@ -283,16 +315,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    splits = {TRAIN: load_split(args.root, TRAIN), TEST: load_split(args.root, TEST)}
+    recipe = Recipe(
+        network=args.network,
+        drop=args.drop,
+        dice=args.dice,
+        presence_band=args.presence_band,
+        statistics=args.statistics,
+        iterations=args.iterations,
+        seed=args.seed,
+    )
+    splits = {split: load_split(args.root, split, recipe.statistics) for split in (TRAIN, TEST)}
     print(f"{len(splits[TRAIN].ids)} training, {len(splits[TEST].ids)} held-out triplets")
     start = time.perf_counter()
-    recipe = Recipe(args.network, args.drop, args.dice, args.iterations, args.seed)
     net = train(splits[TRAIN], recipe)
     trained = time.perf_counter() - start
     results = {
         name: {
             line: {"iou": t.iou, "precision": t.precision, "recall": t.recall}
-            for line, t in score(net, data).items()
+            for line, t in score(net, data, recipe).items()
         }
         for name, data in (("held-out", splits[TEST]), ("training", splits[TRAIN]))
     }

@@ -10,22 +10,21 @@ never learns the set's flood outlines end to end.
 Two networks, each with two classes (dry and flooded) over the same stacked bands, a
 missing modality zero-filled: `early_fusion`, the project's early-fusion baseline (the
 compact MetaRS's ResNet-18 at width 32 and its decoder, stride 4), and `unet`, a plain
-four-level U-Net (16 to 128 channels) that keeps full resolution. Each reads the pre- and
-post-event VV and optical bands of an OMBRIA-layout set, each band standardised by its
-own image (median and interquartile spread, as `train.normalization: scene`, or with
-`--statistics moments` mean and standard deviation), and trains
-on the set's training split only (the split of `metaflood.training.layouts`), dropping one
-modality at random per sample, so that one network is scored with both modalities, with
-SAR only and with optical only: either modality, each a third of the time
-(`drop_modalities`, `--drop any`), or the optical bands half of the time (`--drop
-optical`: the network never learns to map without SAR). `--dice` adds a soft Dice term
-on the flood class to the cross-entropy. `--presence-band` gives the optical image one
-more band, of ones, which the zero-filling of a missing image turns to zeros: the network
-is told whether the optical image is there rather than left to tell a missing image from
-a flat one. The same run scores, on the same
-pixels, the log-ratio of VV below its Otsu threshold per sample. Held-out and
-training-split IoU are both reported: the gap says how much of what it learnt were the
-training events themselves.
+four-level U-Net (16 to 128 channels) that keeps full resolution. Each reads the pre-
+and post-event VV and optical bands of an OMBRIA-layout set, each band standardised by
+its own image (median and interquartile spread, as `train.normalization: scene`, or with
+`--statistics moments` mean and standard deviation), and trains on the set's training
+split only (the split of `metaflood.training.layouts`), dropping one modality at random
+per sample, so that one network is scored with both modalities, with SAR only and with
+optical only: either modality, each a third of the time (`drop_modalities`, `--drop
+any`), or the optical bands half of the time (`--drop optical`: the network never learns
+to map without SAR). `--dice` adds a soft Dice term on the flood class to the
+cross-entropy. `--presence-band` gives the optical image one more band, of ones, which
+the zero-filling of a missing image turns to zeros: the network is told whether the
+optical image is there rather than left to tell a missing image from a flat one. The
+same run scores, on the same pixels, the log-ratio of VV below its Otsu threshold per
+sample. Held-out and training-split IoU are both reported: the gap says how much of what
+it learnt were the training events themselves.
 
 It writes `supervised_flood.json` and `supervised_flood.md` under --out.
 """

@@ -10,7 +10,14 @@ from metaflood.core.classes import IGNORE_INDEX, WATER
 from metaflood.core.errors import ConfigError
 from metaflood.model.checkpoint import load_checkpoint
 from metaflood.model.losses import head_labels, metars_losses, water_bce
-from metaflood.model.normalization import SCENE, Normalization, network_input
+from metaflood.model.normalization import (
+    DATASET,
+    SCENE,
+    SCENE_MOMENTS,
+    Normalization,
+    network_input,
+    scene_statistics,
+)
 from metaflood.training.data import SyntheticCrops
 from metaflood.training.pools import training_samples
 from metaflood.training.train import train_model, training_config
@@ -59,18 +66,40 @@ def test_cross_modal_terms_see_only_samples_with_both():
     assert aligned == pytest.approx(metars_losses(alone, labels)["align"].item())
 
 
-def test_scene_statistics_make_a_stretched_image_and_a_calibrated_one_meet():
+@pytest.mark.parametrize("mode", [SCENE, SCENE_MOMENTS])
+def test_scene_statistics_make_a_stretched_image_and_a_calibrated_one_meet(mode):
     rng = np.random.default_rng(0)
     db = rng.normal(-12, 4, (2, 64, 64)).astype(np.float32)
     stretched = (db + 30) / 30 * 255  # an 8-bit rendering of the same scene
     optical = np.full((4, 64, 64), np.nan, np.float32)  # no optical image
-    norm = Normalization([0.0, 0.0], [1.0, 1.0], [0.0] * 4, [1.0] * 4, mode=SCENE)
+    norm = Normalization([0.0, 0.0], [1.0, 1.0], [0.0] * 4, [1.0] * 4, mode=mode)
+    assert Normalization.from_dict(norm.to_dict()) == norm  # the checkpoint keeps the mode
     a = network_input(norm.for_scene(db, optical), db, "sar")
     b = network_input(norm.for_scene(stretched, optical), stretched, "sar")
     np.testing.assert_allclose(a, b, atol=1e-4)
-    assert abs(np.median(a)) < 1e-5
+    centre = np.median(a, axis=(1, 2)) if mode == SCENE else a.mean(axis=(1, 2))
+    assert np.allclose(centre, 0, atol=1e-5)
+    if mode == SCENE_MOMENTS:
+        assert np.allclose(a.std(axis=(1, 2)), 1, atol=1e-4)
     # The absent modality falls back to the stand-in statistics and reads as "no signal".
     assert (network_input(norm.for_scene(db, optical), optical, "optical") == 0).all()
+
+
+def test_moments_keep_the_tails_of_an_image_stretched_onto_few_grey_levels():
+    # Most of the image on two grey levels, a tenth of it spread far: the interquartile
+    # spread is narrow and the median and IQR throw the tails out by hundreds of spreads;
+    # the standard deviation sees the tails and keeps them within a few.
+    rng = np.random.default_rng(1)
+    image = rng.choice([100.0, 101.0], size=(1, 64, 64)).astype(np.float32)
+    tails = rng.random((64, 64)) < 0.1
+    image[0, tails] = rng.uniform(0, 255, int(tails.sum()))
+    reach = {}
+    for mode in (SCENE, SCENE_MOMENTS):
+        centre, spread = scene_statistics(image, mode)
+        reach[mode] = float(np.abs((image - centre[0]) / spread[0]).max())
+    assert reach[SCENE] > 100 and reach[SCENE_MOMENTS] < 10
+    with pytest.raises(ValueError, match="scene statistics of mode 'dataset'"):
+        scene_statistics(image, DATASET)
 
 
 def test_real_samples_keep_only_the_model_bands_they_have(tmp_path):

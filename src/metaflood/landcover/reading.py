@@ -23,7 +23,6 @@ from metaflood.landcover.blending import Rows, pad_rows
 from metaflood.landcover.routing import OPTICAL_VALID, OUTSIDE_AOI, SAR_VALID, head_weights
 from metaflood.landcover.windows import check_windows
 from metaflood.model.checkpoint import InferenceModel, load_for_inference, resolve_device
-from metaflood.model.normalization import SCENE
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +247,7 @@ def for_scene(
     """The model with the scene's own input statistics where it was trained so (scene
     normalisation), measured on the whole scene, not the strip or tile being mapped: every
     tile of a tiled run is standardised alike."""
-    if loaded.normalization.mode != SCENE:
+    if not loaded.normalization.per_scene:
         return loaded
     bands = scene_bands(src, vsrc, loaded)
     return replace(loaded, normalization=loaded.normalization.for_scene(**bands))

@@ -1,5 +1,6 @@
 """Input normalisation of the network: per-band centre and spread of each modality, from
-the training set (`dataset` mode) or from each scene itself (`scene` mode)."""
+the training set (`dataset` mode) or from each scene itself (`scene` and `scene_moments`
+modes)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-DATASET, SCENE = "dataset", "scene"
-NORMALIZATION_MODES = (DATASET, SCENE)
+DATASET, SCENE, SCENE_MOMENTS = "dataset", "scene", "scene_moments"
+NORMALIZATION_MODES = (DATASET, SCENE, SCENE_MOMENTS)
+PER_SCENE_MODES = (SCENE, SCENE_MOMENTS)
 # Fewest valid pixels a scene's own statistics are taken from; below it the training
 # set's statistics stand in.
 MIN_SCENE_PIXELS = 256
@@ -20,10 +22,13 @@ MIN_SCENE_PIXELS = 256
 class Normalization:
     """Per-band centre and spread of each modality (SAR in dB).
 
-    `dataset` mode standardises every scene by the training set's statistics. `scene`
-    mode standardises each scene by its own (median and interquartile spread of its valid
-    pixels, per band), so an 8-bit image stretched on its own and a calibrated one meet:
-    the training set's statistics then only stand in for a scene too small to measure.
+    `dataset` mode standardises every scene by the training set's statistics. The
+    per-scene modes standardise each scene by its own, per band over its valid pixels, so
+    an 8-bit image stretched on its own and a calibrated one meet: `scene` by the median
+    and interquartile spread, `scene_moments` by the mean and standard deviation (an
+    image stretched so that most of it sits on a few grey levels has a narrow
+    interquartile spread, which blows its tails up). The training set's statistics then
+    only stand in for a scene too small to measure.
     """
 
     sar_mean: list[float]
@@ -34,12 +39,11 @@ class Normalization:
 
     @classmethod
     def from_pool(cls, pool: Sequence[dict[str, np.ndarray]], mode: str = DATASET) -> Normalization:
-        if mode not in NORMALIZATION_MODES:
-            raise ValueError(f"normalisation mode {mode!r}: one of {NORMALIZATION_MODES}")
-        if mode == SCENE:
-            sar = [scene_statistics(s["sar"]) for s in pool]
-            optical = [scene_statistics(s["optical"]) for s in pool]
-            return cls(*_median_of(sar), *_median_of(optical), mode=SCENE)
+        _check_mode(mode)
+        if mode in PER_SCENE_MODES:
+            sar = [scene_statistics(s["sar"], mode) for s in pool]
+            optical = [scene_statistics(s["optical"], mode) for s in pool]
+            return cls(*_median_of(sar), *_median_of(optical), mode=mode)
         sar_mean, sar_std = _band_stats([s["sar"] for s in pool])
         opt_mean, opt_std = _band_stats([s["optical"] for s in pool])
         return cls(sar_mean, sar_std, opt_mean, opt_std)
@@ -54,8 +58,7 @@ class Normalization:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Normalization:
         mode = data.get("mode", DATASET)  # checkpoints before scene mode are dataset mode
-        if mode not in NORMALIZATION_MODES:
-            raise ValueError(f"normalisation mode {mode!r}: one of {NORMALIZATION_MODES}")
+        _check_mode(mode)
         return cls(
             [float(v) for v in data["sar"]["mean"]],
             [float(v) for v in data["sar"]["std"]],
@@ -64,13 +67,18 @@ class Normalization:
             mode,
         )
 
+    @property
+    def per_scene(self) -> bool:
+        """Whether each scene is standardised by its own statistics."""
+        return self.mode in PER_SCENE_MODES
+
     def for_scene(self, sar: np.ndarray | None, optical: np.ndarray | None) -> Normalization:
         """The statistics to apply to one scene, given its bands (NaN where invalid; a
-        sample of its pixels will do): the scene's own in scene mode, else these."""
-        if self.mode != SCENE:
+        sample of its pixels will do): the scene's own in a per-scene mode, else these."""
+        if not self.per_scene:
             return self
-        sar_stats = scene_statistics(sar) if sar is not None else None
-        opt_stats = scene_statistics(optical) if optical is not None else None
+        sar_stats = scene_statistics(sar, self.mode) if sar is not None else None
+        opt_stats = scene_statistics(optical, self.mode) if optical is not None else None
         return Normalization(
             *(sar_stats or (self.sar_mean, self.sar_std)),
             *(opt_stats or (self.optical_mean, self.optical_std)),
@@ -88,17 +96,32 @@ class Normalization:
         return np.divide(out, std.reshape(shape), out=out)  # in place: one new array
 
 
-def scene_statistics(bands: np.ndarray) -> tuple[list[float], list[float]] | None:
-    """Per-band median and robust spread (interquartile range / 1.349, the standard
-    deviation of a normal distribution with that IQR) of the finite pixels where every
-    band is finite; None when too few pixels are valid to measure."""
+def _check_mode(mode: str) -> None:
+    if mode not in NORMALIZATION_MODES:
+        raise ValueError(f"normalisation mode {mode!r}: one of {NORMALIZATION_MODES}")
+
+
+def scene_statistics(
+    bands: np.ndarray, mode: str = SCENE
+) -> tuple[list[float], list[float]] | None:
+    """Per-band centre and spread of the pixels where every band is finite; None when
+    too few pixels are valid to measure. `scene`: the median and robust spread
+    (interquartile range / 1.349, the standard deviation of a normal distribution with
+    that IQR); `scene_moments`: the mean and standard deviation."""
+    if mode not in PER_SCENE_MODES:
+        raise ValueError(f"scene statistics of mode {mode!r}: one of {PER_SCENE_MODES}")
     flat = bands.reshape(bands.shape[0], -1)
     valid = np.isfinite(flat).all(axis=0)
     if valid.sum() < MIN_SCENE_PIXELS:
         return None
-    q25, q50, q75 = np.percentile(flat[:, valid], [25, 50, 75], axis=1)
-    spread = np.maximum((q75 - q25) / 1.349, 1e-3)
-    return [float(v) for v in q50], [float(v) for v in spread]
+    pixels = flat[:, valid]
+    if mode == SCENE_MOMENTS:
+        centre, spread = pixels.mean(axis=1, dtype=np.float64), pixels.std(axis=1, dtype=np.float64)
+    else:
+        q25, centre, q75 = np.percentile(pixels, [25, 50, 75], axis=1)
+        spread = (q75 - q25) / 1.349
+    spread = np.maximum(spread, 1e-3)
+    return [float(v) for v in centre], [float(v) for v in spread]
 
 
 def _median_of(

@@ -18,7 +18,7 @@ from metaflood.core.sar import to_db
 from metaflood.demo.materials import OPTICAL_BANDS
 from metaflood.demo.simulate import simulate_event
 from metaflood.demo.spec import SceneSpec
-from metaflood.model.normalization import SCENE, Normalization, network_input
+from metaflood.model.normalization import Normalization, network_input
 
 Sample = dict[str, np.ndarray]  # sar (2, h, w) dB, optical (bands, h, w), label (h, w) uint8
 PERIODS = ("pre", "post")
@@ -234,7 +234,7 @@ class SyntheticCrops(Dataset):
 
     def _normalization(self, index: int, sample: Sample) -> Normalization:
         """The sample's own statistics in scene mode (a sample is a scene), once each."""
-        if self.normalization.mode != SCENE:
+        if not self.normalization.per_scene:
             return self.normalization
         if index not in self._scene_norms:
             self._scene_norms[index] = self.normalization.for_scene(

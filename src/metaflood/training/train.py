@@ -88,7 +88,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     # Real labelled sets mixed in ({layout, root, split}); share of the crops drawn from them.
     "real_sets": [],
     "real_share": 0.5,
-    # dataset: the training set's statistics; scene: each scene's own (realdata layouts).
+    # dataset: the training set's statistics; scene, scene_moments: each scene's own.
     "normalization": "dataset",
 }
 # Keys that may change between a run and its resumption without changing the result.

@@ -4,6 +4,7 @@ same run.
 
     .venv/bin/python -m benchmarks.real_data --data ../shared/realdata \
         [--models dualpol,vv] [--steps train,fit,score] [--fit-limit N] [--adapt-limit N]
+        [--normalization MODE --work results/realdata/OTHER]
 
 Two models, because the sets do not share their radar bands (a model reads the bands it
 names, and never one made up):
@@ -27,6 +28,9 @@ Steps (each reuses what the previous wrote under --work, default results/realdat
 scores adaptation on the first N held-out samples (it fine-tunes once per sample and
 condition, several times the cost of scoring it; docs/realdata.md has the times).
 
+`--normalization` trains with another `train.normalization` than the recipe's; give it
+its own `--work` folder, as checkpoints and fits are named after the model.
+
 The splits are fixed in metaflood.training.layouts. Nothing here reads a test split
 before the score step.
 """
@@ -38,6 +42,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from metaflood.model.normalization import NORMALIZATION_MODES
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTICAL = ["green", "nir", "swir16"]
@@ -79,12 +85,14 @@ def checkpoint_path(work: Path, name: str) -> Path:
     return work / f"metars_{name}.pt"
 
 
-def train(data: Path, work: Path, name: str, iterations: int, threads: int) -> Path:
+def train(
+    data: Path, work: Path, name: str, iterations: int, threads: int, normalization: str | None
+) -> Path:
     recipe = RECIPES[name]
     out = checkpoint_path(work, name)
     train_cfg = {
         "resolution": 10.0,
-        "normalization": recipe.normalization,
+        "normalization": normalization or recipe.normalization,
         "iterations": iterations,
         "batch_size": 8,
         "crop": 128,
@@ -238,6 +246,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fit-limit", type=int, help="samples of each training split to fit on")
     parser.add_argument("--adapt-limit", type=int, help="held-out samples to adapt on")
+    parser.add_argument(
+        "--normalization", choices=NORMALIZATION_MODES, help="instead of the recipe's"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     steps = set(args.steps.split(","))
@@ -246,7 +257,9 @@ def main() -> int:
             parser.error(f"--models: {name!r} is not one of {', '.join(RECIPES)}")
         checkpoint = checkpoint_path(args.work, name)
         if "train" in steps:
-            checkpoint = train(args.data, args.work, name, args.iterations, args.threads)
+            checkpoint = train(
+                args.data, args.work, name, args.iterations, args.threads, args.normalization
+            )
         fitted = None
         if "fit" in steps:
             fitted = fit(args.data, args.work, name, checkpoint, args.fit_limit)

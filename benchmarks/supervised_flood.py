@@ -13,18 +13,18 @@ compact MetaRS's ResNet-18 at width 32 and its decoder, stride 4), and `unet`, a
 four-level U-Net (16 to 128 channels) that keeps full resolution. Each reads the pre-
 and post-event VV and optical bands of an OMBRIA-layout set, each band standardised by
 its own image (median and interquartile spread, as `train.normalization: scene`, or with
-`--statistics moments` mean and standard deviation), and trains on the set's training
-split only (the split of `metaflood.training.layouts`), dropping one modality at random
-per sample, so that one network is scored with both modalities, with SAR only and with
-optical only: either modality, each a third of the time (`drop_modalities`, `--drop
-any`), or the optical bands half of the time (`--drop optical`: the network never learns
-to map without SAR). `--dice` adds a soft Dice term on the flood class to the
-cross-entropy. `--presence-band` gives the optical image one more band, of ones, which
-the zero-filling of a missing image turns to zeros: the network is told whether the
-optical image is there rather than left to tell a missing image from a flat one. The
-same run scores, on the same pixels, the log-ratio of VV below its Otsu threshold per
-sample. Held-out and training-split IoU are both reported: the gap says how much of what
-it learnt were the training events themselves.
+`--statistics moments` mean and standard deviation, as `scene_moments`), and trains on
+the set's training split only (the split of `metaflood.training.layouts`), dropping one
+modality at random per sample, so that one network is scored with both modalities, with
+SAR only and with optical only: either modality, each a third of the time
+(`drop_modalities`, `--drop any`), or the optical bands half of the time (`--drop
+optical`: the network never learns to map without SAR). `--dice` adds a soft Dice term
+on the flood class to the cross-entropy. `--presence-band` gives the optical image one
+more band, of ones, which the zero-filling of a missing image turns to zeros: the
+network is told whether the optical image is there rather than left to tell a missing
+image from a flat one. The same run scores, on the same pixels, the log-ratio of VV
+below its Otsu threshold per sample. Held-out and training-split IoU are both reported:
+the gap says how much of what it learnt were the training events themselves.
 
 It writes `supervised_flood.json` and `supervised_flood.md` under --out.
 """
@@ -45,7 +45,7 @@ from torch import nn
 from metaflood.model.baselines import EarlyFusionNet, drop_modalities
 from metaflood.model.losses import segmentation_ce
 from metaflood.model.metars import MetaRSConfig
-from metaflood.model.normalization import MIN_SCENE_PIXELS, scene_statistics
+from metaflood.model.normalization import SCENE, SCENE_MOMENTS, scene_statistics
 from metaflood.realdata.scores import Tally, otsu_below
 from metaflood.training.layouts import LABEL_NONE, TEST, TRAIN, discover, load_ombria
 
@@ -65,21 +65,14 @@ class Triplets:
     log_ratio: np.ndarray = field(repr=False)  # (n, h, w): VV after minus before, dB
 
 
-def moments(bands: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-band mean and standard deviation of the pixels where every band is finite."""
-    valid = np.isfinite(bands).all(axis=0)
-    if valid.sum() < MIN_SCENE_PIXELS:
-        return None
-    return bands[:, valid].mean(axis=1), np.maximum(bands[:, valid].std(axis=1), 1e-3)
-
-
-STATISTICS = {"robust": scene_statistics, "moments": moments}
+# --statistics -> the scene normalisation mode (train.normalization) it matches.
+STATISTICS = {"robust": SCENE, "moments": SCENE_MOMENTS}
 
 
 def standardised(bands: np.ndarray, what: str = "image", statistics: str = "robust") -> np.ndarray:
     """Each band by its own centre and spread: median and robust spread (`robust`, the
-    scene normalisation), or mean and standard deviation (`moments`)."""
-    stats = STATISTICS[statistics](bands)
+    scene normalisation), or mean and standard deviation (`moments`, scene_moments)."""
+    stats = scene_statistics(bands, STATISTICS[statistics])
     if stats is None:
         raise SystemExit(f"{what}: too few valid pixels to standardise the image")
     centre, spread = (np.asarray(v, np.float32)[:, None, None] for v in stats)

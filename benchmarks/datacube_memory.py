@@ -123,6 +123,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     """The synthetic event's products under results/<event>/ (see the module's doc)."""
     from metaflood.core.classes import CLASS_NAMES, CLASS_NODATA, WATER
     from metaflood.core.raster import cog_writer, write_cog
+    from metaflood.core.settings import section_defaults
     from metaflood.flood.change import map_flood
     from metaflood.flood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA, EVIDENCE_VALUES
     from metaflood.flood.sar_tiled import RATIO_BANDS
@@ -212,6 +213,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
         sar_summary=summary,
         calibration=None,
         min_area_m2=200,
+        flooded_min_confidence=section_defaults("change")["flooded_min_confidence"],
         **{f"out_{k}": v for k, v in outputs.items()},
     )
     side = out / "synthetic"

@@ -63,6 +63,7 @@ def run_change(paths, out_dir, **overrides):
         "out_polygons": out_dir / "polygons.gpkg",
         "out_transitions": out_dir / "transitions.csv",
         "min_area_m2": 40.0,
+        "flooded_min_confidence": 50,
     } | overrides
     return map_flood(landcover, [paths["pre_water"], paths["post_water"]], **kwargs)
 
@@ -77,7 +78,9 @@ def test_combined_extent_keeps_permanent_water_apart_and_drops_specks():
     probability[59] = np.nan  # no water map there, so no confidence
     water_pre = np.where(pre == WATER, 0.9, 0.1)
     water_post = np.where(post == WATER, 0.9, 0.1)
-    extent = combined_extent(probability, water_pre, water_post, min_pixels=10)
+    extent = combined_extent(
+        probability, water_pre, water_post, min_pixels=10, flooded_min_probability=0.5
+    )
     assert (extent[15:35, 15:45] == FLOODED).all()
     assert (extent[:10] == PERMANENT).all()
     assert extent[50, 50] == DRY
@@ -162,3 +165,22 @@ def test_maps_on_different_grids_are_refused(tmp_path, write_raster):
     with pytest.raises(InputError, match="not on the same grid"):
         run_change(paths, tmp_path / "out", post=shifted)
     assert not (tmp_path / "out" / "extent.tif").exists()
+
+
+def test_the_extent_floods_from_the_configured_confidence(tmp_path):
+    """Lowering change.flooded_min_confidence maps more flood, each flooded pixel at or
+    above it; the confidence product says where the extent was cut."""
+    paths = write_inputs(tmp_path / "in")
+    flooded = {}
+    for percent in (1, 50, 95):
+        out = tmp_path / str(percent)
+        summary = run_change(paths, out, flooded_min_confidence=percent)
+        with rasterio.open(out / "extent.tif") as src:
+            extent = src.read(1)
+        with rasterio.open(out / "confidence.tif") as src:
+            confidence = src.read(1)
+            assert src.tags()["flooded_at"] == f"{percent} and above"
+        assert summary["flooded_min_confidence"] == percent
+        assert (confidence[extent == FLOODED] >= percent).all()
+        flooded[percent] = int((extent == FLOODED).sum())
+    assert flooded[1] > flooded[50] > flooded[95] > 0

@@ -24,6 +24,8 @@ from metaflood.flood.validate import exclusion_effect, validate_against_truth
 from tests.flood.test_change import run_change
 from tests.helpers.flood_inputs import CRS, FLOOD, SIZE, TRANSFORM, write_inputs
 
+HALF = {"flooded_min_probability": 0.5}
+
 
 def cog(path, data, nodata, **tags):
     return write_cog(path, data, crs=CRS, transform=TRANSFORM, nodata=nodata, tags=tags or None)
@@ -46,10 +48,12 @@ def test_reference_water_is_never_flooded_and_extends_permanent_water():
     water_pre = np.array([[0.1, 0.1, 0.9, 0.1]])
     water_post = np.full((1, 4), 0.9)
     reference = np.array([[False, True, False, False]])
-    extent = combined_extent(probability, water_pre, water_post, 0, reference=reference)
+    extent = combined_extent(probability, water_pre, water_post, 0, reference=reference, **HALF)
     assert extent.tolist() == [[FLOODED, PERMANENT, PERMANENT, FLOODED]]
     # water before the event that is dry afterwards is dry, not flooded
-    extent = combined_extent(probability, water_pre, np.full((1, 4), 0.1), 0, reference=reference)
+    extent = combined_extent(
+        probability, water_pre, np.full((1, 4), 0.1), 0, reference=reference, **HALF
+    )
     assert extent[0, 1] == DRY and extent[0, 2] == DRY
 
 
@@ -62,7 +66,7 @@ def test_a_fall_to_water_level_is_not_held_back_by_the_pre_event_water_map():
     reference = np.array([[False, False, True, False]])
     sar_flood = np.array([[True, False, True, True]])
     extent = combined_extent(
-        probability, water_pre, water_post, 0, reference=reference, sar_flood=sar_flood
+        probability, water_pre, water_post, 0, reference=reference, sar_flood=sar_flood, **HALF
     )
     assert extent.tolist() == [[FLOODED, PERMANENT, PERMANENT, FLOODED]]
 

@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 import rasterio
 
+from metaflood.core.datacube import open_raster
 from metaflood.core.grid import Grid
 from metaflood.core.raster import write_cog
 from metaflood.core.reliability import HIGH_CONFIDENCE
 from metaflood.core.settings import ExclusionSettings, section_defaults
-from metaflood.flood.change import map_flood
+from metaflood.flood.change import FLOODED_MIN_CONFIDENCE_TAG, map_flood
 from metaflood.flood.reference_water import write_reference_water
-from metaflood.flood.stats import write_stats
+from metaflood.flood.stats import flooded_from, write_stats
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
 from metaflood.report.maps import ReportInputs
@@ -46,6 +47,7 @@ def products(tmp_path):
         out_polygons=paths["polygons.gpkg"],
         out_transitions=paths["transitions.csv"],
         min_area_m2=0,
+        flooded_min_confidence=50,
     )
     scene = {
         "sar": {
@@ -167,6 +169,7 @@ def test_stats_impact_and_report(products, tmp_path):
     flood = stats["flood"]
     new_water_px = 18 * 28  # the flooded block; buildings inside it count too
     assert flood["flooded_area_km2"] == pytest.approx(new_water_px * 4 / 1e6)
+    assert flood["flooded_min_confidence"] == 50  # as the confidence product records it
     # High confidence: the flooded pixels the calibrated confidence puts at 80% or more
     # (how many depends on the shipped calibration; the stage must count them all).
     with rasterio.open(p["extent.tif"]) as extent, rasterio.open(p["confidence.tif"]) as conf:
@@ -206,6 +209,7 @@ def test_stats_impact_and_report(products, tmp_path):
     assert html.count('src="data:image/png;base64,') == 14  # 13 maps, 1 chart
     assert "http" not in html.replace("http-equiv", "")
     assert "0.0020 km&sup2;" in html  # flooded area, as the key figure
+    assert "mapped as flooded where the confidence reaches 50%" in html
     assert "missing" in html  # the optical scene that was not found is shown as such
     # The unreliable shift is named in plain words.
     assert "post-event optical to sar: the estimated shift (+1.40, +2.20) px was judged" in html
@@ -221,6 +225,19 @@ def test_stats_impact_and_report(products, tmp_path):
     assert "are not counted" not in html  # the SAR contradicts no pre-event water here
     assert "the median log-ratio,\n+0.2 dB in VV, was taken off." in html
     assert "check that\nboth periods come from the same product" not in html
+
+
+def test_the_statistics_read_where_the_extent_was_cut_from_the_confidence(tmp_path):
+    """A confidence product records the cut of its extent; one written before the cut
+    was a setting was cut at one half."""
+    confidence = np.full((4, 4), 40, np.uint8)
+    grid = {"crs": CRS, "transform": TRANSFORM, "nodata": 255}
+    cut = write_cog(
+        tmp_path / "cut.tif", confidence, tags={FLOODED_MIN_CONFIDENCE_TAG: "35"}, **grid
+    )
+    before = write_cog(tmp_path / "before.tif", confidence, **grid)
+    assert flooded_from(open_raster(cut)) == 35
+    assert flooded_from(open_raster(before)) == 50
 
 
 def test_report_says_when_the_two_periods_are_on_different_scales(products, tmp_path):

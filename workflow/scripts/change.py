@@ -25,6 +25,7 @@ def main(smk) -> None:
         out_polygons=Path(smk.output.polygons),
         out_transitions=Path(smk.output.transitions),
         min_area_m2=change.min_area_m2,
+        flooded_min_confidence=change.flooded_min_confidence,
         reference_water=Path(smk.input.reference_water),
         exclusion=Path(smk.input.exclusion) if exclusion.enabled else None,
         out_unexcluded=Path(smk.output.unexcluded),

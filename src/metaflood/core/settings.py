@@ -287,6 +287,7 @@ class ChangeSettings(Section):
     SECTION: ClassVar[str] = "change"
 
     min_area_m2: float
+    flooded_min_confidence: int
     calibration: str | None
     water_fusion: str | None
     sar_window_px: int

@@ -49,7 +49,10 @@ EXTENT_COLORMAP = {
 }
 
 
-FLOOD_PROBABILITY = 0.5
+# The confidence product's tag that records where the extent was cut (percent).
+FLOODED_MIN_CONFIDENCE_TAG = "flooded_min_confidence"
+# Products written before the cut was a setting were all cut at one half.
+FLOODED_MIN_CONFIDENCE_BEFORE_TAG = 50
 
 BLOCK_PX = 2048  # rows and columns of evidence weighed at a time
 
@@ -91,12 +94,15 @@ def combined_extent(
     water_pre: np.ndarray,
     water_post: np.ndarray,
     min_pixels: int,
+    *,
+    flooded_min_probability: float,
     reference: np.ndarray | None = None,
     sar_flood: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Flooded where the calibrated probability of new water is at least one half, outside
-    the water before the event (the pre-event water map, and the `reference` permanent
-    water where given); water before and after is permanent, never flooding.
+    """Flooded where the calibrated probability of new water reaches
+    `flooded_min_probability` (one half: more likely flooded than not), outside the water
+    before the event (the pre-event water map, and the `reference` permanent water where
+    given); water before and after is permanent, never flooding.
 
     Where the backscatter fell to water level (`sar_flood`) the ground was not open water
     before, whose backscatter is already near the noise floor, whatever the pre-event
@@ -109,7 +115,7 @@ def combined_extent(
     if reference is not None:
         before |= reference
     permanent = known & before & (np.nan_to_num(water_post) >= 0.5)
-    new_water = known & ~before & (np.nan_to_num(probability) >= FLOOD_PROBABILITY)
+    new_water = known & ~before & (np.nan_to_num(probability) >= flooded_min_probability)
     extent = np.full(probability.shape, EXTENT_NODATA, dtype=np.uint8)
     extent[known] = DRY
     extent[permanent] = PERMANENT
@@ -131,11 +137,14 @@ def map_flood(
     out_polygons: Path,
     out_transitions: Path,
     min_area_m2: float,
+    flooded_min_confidence: int,
     reference_water: Path | None = None,
     exclusion: Path | None = None,
     out_unexcluded: Path | None = None,
 ) -> dict:
     """The change stage: extent, confidence, polygons and transitions of one event.
+
+    A pixel is flooded where its confidence (percent) reaches `flooded_min_confidence`.
 
     `reference_water` (flood/reference_water.tif) is the water before the event;
     `exclusion` (flood/exclusion.tif), where given, makes its excluded pixels nodata in
@@ -182,6 +191,7 @@ def map_flood(
                 block.water_pre,
                 block.water_post,
                 min_pixels=0,
+                flooded_min_probability=flooded_min_confidence / 100,
                 reference=reference,
                 sar_flood=block.sar == FLOOD_SIGNAL,
             )
@@ -207,7 +217,8 @@ def map_flood(
         units=("percent",),
         tags={
             "definition": "calibrated probability (percent) that the pixel is newly flooded",
-            "flooded_at": f"{round(100 * FLOOD_PROBABILITY)} and above",
+            "flooded_at": f"{flooded_min_confidence} and above",
+            FLOODED_MIN_CONFIDENCE_TAG: str(flooded_min_confidence),
         },
     )
     polygons = flood_polygons(extent == FLOODED, pre, transform, crs.to_string(), confidence)
@@ -215,6 +226,7 @@ def map_flood(
     with atomic_path(out_transitions) as tmp:
         transition_matrix(counts, pixel_area).to_csv(tmp, float_format="%.6f")
     return {
+        "flooded_min_confidence": flooded_min_confidence,
         "flooded_pixels": int((extent == FLOODED).sum()),
         "excluded_pixels": int(excluded.sum()),
         "polygons": len(polygons),

@@ -28,7 +28,12 @@ from metaflood.core.errors import InputError
 from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import atomic_path
 from metaflood.core.reliability import HIGH_CONFIDENCE
-from metaflood.flood.change import FLOODED, PERMANENT
+from metaflood.flood.change import (
+    FLOODED,
+    FLOODED_MIN_CONFIDENCE_BEFORE_TAG,
+    FLOODED_MIN_CONFIDENCE_TAG,
+    PERMANENT,
+)
 from metaflood.flood.confidence import DEFAULT_CALIBRATION
 
 ROUTES = {1: "both", 2: "sar_only", 3: "optical_only", 0: "none"}
@@ -79,12 +84,14 @@ def pixel_counts(
     }
 
 
-def flood_figures(counts: dict, area: float) -> dict:
-    """The `flood` section of stats.json (without the polygon count) from `pixel_counts`."""
+def flood_figures(counts: dict, area: float, flooded_min_confidence: int) -> dict:
+    """The `flood` section of stats.json (without the polygon count) from `pixel_counts`
+    and the confidence from which the extent is flooded."""
     flooded, scored = int(counts["flooded"]), int(counts["scored"])
     high = int(counts["high_confidence"])
     return {
         "flooded_area_km2": _km2(flooded, area),
+        "flooded_min_confidence": flooded_min_confidence,
         "permanent_water_km2": _km2(counts["permanent"], area),
         "flooded_by_pre_class_km2": {
             name: _km2(n, area)
@@ -102,6 +109,12 @@ def flood_figures(counts: dict, area: float) -> dict:
             round(int(counts["confidence_sum"]) / scored, 2) if scored else None
         ),
     }
+
+
+def flooded_from(confidence: xr.DataArray) -> int:
+    """The confidence (percent) from which the extent was mapped as flooded, as the
+    confidence product records it."""
+    return int(confidence.attrs.get(FLOODED_MIN_CONFIDENCE_TAG, FLOODED_MIN_CONFIDENCE_BEFORE_TAG))
 
 
 def _shares(by_route: xr.DataArray, total: int) -> dict:
@@ -269,7 +282,7 @@ def write_stats(
         "event": event,
         "crs": crs.to_string(),
         "pixel_size_m": abs(transform.a),
-        "flood": flood_figures(counts, area)
+        "flood": flood_figures(counts, area, flooded_from(cube[1]))
         | {
             "polygons": n_polygons,
             # the share of the flood whose post-event land cover came from each modality

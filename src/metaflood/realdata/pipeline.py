@@ -421,6 +421,7 @@ def _map_flood(
         out_polygons=where / "polygons.gpkg",
         out_transitions=where / "transitions.csv",
         min_area_m2=float(settings.change.min_area_m2),
+        flooded_min_confidence=settings.change.flooded_min_confidence,
     )
     evidence, _ = read_evidence(
         [paths[p]["water"] for p in ("pre", "post")],
@@ -434,4 +435,5 @@ def _map_flood(
         "sar_change": _read(out["evidence"]),
         "confidence": _read(out["confidence"]),
         "evidence": evidence,
+        "flooded_min_confidence": settings.change.flooded_min_confidence,
     }

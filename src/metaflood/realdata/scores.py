@@ -356,7 +356,7 @@ def score_flood(board: Scoreboard, result: SampleOutputs) -> None:
                 water_known & (post.water >= 50) & (pre.water < 50),
                 water_known,
             ),
-            "flood extent (confidence >= 50)": (
+            f"flood extent (confidence >= {products['flooded_min_confidence']})": (
                 products["extent"] == EXTENT_FLOODED,
                 products["extent"] != 255,
             ),

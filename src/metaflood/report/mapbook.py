@@ -31,7 +31,8 @@ def _cover(event: str, stats: dict):
         f"Post-event window {window['post']['start']} to {window['post']['end']}",
         f"Grid: {stats['pixel_size_m']} m in {stats['crs']}",
         "",
-        f"Newly flooded area: {flood['flooded_area_km2']:.4f} km2 "
+        f"Newly flooded area (confidence >= {flood['flooded_min_confidence']}): "
+        f"{flood['flooded_area_km2']:.4f} km2 "
         f"({flood['flooded_high_confidence_km2']:.4f} km2 at confidence >= "
         f"{flood['high_confidence_threshold']})",
         f"Flood polygons: {flood['polygons']}",

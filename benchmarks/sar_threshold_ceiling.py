@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.tables import FLOOD_SCORES, split_table
 from metaflood.core.settings import ChangeSettings, section_defaults
 from metaflood.flood import sar_change
 from metaflood.realdata.scores import Tally, otsu_below
@@ -141,18 +142,7 @@ def score_split(root: Path, split: str, bins: int) -> dict[str, dict[str, float]
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = [
-        "| line | split | flood IoU | precision | recall | median per sample |",
-        "|---|---|---|---|---|---|",
-    ]
-    for split, rows in results.items():
-        for line, row in rows.items():
-            median = row["median_sample_iou"]
-            lines.append(
-                f"| {line} | {split} | {row['iou']:.3f} | {row['precision']:.3f} | "
-                f"{row['recall']:.3f} | {'' if median is None else f'{median:.3f}'} |"
-            )
-    return "\n".join(lines) + "\n"
+    return split_table(results, FLOOD_SCORES | {"median_sample_iou": "median per sample"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.tables import FLOOD_SCORES, split_table
 from metaflood.model.baselines import EarlyFusionNet, drop_modalities
 from metaflood.model.losses import segmentation_ce
 from metaflood.model.metars import MetaRSConfig
@@ -279,17 +280,7 @@ def score(net: EarlyFusionNet, data: Triplets, recipe: Recipe) -> dict[str, Tall
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = [
-        "| line | split | flood IoU | precision | recall |",
-        "|---|---|---|---|---|",
-    ]
-    for split, rows in results.items():
-        for line, row in rows.items():
-            lines.append(
-                f"| {line} | {split} | {row['iou']:.3f} | {row['precision']:.3f} | "
-                f"{row['recall']:.3f} |"
-            )
-    return "\n".join(lines) + "\n"
+    return split_table(results, FLOOD_SCORES)
 
 
 def main(argv: list[str] | None = None) -> None:

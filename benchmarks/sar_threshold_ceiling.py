@@ -90,7 +90,11 @@ def oracle_tallies(ratio: np.ndarray, post: np.ndarray, flooded: np.ndarray, bin
 
 
 def sample_tallies(
-    pre_db: np.ndarray, post_db: np.ndarray, label: np.ndarray, settings, bins: int
+    pre_db: np.ndarray,
+    post_db: np.ndarray,
+    label: np.ndarray,
+    settings: sar_change.SarChangeSettings,
+    bins: int,
 ) -> dict[str, Tally]:
     """Every line's tally for one sample: `pre_db` and `post_db` are (1, rows, cols) VV in
     dB, `label` the flood mask (LABEL_NONE unlabelled)."""
@@ -116,13 +120,12 @@ def score_split(root: Path, split: str, bins: int) -> dict[str, dict[str, float]
     refs = discover(root, "ombria", split)
     if not refs:
         raise SystemExit(f"{root}: no {split} triplet in the OMBRIA layout")
+    change = ChangeSettings.from_section(section_defaults("change"))
     pooled = {line: Tally() for line in LINES}
     per_sample: dict[str, list[float]] = {line: [] for line in LINES}
     for ref in refs:
         sample = load_ombria(ref)
-        settings = sar_change.SarChangeSettings.for_grid(
-            ChangeSettings.from_section(section_defaults("change")), sample.transform
-        )
+        settings = sar_change.SarChangeSettings.for_grid(change, sample.transform)
         for line, tally in sample_tallies(
             sample.sar["pre"], sample.sar["post"], sample.flood, settings, bins
         ).items():

@@ -6,7 +6,7 @@ on the SAR, beside what metaflood's SAR change finds without the mask.
         [--bins 80] [--out results/realdata/sar_threshold_ceiling]
 
 Each triplet's pre- and post-event VV are read as the SAR change stage reads them
-(`sar_change.filtered_pair`: a boxcar in linear power; the pre-event image brought to
+(`sar_change.sar_evidence`: a boxcar in linear power; the pre-event image brought to
 the post-event level by the median log-ratio). A pixel is called flooded where the
 log-ratio is below one threshold and the post-event VV below another. Every pair of
 thresholds on a grid of the sample's own quantiles is tried, and the pair that gives the
@@ -100,11 +100,10 @@ def sample_tallies(
     dB, `label` the flood mask (LABEL_NONE unlabelled)."""
     valid = np.isfinite(pre_db[0]) & np.isfinite(post_db[0])
     evidence = sar_change.sar_evidence(pre_db, post_db, valid, settings)
-    pre, post, usable = sar_change.filtered_pair(pre_db, post_db, valid, settings)
-    offsets, _, _ = sar_change.unmatched_statistics(pre, post, usable, settings)
-    pre, ratio, _ = sar_change.change_of(pre, post, usable, offsets)
-    scored = usable & (label != LABEL_NONE)
-    tallies = oracle_tallies(ratio[0][scored], post[0][scored], label[scored] == LABEL_WATER, bins)
+    # The level-matched log-ratio is NaN where the filtered pair is not usable.
+    ratio, post = evidence.ratio_db[0], evidence.post_vv_db
+    scored = np.isfinite(ratio) & (label != LABEL_NONE)
+    tallies = oracle_tallies(ratio[scored], post[scored], label[scored] == LABEL_WATER, bins)
     flagged = evidence.evidence == sar_change.FLOOD_SIGNAL
     raw_ratio = post_db[0] - pre_db[0]
     for line, predicted in ((SAR_CHANGE, flagged), (OTSU, otsu_below(raw_ratio, valid))):

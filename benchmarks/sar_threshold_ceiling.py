@@ -13,8 +13,11 @@ thresholds on a grid of the sample's own quantiles is tried, and the pair that g
 sample its best IoU against its mask is kept: what an analyst who knew the answer could
 draw with two thresholds, or with either alone (one threshold at the top of its range).
 The same run scores, on the same pixels and without the mask, metaflood's SAR change
-evidence (`sar_change.sar_evidence`, the `change` section's defaults) and the log-ratio
-below its Otsu threshold per sample. Both splits of the layout are scored.
+evidence (`sar_change.sar_evidence`, the `change` section's defaults), the log-ratio
+below its Otsu threshold per sample, and one pair of thresholds for the whole set fitted
+on the training split's masks and applied to both splits: in dB, and in each sample's
+own standard deviations from its mean (an image stretched on its own keeps its shape on
+that scale). Both splits of the layout are scored.
 
 It writes `sar_threshold_ceiling.json` and `sar_threshold_ceiling.md` under --out.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,23 +43,74 @@ ORACLE_RATIO = "oracle: log-ratio threshold"
 ORACLE_POST = "oracle: post-event VV threshold"
 SAR_CHANGE = "SAR change (no mask)"
 OTSU = "log-ratio Otsu (VV, per sample; no mask)"
-LINES = (ORACLE_BOTH, ORACLE_RATIO, ORACLE_POST, SAR_CHANGE, OTSU)
+FITTED_DB = "thresholds fitted on the training split, in dB"
+FITTED_STANDARD = "thresholds fitted on the training split, per-sample standardised"
+
+# The thresholds a fitted line may choose, (log-ratio, post-event VV): in dB, and in
+# standard deviations from the sample's mean.
+FITTED_GRIDS = {
+    FITTED_DB: (np.arange(-12.0, 6.01, 0.25), np.arange(-30.0, 0.01, 0.5)),
+    FITTED_STANDARD: (np.arange(-4.0, 4.01, 0.1),) * 2,
+}
 
 
-def best_cut(flooded: np.ndarray, dry: np.ndarray) -> Tally:
-    """The best IoU of "flooded below both thresholds" over every pair of bin edges.
+def cut_tallies(flooded: np.ndarray, dry: np.ndarray) -> tuple[np.ndarray, ...]:
+    """True positives, false positives, false negatives and IoU of "flooded below both
+    thresholds" for every pair of bin edges.
 
-    `flooded` and `dry` count a sample's labelled pixels per (log-ratio bin, post-event
-    bin); cumulative sums give, for each pair of upper edges, the pixels called flooded.
-    A single-column histogram scores one threshold alone."""
+    `flooded` and `dry` count labelled pixels per (log-ratio bin, post-event bin);
+    cumulative sums give, for each pair of upper edges, the pixels called flooded."""
     tp = flooded.cumsum(0).cumsum(1)
     fp = dry.cumsum(0).cumsum(1)
     fn = flooded.sum() - tp
     union = tp + fp + fn
-    iou = np.divide(tp, union, out=np.zeros(tp.shape), where=union > 0)
-    i = np.unravel_index(np.argmax(iou), iou.shape)
+    return tp, fp, fn, np.divide(tp, union, out=np.zeros(tp.shape), where=union > 0)
+
+
+def tally_at(flooded: np.ndarray, dry: np.ndarray, cut: tuple[int, int]) -> Tally:
+    """The tally of the pair of upper edges `cut` (bin indices)."""
+    tp, fp, fn, _ = cut_tallies(flooded, dry)
     labelled = int(flooded.sum() + dry.sum())
-    return Tally(int(tp[i]), int(fp[i]), int(fn[i]), labelled, labelled)
+    return Tally(int(tp[cut]), int(fp[cut]), int(fn[cut]), labelled, labelled)
+
+
+def best_index(flooded: np.ndarray, dry: np.ndarray) -> tuple[int, int]:
+    """The pair of upper edges with the best IoU."""
+    iou = cut_tallies(flooded, dry)[3]
+    return tuple(int(i) for i in np.unravel_index(np.argmax(iou), iou.shape))
+
+
+def best_cut(flooded: np.ndarray, dry: np.ndarray) -> Tally:
+    """The best IoU of "flooded below both thresholds" over every pair of bin edges. A
+    single-column histogram scores one threshold alone."""
+    return tally_at(flooded, dry, best_index(flooded, dry))
+
+
+def grid_counts(
+    ratio: np.ndarray, post: np.ndarray, flooded: np.ndarray, grids: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """Flooded and dry pixels (axis 0) per (log-ratio bin, post-event bin) of fixed
+    thresholds: bin k holds the values from threshold k-1 up to threshold k, and the
+    last bin those above every threshold, so each threshold is an upper edge."""
+    shape = (grids[0].size + 1, grids[1].size + 1)
+    cell = np.ravel_multi_index(
+        (np.searchsorted(grids[0], ratio, "right"), np.searchsorted(grids[1], post, "right")),
+        shape,
+    )
+    return np.stack(
+        [
+            np.bincount(cell[where], minlength=shape[0] * shape[1]).reshape(shape)
+            for where in (flooded, ~flooded)
+        ]
+    )
+
+
+def standardised(values: np.ndarray) -> np.ndarray:
+    """Standard deviations from the mean (zero for a flat image)."""
+    if values.size == 0:
+        return values
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
 
 
 def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
@@ -95,52 +150,95 @@ def sample_tallies(
     label: np.ndarray,
     settings: sar_change.SarChangeSettings,
     bins: int,
-) -> dict[str, Tally]:
-    """Every line's tally for one sample: `pre_db` and `post_db` are (1, rows, cols) VV in
-    dB, `label` the flood mask (LABEL_NONE unlabelled)."""
+) -> tuple[dict[str, Tally], dict[str, np.ndarray]]:
+    """One sample's tally on every line scored sample by sample, and its counts on the
+    fitted lines' grids: `pre_db` and `post_db` are (1, rows, cols) VV in dB, `label` the
+    flood mask (LABEL_NONE unlabelled)."""
     valid = np.isfinite(pre_db[0]) & np.isfinite(post_db[0])
     evidence = sar_change.sar_evidence(pre_db, post_db, valid, settings)
     # The level-matched log-ratio is NaN where the filtered pair is not usable.
     ratio, post = evidence.ratio_db[0], evidence.post_vv_db
     scored = np.isfinite(ratio) & (label != LABEL_NONE)
-    tallies = oracle_tallies(ratio[scored], post[scored], label[scored] == LABEL_WATER, bins)
+    ratio, post, flooded = ratio[scored], post[scored], label[scored] == LABEL_WATER
+    tallies = oracle_tallies(ratio, post, flooded, bins)
     flagged = evidence.evidence == sar_change.FLOOD_SIGNAL
     raw_ratio = post_db[0] - pre_db[0]
     for line, predicted in ((SAR_CHANGE, flagged), (OTSU, otsu_below(raw_ratio, valid))):
         tally = Tally()
         tally.add(predicted, scored, np.where(scored, label, LABEL_NONE))
         tallies[line] = tally
-    return tallies
+    counts = {
+        FITTED_DB: grid_counts(ratio, post, flooded, FITTED_GRIDS[FITTED_DB]),
+        FITTED_STANDARD: grid_counts(
+            standardised(ratio), standardised(post), flooded, FITTED_GRIDS[FITTED_STANDARD]
+        ),
+    }
+    return tallies, counts
 
 
-def score_split(root: Path, split: str, bins: int) -> dict[str, dict[str, float]]:
-    """Pooled IoU, precision and recall of each line, and the median of the samples' own
-    IoU, over one split of an OMBRIA-layout set."""
+@dataclass
+class SplitTallies:
+    """One split's samples: their tallies per line, and their counts on the fitted lines'
+    grids (scored once the training split has chosen the thresholds)."""
+
+    tallies: dict[str, list[Tally]] = field(default_factory=dict)
+    counts: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+def collect_split(root: Path, split: str, bins: int) -> SplitTallies:
+    """Every sample of one split of an OMBRIA-layout set, read as the SAR change reads it."""
     refs = discover(root, "ombria", split)
     if not refs:
         raise SystemExit(f"{root}: no {split} triplet in the OMBRIA layout")
     change = ChangeSettings.from_section(section_defaults("change"))
-    pooled = {line: Tally() for line in LINES}
-    per_sample: dict[str, list[float]] = {line: [] for line in LINES}
+    collected = SplitTallies()
     for ref in refs:
         sample = load_ombria(ref)
         settings = sar_change.SarChangeSettings.for_grid(change, sample.transform)
-        for line, tally in sample_tallies(
+        tallies, counts = sample_tallies(
             sample.sar["pre"], sample.sar["post"], sample.flood, settings, bins
-        ).items():
-            pooled[line].merge(tally)
-            if tally.tp + tally.fp + tally.fn:
-                per_sample[line].append(tally.iou)
-    return {
-        line: {
-            "iou": tally.iou,
-            "precision": tally.precision,
-            "recall": tally.recall,
-            "median_sample_iou": float(np.median(per_sample[line])) if per_sample[line] else None,
-            "samples": len(refs),
+        )
+        for line, tally in tallies.items():
+            collected.tallies.setdefault(line, []).append(tally)
+        for line, count in counts.items():
+            collected.counts.setdefault(line, []).append(count)
+    return collected
+
+
+def fit_thresholds(splits: dict[str, SplitTallies], training: str) -> dict[str, dict]:
+    """Choose each fitted line's pair of thresholds on the `training` split's pooled
+    counts and score every split's samples with it; returns the thresholds (None where
+    the best pair leaves one of them out)."""
+    chosen = {}
+    for line, grids in FITTED_GRIDS.items():
+        flooded, dry = sum(splits[training].counts[line])
+        cut = best_index(flooded, dry)
+        for split in splits.values():
+            split.tallies[line] = [tally_at(f, d, cut) for f, d in split.counts[line]]
+        chosen[line] = {
+            name: round(float(grid[i]), 4) if i < grid.size else None
+            for name, grid, i in zip(("log_ratio_below", "post_vv_below"), grids, cut, strict=True)
         }
-        for line, tally in pooled.items()
-    }
+    return chosen
+
+
+def scores(split: SplitTallies) -> dict[str, dict[str, float]]:
+    """Pooled IoU, precision and recall of each line, and the median of the samples' own
+    IoU."""
+    results = {}
+    for line, tallies in split.tallies.items():
+        pooled = Tally()
+        for tally in tallies:
+            pooled.merge(tally)
+        own = [tally.iou for tally in tallies if tally.tp + tally.fp + tally.fn]
+        results[line] = {
+            "iou": pooled.iou,
+            "precision": pooled.precision,
+            "recall": pooled.recall,
+            "median_sample_iou": float(np.median(own)) if own else None,
+            "samples": len(tallies),
+        }
+    return results
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -154,12 +252,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/realdata/sar_threshold_ceiling"))
     args = parser.parse_args(argv)
     logging.getLogger("metaflood").setLevel(logging.ERROR)  # one level warning per sample
-    results = {
-        name: score_split(args.root, split, args.bins)
+    splits = {
+        name: collect_split(args.root, split, args.bins)
         for name, split in (("held-out", TEST), ("training", TRAIN))
     }
+    thresholds = fit_thresholds(splits, training="training")
+    results = {name: scores(split) for name, split in splits.items()}
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"root": str(args.root), "bins": args.bins, "scores": results}
+    summary = {
+        "root": str(args.root),
+        "bins": args.bins,
+        "fitted_thresholds": thresholds,
+        "scores": results,
+    }
     (args.out / "sar_threshold_ceiling.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "sar_threshold_ceiling.md").write_text(table(results))
     print(table(results))

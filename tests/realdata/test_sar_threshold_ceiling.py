@@ -7,14 +7,20 @@ import json
 import numpy as np
 
 from benchmarks.sar_threshold_ceiling import (
+    FITTED_DB,
+    FITTED_STANDARD,
     ORACLE_BOTH,
     ORACLE_POST,
     ORACLE_RATIO,
     OTSU,
     SAR_CHANGE,
+    SplitTallies,
     best_cut,
+    fit_thresholds,
+    grid_counts,
     main,
     quantile_edges,
+    standardised,
 )
 from tests.helpers.realdata_sets import write_ombria
 
@@ -39,16 +45,64 @@ def test_quantile_edges_keep_the_maximum_inside_and_survive_a_flat_image():
     assert flat.size == 2 and np.histogram(np.full(5, 2.0), flat)[0].sum() == 5
 
 
+def test_grid_counts_put_each_value_below_the_first_threshold_above_it():
+    grids = (np.array([-1.0, 0.0]), np.array([-10.0]))
+    ratio = np.array([-2.0, -1.0, -0.5, 3.0])
+    post = np.array([-20.0, -20.0, 0.0, -20.0])
+    counts = grid_counts(ratio, post, np.array([True, True, False, False]), grids)
+    assert counts.shape == (2, 3, 2)
+    # -1.0 sits on a threshold: it is not below it, so it falls in the next bin
+    assert counts[0].tolist() == [[1, 0], [1, 0], [0, 0]]
+    assert counts[1].tolist() == [[0, 0], [0, 1], [1, 0]]
+
+
+def test_standardised_values_have_no_spread_on_a_flat_image():
+    assert np.allclose(standardised(np.array([1.0, 3.0])), [-1.0, 1.0])
+    assert standardised(np.full(3, 7.0)).tolist() == [0.0, 0.0, 0.0]
+    assert standardised(np.empty(0)).size == 0
+
+
+def test_the_training_split_alone_chooses_the_thresholds_both_splits_are_scored_by():
+    def split(flooded_cell: int) -> SplitTallies:
+        # one sample per split: its flood in one log-ratio bin, dry land in the last
+        counts = {}
+        for line, size in ((FITTED_DB, (74, 62)), (FITTED_STANDARD, (82, 82))):
+            sample = np.zeros((2, *size), dtype=int)
+            sample[0, flooded_cell, 0] = 10
+            sample[1, -1, -1] = 10
+            counts[line] = [sample]
+        return SplitTallies(counts=counts)
+
+    splits = {"training": split(flooded_cell=5), "held-out": split(flooded_cell=40)}
+    thresholds = fit_thresholds(splits, training="training")
+    # the training flood lies in bin 5: below the log-ratio threshold -12 + 5 x 0.25 dB
+    assert thresholds[FITTED_DB]["log_ratio_below"] == -10.75
+    training, held_out = splits["training"].tallies, splits["held-out"].tallies
+    assert training[FITTED_DB][0].iou == 1.0
+    # held out, the flood lies above the chosen threshold: nothing of it is found
+    assert held_out[FITTED_DB][0].tp == 0 and held_out[FITTED_DB][0].fn == 10
+
+
 def test_each_split_is_scored_with_the_oracles_beside_what_needs_no_mask(tmp_path):
     # Numbers 150-199 are held out in OMBRIA's train folder; the others train.
     root = write_ombria(tmp_path / "ombria", [1, 2, 151, 152], size=96)
     out = tmp_path / "out"
     main([str(root), "--bins", "40", "--out", str(out)])
 
-    scores = json.loads((out / "sar_threshold_ceiling.json").read_text())["scores"]
+    summary = json.loads((out / "sar_threshold_ceiling.json").read_text())
+    scores = summary["scores"]
+    assert set(summary["fitted_thresholds"][FITTED_DB]) == {"log_ratio_below", "post_vv_below"}
     assert set(scores) == {"held-out", "training"}
     for split in scores.values():
-        assert set(split) == {ORACLE_BOTH, ORACLE_RATIO, ORACLE_POST, SAR_CHANGE, OTSU}
+        assert set(split) == {
+            ORACLE_BOTH,
+            ORACLE_RATIO,
+            ORACLE_POST,
+            SAR_CHANGE,
+            OTSU,
+            FITTED_DB,
+            FITTED_STANDARD,
+        }
         assert {row["samples"] for row in split.values()} == {2}
         # The fixture's flood is a dark disc after the event: the mask's own thresholds
         # find it, and a pair of them does at least as well as either alone.
@@ -57,4 +111,6 @@ def test_each_split_is_scored_with_the_oracles_beside_what_needs_no_mask(tmp_pat
             split[ORACLE_RATIO]["iou"], split[ORACLE_POST]["iou"]
         )
         assert 0 < split[SAR_CHANGE]["iou"] <= split[ORACLE_BOTH]["iou"]
+        # every triplet's disc is equally dark, so one pair for the set finds it too
+        assert split[FITTED_DB]["iou"] > 0.9 and split[FITTED_STANDARD]["iou"] > 0.9
     assert "| SAR change (no mask) | held-out |" in (out / "sar_threshold_ceiling.md").read_text()

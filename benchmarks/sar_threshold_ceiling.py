@@ -14,10 +14,13 @@ sample its best IoU against its mask is kept: what an analyst who knew the answe
 draw with two thresholds, or with either alone (one threshold at the top of its range).
 The same run scores, on the same pixels and without the mask, metaflood's SAR change
 evidence (`sar_change.sar_evidence`, the `change` section's defaults), the log-ratio
-below its Otsu threshold per sample, and one pair of thresholds for the whole set fitted
-on the training split's masks and applied to both splits: in dB, and in each sample's
-own standard deviations from its mean (an image stretched on its own keeps its shape on
-that scale). Both splits of the layout are scored.
+below its Otsu threshold per sample, and three rules whose one parameter pair for the
+whole set is chosen on the training split's masks and applied to both splits: a pair of
+thresholds in dB; one in each sample's own standard deviations from its mean (an image
+stretched on its own keeps its shape on that scale); and the SAR change grown into the
+pixels connected to it that pass its own thresholds relaxed by a number of dB (region
+growing, as DSWx-SAR and others grow their water from confident seeds). Both splits of
+the layout are scored.
 
 It writes `sar_threshold_ceiling.json` and `sar_threshold_ceiling.md` under --out.
 """
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from skimage import measure
 
 from benchmarks.tables import FLOOD_SCORES, split_table
 from metaflood.core.settings import ChangeSettings, section_defaults
@@ -45,6 +49,7 @@ SAR_CHANGE = "SAR change (no mask)"
 OTSU = "log-ratio Otsu (VV, per sample; no mask)"
 FITTED_DB = "thresholds fitted on the training split, in dB"
 FITTED_STANDARD = "thresholds fitted on the training split, per-sample standardised"
+GROWN = "SAR change grown, relaxation fitted on the training split"
 
 # The thresholds a fitted line may choose, (log-ratio, post-event VV): in dB, and in
 # standard deviations from the sample's mean.
@@ -52,38 +57,50 @@ FITTED_GRIDS = {
     FITTED_DB: (np.arange(-12.0, 6.01, 0.25), np.arange(-30.0, 0.01, 0.5)),
     FITTED_STANDARD: (np.arange(-4.0, 4.01, 0.1),) * 2,
 }
+# How far (dB) the grown SAR change may relax its water and its drop threshold.
+GROW_STEPS_DB = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+# Each fitted line's parameters: (name, the values its option axis runs over); an index
+# past the last value leaves that threshold out.
+FITTED_PARAMETERS = {
+    line: tuple(zip(("log_ratio_below", "post_vv_below"), grids, strict=True))
+    for line, grids in FITTED_GRIDS.items()
+} | {GROWN: (("water_relaxed_db", GROW_STEPS_DB), ("drop_relaxed_db", GROW_STEPS_DB))}
 
 
-def cut_tallies(flooded: np.ndarray, dry: np.ndarray) -> tuple[np.ndarray, ...]:
-    """True positives, false positives, false negatives and IoU of "flooded below both
-    thresholds" for every pair of bin edges.
+def cut_tallies(flooded: np.ndarray, dry: np.ndarray) -> np.ndarray:
+    """True positives, false positives and false negatives (axis 0) of "flooded below
+    both thresholds" for every pair of bin edges.
 
     `flooded` and `dry` count labelled pixels per (log-ratio bin, post-event bin);
     cumulative sums give, for each pair of upper edges, the pixels called flooded."""
     tp = flooded.cumsum(0).cumsum(1)
-    fp = dry.cumsum(0).cumsum(1)
-    fn = flooded.sum() - tp
-    union = tp + fp + fn
-    return tp, fp, fn, np.divide(tp, union, out=np.zeros(tp.shape), where=union > 0)
+    return np.stack([tp, dry.cumsum(0).cumsum(1), flooded.sum() - tp])
 
 
-def tally_at(flooded: np.ndarray, dry: np.ndarray, cut: tuple[int, int]) -> Tally:
-    """The tally of the pair of upper edges `cut` (bin indices)."""
-    tp, fp, fn, _ = cut_tallies(flooded, dry)
-    labelled = int(flooded.sum() + dry.sum())
-    return Tally(int(tp[cut]), int(fp[cut]), int(fn[cut]), labelled, labelled)
+def option_ious(tallies: np.ndarray) -> np.ndarray:
+    """The IoU of each option of (tp, fp, fn, *options) tallies; 0 where nothing is
+    flooded or called flooded."""
+    union = tallies.sum(0)
+    return np.divide(tallies[0], union, out=np.zeros(union.shape), where=union > 0)
 
 
-def best_index(flooded: np.ndarray, dry: np.ndarray) -> tuple[int, int]:
-    """The pair of upper edges with the best IoU."""
-    iou = cut_tallies(flooded, dry)[3]
+def best_option(tallies: np.ndarray) -> tuple[int, ...]:
+    """The option with the best IoU."""
+    iou = option_ious(tallies)
     return tuple(int(i) for i in np.unravel_index(np.argmax(iou), iou.shape))
+
+
+def tally_at(tallies: np.ndarray, option: tuple[int, ...], labelled: int) -> Tally:
+    """One option's tally, over `labelled` scored pixels."""
+    tp, fp, fn = (int(v) for v in tallies[(slice(None), *option)])
+    return Tally(tp, fp, fn, labelled, labelled)
 
 
 def best_cut(flooded: np.ndarray, dry: np.ndarray) -> Tally:
     """The best IoU of "flooded below both thresholds" over every pair of bin edges. A
     single-column histogram scores one threshold alone."""
-    return tally_at(flooded, dry, best_index(flooded, dry))
+    tallies = cut_tallies(flooded, dry)
+    return tally_at(tallies, best_option(tallies), int(flooded.sum() + dry.sum()))
 
 
 def grid_counts(
@@ -111,6 +128,39 @@ def standardised(values: np.ndarray) -> np.ndarray:
         return values
     spread = values.std()
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def grown(seed: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """The seeds and the candidate pixels 8-connected to one."""
+    labels = measure.label(seed | candidate, connectivity=2)
+    touched = np.unique(labels[seed])
+    return np.isin(labels, touched[touched > 0])
+
+
+def grow_tallies(
+    evidence: sar_change.SarEvidence, scored: np.ndarray, flooded: np.ndarray
+) -> np.ndarray:
+    """The tp, fp and fn (axis 0) of the SAR change grown into the pixels that pass its
+    thresholds relaxed by GROW_STEPS_DB, for each (water relaxation, drop relaxation);
+    `scored` and `flooded` are the sample's scored pixels and flood mask on its grid."""
+    water = evidence.summary["water_threshold_db"]["value"]
+    drop = evidence.summary["ratio_threshold_db"]["value"]
+    seed = evidence.evidence == sar_change.FLOOD_SIGNAL
+    # NaN (unusable) pixels compare False, so they never join.
+    change = evidence.ratio_db.mean(axis=0)
+    steps = GROW_STEPS_DB.size
+    tallies = np.zeros((3, steps, steps), np.int64)
+    for i, j in np.ndindex(steps, steps):
+        candidate = (evidence.post_vv_db < water + GROW_STEPS_DB[i]) & (
+            change < drop + GROW_STEPS_DB[j]
+        )
+        called = grown(seed, candidate) & scored
+        tallies[:, i, j] = [
+            (called & flooded).sum(),
+            (called & ~flooded).sum(),
+            (~called & flooded & scored).sum(),
+        ]
+    return tallies
 
 
 def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
@@ -150,15 +200,16 @@ def sample_tallies(
     label: np.ndarray,
     settings: sar_change.SarChangeSettings,
     bins: int,
-) -> tuple[dict[str, Tally], dict[str, np.ndarray]]:
-    """One sample's tally on every line scored sample by sample, and its counts on the
-    fitted lines' grids: `pre_db` and `post_db` are (1, rows, cols) VV in dB, `label` the
-    flood mask (LABEL_NONE unlabelled)."""
+) -> tuple[dict[str, Tally], dict[str, np.ndarray], int]:
+    """One sample's tally on every line scored sample by sample, the (tp, fp, fn,
+    *options) tallies of each fitted line, and its scored pixels: `pre_db` and `post_db`
+    are (1, rows, cols) VV in dB, `label` the flood mask (LABEL_NONE unlabelled)."""
     valid = np.isfinite(pre_db[0]) & np.isfinite(post_db[0])
     evidence = sar_change.sar_evidence(pre_db, post_db, valid, settings)
     # The level-matched log-ratio is NaN where the filtered pair is not usable.
     ratio, post = evidence.ratio_db[0], evidence.post_vv_db
     scored = np.isfinite(ratio) & (label != LABEL_NONE)
+    options = {GROWN: grow_tallies(evidence, scored, label == LABEL_WATER)}
     ratio, post, flooded = ratio[scored], post[scored], label[scored] == LABEL_WATER
     tallies = oracle_tallies(ratio, post, flooded, bins)
     flagged = evidence.evidence == sar_change.FLOOD_SIGNAL
@@ -167,22 +218,23 @@ def sample_tallies(
         tally = Tally()
         tally.add(predicted, scored, np.where(scored, label, LABEL_NONE))
         tallies[line] = tally
-    counts = {
-        FITTED_DB: grid_counts(ratio, post, flooded, FITTED_GRIDS[FITTED_DB]),
-        FITTED_STANDARD: grid_counts(
+    options[FITTED_DB] = cut_tallies(*grid_counts(ratio, post, flooded, FITTED_GRIDS[FITTED_DB]))
+    options[FITTED_STANDARD] = cut_tallies(
+        *grid_counts(
             standardised(ratio), standardised(post), flooded, FITTED_GRIDS[FITTED_STANDARD]
-        ),
-    }
-    return tallies, counts
+        )
+    )
+    return tallies, options, int(scored.sum())
 
 
 @dataclass
 class SplitTallies:
-    """One split's samples: their tallies per line, and their counts on the fitted lines'
-    grids (scored once the training split has chosen the thresholds)."""
+    """One split's samples: their tallies per line, and, per fitted line, their (tp, fp,
+    fn, *options) tallies and scored pixels (scored once the training split has chosen
+    the option)."""
 
     tallies: dict[str, list[Tally]] = field(default_factory=dict)
-    counts: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    options: dict[str, list[tuple[np.ndarray, int]]] = field(default_factory=dict)
 
 
 def collect_split(root: Path, split: str, bins: int) -> SplitTallies:
@@ -195,29 +247,30 @@ def collect_split(root: Path, split: str, bins: int) -> SplitTallies:
     for ref in refs:
         sample = load_ombria(ref)
         settings = sar_change.SarChangeSettings.for_grid(change, sample.transform)
-        tallies, counts = sample_tallies(
+        tallies, options, scored = sample_tallies(
             sample.sar["pre"], sample.sar["post"], sample.flood, settings, bins
         )
         for line, tally in tallies.items():
             collected.tallies.setdefault(line, []).append(tally)
-        for line, count in counts.items():
-            collected.counts.setdefault(line, []).append(count)
+        for line, option_tallies in options.items():
+            collected.options.setdefault(line, []).append((option_tallies, scored))
     return collected
 
 
-def fit_thresholds(splits: dict[str, SplitTallies], training: str) -> dict[str, dict]:
-    """Choose each fitted line's pair of thresholds on the `training` split's pooled
-    counts and score every split's samples with it; returns the thresholds (None where
-    the best pair leaves one of them out)."""
+def fit_options(splits: dict[str, SplitTallies], training: str) -> dict[str, dict]:
+    """Choose each fitted line's option on the `training` split's pooled tallies and score
+    every split's samples with it; returns the parameters chosen (None where a threshold
+    is left out)."""
     chosen = {}
-    for line, grids in FITTED_GRIDS.items():
-        flooded, dry = sum(splits[training].counts[line])
-        cut = best_index(flooded, dry)
+    for line, parameters in FITTED_PARAMETERS.items():
+        option = best_option(sum(tallies for tallies, _ in splits[training].options[line]))
         for split in splits.values():
-            split.tallies[line] = [tally_at(f, d, cut) for f, d in split.counts[line]]
+            split.tallies[line] = [
+                tally_at(tallies, option, scored) for tallies, scored in split.options[line]
+            ]
         chosen[line] = {
-            name: round(float(grid[i]), 4) if i < grid.size else None
-            for name, grid, i in zip(("log_ratio_below", "post_vv_below"), grids, cut, strict=True)
+            name: round(float(values[i]), 4) if i < values.size else None
+            for (name, values), i in zip(parameters, option, strict=True)
         }
     return chosen
 
@@ -256,13 +309,13 @@ def main(argv: list[str] | None = None) -> None:
         name: collect_split(args.root, split, args.bins)
         for name, split in (("held-out", TEST), ("training", TRAIN))
     }
-    thresholds = fit_thresholds(splits, training="training")
+    chosen = fit_options(splits, training="training")
     results = {name: scores(split) for name, split in splits.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {
         "root": str(args.root),
         "bins": args.bins,
-        "fitted_thresholds": thresholds,
+        "fitted": chosen,
         "scores": results,
     }
     (args.out / "sar_threshold_ceiling.json").write_text(json.dumps(summary, indent=2) + "\n")

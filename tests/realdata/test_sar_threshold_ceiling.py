@@ -9,6 +9,7 @@ import numpy as np
 from benchmarks.sar_threshold_ceiling import (
     FITTED_DB,
     FITTED_STANDARD,
+    GROWN,
     ORACLE_BOTH,
     ORACLE_POST,
     ORACLE_RATIO,
@@ -16,8 +17,10 @@ from benchmarks.sar_threshold_ceiling import (
     SAR_CHANGE,
     SplitTallies,
     best_cut,
-    fit_thresholds,
+    cut_tallies,
+    fit_options,
     grid_counts,
+    grown,
     main,
     quantile_edges,
     standardised,
@@ -62,25 +65,42 @@ def test_standardised_values_have_no_spread_on_a_flat_image():
     assert standardised(np.empty(0)).size == 0
 
 
-def test_the_training_split_alone_chooses_the_thresholds_both_splits_are_scored_by():
-    def split(flooded_cell: int) -> SplitTallies:
-        # one sample per split: its flood in one log-ratio bin, dry land in the last
-        counts = {}
-        for line, size in ((FITTED_DB, (74, 62)), (FITTED_STANDARD, (82, 82))):
-            sample = np.zeros((2, *size), dtype=int)
-            sample[0, flooded_cell, 0] = 10
-            sample[1, -1, -1] = 10
-            counts[line] = [sample]
-        return SplitTallies(counts=counts)
+def test_growing_joins_the_candidates_touching_a_seed_and_no_other():
+    seed = np.zeros((5, 6), bool)
+    seed[1, 1] = True
+    candidate = np.zeros_like(seed)
+    candidate[2, 2] = candidate[3, 3] = True  # diagonal steps from the seed
+    candidate[1, 5] = candidate[4, 5] = True  # touches no seed
+    called = grown(seed, candidate)
+    assert called.sum() == 3 and called[1, 1] and called[3, 3] and not called[:, 5].any()
 
-    splits = {"training": split(flooded_cell=5), "held-out": split(flooded_cell=40)}
-    thresholds = fit_thresholds(splits, training="training")
+
+def test_the_training_split_alone_chooses_the_option_both_splits_are_scored_by():
+    def split(flooded_bin: int) -> SplitTallies:
+        # one sample per split: its flood in one log-ratio bin, dry land in the last;
+        # for the grown line, the flood is found whole at one relaxation only
+        options = {}
+        for line, size in ((FITTED_DB, (74, 62)), (FITTED_STANDARD, (82, 82))):
+            counts = np.zeros((2, *size), dtype=int)
+            counts[0, flooded_bin, 0] = 10
+            counts[1, -1, -1] = 10
+            options[line] = [(cut_tallies(*counts), 20)]
+        growth = np.zeros((3, 6, 6), dtype=int)
+        growth[2] = 10  # by default the flood is missed
+        growth[:, flooded_bin % 6, 1] = (10, 0, 0)
+        options[GROWN] = [(growth, 20)]
+        return SplitTallies(options=options)
+
+    splits = {"training": split(flooded_bin=5), "held-out": split(flooded_bin=40)}
+    chosen = fit_options(splits, training="training")
     # the training flood lies in bin 5: below the log-ratio threshold -12 + 5 x 0.25 dB
-    assert thresholds[FITTED_DB]["log_ratio_below"] == -10.75
+    assert chosen[FITTED_DB]["log_ratio_below"] == -10.75
+    assert chosen[GROWN] == {"water_relaxed_db": 6.0, "drop_relaxed_db": 1.0}
     training, held_out = splits["training"].tallies, splits["held-out"].tallies
-    assert training[FITTED_DB][0].iou == 1.0
+    assert training[FITTED_DB][0].iou == 1.0 and training[GROWN][0].iou == 1.0
     # held out, the flood lies above the chosen threshold: nothing of it is found
     assert held_out[FITTED_DB][0].tp == 0 and held_out[FITTED_DB][0].fn == 10
+    assert held_out[GROWN][0].tp == 0 and held_out[FITTED_DB][0].labelled == 20
 
 
 def test_each_split_is_scored_with_the_oracles_beside_what_needs_no_mask(tmp_path):
@@ -91,7 +111,8 @@ def test_each_split_is_scored_with_the_oracles_beside_what_needs_no_mask(tmp_pat
 
     summary = json.loads((out / "sar_threshold_ceiling.json").read_text())
     scores = summary["scores"]
-    assert set(summary["fitted_thresholds"][FITTED_DB]) == {"log_ratio_below", "post_vv_below"}
+    assert set(summary["fitted"][FITTED_DB]) == {"log_ratio_below", "post_vv_below"}
+    assert set(summary["fitted"][GROWN]) == {"water_relaxed_db", "drop_relaxed_db"}
     assert set(scores) == {"held-out", "training"}
     for split in scores.values():
         assert set(split) == {
@@ -102,6 +123,7 @@ def test_each_split_is_scored_with_the_oracles_beside_what_needs_no_mask(tmp_pat
             OTSU,
             FITTED_DB,
             FITTED_STANDARD,
+            GROWN,
         }
         assert {row["samples"] for row in split.values()} == {2}
         # The fixture's flood is a dark disc after the event: the mask's own thresholds
@@ -113,4 +135,6 @@ def test_each_split_is_scored_with_the_oracles_beside_what_needs_no_mask(tmp_pat
         assert 0 < split[SAR_CHANGE]["iou"] <= split[ORACLE_BOTH]["iou"]
         # every triplet's disc is equally dark, so one pair for the set finds it too
         assert split[FITTED_DB]["iou"] > 0.9 and split[FITTED_STANDARD]["iou"] > 0.9
+        # growing starts from the SAR change and only adds to it
+        assert split[GROWN]["recall"] >= split[SAR_CHANGE]["recall"]
     assert "| SAR change (no mask) | held-out |" in (out / "sar_threshold_ceiling.md").read_text()

@@ -138,11 +138,11 @@ def grown(seed: np.ndarray, candidate: np.ndarray) -> np.ndarray:
 
 
 def grow_tallies(
-    evidence: sar_change.SarEvidence, scored: np.ndarray, flooded: np.ndarray
+    evidence: sar_change.SarEvidence, scored: np.ndarray, label: np.ndarray
 ) -> np.ndarray:
     """The tp, fp and fn (axis 0) of the SAR change grown into the pixels that pass its
     thresholds relaxed by GROW_STEPS_DB, for each (water relaxation, drop relaxation);
-    `scored` and `flooded` are the sample's scored pixels and flood mask on its grid."""
+    `scored` are the sample's scored pixels and `label` its flood mask, on its grid."""
     water = evidence.summary["water_threshold_db"]["value"]
     drop = evidence.summary["ratio_threshold_db"]["value"]
     seed = evidence.evidence == sar_change.FLOOD_SIGNAL
@@ -154,12 +154,9 @@ def grow_tallies(
         candidate = (evidence.post_vv_db < water + GROW_STEPS_DB[i]) & (
             change < drop + GROW_STEPS_DB[j]
         )
-        called = grown(seed, candidate) & scored
-        tallies[:, i, j] = [
-            (called & flooded).sum(),
-            (called & ~flooded).sum(),
-            (~called & flooded & scored).sum(),
-        ]
+        tally = Tally()
+        tally.add(grown(seed, candidate), scored, label)
+        tallies[:, i, j] = tally.tp, tally.fp, tally.fn
     return tallies
 
 
@@ -209,14 +206,15 @@ def sample_tallies(
     # The level-matched log-ratio is NaN where the filtered pair is not usable.
     ratio, post = evidence.ratio_db[0], evidence.post_vv_db
     scored = np.isfinite(ratio) & (label != LABEL_NONE)
-    options = {GROWN: grow_tallies(evidence, scored, label == LABEL_WATER)}
+    scored_label = np.where(scored, label, LABEL_NONE)
+    options = {GROWN: grow_tallies(evidence, scored, scored_label)}
     ratio, post, flooded = ratio[scored], post[scored], label[scored] == LABEL_WATER
     tallies = oracle_tallies(ratio, post, flooded, bins)
     flagged = evidence.evidence == sar_change.FLOOD_SIGNAL
     raw_ratio = post_db[0] - pre_db[0]
     for line, predicted in ((SAR_CHANGE, flagged), (OTSU, otsu_below(raw_ratio, valid))):
         tally = Tally()
-        tally.add(predicted, scored, np.where(scored, label, LABEL_NONE))
+        tally.add(predicted, scored, scored_label)
         tallies[line] = tally
     options[FITTED_DB] = cut_tallies(*grid_counts(ratio, post, flooded, FITTED_GRIDS[FITTED_DB]))
     options[FITTED_STANDARD] = cut_tallies(

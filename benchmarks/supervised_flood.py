@@ -4,8 +4,10 @@ never learns the set's flood outlines end to end.
 
     .venv/bin/python -m benchmarks.supervised_flood ../shared/realdata/ombria \
         [--network early_fusion|unet] [--drop any|optical] [--dice] [--presence-band] \
-        [--statistics robust|moments] [--iterations 1500] [--threads 2] \
+        [--statistics robust|moments] [--iterations 1500] [--threads 2] [--seed 0] \
         [--out results/realdata/supervised_flood]
+    .venv/bin/python -m benchmarks.supervised_flood ../shared/realdata/ombria \
+        --ensemble RUN [RUN ...] [--tta] --out results/realdata/NAME
 
 Two networks, each with two classes (dry and flooded) over the same stacked bands, a
 missing modality zero-filled: `early_fusion`, the project's early-fusion baseline (the
@@ -23,10 +25,17 @@ on the flood class to the cross-entropy. `--presence-band` gives the optical ima
 more band, of ones, which the zero-filling of a missing image turns to zeros: the
 network is told whether the optical image is there rather than left to tell a missing
 image from a flat one. The same run scores, on the same pixels, the log-ratio of VV
-below its Otsu threshold per sample. Held-out and training-split IoU are both reported:
-the gap says how much of what it learnt were the training events themselves.
+below its Otsu threshold per sample, metaflood's SAR change evidence, and the network's
+flood map joined to the SAR change's (either, or both: whether the two find different
+floods). Held-out and training-split IoU are both reported: the gap says how much of
+what it learnt were the training events themselves.
 
-It writes `supervised_flood.json` and `supervised_flood.md` under --out.
+`--ensemble` trains nothing: it scores the networks earlier runs saved under their --out
+folders, their flood probabilities averaged (seeds of one recipe, say). `--tta` averages
+each network over the eight turns and mirrors of the image (test-time augmentation).
+
+It writes `supervised_flood.json`, `supervised_flood.md` and, when it trains, the
+network's state dict `network.pt` under --out.
 """
 
 from __future__ import annotations
@@ -43,16 +52,26 @@ import torch
 from torch import nn
 
 from benchmarks.tables import FLOOD_SCORES, split_table
+from metaflood.core.settings import ChangeSettings, section_defaults
+from metaflood.flood import sar_change
 from metaflood.model.baselines import EarlyFusionNet, drop_modalities
 from metaflood.model.losses import segmentation_ce
 from metaflood.model.metars import MetaRSConfig
 from metaflood.model.normalization import SCENE, SCENE_MOMENTS, scene_statistics
 from metaflood.realdata.scores import Tally, otsu_below
-from metaflood.training.layouts import LABEL_NONE, TEST, TRAIN, discover, load_ombria
+from metaflood.training.layouts import LABEL_NONE, TEST, TRAIN, Sample, discover, load_ombria
 
 PERIODS = ("pre", "post")
 CONDITIONS = {"both": "joint", "sar_only": "sar", "optical_only": "optical"}
 BASELINE = "log-ratio Otsu (VV, per sample)"
+SAR_CHANGE = "SAR change (VV, the change section's defaults)"
+# The network's flood map joined to the SAR change's: whether the two find different floods.
+WITH_SAR_CHANGE = {
+    (condition, join): f"{condition} {word} SAR change"
+    for condition in ("both", "sar_only")
+    for join, word in ((np.logical_or, "or"), (np.logical_and, "and"))
+}
+WEIGHTS = "network.pt"  # the trained network's state dict, under --out
 
 
 @dataclass
@@ -64,6 +83,7 @@ class Triplets:
     optical: np.ndarray  # (n, 2 * bands, h, w): the optical bands before, then after
     label: np.ndarray  # (n, h, w): 0 dry, 1 flooded, LABEL_NONE unlabelled
     log_ratio: np.ndarray = field(repr=False)  # (n, h, w): VV after minus before, dB
+    sar_change: np.ndarray = field(repr=False)  # (n, h, w): flagged by the SAR change
 
 
 # --statistics -> the scene normalisation mode (train.normalization) it matches.
@@ -78,6 +98,16 @@ def standardised(bands: np.ndarray, what: str = "image", statistics: str = "robu
         raise SystemExit(f"{what}: too few valid pixels to standardise the image")
     centre, spread = (np.asarray(v, np.float32)[:, None, None] for v in stats)
     return np.nan_to_num((bands - centre) / spread)
+
+
+def sar_change_flags(sample: Sample) -> np.ndarray:
+    """Where metaflood's SAR change evidence (the `change` section's defaults) flags flood."""
+    change = ChangeSettings.from_section(section_defaults("change"))
+    settings = sar_change.SarChangeSettings.for_grid(change, sample.transform)
+    pre, post = sample.sar["pre"][:1], sample.sar["post"][:1]
+    valid = np.isfinite(pre[0]) & np.isfinite(post[0])
+    evidence = sar_change.sar_evidence(pre, post, valid, settings)
+    return evidence.evidence == sar_change.FLOOD_SIGNAL
 
 
 def load_split(root: Path, split: str, statistics: str = "robust") -> Triplets:
@@ -99,6 +129,7 @@ def load_split(root: Path, split: str, statistics: str = "robust") -> Triplets:
         optical=np.stack(optical).astype(np.float32),
         label=np.stack([s.flood for s in samples]),
         log_ratio=np.stack([s.sar["post"][0] - s.sar["pre"][0] for s in samples]),
+        sar_change=np.stack([sar_change_flags(s) for s in samples]),
     )
 
 
@@ -259,10 +290,49 @@ def train(data: Triplets, recipe: Recipe, log_every: int = 100) -> EarlyFusionNe
     return net.eval()
 
 
+def dihedral(x: torch.Tensor, turns: int, mirror: bool) -> torch.Tensor:
+    """`x` turned by `turns` quarter turns, then maybe mirrored (last two dimensions)."""
+    x = torch.rot90(x, turns, dims=(-2, -1))
+    return x.flip(-1) if mirror else x
+
+
+def undo_dihedral(x: torch.Tensor, turns: int, mirror: bool) -> torch.Tensor:
+    x = x.flip(-1) if mirror else x
+    return torch.rot90(x, -turns, dims=(-2, -1))
+
+
+# Every turn and mirror of the square (test-time augmentation), or the image as it is.
+VIEWS = {True: [(t, m) for t in range(4) for m in (False, True)], False: [(0, False)]}
+
+
 @torch.no_grad()
-def score(net: EarlyFusionNet, data: Triplets, recipe: Recipe) -> dict[str, Tally]:
-    """Pooled flood tallies per condition, and the log-ratio baseline's on the same pixels."""
-    tallies = {name: Tally() for name in [*CONDITIONS, BASELINE]}
+def flood_probability(
+    nets: list[EarlyFusionNet],
+    sar: torch.Tensor,
+    optical: torch.Tensor,
+    heads: tuple[str, ...],
+    tta: bool = False,
+) -> dict[str, np.ndarray]:
+    """Per head, the flooded class's softmax averaged over the networks and, with `tta`,
+    over the eight turns and mirrors of the input (each turned back)."""
+    total = dict.fromkeys(heads, 0.0)
+    views = VIEWS[tta]
+    for net in nets:
+        for turns, mirror in views:
+            view = (dihedral(x, turns, mirror) for x in (sar, optical))
+            for head, logits in net(*view, heads=heads).items():
+                flooded = torch.softmax(logits, dim=1)[:, 1:2]
+                total[head] = total[head] + undo_dihedral(flooded, turns, mirror)
+    return {head: (t / (len(nets) * len(views)))[0, 0].numpy() for head, t in total.items()}
+
+
+def score(
+    nets: list[EarlyFusionNet], data: Triplets, recipe: Recipe, tta: bool = False
+) -> dict[str, Tally]:
+    """Pooled flood tallies per condition, of the network alone and joined to the SAR
+    change, and of the SAR change and the log-ratio baseline on the same pixels."""
+    lines = [*CONDITIONS, *WITH_SAR_CHANGE.values(), SAR_CHANGE, BASELINE]
+    tallies = {name: Tally() for name in lines}
     for i in range(len(data.ids)):
         sar = torch.from_numpy(data.sar[i : i + 1])
         optical = torch.from_numpy(data.optical[i : i + 1])
@@ -270,13 +340,43 @@ def score(net: EarlyFusionNet, data: Triplets, recipe: Recipe) -> dict[str, Tall
             optical = with_presence_band(optical)
         label = data.label[i]
         everywhere = np.ones(label.shape, bool)
-        logits = net(sar, optical, heads=tuple(CONDITIONS.values()))
-        for name, head in CONDITIONS.items():
-            flooded = logits[head][0].argmax(0).numpy() == 1
-            tallies[name].add(flooded, everywhere, label)
+        probability = flood_probability(nets, sar, optical, tuple(CONDITIONS.values()), tta)
+        flooded = {name: probability[head] > 0.5 for name, head in CONDITIONS.items()}
+        sar_flagged = data.sar_change[i]
+        for (condition, join), name in WITH_SAR_CHANGE.items():
+            flooded[name] = join(flooded[condition], sar_flagged)
+        flooded[SAR_CHANGE] = sar_flagged
         ratio = data.log_ratio[i]
-        tallies[BASELINE].add(otsu_below(ratio, np.isfinite(ratio)), everywhere, label)
+        flooded[BASELINE] = otsu_below(ratio, np.isfinite(ratio))
+        for name, predicted in flooded.items():
+            tallies[name].add(predicted, everywhere, label)
     return tallies
+
+
+# What two networks must share to be averaged: their layers and how their inputs are read.
+SHARED_BY_MEMBERS = ("network", "presence_band", "statistics")
+
+
+def member_recipes(runs: list[Path]) -> list[Recipe]:
+    """The recipes of the networks that earlier runs wrote under their --out folders."""
+    recipes = []
+    for run in runs:
+        for path in (run / "supervised_flood.json", run / WEIGHTS):
+            if not path.is_file():
+                raise SystemExit(f"{path}: not found; train with --out {run} first")
+        recipe = Recipe(**json.loads((run / "supervised_flood.json").read_text())["recipe"])
+        first = recipes[0] if recipes else recipe
+        differ = [f for f in SHARED_BY_MEMBERS if getattr(recipe, f) != getattr(first, f)]
+        if differ:
+            raise SystemExit(f"{run}: its {', '.join(differ)} differ from {runs[0]}'s")
+        recipes.append(recipe)
+    return recipes
+
+
+def load_network(run: Path, recipe: Recipe, optical_bands: int) -> EarlyFusionNet:
+    net = build_network(recipe.network, optical_bands + recipe.presence_band)
+    net.load_state_dict(torch.load(run / WEIGHTS, weights_only=True))
+    return net.eval()
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -294,28 +394,49 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=Recipe.iterations)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=Recipe.seed)
+    parser.add_argument(
+        "--ensemble",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="score, without training, the networks earlier runs wrote under these --out "
+        "folders, their flood probabilities averaged (the recipe is theirs)",
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="average over the eight turns and mirrors"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/realdata/supervised_flood"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    recipe = Recipe(
-        network=args.network,
-        drop=args.drop,
-        dice=args.dice,
-        presence_band=args.presence_band,
-        statistics=args.statistics,
-        iterations=args.iterations,
-        seed=args.seed,
-    )
+    if args.ensemble:
+        recipes = member_recipes(args.ensemble)
+        recipe, trained = recipes[0], None
+    else:
+        recipe = Recipe(
+            network=args.network,
+            drop=args.drop,
+            dice=args.dice,
+            presence_band=args.presence_band,
+            statistics=args.statistics,
+            iterations=args.iterations,
+            seed=args.seed,
+        )
+        recipes = [recipe]
     splits = {split: load_split(args.root, split, recipe.statistics) for split in (TRAIN, TEST)}
     print(f"{len(splits[TRAIN].ids)} training, {len(splits[TEST].ids)} held-out triplets")
+    if args.ensemble:
+        bands = splits[TRAIN].optical.shape[1]
+        nets = [load_network(run, r, bands) for run, r in zip(args.ensemble, recipes, strict=True)]
+    else:
+        start = time.perf_counter()
+        nets = [train(splits[TRAIN], recipe)]
+        trained = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    net = train(splits[TRAIN], recipe)
-    trained = time.perf_counter() - start
     results = {
         name: {
             line: {"iou": t.iou, "precision": t.precision, "recall": t.recall}
-            for line, t in score(net, data, recipe).items()
+            for line, t in score(nets, data, recipe, args.tta).items()
         }
         for name, data in (("held-out", splits[TEST]), ("training", splits[TRAIN]))
     }
@@ -323,12 +444,18 @@ def main(argv: list[str] | None = None) -> None:
         "root": str(args.root),
         "triplets": {"training": len(splits[TRAIN].ids), "held-out": len(splits[TEST].ids)},
         "recipe": dataclasses.asdict(recipe),
-        "training_seconds": round(trained, 1),
+        "members": [str(d) for d in args.ensemble or [args.out]],
+        "member_recipes": [dataclasses.asdict(r) for r in recipes],
+        "test_time_augmentation": args.tta,
+        "training_seconds": trained,
+        "scoring_seconds": round(time.perf_counter() - start, 1),
         "scores": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "supervised_flood.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "supervised_flood.md").write_text(table(results))
+    if not args.ensemble:
+        torch.save(nets[0].state_dict(), args.out / WEIGHTS)
     print(table(results))
 
 

@@ -9,10 +9,16 @@ import pytest
 import torch
 
 from benchmarks.supervised_flood import (
+    SAR_CHANGE,
+    VIEWS,
+    WEIGHTS,
     build_network,
+    dihedral,
     drop_optical,
+    flood_probability,
     main,
     standardised,
+    undo_dihedral,
     with_presence_band,
 )
 from tests.helpers.realdata_sets import write_ombria
@@ -89,10 +95,89 @@ def test_trained_on_the_training_split_it_maps_held_out_floods_beside_the_log_ra
     assert recipe["statistics"] == ("moments" if "moments" in options else "robust")
     assert summary["triplets"] == {"training": 3, "held-out": 2}
     held_out = summary["scores"]["held-out"]
-    assert set(held_out) == {"both", "sar_only", "optical_only", "log-ratio Otsu (VV, per sample)"}
+    assert set(held_out) == {
+        "both",
+        "sar_only",
+        "optical_only",
+        *(f"{c} {j} SAR change" for c in ("both", "sar_only") for j in ("or", "and")),
+        SAR_CHANGE,
+        "log-ratio Otsu (VV, per sample)",
+    }
+    assert (out / WEIGHTS).is_file()
     # The fixture's flood is a dark, wet disc after the event: learnt in a few steps, in each
     # condition the network was trained for (with `--drop optical` it never maps without SAR).
     trained_for = ("both", "sar_only") + (() if options else ("optical_only",))
     for condition in trained_for:
         assert held_out[condition]["iou"] > 0.7
     assert "| sar_only | held-out |" in (out / "supervised_flood.md").read_text()
+
+
+def test_every_turn_and_mirror_is_undone():
+    x = torch.arange(2 * 5 * 5, dtype=torch.float32).view(1, 2, 5, 5)
+    seen = set()
+    for turns, mirror in VIEWS[True]:
+        view = dihedral(x, turns, mirror)
+        seen.add(view.numpy().tobytes())
+        assert torch.equal(undo_dihedral(view, turns, mirror), x)
+    assert len(seen) == 8
+
+
+class _Left(torch.nn.Module):
+    """Says a pixel is flooded the more, the further left it sits: not symmetric."""
+
+    def forward(self, sar, optical, heads):
+        columns = torch.arange(sar.shape[-1], dtype=torch.float32)
+        flooded = (sar.shape[-1] - 1 - columns).expand(sar.shape[-2], -1)
+        logits = torch.stack([torch.zeros_like(flooded), flooded])[None]
+        return dict.fromkeys(heads, logits)
+
+
+def test_test_time_augmentation_averages_the_views_each_turned_back():
+    sar, optical = torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, 4)
+    plain = flood_probability([_Left()], sar, optical, ("joint",))["joint"]
+    assert (np.diff(plain, axis=1) < 0).all()
+    # Each view reads "left" in its own frame; turned back, the eight views cover every
+    # side of the image equally, so the average is symmetric under every turn and mirror.
+    averaged = flood_probability([_Left()], sar, optical, ("joint",), tta=True)["joint"]
+    for turns, mirror in VIEWS[True]:
+        view = dihedral(torch.from_numpy(averaged), turns, mirror).numpy()
+        assert np.allclose(view, averaged)
+    # Two members are averaged: the same network twice gives its own probability.
+    twice = flood_probability([_Left(), _Left()], sar, optical, ("joint",))["joint"]
+    assert np.allclose(twice, plain)
+
+
+def test_an_ensemble_scores_earlier_runs_without_training(tmp_path):
+    root = write_ombria(tmp_path / "ombria", [1, 2, 3, 151, 152], size=64)
+    runs = []
+    for seed in (0, 1):
+        runs.append(tmp_path / f"seed{seed}")
+        common = ["--network", "unet", "--drop", "optical", "--iterations", "5"]
+        main([str(root), *common, "--seed", str(seed), "--out", str(runs[-1])])
+    out = tmp_path / "ensemble"
+    main([str(root), "--ensemble", *map(str, runs), "--tta", "--out", str(out)])
+
+    summary = json.loads((out / "supervised_flood.json").read_text())
+    assert summary["training_seconds"] is None and summary["test_time_augmentation"]
+    assert summary["members"] == [str(r) for r in runs]
+    assert [r["seed"] for r in summary["member_recipes"]] == [0, 1]
+    assert not (out / WEIGHTS).exists()
+    held_out = summary["scores"]["held-out"]
+    # Joined to the SAR change, the network finds at least as much, and at most as much.
+    for condition in ("both", "sar_only"):
+        recall = held_out[condition]["recall"]
+        assert held_out[f"{condition} or SAR change"]["recall"] >= recall
+        assert held_out[f"{condition} and SAR change"]["recall"] <= recall
+
+
+def test_an_ensemble_names_a_missing_run_and_a_mismatched_member(tmp_path):
+    root = write_ombria(tmp_path / "ombria", [1, 151], size=64)
+    with pytest.raises(SystemExit, match=r"nowhere/supervised_flood.json: not found"):
+        main([str(root), "--ensemble", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+    runs = []
+    for statistics in ("robust", "moments"):
+        runs.append(tmp_path / statistics)
+        options = ["--network", "unet", "--iterations", "1", "--statistics", statistics]
+        main([str(root), *options, "--out", str(runs[-1])])
+    with pytest.raises(SystemExit, match=r"moments: its statistics differ from .*robust's"):
+        main([str(root), "--ensemble", *map(str, runs), "--out", str(tmp_path / "o")])

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/realdata/supervised_flood"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    logging.getLogger("metaflood").setLevel(logging.ERROR)  # the SAR change's level warnings
 
     if args.ensemble:
         recipes = member_recipes(args.ensemble)

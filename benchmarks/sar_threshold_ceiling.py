@@ -40,7 +40,15 @@ from benchmarks.tables import FLOOD_SCORES, split_table
 from metaflood.core.settings import ChangeSettings, section_defaults
 from metaflood.flood import sar_change
 from metaflood.realdata.scores import Tally, otsu_below
-from metaflood.training.layouts import LABEL_NONE, LABEL_WATER, TEST, TRAIN, discover, load_ombria
+from metaflood.training.layouts import (
+    LABEL_NONE,
+    LABEL_WATER,
+    TEST,
+    TRAIN,
+    Sample,
+    discover,
+    load_ombria,
+)
 
 ORACLE_BOTH = "oracle: log-ratio and post-event VV thresholds"
 ORACLE_RATIO = "oracle: log-ratio threshold"
@@ -191,18 +199,25 @@ def oracle_tallies(ratio: np.ndarray, post: np.ndarray, flooded: np.ndarray, bin
     }
 
 
+def vv_evidence(
+    sample: Sample, change: ChangeSettings
+) -> tuple[sar_change.SarEvidence, np.ndarray]:
+    """A sample's VV read as the SAR change stage reads it (the `change` settings on the
+    sample's grid), and the pixels with VV in both periods."""
+    pre_db, post_db = sample.sar["pre"], sample.sar["post"]
+    valid = np.isfinite(pre_db[0]) & np.isfinite(post_db[0])
+    settings = sar_change.SarChangeSettings.for_grid(change, sample.transform)
+    return sar_change.sar_evidence(pre_db, post_db, valid, settings), valid
+
+
 def sample_tallies(
-    pre_db: np.ndarray,
-    post_db: np.ndarray,
-    label: np.ndarray,
-    settings: sar_change.SarChangeSettings,
-    bins: int,
+    sample: Sample, change: ChangeSettings, bins: int
 ) -> tuple[dict[str, Tally], dict[str, np.ndarray], int]:
     """One sample's tally on every line scored sample by sample, the (tp, fp, fn,
-    *options) tallies of each fitted line, and its scored pixels: `pre_db` and `post_db`
-    are (1, rows, cols) VV in dB, `label` the flood mask (LABEL_NONE unlabelled)."""
-    valid = np.isfinite(pre_db[0]) & np.isfinite(post_db[0])
-    evidence = sar_change.sar_evidence(pre_db, post_db, valid, settings)
+    *options) tallies of each fitted line, and its scored pixels: the sample's VV is read
+    with `change`'s settings, and scored against its flood mask (LABEL_NONE unlabelled)."""
+    evidence, valid = vv_evidence(sample, change)
+    label = sample.flood
     # The level-matched log-ratio is NaN where the filtered pair is not usable.
     ratio, post = evidence.ratio_db[0], evidence.post_vv_db
     scored = np.isfinite(ratio) & (label != LABEL_NONE)
@@ -211,7 +226,7 @@ def sample_tallies(
     ratio, post, flooded = ratio[scored], post[scored], label[scored] == LABEL_WATER
     tallies = oracle_tallies(ratio, post, flooded, bins)
     flagged = evidence.evidence == sar_change.FLOOD_SIGNAL
-    raw_ratio = post_db[0] - pre_db[0]
+    raw_ratio = sample.sar["post"][0] - sample.sar["pre"][0]
     for line, predicted in ((SAR_CHANGE, flagged), (OTSU, otsu_below(raw_ratio, valid))):
         tally = Tally()
         tally.add(predicted, scored, scored_label)
@@ -243,11 +258,7 @@ def collect_split(root: Path, split: str, bins: int) -> SplitTallies:
     change = ChangeSettings.from_section(section_defaults("change"))
     collected = SplitTallies()
     for ref in refs:
-        sample = load_ombria(ref)
-        settings = sar_change.SarChangeSettings.for_grid(change, sample.transform)
-        tallies, options, scored = sample_tallies(
-            sample.sar["pre"], sample.sar["post"], sample.flood, settings, bins
-        )
+        tallies, options, scored = sample_tallies(load_ombria(ref), change, bins)
         for line, tally in tallies.items():
             collected.tallies.setdefault(line, []).append(tally)
         for line, option_tallies in options.items():

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.sar_threshold_ceiling import vv_evidence
 from benchmarks.tables import FLOOD_SCORES, split_table
 from metaflood.core.settings import ChangeSettings, section_defaults
 from metaflood.flood import sar_change
@@ -60,7 +61,7 @@ from metaflood.model.losses import segmentation_ce
 from metaflood.model.metars import MetaRSConfig
 from metaflood.model.normalization import SCENE, SCENE_MOMENTS, scene_statistics
 from metaflood.realdata.scores import Tally, otsu_below
-from metaflood.training.layouts import LABEL_NONE, TEST, TRAIN, Sample, discover, load_ombria
+from metaflood.training.layouts import LABEL_NONE, TEST, TRAIN, discover, load_ombria
 
 PERIODS = ("pre", "post")
 CONDITIONS = {"both": "joint", "sar_only": "sar", "optical_only": "optical"}
@@ -101,21 +102,12 @@ def standardised(bands: np.ndarray, what: str = "image", statistics: str = "robu
     return np.nan_to_num((bands - centre) / spread)
 
 
-def sar_change_flags(sample: Sample) -> np.ndarray:
-    """Where metaflood's SAR change evidence (the `change` section's defaults) flags flood."""
-    change = ChangeSettings.from_section(section_defaults("change"))
-    settings = sar_change.SarChangeSettings.for_grid(change, sample.transform)
-    pre, post = sample.sar["pre"][:1], sample.sar["post"][:1]
-    valid = np.isfinite(pre[0]) & np.isfinite(post[0])
-    evidence = sar_change.sar_evidence(pre, post, valid, settings)
-    return evidence.evidence == sar_change.FLOOD_SIGNAL
-
-
 def load_split(root: Path, split: str, statistics: str = "robust") -> Triplets:
     refs = discover(root, "ombria", split)
     samples = [load_ombria(ref) for ref in refs]
     if not samples:
         raise SystemExit(f"{root}: no OMBRIA triplet in the {split} split")
+    change = ChangeSettings.from_section(section_defaults("change"))
     sar, optical = [], []
     for s in samples:
         for out, bands, modality in ((sar, s.sar, "SAR"), (optical, s.optical, "optical")):
@@ -130,7 +122,9 @@ def load_split(root: Path, split: str, statistics: str = "robust") -> Triplets:
         optical=np.stack(optical).astype(np.float32),
         label=np.stack([s.flood for s in samples]),
         log_ratio=np.stack([s.sar["post"][0] - s.sar["pre"][0] for s in samples]),
-        sar_change=np.stack([sar_change_flags(s) for s in samples]),
+        sar_change=np.stack(
+            [vv_evidence(s, change)[0].evidence == sar_change.FLOOD_SIGNAL for s in samples]
+        ),
     )
 
 

@@ -407,25 +407,27 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.ensemble:
         recipes = member_recipes(args.ensemble)
-        recipe, trained = recipes[0], None
     else:
-        recipe = Recipe(
-            network=args.network,
-            drop=args.drop,
-            dice=args.dice,
-            presence_band=args.presence_band,
-            statistics=args.statistics,
-            iterations=args.iterations,
-            seed=args.seed,
-        )
-        recipes = [recipe]
+        recipes = [
+            Recipe(
+                network=args.network,
+                drop=args.drop,
+                dice=args.dice,
+                presence_band=args.presence_band,
+                statistics=args.statistics,
+                iterations=args.iterations,
+                seed=args.seed,
+            )
+        ]
+    recipe = recipes[0]
     splits = {split: load_split(args.root, split, recipe.statistics) for split in (TRAIN, TEST)}
     print(f"{len(splits[TRAIN].ids)} training, {len(splits[TEST].ids)} held-out triplets")
+    start = time.perf_counter()
     if args.ensemble:
         bands = splits[TRAIN].optical.shape[1]
         nets = [load_network(run, r, bands) for run, r in zip(args.ensemble, recipes, strict=True)]
+        trained = None
     else:
-        start = time.perf_counter()
         nets = [train(splits[TRAIN], recipe)]
         trained = round(time.perf_counter() - start, 1)
     start = time.perf_counter()

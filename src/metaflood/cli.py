@@ -391,6 +391,78 @@ def cmd_fit_water_fusion(args: argparse.Namespace) -> None:
     print(json.dumps(fusion, indent=2))
 
 
+# train-flood
+
+
+def _train_flood_options(p: argparse.ArgumentParser) -> None:
+    # The choices and defaults are FloodRecipe's, written out so that --help loads no
+    # PyTorch: the recipe that did best on OMBRIA's held-out triplets.
+    p.add_argument("dataset_root", help="an OMBRIA-layout dataset root (its train split)")
+    p.add_argument("--out", required=True, help="the checkpoint to write (.pt)")
+    p.add_argument(
+        "--network",
+        choices=("early_fusion", "unet"),
+        default="unet",
+        help="unet: a four-level U-Net at full resolution; early_fusion: the compact MetaRS's "
+        "encoder and decoder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--drop",
+        choices=("any", "optical"),
+        default="optical",
+        help="optical: the optical bands dropped half of the time; any: either modality, "
+        "a third of the time each (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dice",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a soft Dice term on the flood class beside the cross-entropy (default: on)",
+    )
+    p.add_argument(
+        "--presence-band",
+        action="store_true",
+        help="a band of ones with the optical image: the network is told it is there",
+    )
+    p.add_argument(
+        "--statistics",
+        choices=("moments", "robust"),
+        default="moments",
+        help="each image standardised by its mean and standard deviation, or median and "
+        "robust spread (default: %(default)s)",
+    )
+    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+
+
+@command(
+    "train-flood",
+    "train the flood network on an OMBRIA-layout set's own flood masks",
+    _train_flood_options,
+)
+def cmd_train_flood(args: argparse.Namespace) -> None:
+    from metaflood.training.flood import FloodRecipe, train_flood
+
+    recipe = FloodRecipe(
+        network=args.network,
+        drop=args.drop,
+        dice=args.dice,
+        presence_band=args.presence_band,
+        statistics=args.statistics,
+        iterations=args.iterations,
+        seed=args.seed,
+    )
+    summary = train_flood(
+        Path(args.dataset_root),
+        Path(args.out),
+        recipe,
+        threads=args.threads,
+        log=lambda msg: print(msg, flush=True),
+    )
+    print(json.dumps(summary, indent=2))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metaflood", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -8,37 +8,37 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.supervised_flood import (
-    SAR_CHANGE,
+from benchmarks.supervised_flood import SAR_CHANGE, WEIGHTS, main
+from metaflood.core.errors import InputError
+from metaflood.model.flood_network import (
     VIEWS,
-    WEIGHTS,
-    build_network,
+    FloodNetworkInputs,
+    build_flood_network,
     dihedral,
-    drop_optical,
     flood_probability,
-    main,
     standardised,
     undo_dihedral,
     with_presence_band,
 )
+from metaflood.training.flood import drop_optical
 from tests.helpers.realdata_sets import write_ombria
 
 
 def test_each_band_is_standardised_by_its_own_image():
     rng = np.random.default_rng(0)
     bands = np.stack([rng.normal(-12, 3, (64, 64)), rng.normal(0.1, 0.02, (64, 64))])
-    out = standardised(bands.astype(np.float32))
+    out = standardised(bands.astype(np.float32), "robust")
     assert np.allclose(np.median(out, axis=(1, 2)), 0, atol=1e-3)
     spread = np.subtract(*np.percentile(out, [75, 25], axis=(1, 2))) / 1.349
     assert np.allclose(spread, 1, atol=1e-3)
-    out = standardised(bands.astype(np.float32), statistics="moments")
+    out = standardised(bands.astype(np.float32), "moments")
     assert np.allclose(out.mean(axis=(1, 2)), 0, atol=1e-3)
     assert np.allclose(out.std(axis=(1, 2)), 1, atol=1e-3)
 
 
 def test_a_blank_image_is_named():
-    with pytest.raises(SystemExit, match="train_0001 SAR pre: too few valid pixels"):
-        standardised(np.full((1, 64, 64), np.nan, np.float32), "train_0001 SAR pre")
+    with pytest.raises(InputError, match="train_0001 SAR pre: too few valid pixels"):
+        standardised(np.full((1, 64, 64), np.nan, np.float32), "robust", "train_0001 SAR pre")
 
 
 def test_the_presence_band_says_whether_the_optical_image_is_there():
@@ -50,7 +50,7 @@ def test_the_presence_band_says_whether_the_optical_image_is_there():
     assert torch.equal(dropped[:, 3].flatten(1).eq(1).all(1), present)
     assert torch.equal(dropped[:, 3].flatten(1).eq(0).all(1), ~present)
     # Scored without the optical image, the network zero-fills the band with the image.
-    net = build_network("unet", optical_bands=4).eval()
+    net = build_flood_network(FloodNetworkInputs("unet", ("green", "nir"))).eval()  # 4 bands
     sar = torch.zeros(1, 2, 16, 16)
     with torch.no_grad():
         missing = net(sar, None, heads=("sar",))["sar"]

@@ -4,6 +4,8 @@ Helpers that tests and benchmarks import live in `tests.helpers`."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from rasterio.transform import from_origin
@@ -12,6 +14,16 @@ from metaflood.core.raster import write_cog
 from tests.helpers.workflow_runs import run_tiny, tiled_config
 
 UTM = "EPSG:32634"
+
+
+@pytest.fixture(autouse=True)
+def metaflood_log_level():
+    """The package logger's level as each test found it: a benchmark's `main` quiets it
+    for its own process, which must not silence the warnings later tests look for."""
+    logger = logging.getLogger("metaflood")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

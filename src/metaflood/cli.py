@@ -309,6 +309,11 @@ def _benchmark_real_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion", help="a water fusion model (default: the shipped one)")
     p.add_argument("--calibration", help="a flood confidence calibration (default: shipped)")
     p.add_argument(
+        "--flood-network",
+        help="a flood network checkpoint (metaflood train-flood) joined to the change stage's "
+        "evidence, as change.flood_network does",
+    )
+    p.add_argument(
         "--cloud-cover", type=float, default=0.0, help="share of post optical under cloud"
     )
     p.add_argument("--seed", type=int, default=0, help="of the simulated clouds")
@@ -337,6 +342,7 @@ def cmd_benchmark_real(args: argparse.Namespace) -> None:
         args.configfile,
         fusion=args.fusion,
         calibration=args.calibration,
+        flood_network=args.flood_network,
         cloud_cover=args.cloud_cover,
         threads=args.threads,
         seed=args.seed,

@@ -7,13 +7,16 @@ from rasterio.transform import from_origin
 
 from metaflood.core.classes import BARREN, BUILDING, CLASS_NAMES, WATER
 from metaflood.core.errors import InputError
+from metaflood.core.raster import write_cog
 from metaflood.flood.change import (
     DRY,
     EXTENT_NODATA,
     FLOODED,
+    NETWORK_NODATA,
     PERMANENT,
     combined_extent,
     flood_extent,
+    joined_probability,
     map_flood,
 )
 from tests.helpers.flood_inputs import FLOOD, write_inputs
@@ -184,3 +187,51 @@ def test_the_extent_floods_from_the_configured_confidence(tmp_path):
         assert (confidence[extent == FLOODED] >= percent).all()
         flooded[percent] = int((extent == FLOODED).sum())
     assert flooded[1] > flooded[50] > flooded[95] > 0
+
+
+def _band(path):
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def test_the_flood_network_adds_flood_the_evidence_missed_and_nothing_it_cannot_weigh(tmp_path):
+    """With a flood network, a pixel's confidence is the higher of the calibrated one and
+    the network's: a flood the other lines missed is mapped, the sea stays permanent water,
+    and where the network says nothing (255) or says less, the evidence stands alone."""
+    paths = write_inputs(tmp_path / "in")
+    alone = tmp_path / "alone"
+    run_change(paths, alone)
+    network = np.zeros((64, 64), np.uint8)
+    network[50:60, 5:25] = 90  # dry land to every other line: a flood they missed
+    network[:8] = 95  # the sea
+    network[FLOOD] = 10  # the flood the evidence found, which the network doubts
+    network[0:64, 60:64] = NETWORK_NODATA
+    paths["network"] = write_cog(
+        tmp_path / "in" / "network.tif",
+        network,
+        crs="EPSG:32634",
+        transform=TRANSFORM,
+        nodata=NETWORK_NODATA,
+    )
+    joined = tmp_path / "joined"
+    summary = run_change(paths, joined, network=paths["network"])
+    assert summary["flood_network"] is True
+    (extent, confidence), (extent_alone, confidence_alone) = (
+        [_band(out / name) for name in ("extent.tif", "confidence.tif")] for out in (joined, alone)
+    )
+    assert (extent[50:60, 5:25] == FLOODED).all() and (extent_alone[50:60, 5:25] == DRY).all()
+    assert (confidence[50:60, 5:25] == 90).all()
+    assert (extent[:8] == PERMANENT).all()
+    assert (extent[FLOOD] == extent_alone[FLOOD]).all()
+    assert (confidence[FLOOD] == confidence_alone[FLOOD]).all()
+    assert (confidence[:, 60:] == confidence_alone[:, 60:]).all()
+    with rasterio.open(joined / "confidence.tif") as src:
+        assert "flood network" in src.tags()["definition"]
+
+
+def test_joined_probability_keeps_unknown_pixels_unknown():
+    probability = np.array([np.nan, 0.2, 0.7, 0.3])
+    network = np.array([90, NETWORK_NODATA, 40, 60], np.uint8)
+    joined = joined_probability(probability, network)
+    assert np.isnan(joined[0])
+    assert joined[1:] == pytest.approx([0.2, 0.7, 0.6])

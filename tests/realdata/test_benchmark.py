@@ -12,8 +12,9 @@ import rasterio
 from PIL import Image
 
 from metaflood.cli import main
-from metaflood.core.errors import InputError
+from metaflood.core.errors import ConfigError, InputError
 from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
+from metaflood.training.flood import FloodRecipe, train_flood
 from tests.helpers.realdata_sets import write_etci, write_ombria, write_sen1floods11
 from tests.helpers.tiny_model import train_tiny
 
@@ -134,6 +135,34 @@ def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path,
     assert stacks
     with rasterio.open(stacks[0]) as src:
         assert src.descriptions == ("VV", "green", "nir", "swir16")  # nothing invented
+
+
+def test_a_flood_network_is_scored_alone_and_only_adds_to_the_extent(tmp_path, vv_checkpoint):
+    """`--flood-network`: its own line beside the others, run through the change stage's
+    join, which raises confidences and so never maps less flood than the evidence alone."""
+    root = write_ombria(tmp_path / "ombria", [150])
+    network = tmp_path / "flood.pt"
+    train_flood(
+        write_ombria(tmp_path / "training", [0, 1], seed=1),
+        network,
+        FloodRecipe(iterations=2),
+        log=lambda _: None,
+    )
+    rows = {}
+    for name, flood_network in (("alone", None), ("joined", network)):
+        settings = settings_from(vv_checkpoint, None, threads=1, flood_network=flood_network)
+        run_benchmark(BenchmarkRun(root, "ombria", "test", tmp_path / name, settings))
+        rows[name] = _rows(tmp_path / name / "benchmark.csv")
+    extent = "flood extent (confidence >= 50)"
+    for condition in ("both", "sar_only", "post_sar_only"):
+        line = rows["joined"][("flood", condition, "flood network (probability >= 50)")]
+        assert 0 <= float(line["recall"]) <= 1 and float(line["coverage"]) == 1
+        joined, alone = (rows[n][("flood", condition, extent)] for n in ("joined", "alone"))
+        assert float(joined["recall"]) >= float(alone["recall"])
+        assert not any(r[2].startswith("flood network") for r in rows["alone"])
+    assert "flood network: `" in (tmp_path / "joined" / "benchmark.md").read_text()
+    with pytest.raises(ConfigError, match="flood network .*missing.pt: no such file"):
+        settings_from(vv_checkpoint, None, flood_network=tmp_path / "missing.pt")
 
 
 def test_adapting_per_condition_learns_only_from_the_periods_allowed_to_teach(

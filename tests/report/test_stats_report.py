@@ -125,7 +125,7 @@ def write_terrain(paths, tmp_path):
     )
 
 
-def make_stats(p, tmp_path):
+def make_stats(p, tmp_path, **kwargs):
     return write_stats(
         "e",
         {"events": {"e": EVENT}},
@@ -146,6 +146,7 @@ def make_stats(p, tmp_path):
         out_impact=tmp_path / "impact.csv",
         exclusion=p["exclusion.json"],
         reference_water=p["reference_water.json"],
+        **kwargs,
     )
 
 
@@ -249,6 +250,19 @@ def test_report_says_when_the_two_periods_are_on_different_scales(products, tmp_
     html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
     assert "+11.4 dB in VV, was taken off" in html
     assert "check that\nboth periods come from the same product" in html
+
+
+def test_the_statistics_and_report_say_when_a_flood_network_was_joined(products, tmp_path):
+    stats = make_stats(products, tmp_path)
+    assert stats["flood_network"] is None
+    html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
+    assert "flood network" not in html
+    summary = tmp_path / "network.json"
+    summary.write_text(json.dumps({"checkpoint": "models/flood.pt", "pixels": {"mapped": 9}}))
+    stats = make_stats(products, tmp_path, network_summary=summary)
+    assert stats["flood_network"]["checkpoint"] == "models/flood.pt"
+    html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
+    assert "A flood network trained on flood masks\n(models/flood.pt) is joined" in html
 
 
 def test_report_says_where_pre_event_water_is_not_counted(products, tmp_path):

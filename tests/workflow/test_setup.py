@@ -175,3 +175,27 @@ def test_pointing_the_model_at_a_checkpoint_does_not_retrain():
     mapping["model"] |= {"tile": 512, "adapt": {"enabled": True}}
     assert model_training_section(trained) == model_training_section(mapping)
     assert model_training_section(mapping) == {"backbone": "resnet18", "width": 32}
+
+
+def test_a_flood_network_is_planned_only_when_the_configuration_names_one(tmp_path):
+    """`change.flood_network` adds the flood_network job, whose probability the change
+    job reads; without it neither the job nor its checkpoint is asked for."""
+    import subprocess
+
+    checkpoint = tmp_path / "flood.pt"
+    checkpoint.write_bytes(b"planned, not read")
+    plans = {}
+    for name, network in (("with", str(checkpoint)), ("without", None)):
+        path = tmp_path / f"{name}.yaml"
+        config = {"events": {"e": demo_event_config()}, "change": {"flood_network": network}}
+        path.write_text(yaml.safe_dump(config))
+        result = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+             "--directory", str(tmp_path), "--cores", "1", "-n", "--configfile", str(path)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        plans[name] = result.stdout + result.stderr
+        assert result.returncode == 0, plans[name]
+    assert "rule flood_network:" in plans["with"]
+    assert "results/e/flood/network.tif" in plans["with"]
+    assert "rule flood_network:" not in plans["without"]

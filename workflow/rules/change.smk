@@ -44,6 +44,7 @@ rule change:
         reference_water="results/{event}/flood/reference_water.tif",
         exclusion="results/{event}/flood/exclusion.tif",
         calibration=calibration_input,
+        network=flood_network_product,
     output:
         extent=report(
             "results/{event}/flood/extent.tif",
@@ -82,6 +83,34 @@ rule change:
         exclusion=section_json("exclusion"),
     script:
         "../scripts/change.py"
+
+
+rule flood_network:
+    input:
+        stacks=expand("results/{{event}}/aligned/{period}.tif", period=PERIODS),
+        valid=expand("results/{{event}}/aligned/{period}_valid.tif", period=PERIODS),
+        checkpoint=flood_network_input,
+    output:
+        probability=report(
+            "results/{event}/flood/network.tif",
+            caption="../report/flood_network.rst",
+            category="Flood products",
+        ),
+        summary="results/{event}/flood/network.json",
+    log:
+        "results/{event}/logs/flood_network.log",
+    benchmark:
+        "results/{event}/benchmarks/flood_network.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        model=section_json("model"),
+    script:
+        "../scripts/flood_network.py"
 
 
 rule reference_water:
@@ -161,6 +190,7 @@ rule stats:
         checkpoint=checkpoint_path,
         calibration=calibration_input,
         validation=validation_input,
+        network_summary=flood_network_summary,
     output:
         stats=report(
             "results/{event}/flood/stats.json",

@@ -137,6 +137,26 @@ def water_fusion_input(wildcards):
     return config["change"]["water_fusion"] or []
 
 
+def flood_network_input(wildcards):
+    """The flood network's checkpoint, when the configuration names one."""
+    return config["change"]["flood_network"] or []
+
+
+def flood_network_product(wildcards):
+    """The flood network's probability, the change stage's third line of evidence,
+    when the configuration names a flood network."""
+    if config["change"]["flood_network"]:
+        return f"results/{wildcards.event}/flood/network.tif"
+    return []
+
+
+def flood_network_summary(wildcards):
+    """What the flood network read, for the statistics, when there is one."""
+    if config["change"]["flood_network"]:
+        return f"results/{wildcards.event}/flood/network.json"
+    return []
+
+
 def validation_input(wildcards):
     """Validation against the simulator's truth exists only for demo events."""
     if uses_demo(wildcards.event):

@@ -29,6 +29,7 @@ def main(smk) -> None:
         reference_water=Path(smk.input.reference_water),
         exclusion=Path(smk.input.exclusion) if exclusion.enabled else None,
         out_unexcluded=Path(smk.output.unexcluded),
+        network=Path(smk.input.network) if change.flood_network else None,
     )
     print(json.dumps(summary, indent=2))
 

@@ -31,6 +31,7 @@ def main(smk) -> None:
         exclusion=Path(smk.input.exclusion),
         reference_water=Path(smk.input.reference_water),
         auxiliary=Path(smk.input.auxiliary),
+        network_summary=Path(smk.input.network_summary) if smk.input.network_summary else None,
     )
 
 

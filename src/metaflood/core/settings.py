@@ -290,6 +290,7 @@ class ChangeSettings(Section):
     flooded_min_confidence: int
     calibration: str | None
     water_fusion: str | None
+    flood_network: str | None
     sar_window_px: int
     sar_tile_px: int
     sar_min_ashman_d: float

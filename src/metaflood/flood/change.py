@@ -6,7 +6,8 @@ map), and where it is water after the event too it is permanent (sea, reservoirs
 apart so it is never counted as flooding. A pixel is mapped as flooded where the
 calibrated confidence (confidence.py), which weighs the change of the water maps against
 the independent SAR change, says it more likely than not; regions smaller than the
-minimum mapping unit are dropped as noise.
+minimum mapping unit are dropped as noise. With a flood network (`change.flood_network`,
+network.py), a pixel's confidence is the higher of the calibrated one and the network's.
 
 Where the terrain exclusion (`flood/exclusion.tif`) says the SAR cannot tell (high above
 drainage, steep, radar shadow or layover), the extent and the confidence are nodata, as
@@ -48,6 +49,11 @@ EXTENT_COLORMAP = {
     EXTENT_NODATA: (0, 0, 0, 0),
 }
 
+
+NETWORK_NODATA = 255  # of flood/network.tif (percent)
+NETWORK_DEFINITION = (
+    "; where the flood network's probability (not calibrated) is higher, that probability"
+)
 
 # The confidence product's tag that records where the extent was cut (percent).
 FLOODED_MIN_CONFIDENCE_TAG = "flooded_min_confidence"
@@ -141,6 +147,7 @@ def map_flood(
     reference_water: Path | None = None,
     exclusion: Path | None = None,
     out_unexcluded: Path | None = None,
+    network: Path | None = None,
 ) -> dict:
     """The change stage: extent, confidence, polygons and transitions of one event.
 
@@ -149,15 +156,17 @@ def map_flood(
     `reference_water` (flood/reference_water.tif) is the water before the event;
     `exclusion` (flood/exclusion.tif), where given, makes its excluded pixels nodata in
     the extent and the confidence; `out_unexcluded` receives the extent as it would be
-    without it (for validation). The evidence is read and weighed block by block; only
-    the uint8 grids that the minimum mapping unit and the polygons need whole
-    (pre-event classes, extent, confidence, exclusion) are held for the full grid.
+    without it (for validation). `network` (flood/network.tif), where given, is the flood
+    network's probability: where it is the higher, it is the pixel's confidence (see
+    joined_probability). The evidence is read and weighed block by block; only the uint8
+    grids that the minimum mapping unit and the polygons need whole (pre-event classes,
+    extent, confidence, exclusion) are held for the full grid.
     """
     calibration_model = load_calibration(calibration)
     with ExitStack() as stack:
         pre_src, post_src = (_class_source(p, stack) for p in landcover)
         evidence = EvidenceSource(water, post_route, sar_evidence, sar_ratio, sar_summary, stack)
-        extra = [p for p in (reference_water, exclusion) if p is not None]
+        extra = [p for p in (reference_water, exclusion, network) if p is not None]
         extra_src = {p: stack.enter_context(open_georeferenced(p)) for p in extra}
         same_grid(
             [
@@ -180,6 +189,10 @@ def map_flood(
             post = read_window(post_src, window, 1)
             block = evidence.read(window)
             probability = flood_probability(block, calibration_model)
+            if network is not None:
+                probability = joined_probability(
+                    probability, read_window(extra_src[network], window, 1)
+                )
             reference = None
             if reference_water is not None:
                 reference = permanent_water(read_window(extra_src[reference_water], window, 1))
@@ -216,7 +229,8 @@ def map_flood(
         descriptions=("flood_confidence",),
         units=("percent",),
         tags={
-            "definition": "calibrated probability (percent) that the pixel is newly flooded",
+            "definition": "calibrated probability (percent) that the pixel is newly flooded"
+            + (NETWORK_DEFINITION if network is not None else ""),
             "flooded_at": f"{flooded_min_confidence} and above",
             FLOODED_MIN_CONFIDENCE_TAG: str(flooded_min_confidence),
         },
@@ -230,7 +244,18 @@ def map_flood(
         "flooded_pixels": int((extent == FLOODED).sum()),
         "excluded_pixels": int(excluded.sum()),
         "polygons": len(polygons),
+        "flood_network": network is not None,
     }
+
+
+def joined_probability(probability: np.ndarray, network_percent: np.ndarray) -> np.ndarray:
+    """The calibrated probability, or the flood network's (percent, 255 nodata) where that
+    is higher: on new events each finds flood the other misses, and joining them this way
+    was measured to map more of it (docs/realdata.md). Pixels the calibrated evidence
+    cannot weigh stay unknown."""
+    known = np.isfinite(probability) & (network_percent != NETWORK_NODATA)
+    network = network_percent.astype(np.float32) / 100
+    return np.where(known, np.fmax(probability, network), probability)
 
 
 def excluded_pixels(codes: np.ndarray) -> np.ndarray:

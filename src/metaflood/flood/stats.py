@@ -264,7 +264,10 @@ def write_stats(
     exclusion: Path | None = None,
     reference_water: Path | None = None,
     auxiliary: Path | None = None,
+    network_summary: Path | None = None,
 ) -> dict:
+    """`network_summary` (flood/network.json) records the flood network the confidence
+    was joined to, where there was one."""
     with xr.set_options(arithmetic_join="exact"):  # one grid, or an error
         cube = [open_raster(p) for p in (extent, confidence, *landcover, *routes)]
         counts = pixel_counts(cube[0], cube[1], cube[2:4], cube[4:6])
@@ -294,6 +297,9 @@ def write_stats(
             for period, p in zip(("pre", "post"), water, strict=True)
         },
         "confidence_calibration": calibration_provenance(calibration, checkpoint_sha),
+        "flood_network": json.loads(Path(network_summary).read_text())
+        if network_summary is not None
+        else None,
         "transitions_km2": pd.read_csv(transitions, index_col=0).to_dict(orient="index"),
         "coverage": {
             period: _shares(counts["by_route"][i], counts["inside"][i])

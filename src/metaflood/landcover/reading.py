@@ -23,6 +23,7 @@ from metaflood.landcover.blending import Rows, pad_rows
 from metaflood.landcover.routing import OPTICAL_VALID, OUTSIDE_AOI, SAR_VALID, head_weights
 from metaflood.landcover.windows import check_windows
 from metaflood.model.checkpoint import InferenceModel, load_for_inference, resolve_device
+from metaflood.model.normalization import SCENE_SAMPLE_PX
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +206,6 @@ def open_inputs(
                 ", ".join(descriptions),
             )
         yield src, vsrc, for_scene(loaded, src, vsrc)
-
-
-# Pixels (per side, at most) of the sample a scene's own statistics are measured on.
-SCENE_SAMPLE_PX = 1024
 
 
 def scene_bands(

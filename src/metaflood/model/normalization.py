@@ -16,6 +16,8 @@ PER_SCENE_MODES = (SCENE, SCENE_MOMENTS)
 # Fewest valid pixels a scene's own statistics are taken from; below it the training
 # set's statistics stand in.
 MIN_SCENE_PIXELS = 256
+# Pixels (per side, at most) of the sample a scene's own statistics are measured on.
+SCENE_SAMPLE_PX = 1024
 
 
 @dataclass

@@ -14,7 +14,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +148,8 @@ def markdown(board: Scoreboard, run: BenchmarkRun) -> str:
         f"- dataset root: `{run.root}`; split: {run.split or 'all'}; samples: {board.samples}",
         f"- checkpoint: `{settings.checkpoint}`; simulated cloud over the post-event optical "
         f"image: {settings.cloud_cover:.0%} (condition `both`); event adaptation: "
-        f"{'on, per sample and condition' if settings.adapt else 'off'}",
+        f"{'on, per sample and condition' if settings.adapt else 'off'}; flood network: "
+        + (f"`{settings.change.flood_network}`" if settings.change.flood_network else "none"),
         "- IoU of the water (or flood) class, pooled over every labelled pixel; a line without"
         " an answer at a pixel counts it as not water (coverage: the share it answered)",
         "- median per sample: the median of the samples' own IoU (`samples.csv` has each)",
@@ -225,6 +226,7 @@ def settings_from(
     *,
     fusion: str | Path | None = None,
     calibration: str | Path | None = None,
+    flood_network: str | Path | None = None,
     cloud_cover: float = 0.0,
     threads: int = 2,
     seed: int = 0,
@@ -235,10 +237,17 @@ def settings_from(
         raise ConfigError(f"--cloud-cover {cloud_cover}: a share between 0 and 1")
     if not Path(checkpoint).is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: no such file (run `make demo` first)")
+    change = ChangeSettings.from_section(sections["change"])
+    if flood_network:
+        change = replace(change, flood_network=str(flood_network))
+    if change.flood_network and not Path(change.flood_network).is_file():
+        raise ConfigError(
+            f"flood network {change.flood_network}: no such file (metaflood train-flood)"
+        )
     return PipelineSettings(
         checkpoint=Path(checkpoint),
         model=sections["model"],
-        change=ChangeSettings.from_section(sections["change"]),
+        change=change,
         coregister=CoregisterSettings.from_section(sections["coregister"]),
         fusion=Path(fusion) if fusion else None,
         calibration=Path(calibration) if calibration else None,

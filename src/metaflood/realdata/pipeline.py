@@ -28,6 +28,7 @@ from metaflood.coregister.scenes import Settings
 from metaflood.coregister.stage import coregister_period
 from metaflood.flood.change import map_flood
 from metaflood.flood.confidence import read_evidence
+from metaflood.flood.network import map_flood_network
 from metaflood.flood.sar_change import map_sar_change
 from metaflood.landcover.infer import predict_scene
 from metaflood.training.adapt import adapt_checkpoint
@@ -408,6 +409,17 @@ def _map_flood(
         out_ratio=out["ratio"],
         out_summary=out["summary"],
     )
+    network = None
+    if settings.change.flood_network:
+        network = where / "network.tif"
+        map_flood_network(
+            stacks,
+            valid,
+            Path(settings.change.flood_network),
+            out=network,
+            out_summary=where / "network.json",
+            device=settings.model.get("device", "cpu"),
+        )
     map_flood(
         [paths[p]["class"] for p in ("pre", "post")],
         [paths[p]["water"] for p in ("pre", "post")],
@@ -422,6 +434,7 @@ def _map_flood(
         out_transitions=where / "transitions.csv",
         min_area_m2=float(settings.change.min_area_m2),
         flooded_min_confidence=settings.change.flooded_min_confidence,
+        network=network,
     )
     evidence, _ = read_evidence(
         [paths[p]["water"] for p in ("pre", "post")],
@@ -436,4 +449,5 @@ def _map_flood(
         "confidence": _read(out["confidence"]),
         "evidence": evidence,
         "flooded_min_confidence": settings.change.flooded_min_confidence,
+        "network": _read(network) if network is not None else None,
     }

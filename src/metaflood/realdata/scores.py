@@ -18,6 +18,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from metaflood.core.classes import NUM_CLASSES, WATER
+from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
 from metaflood.landcover.routing import ROUTE_NAMES
 from metaflood.realdata.pipeline import OPTICAL_BIT, SAR_BIT, PeriodOutputs, SampleOutputs
@@ -361,6 +362,12 @@ def score_flood(board: Scoreboard, result: SampleOutputs) -> None:
                 products["extent"] != 255,
             ),
         }
+        if products.get("network") is not None:
+            network = products["network"]
+            lines["flood network (probability >= 50)"] = (
+                (network != NETWORK_NODATA) & (network >= 50),
+                network != NETWORK_NODATA,
+            )
         for line, (predicted, answered) in lines.items():
             board.tally(target, condition, EVIDENCE, line).add(predicted, answered, label)
         for line, (predicted, answered) in flood_baselines(result, condition).items():

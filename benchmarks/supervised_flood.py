@@ -201,20 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     logging.getLogger("metaflood").setLevel(logging.ERROR)  # the SAR change's level warnings
 
-    if args.ensemble:
-        recipes = member_recipes(args.ensemble)
-    else:
-        recipes = [
-            FloodRecipe(
-                network=args.network,
-                drop=args.drop,
-                dice=args.dice,
-                presence_band=args.presence_band,
-                statistics=args.statistics,
-                iterations=args.iterations,
-                seed=args.seed,
-            )
-        ]
+    recipes = member_recipes(args.ensemble) if args.ensemble else [FloodRecipe.from_options(args)]
     recipe = recipes[0]
     try:
         splits = {s: load_split(args.root, s, recipe.statistics) for s in (TRAIN, TEST)}

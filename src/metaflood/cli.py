@@ -450,19 +450,10 @@ def _train_flood_options(p: argparse.ArgumentParser) -> None:
 def cmd_train_flood(args: argparse.Namespace) -> None:
     from metaflood.training.flood import FloodRecipe, train_flood
 
-    recipe = FloodRecipe(
-        network=args.network,
-        drop=args.drop,
-        dice=args.dice,
-        presence_band=args.presence_band,
-        statistics=args.statistics,
-        iterations=args.iterations,
-        seed=args.seed,
-    )
     summary = train_flood(
         Path(args.dataset_root),
         Path(args.out),
-        recipe,
+        FloodRecipe.from_options(args),
         threads=args.threads,
         log=lambda msg: print(msg, flush=True),
     )

@@ -150,18 +150,18 @@ def test_blocks_with_their_halo_map_as_the_whole_grid(tmp_path, event):
     assert np.abs(whole.astype(int) - blocks.astype(int)).max() <= 1
 
 
+def _with_bands(stack, path, names):
+    """A copy of `stack` with only the bands named."""
+    with rasterio.open(stack) as src:
+        bands = src.read([src.descriptions.index(n) + 1 for n in names])
+    return write_cog(
+        path, bands, crs="EPSG:32634", transform=TRANSFORM, nodata=None, descriptions=names
+    )
+
+
 def test_a_stack_without_the_optical_bands_is_mapped_from_sar_alone(tmp_path, event):
     """A post-event stack with VV only: no optical band is invented, the SAR head maps."""
-    with rasterio.open(event["post"]) as src:
-        vv = src.read(1)
-    event["post"] = write_cog(
-        tmp_path / "post_vv.tif",
-        vv,
-        crs="EPSG:32634",
-        transform=TRANSFORM,
-        nodata=None,
-        descriptions=("VV",),
-    )
+    event["post"] = _with_bands(event["post"], tmp_path / "post_vv.tif", ("VV",))
     checkpoint = _checkpoint(tmp_path / "flood.pt")
     percent, _, summary = _run(event, checkpoint, tmp_path)
     assert summary["optical_read"] is False and summary["pixels"]["joint"] == 0
@@ -169,16 +169,8 @@ def test_a_stack_without_the_optical_bands_is_mapped_from_sar_alone(tmp_path, ev
 
 
 def test_a_stack_without_vv_and_a_file_that_is_no_checkpoint_are_named(tmp_path, event):
-    with rasterio.open(event["pre"]) as src:
-        optical = src.read([2, 3, 4])
-    event["pre"] = write_cog(
-        tmp_path / "pre_optical.tif",
-        optical,
-        crs="EPSG:32634",
-        transform=TRANSFORM,
-        nodata=None,
-        descriptions=("green", "nir", "swir16"),
-    )
+    optical = ("green", "nir", "swir16")
+    event["pre"] = _with_bands(event["pre"], tmp_path / "pre_optical.tif", optical)
     with pytest.raises(InputError, match="pre_optical.tif: no band named 'VV'"):
         _run(event, _checkpoint(tmp_path / "flood.pt"), tmp_path)
     not_a_checkpoint = tmp_path / "weights.pt"

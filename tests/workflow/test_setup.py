@@ -74,10 +74,23 @@ def test_whole_grid_jobs_ask_for_memory_in_proportion_to_the_grid():
     assert job_memory_mb(1, 2000, 0.5) == 2001  # rounded up, never down
 
 
-def test_authors_checkpoint_dag_plans_offline(tmp_path):
-    """download and convert are planned without network and without the file."""
+def _dry_run(config: dict, path: Path) -> str:
+    """What `snakemake -n` plans for `config` (written to `path`) in path's folder."""
     import subprocess
 
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+         "--directory", str(path.parent), "--cores", "1", "-n", "--configfile", str(path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    return out
+
+
+def test_authors_checkpoint_dag_plans_offline(tmp_path):
+    """download and convert are planned without network and without the file."""
     config = {
         "events": {"e": demo_event_config()},
         "model": {
@@ -89,15 +102,7 @@ def test_authors_checkpoint_dag_plans_offline(tmp_path):
             },
         },
     }
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-         "--directory", str(tmp_path), "--cores", "1", "-n", "--configfile", str(path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
+    out = _dry_run(config, tmp_path / "c.yaml")
     for rule in ("download_authors_checkpoint", "convert_checkpoint", "landcover"):
         assert f"rule {rule}:" in out
     assert "rule train:" not in out
@@ -180,22 +185,12 @@ def test_pointing_the_model_at_a_checkpoint_does_not_retrain():
 def test_a_flood_network_is_planned_only_when_the_configuration_names_one(tmp_path):
     """`change.flood_network` adds the flood_network job, whose probability the change
     job reads; without it neither the job nor its checkpoint is asked for."""
-    import subprocess
-
     checkpoint = tmp_path / "flood.pt"
     checkpoint.write_bytes(b"planned, not read")
     plans = {}
     for name, network in (("with", str(checkpoint)), ("without", None)):
-        path = tmp_path / f"{name}.yaml"
         config = {"events": {"e": demo_event_config()}, "change": {"flood_network": network}}
-        path.write_text(yaml.safe_dump(config))
-        result = subprocess.run(
-            [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-             "--directory", str(tmp_path), "--cores", "1", "-n", "--configfile", str(path)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        plans[name] = result.stdout + result.stderr
-        assert result.returncode == 0, plans[name]
+        plans[name] = _dry_run(config, tmp_path / f"{name}.yaml")
     assert "rule flood_network:" in plans["with"]
     assert "results/e/flood/network.tif" in plans["with"]
     assert "rule flood_network:" not in plans["without"]

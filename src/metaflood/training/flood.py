@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +137,11 @@ class FloodRecipe:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r}: one of {sorted(allowed)}")
+
+    @classmethod
+    def from_options(cls, options: object) -> FloodRecipe:
+        """The recipe a command line's options (one attribute per field) ask for."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
 
     def inputs(self, optical_bands: tuple[str, ...]) -> FloodNetworkInputs:
         """What a network of this recipe reads, over these optical bands."""

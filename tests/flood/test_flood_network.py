@@ -16,8 +16,10 @@ from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.network import map_flood_network
 from metaflood.model.flood_network import (
     FloodNetworkInputs,
+    apply_statistics,
     build_flood_network,
     flood_probability,
+    load_flood_network,
     save_flood_network,
     standardised,
 )
@@ -99,8 +101,6 @@ def _run(event, checkpoint, out_dir, **kwargs):
 def _expected(event, checkpoint):
     """The network on each whole image, standardised as in training: the joint head's
     probability and the SAR head's."""
-    from metaflood.model.flood_network import load_flood_network
-
     net, inputs = load_flood_network(checkpoint)
     sar, optical = [], []
     for period in ("pre", "post"):
@@ -179,4 +179,27 @@ def test_a_stack_without_vv_and_a_file_that_is_no_checkpoint_are_named(tmp_path,
     )
     with pytest.raises(InputError, match="weights.pt: not a flood network checkpoint"):
         _run(event, not_a_checkpoint, tmp_path)
+    assert not (tmp_path / "network.tif").exists()
+
+
+def test_a_missing_or_infinite_value_reads_as_the_centre():
+    """-inf dB (no backscatter at all) is standardised to 0, the centre, as a missing
+    value is, not to a huge number."""
+    bands = np.array([[[-np.inf, np.nan, 3.0, np.inf]]], np.float32)
+    assert apply_statistics(bands, ([1.0], [2.0])).tolist() == [[[0.0, 0.0, 1.0, 0.0]]]
+
+
+def test_a_stack_with_almost_no_sar_is_named(tmp_path, event):
+    valid = np.full((SIZE, SIZE), OPTICAL_BIT, np.uint8)
+    valid[:10, :10] |= SAR_BIT  # 100 pixels: too few to standardise the image by
+    event["post_valid"] = write_cog(
+        tmp_path / "post_valid_few.tif",
+        valid,
+        crs="EPSG:32634",
+        transform=TRANSFORM,
+        nodata=255,
+        categorical=True,
+    )
+    with pytest.raises(InputError, match="post.tif: too few valid SAR pixels"):
+        _run(event, _checkpoint(tmp_path / "flood.pt"), tmp_path)
     assert not (tmp_path / "network.tif").exists()

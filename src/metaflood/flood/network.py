@@ -72,7 +72,10 @@ class _Period:
         self.optical = [] if missing else [names.index(b) + 1 for b in inputs.optical_bands]
         self.optical_count = len(inputs.optical_bands)
         statistics = STATISTICS[inputs.statistics]
-        self.sar_stats = self._statistics([self.vv], SAR_VALID_BIT, statistics)
+        sar_stats = self._statistics([self.vv], SAR_VALID_BIT, statistics)
+        if sar_stats is None:
+            raise InputError(f"{stack}: too few valid SAR pixels for the flood network")
+        self.sar_stats: Stats = sar_stats
         self.optical_stats = (
             self._statistics(self.optical, OPTICAL_VALID_BIT, statistics) if self.optical else None
         )
@@ -94,10 +97,10 @@ class _Period:
         invalid, and where each is valid."""
         valid = self.valid.read(1, window=window)
         inside = valid != VALID_NODATA
-        sar_ok = inside & (valid & SAR_VALID_BIT > 0) & (self.sar_stats is not None)
+        sar_ok = inside & (valid & SAR_VALID_BIT > 0)
         vv = self.stack.read([self.vv], window=window).astype(np.float32)
         vv[:, ~sar_ok] = np.nan
-        vv = apply_statistics(vv, self.sar_stats) if self.sar_stats else np.zeros_like(vv)
+        vv = apply_statistics(vv, self.sar_stats)
         if self.optical_stats is None:
             nothing = np.zeros((self.optical_count, *valid.shape), np.float32)
             return vv, sar_ok, nothing, np.zeros_like(sar_ok)
@@ -128,9 +131,6 @@ def map_flood_network(
             [(path, p.stack.profile) for path, p in zip(stacks, periods, strict=True)]
             + [(path, p.valid.profile) for path, p in zip(valids, periods, strict=True)]
         )
-        for path, period in zip(stacks, periods, strict=True):
-            if period.sar_stats is None:
-                raise InputError(f"{path}: too few valid SAR pixels for the flood network")
         src = periods[0].stack
         height, width = src.height, src.width
         writer = exits.enter_context(

@@ -171,8 +171,11 @@ def standardised(bands: np.ndarray, statistics: str, what: str = "image") -> np.
 
 
 def apply_statistics(bands: np.ndarray, stats: tuple[list[float], list[float]]) -> np.ndarray:
+    """(bands, h, w) standardised by (centre, spread) per band; 0, the centre, where a
+    value is missing or not finite (no backscatter at all reads -inf dB)."""
     centre, spread = (np.asarray(v, np.float32)[:, None, None] for v in stats)
-    return np.nan_to_num((bands - centre) / spread).astype(np.float32)
+    out = ((bands - centre) / spread).astype(np.float32)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def with_presence_band(optical: torch.Tensor) -> torch.Tensor:

@@ -464,6 +464,15 @@ def read_checked(path: str | os.PathLike, *, need_crs: bool = True) -> tuple[np.
     return data, profile
 
 
+def read_sampled(src: rasterio.DatasetReader, indexes: list[int], max_side: int) -> np.ndarray:
+    """The bands over the whole raster, every n-th pixel (nearest) so that neither side
+    exceeds `max_side`: a sample to measure a scene's statistics on. Rasters of one
+    grid give samples of one shape."""
+    step = max(1, -(-max(src.height, src.width) // max_side))
+    shape = (max(1, src.height // step), max(1, src.width // step))
+    return src.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
+
+
 def band_index(src: rasterio.DatasetReader, name: str) -> int:
     """1-based index of the band whose description is `name`."""
     for i, desc in enumerate(src.descriptions, start=1):

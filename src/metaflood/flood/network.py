@@ -24,11 +24,16 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from rasterio.enums import Resampling
 
 from metaflood.core.blockwise import block_windows, with_halo
 from metaflood.core.errors import InputError
-from metaflood.core.raster import atomic_path, band_index, cog_writer, open_georeferenced
+from metaflood.core.raster import (
+    atomic_path,
+    band_index,
+    cog_writer,
+    open_georeferenced,
+    read_sampled,
+)
 from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.sar_change import SAR_VALID_BIT, VALID_NODATA, same_grid
 from metaflood.model.checkpoint import resolve_device
@@ -82,13 +87,8 @@ class _Period:
 
     def _statistics(self, indexes: list[int], bit: int, mode: str) -> Stats | None:
         """The bands' centre and spread over the valid pixels of a sample of the grid."""
-        src = self.stack
-        step = max(1, -(-max(src.height, src.width) // SCENE_SAMPLE_PX))
-        shape = (max(1, src.height // step), max(1, src.width // step))
-        values = src.read(
-            indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest
-        ).astype(np.float32)
-        valid = self.valid.read(1, out_shape=shape, resampling=Resampling.nearest)
+        values = read_sampled(self.stack, indexes, SCENE_SAMPLE_PX).astype(np.float32)
+        valid = read_sampled(self.valid, [1], SCENE_SAMPLE_PX)[0]
         values[:, (valid == VALID_NODATA) | (valid & bit == 0)] = np.nan
         return scene_statistics(values, mode)
 

@@ -12,13 +12,12 @@ from dataclasses import replace
 import numpy as np
 import rasterio.windows
 import torch
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from metaflood.core.allocator import keep_freed_memory
 from metaflood.core.classes import NUM_CLASSES
 from metaflood.core.errors import InputError
-from metaflood.core.raster import band_index, open_checked
+from metaflood.core.raster import band_index, open_checked, read_sampled
 from metaflood.landcover.blending import Rows, pad_rows
 from metaflood.landcover.routing import OPTICAL_VALID, OUTSIDE_AOI, SAR_VALID, head_weights
 from metaflood.landcover.windows import check_windows
@@ -215,15 +214,7 @@ def scene_bands(
 ) -> dict[str, np.ndarray]:
     """Each modality's bands over the whole scene, sampled to at most SCENE_SAMPLE_PX a
     side, in network units, NaN where the modality is not valid."""
-    step = max(1, -(-max(src.height, src.width) // SCENE_SAMPLE_PX))
-    shape = (max(1, src.height // step), max(1, src.width // step))
-
-    def sample(dataset, indexes: list[int]) -> np.ndarray:
-        return dataset.read(
-            indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest
-        )
-
-    valid = sample(vsrc, [1])[0]
+    valid = read_sampled(vsrc, [1], SCENE_SAMPLE_PX)[0]
     inside = valid != OUTSIDE_AOI
     bands = {}
     for modality, bit, names in (
@@ -232,7 +223,8 @@ def scene_bands(
     ):
         if not names:
             continue  # an optical image the model cannot use: only the SAR head runs
-        values = loaded.encoding.apply(sample(src, [band_index(src, n) for n in names]), modality)
+        indexes = [band_index(src, n) for n in names]
+        values = loaded.encoding.apply(read_sampled(src, indexes, SCENE_SAMPLE_PX), modality)
         values[:, ~(inside & (valid & bit > 0))] = np.nan
         bands[modality] = values
     return bands

@@ -22,7 +22,7 @@ from metaflood.core.config import (
 from metaflood.core.errors import ConfigError
 from metaflood.core.raster import GDAL_CACHE_MB
 from metaflood.core.settings import schema_error
-from metaflood.model.checks import check_model_sections
+from metaflood.model.checks import check_flood_network, check_model_sections
 
 
 def prepare_job_environment(src_dir: str | Path) -> None:
@@ -65,6 +65,7 @@ def check_config(config: dict, base_dir: Path | str = ".") -> None:
         event_tiles(grid, config.get("tiling"))
     check_model_overlap(config)
     check_model_sections(config, base_dir)
+    check_flood_network(config, base_dir)
 
 
 def semantic_errors(config: dict) -> str | None:

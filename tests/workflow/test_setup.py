@@ -185,8 +185,7 @@ def test_pointing_the_model_at_a_checkpoint_does_not_retrain():
 def test_a_flood_network_is_planned_only_when_the_configuration_names_one(tmp_path):
     """`change.flood_network` adds the flood_network job, whose probability the change
     job reads; without it neither the job nor its checkpoint is asked for."""
-    checkpoint = tmp_path / "flood.pt"
-    checkpoint.write_bytes(b"planned, not read")
+    checkpoint = _flood_network(tmp_path / "flood.pt")
     plans = {}
     for name, network in (("with", str(checkpoint)), ("without", None)):
         config = {"events": {"e": demo_event_config()}, "change": {"flood_network": network}}
@@ -194,3 +193,32 @@ def test_a_flood_network_is_planned_only_when_the_configuration_names_one(tmp_pa
     assert "rule flood_network:" in plans["with"]
     assert "results/e/flood/network.tif" in plans["with"]
     assert "rule flood_network:" not in plans["without"]
+
+
+def _flood_network(path: Path) -> Path:
+    from metaflood.model.flood_network import (
+        FloodNetworkInputs,
+        build_flood_network,
+        save_flood_network,
+    )
+
+    inputs = FloodNetworkInputs("unet", ("green", "nir"))
+    save_flood_network(path, build_flood_network(inputs), inputs)
+    return path
+
+
+def test_a_bad_flood_network_stops_the_run_at_start_naming_the_key(tmp_path):
+    """A missing or foreign `change.flood_network` is refused before any job, not after
+    acquisition and co-registration at the flood_network rule."""
+    from metaflood.workflow import check_config
+
+    config = {"events": {"e": demo_event_config()}, "change": {"flood_network": "flood.pt"}}
+    with pytest.raises(ConfigError, match=r"change.flood_network: flood.pt does not exist"):
+        check_config(config, tmp_path)
+    (tmp_path / "flood.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(
+        ConfigError, match=r"change.flood_network: .*flood.pt: not a readable flood network"
+    ):
+        check_config(config, tmp_path)
+    _flood_network(tmp_path / "flood.pt")
+    check_config(config, tmp_path)  # a flood network checkpoint passes

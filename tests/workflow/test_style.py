@@ -49,3 +49,30 @@ def test_every_profile_reruns_incomplete_jobs(profile):
 
     settings = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())
     assert settings.get("rerun-incomplete") is True, profile
+
+
+def test_every_job_that_runs_a_network_asks_the_gpu_profile_for_a_gpu():
+    """A rule whose script puts a network on `model.device` gets `gres: gpu:1` under
+    profiles/slurm (or on a GPU cluster it runs on CPU threads); profiles/slurm-cpu is
+    the same profile without those requests."""
+    import re
+
+    import yaml
+
+    scripts = {
+        path.name
+        for path in (ROOT / "workflow" / "scripts").glob("*.py")
+        if re.search(r"\bdevice\s*=", path.read_text())
+    }
+    rules = set()
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for body in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            script = re.search(r'"\.\./scripts/([\w.]+)"', body)
+            if script and script.group(1) in scripts:
+                rules.add(body.split(":", 1)[0])
+    assert {"train", "landcover", "flood_network"} <= rules, rules
+    gpu = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    asks = {rule for rule, res in gpu["set-resources"].items() if res.get("gres") == "gpu:1"}
+    assert rules <= asks, f"no GPU asked for {sorted(rules - asks)}"
+    cpu = yaml.safe_load((ROOT / "profiles" / "slurm-cpu" / "config.yaml").read_text())
+    assert cpu == {key: value for key, value in gpu.items() if key != "set-resources"}

@@ -17,6 +17,7 @@ import pytest
 import rasterio
 
 import metaflood
+from metaflood.core import exclusion_codes
 from metaflood.core.classes import CLASS_NAMES, WATER
 from metaflood.core.datacube import (
     PRODUCTS,
@@ -28,6 +29,7 @@ from metaflood.core.datacube import (
 )
 from metaflood.core.errors import InputError, NotAnEventError, RunIncompleteError
 from metaflood.core.raster import write_cog
+from metaflood.flood import reference_water
 from metaflood.flood.change import EXTENT_COLORMAP
 from metaflood.flood.sar_change import EVIDENCE_VALUES
 from metaflood.landcover.writers import ROUTE_CODES
@@ -104,8 +106,18 @@ def test_an_event_opens_lazily_with_its_codes_and_legend(synthetic_event):
 
 def test_missing_products_are_absent_and_say_why(synthetic_event):
     ds = metaflood.open_event(synthetic_event)
-    # the synthetic event has no image stacks and only the water stage's fused maps
-    assert set(ds.metaflood.missing) == {"image", "water_sar", "water_evidence"}
+    # the synthetic event has no image stacks, no terrain or reference water layers and
+    # only the water stage's fused maps; no flood network was configured: not missing
+    assert set(ds.metaflood.missing) == {
+        "image",
+        "water_sar",
+        "water_evidence",
+        "exclusion",
+        "reference_water",
+    }
+    assert "flood_network" not in ds
+    with pytest.raises(KeyError, match="made only when the configuration sets change.flood_net"):
+        ds.metaflood["flood_network"]
     assert "image" not in ds
     with pytest.raises(KeyError, match=r"aligned/pre\.tif.*snakemake --cores all"):
         ds.metaflood["image"]
@@ -125,7 +137,7 @@ def test_flooded_area_by_class_equals_stats_json(synthetic_event):
         assert math.isclose(value, expected[name], abs_tol=1e-6), name
 
 
-def test_new_water_layers_are_read_when_they_exist(synthetic_event, tmp_path):
+def test_the_water_and_flood_layers_are_read_when_they_exist(synthetic_event, tmp_path):
     event = tmp_path / "results" / "synth"
     shutil.copytree(synthetic_event, event)
     with rasterio.open(event / "flood" / "extent.tif") as src:
@@ -157,8 +169,25 @@ def test_new_water_layers_are_read_when_they_exist(synthetic_event, tmp_path):
             descriptions=("sar_margin_db", "water_index", "index_margin"),
             **grid,
         )
+    # as the terrain, reference water and flood network stages tag them
+    for name, names in (
+        ("exclusion", exclusion_codes.NAMES),
+        ("reference_water", reference_water.NAMES),
+        ("network", None),
+    ):
+        write_cog(
+            event / "flood" / f"{name}.tif",
+            np.full(shape, 1, np.uint8),
+            nodata=255,
+            descriptions=(name,),
+            tags={"values": ", ".join(f"{c} {n}" for c, n in names.items())} if names else None,
+            **grid,
+        )
     ds = metaflood.open_event(event)
     assert set(ds.metaflood.missing) == {"image"}
+    assert ds["exclusion"].attrs["codes"] == exclusion_codes.NAMES
+    assert ds["reference_water"].attrs["codes"] == reference_water.NAMES
+    assert int(ds["flood_network"].max()) == 1 and ds["flood_network"].rio.nodata == 255
     assert ds["water"].dims == ("period", "y", "x")
     assert ds["water"].attrs["units"] == "percent"
     assert ds["water_sar"].attrs["codes"] == {0: "dry", 1: "water", 255: "no SAR"}
@@ -230,7 +259,8 @@ def test_open_event_equals_the_rasters_of_a_run(run_name, request):
     event_dir = workdir / "results" / "tiny"
     ds = metaflood.open_event(workdir / "results", "tiny")
     assert not ds.metaflood.missing  # every product, the water stage's included
-    for product in PRODUCTS:
+    assert "flood_network" not in ds  # not configured
+    for product in (p for p in PRODUCTS if not p.option):
         da = ds[product.name]
         for period, path in zip(("pre", "post"), product.files(event_dir), strict=False):
             part = da.sel(period=period) if product.per_period else da

@@ -60,6 +60,8 @@ def event_folder(tmp_path: Path, products: dict) -> Path:
         "flood/transitions.csv": products["transitions.csv"],
         "flood/exclusion.tif": products["exclusion.tif"],
         "flood/reference_water.tif": products["reference_water.tif"],
+        "water/pre.tif": products["pre_water"],
+        "water/post.tif": products["post_water"],
     }
     for rel, _title, *_ in ASSETS.values():
         target = event / rel
@@ -113,6 +115,22 @@ def test_catalog_is_valid_stac_with_projection_and_classification(products, tmp_
     assert item.properties["start_datetime"].startswith("2023-09-01")
     west, south, east, north = item.bbox
     assert 21 < west < east < 23 and 32 < south < north < 33
+
+
+def test_the_flood_network_is_described_where_the_run_made_it(products, tmp_path):
+    """`change.flood_network` is off by default: its probability is an asset only when
+    the run wrote it, and its absence is no missing product."""
+    event = event_folder(tmp_path, products)
+    write_catalog("e", EVENT, event, event / "catalog.json")
+    (item,) = pystac.Catalog.from_file(str(event / "catalog.json")).get_items()
+    assert "flood_network" not in item.assets
+    assert {"water_pre", "water_post"} <= set(item.assets)
+    shutil.copy(products["confidence.tif"], event / "flood" / "network.tif")
+    write_catalog("e", EVENT, event, event / "catalog.json")
+    (item,) = pystac.Catalog.from_file(str(event / "catalog.json")).get_items()
+    network = item.assets["flood_network"]
+    assert network.title.startswith("Flood network probability")
+    assert Path(network.get_absolute_href()).resolve() == (event / "flood/network.tif").resolve()
 
 
 def test_catalog_refuses_missing_products(products, tmp_path):

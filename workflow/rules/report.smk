@@ -79,6 +79,8 @@ rule products_catalog:
         "results/{event}/report.html",
         "results/{event}/mapbook.pdf",
         expand("results/{{event}}/landcover/{period}.tif", period=PERIODS),
+        expand("results/{{event}}/water/{period}.tif", period=PERIODS),
+        flood_network_product,
     output:
         catalog=report(
             "results/{event}/catalog.json",

@@ -50,6 +50,7 @@ class Product:
     what: str
     band_dim: str | None = None  # several bands: a dimension named so, labelled by them
     made_by: str = "the workflow"
+    option: str | None = None  # made only when this configuration key is set
 
     @property
     def per_period(self) -> bool:
@@ -98,6 +99,14 @@ PRODUCTS: tuple[Product, ...] = (
         "flood/sar_logratio.tif",
         "post/pre SAR log-ratio (dB) and filtered post-event VV",
         band_dim="ratio",
+    ),
+    Product("exclusion", "flood/exclusion.tif", "terrain exclusion: where SAR cannot say flood"),
+    Product("reference_water", "flood/reference_water.tif", "water before the event, by source"),
+    Product(
+        "flood_network",
+        "flood/network.tif",
+        "flood network probability (percent, not calibrated)",
+        option="change.flood_network",
     ),
     Product("extent", "flood/extent.tif", "flood extent"),
     Product("confidence", "flood/confidence.tif", "calibrated flood confidence (percent)"),
@@ -281,6 +290,11 @@ def _read_product(
 
 def _missing_message(product: Product, absent: list[Path], event_dir: Path) -> str:
     what = ", ".join(str(p) for p in absent)
+    if product.option:
+        return (
+            f"{product.name}: {what} not found: made only when the configuration sets "
+            f"{product.option}, which this run did not"
+        )
     if product.made_by != "the workflow":
         return (
             f"{product.name}: {what} not found: made by {product.made_by}, which this "
@@ -351,7 +365,8 @@ def open_event(
     Every variable keeps its file's CRS, transform and nodata (`da.rio.crs`,
     `da.rio.transform()`, `da.rio.nodata`) and its code meanings (`attrs["codes"]`).
     A product that is not there is left out and named in `ds.metaflood.missing`;
-    `ds.metaflood["name"]` says why it is absent and how to make it.
+    `ds.metaflood["name"]` says why it is absent and how to make it. A product of an
+    option the run did not set (`flood_network`) is left out, and is not missing.
     """
     event_dir = event_folder(results_dir, event).resolve()
     variables: dict[str, xr.DataArray] = {}
@@ -361,6 +376,8 @@ def open_event(
     for product in PRODUCTS:
         files = product.files(event_dir)
         absent = [f for f in files if not f.is_file()]
+        if absent and product.option:  # not configured: nothing is missing
+            continue
         if absent:
             missing[product.name] = _missing_message(product, absent, event_dir)
             continue
@@ -423,6 +440,10 @@ class EventAccessor:
             return self._ds[name]
         if name in self.missing:
             raise KeyError(self.missing[name])
+        optional = {p.name: p for p in PRODUCTS if p.option}
+        if name in optional:
+            product = optional[name]
+            raise KeyError(_missing_message(product, product.files(self.event_dir), self.event_dir))
         known = ", ".join(p.name for p in PRODUCTS)
         raise KeyError(f"{name!r} is not a metaflood product (products: {known})")
 

@@ -119,6 +119,20 @@ ASSETS: dict[str, tuple[str, str, str, list[str], list | None]] = {
         ["data"],
         _classes(REFERENCE_WATER_CLASSES, reference_water.NODATA),
     ),
+    "water_pre": (
+        "water/pre.tif",
+        "Where the water is before the event: fused water probability (percent)",
+        COG,
+        ["data"],
+        None,
+    ),
+    "water_post": (
+        "water/post.tif",
+        "Where the water is after the event: fused water probability (percent)",
+        COG,
+        ["data"],
+        None,
+    ),
     "landcover_pre": (
         "landcover/pre.tif",
         "Pre-event land cover (MetaRS)",
@@ -151,6 +165,16 @@ ASSETS: dict[str, tuple[str, str, str, list[str], list | None]] = {
     ),
     "report": ("report.html", "Flood report", pystac.MediaType.HTML, ["overview"], None),
     "mapbook": ("mapbook.pdf", "Printable map book", "application/pdf", ["overview"], None),
+}
+# Products of an option that is off by default: described where the run made them.
+OPTIONAL_ASSETS: dict[str, tuple[str, str, str, list[str], list | None]] = {
+    "flood_network": (
+        "flood/network.tif",
+        "Flood network probability (percent, not calibrated; change.flood_network)",
+        COG,
+        ["data"],
+        None,
+    ),
 }
 
 
@@ -202,7 +226,8 @@ def build_catalog(event: str, event_config: dict, event_dir: Path) -> pystac.Cat
         bbox=projection["bbox"],
     )
     item_dir = event_dir / ITEM_DIR
-    for key, (rel, title, media, roles, classes) in ASSETS.items():
+    optional = {k: v for k, v in OPTIONAL_ASSETS.items() if (event_dir / v[0]).exists()}
+    for key, (rel, title, media, roles, classes) in (ASSETS | optional).items():
         path = event_dir / rel
         if not path.exists():
             raise InputError(f"{path}: product missing, cannot describe it in the catalog")

@@ -86,7 +86,19 @@ def test_a_missing_root_or_an_empty_training_split_is_named(ombria, tmp_path):
     held_out_only = write_ombria(tmp_path / "held_out", [151], size=64)
     with pytest.raises(InputError, match=r"held_out: no OMBRIA triplet in the train split"):
         train_flood(held_out_only, tmp_path / "flood.pt", FloodRecipe(iterations=FEW))
+    with pytest.raises(InputError, match=r"trains on the train split or its fit part"):
+        train_flood(ombria, tmp_path / "flood.pt", FloodRecipe(iterations=FEW), split="test")
     assert not (tmp_path / "flood.pt").exists()
+
+
+def test_the_fit_part_leaves_the_validation_part_out(tmp_path):
+    """Trained on the fit part, the network never saw the validation part (numbers
+    100-149), on which its join to the evidence is fitted; the checkpoint says so."""
+    root = write_ombria(tmp_path / "ombria", [1, 101, 151], size=64)
+    out = tmp_path / "flood.pt"
+    summary = train_flood(root, out, FloodRecipe(iterations=FEW), log=lambda _: None, split="fit")
+    assert summary["triplets"] == 1
+    assert torch.load(out, weights_only=True)["meta"]["split"] == "fit"
 
 
 def test_the_command_defaults_to_the_recipe_that_did_best():

@@ -8,12 +8,14 @@ from PIL import Image
 
 from metaflood.core.errors import InputError
 from metaflood.training.layouts import (
+    FIT,
     LABEL_DRY,
     LABEL_NONE,
     LABEL_WATER,
     NOMINAL_DB,
     TEST,
     TRAIN,
+    VALIDATION,
     discover,
     etci_split,
     layout,
@@ -106,6 +108,23 @@ def test_split_rules_are_fixed():
     assert etci_split(16, 16) == TRAIN and etci_split(8, 16) == TEST
     assert ombria_split(149) == TRAIN and ombria_split(150) == TEST and ombria_split(200) == TRAIN
     assert ombria_split(13, "test") == TEST
+
+
+def test_the_training_split_has_a_fit_and_a_validation_part(tmp_path):
+    """Runs of 50 of OMBRIA's numbers (100-149 validate), blocks of ETCI's tiles."""
+    ombria = write_ombria(tmp_path / "ombria", [1, 101, 151, 201], size=32)
+    ids = {part: [r.id for r in discover(ombria, "ombria", part)] for part in (FIT, VALIDATION)}
+    assert ids == {FIT: ["train_0001", "train_0201"], VALIDATION: ["train_0101"]}
+    assert [r.id for r in discover(ombria, "ombria", TEST)] == ["train_0151"]
+    etci = write_etci(tmp_path / "etci", [(9, 0), (8, 8), (0, 0)])
+    # (9, 0) lies in block (1, 0), (8, 8) in (1, 1); (0, 0) is held out.
+    assert [r.position for r in discover(etci, "etci2021", VALIDATION)] == [(9, 0)]
+    assert [r.position for r in discover(etci, "etci2021", FIT)] == [(8, 8)]
+    s1f11 = write_sen1floods11(tmp_path / "s1f11", ["Bolivia_1"])
+    with pytest.raises(InputError, match="sen1floods11: no validation part"):
+        discover(s1f11, "sen1floods11", VALIDATION)
+    with pytest.raises(InputError, match="unknown split 'valid': one of train, test, fit, valid"):
+        discover(ombria, "ombria", "valid")
 
 
 def test_a_missing_folder_is_named(tmp_path):

@@ -31,7 +31,7 @@ from metaflood.model.flood_network import (
     with_presence_band,
 )
 from metaflood.model.losses import segmentation_ce
-from metaflood.training.layouts import LABEL_NONE, TRAIN, Sample, discover, load_ombria
+from metaflood.training.layouts import FIT, LABEL_NONE, TRAIN, Sample, discover, load_ombria
 
 DROPS = ("any", "optical")  # see FloodRecipe.drop
 BATCH, CROP = 16, 128
@@ -198,13 +198,17 @@ def train_flood(
     recipe: FloodRecipe,
     threads: int = 1,
     log: Callable[[str], None] = print,
+    split: str = TRAIN,
 ) -> dict:
-    """Train on the training split of an OMBRIA-layout root and write the checkpoint to
+    """Train on the training split of an OMBRIA-layout root (or its `fit` part, leaving
+    the validation part for fitting the network's join) and write the checkpoint to
     `out`, the recipe and the set it learnt from recorded beside the weights."""
+    if split not in (TRAIN, FIT):
+        raise InputError(f"the flood network trains on the {TRAIN} split or its {FIT} part")
     torch.set_num_threads(max(1, int(threads)))
-    data = load_flood_set(root, TRAIN, recipe.statistics)
+    data = load_flood_set(root, split, recipe.statistics)
     n = len(data.ids)
-    log(f"{n} training triplets from {root}")
+    log(f"{n} training triplets ({split}) from {root}")
     start = time.perf_counter()
     net = train_flood_network(data, recipe, log)
     seconds = round(time.perf_counter() - start, 1)
@@ -214,7 +218,7 @@ def train_flood(
         recipe.inputs(data.optical_bands),
         recipe=asdict(recipe),
         trained_on=str(root),
-        split=TRAIN,
+        split=split,
         triplets=n,
         training_seconds=seconds,
     )

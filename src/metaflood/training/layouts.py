@@ -24,6 +24,12 @@ The train/measure split of each layout is fixed here, before any result is looke
 - Sen1Floods11: the dataset's own hand-labelled split files when present
   (flood_test_data.csv measures; train and valid train); without them every chip
   measures (a model that never trained on the set).
+
+A second fit that learns from a trained model's outputs (the flood network's join to the
+change stage's evidence) needs outputs on samples that model did not train on: the
+training split has two parts, `fit` and `validation`, the model training on `fit` and the
+second fit learning on `validation`. OMBRIA's validation part is the runs of 50 where
+(number // 50) % 4 == 2, ETCI's the blocks where (x // 8 + y // 8) % 3 == 1.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from metaflood.core.errors import InputError
 LABEL_DRY, LABEL_WATER, LABEL_NONE = 0, 1, 255
 TRAIN, TEST = "train", "test"
 SPLITS = (TRAIN, TEST)
+FIT, VALIDATION = "fit", "validation"  # the two parts of TRAIN
+PARTS = (FIT, VALIDATION)
 # The 8-bit sets on a nominal scale: 0..255 -> -30..0 dB, 0..255 -> reflectance 0..0.2
 # (the Sentinel-2 true-colour stretch). A stand-in so that water lands below -15 dB and
 # reflectance in 0..1, not a calibration.
@@ -453,8 +461,30 @@ def discover(root: str | Path, name: str, split: str | None = None) -> list[Samp
     if not root.is_dir():
         raise InputError(f"{root}: no such dataset folder")
     refs = layout(name).discover(root)
+    if split in PARTS:
+        if name not in VALIDATION_PARTS:
+            raise InputError(f"{name}: no validation part of the training split is defined")
+        validates = VALIDATION_PARTS[name]
+        return [r for r in refs if r.split == TRAIN and validates(r) == (split == VALIDATION)]
     if split is not None:
         if split not in SPLITS:
-            raise InputError(f"unknown split {split!r}: one of {', '.join(SPLITS)}")
+            raise InputError(f"unknown split {split!r}: one of {', '.join(SPLITS + PARTS)}")
         refs = [r for r in refs if r.split == split]
     return refs
+
+
+def _ombria_validates(ref: SampleRef) -> bool:
+    return (int(ref.id.rsplit("_", 1)[1]) // 50) % 4 == 2
+
+
+def _etci_validates(ref: SampleRef) -> bool:
+    x, y = ref.position
+    return (x // 8 + y // 8) % 3 == 1
+
+
+# Whether a training sample lies in the validation part of the training split (see the
+# module's docstring): runs and blocks, as the measuring split is cut.
+VALIDATION_PARTS: dict[str, Callable[[SampleRef], bool]] = {
+    "ombria": _ombria_validates,
+    "etci2021": _etci_validates,
+}

@@ -281,14 +281,64 @@ def cmd_calibrate_confidence(args: argparse.Namespace) -> None:
     )
     held_out = result["leave_one_event_out"]
     print("leave-one-event-out reliability (each event scored by a fit on the others)")
-    print(f"{'confidence':>10} {'pixels':>9} {'mean':>6} {'flooded %':>9}")
-    for row in held_out["reliability"]:
-        mean = "" if row["mean_confidence"] is None else f"{row['mean_confidence']:.1f}"
-        seen = "" if row["observed_flooded_percent"] is None else row["observed_flooded_percent"]
-        print(f"{row['confidence']:>10} {row['pixels']:>9} {mean:>6} {seen:>9}")
+    _print_reliability(held_out["reliability"])
     for name, high in held_out["per_event"].items():
         print(f"{name}: precision at confidence >= {high['threshold']}: {high['precision']}")
     print(f"all: precision at confidence >= 80: {held_out['high_confidence']['precision']}")
+
+
+def _print_reliability(rows: list[dict]) -> None:
+    print(f"{'confidence':>10} {'pixels':>9} {'mean':>6} {'flooded %':>9}")
+    for row in rows:
+        mean = "" if row["mean_confidence"] is None else f"{row['mean_confidence']:.1f}"
+        seen = "" if row["observed_flooded_percent"] is None else row["observed_flooded_percent"]
+        print(f"{row['confidence']:>10} {row['pixels']:>9} {mean:>6} {seen:>9}")
+
+
+# fit-flood-join
+
+
+def _fit_flood_join_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "dumps",
+        nargs="+",
+        help="evidence dumps of benchmark-real --flood-network NETWORK --dump-evidence, on "
+        "samples the network did not train on (train-flood --split fit; --split validation)",
+    )
+    p.add_argument("--flood-network", required=True, help="the network the dumps were mapped with")
+    p.add_argument("--calibration", help="the calibration to add the join to (default: shipped)")
+    p.add_argument("--out", required=True)
+
+
+@command(
+    "fit-flood-join",
+    "fit how the flood network's probability joins the calibrated confidence",
+    _fit_flood_join_options,
+)
+def cmd_fit_flood_join(args: argparse.Namespace) -> None:
+    from metaflood.flood.calibrate import calibrate_network_join
+
+    calibration = calibrate_network_join(
+        [Path(p) for p in args.dumps],
+        Path(args.flood_network),
+        Path(args.out),
+        base=Path(args.calibration) if args.calibration else None,
+    )
+    check = calibration["network_join"]["leave_one_event_out"]
+    print("reliability of the join, each part of the dumps joined by a fit on the others")
+    _print_reliability(check["reliability"])
+    by_cut = check["flood_iou_by_cut"]
+    lines = list(next(iter(by_cut.values())))
+    print("flood IoU on the same parts and pixels, by where the extent is cut (percent):")
+    print(f"{'cut':>5} " + " ".join(f"{line:>10}" for line in lines))
+    for cut, ious in by_cut.items():
+        print(f"{cut:>5} " + " ".join(f"{ious[line]:>10.4f}" for line in lines))
+    high = check["high_confidence"]
+    print(f"precision at confidence >= {high['threshold']}: {high['precision']}")
+    print(
+        f"wrote {args.out}: set it as change.calibration beside change.flood_network (and "
+        "change.flooded_min_confidence at the cut the table above favours)"
+    )
 
 
 # benchmark-real
@@ -299,10 +349,10 @@ def _benchmark_real_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=("sen1floods11", "etci2021", "ombria"), required=True)
     p.add_argument(
         "--split",
-        choices=("test", "train", "all"),
+        choices=("test", "train", "fit", "validation", "all"),
         default="test",
-        help="test: the held-out samples of the layout's fixed split; all: every sample (a set "
-        "no model trained on)",
+        help="test: the held-out samples of the layout's fixed split; train, and its parts fit "
+        "and validation; all: every sample (a set no model trained on)",
     )
     p.add_argument("--checkpoint", default="results/models/metars.pt")
     p.add_argument("--configfile", help="model, change and coregister sections (config.yaml)")
@@ -439,6 +489,13 @@ def _train_flood_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--split",
+        choices=("train", "fit"),
+        default="train",
+        help="train: the whole training split; fit: without its validation part, on which "
+        "the network's join to the evidence is then fitted (default: %(default)s)",
+    )
     p.add_argument("--threads", type=int, default=2)
 
 
@@ -456,6 +513,7 @@ def cmd_train_flood(args: argparse.Namespace) -> None:
         FloodRecipe.from_options(args),
         threads=args.threads,
         log=lambda msg: print(msg, flush=True),
+        split=args.split,
     )
     print(json.dumps(summary, indent=2))
 

@@ -7,7 +7,6 @@ from rasterio.transform import from_origin
 
 from metaflood.core.classes import BARREN, BUILDING, CLASS_NAMES, WATER
 from metaflood.core.errors import InputError
-from metaflood.core.raster import write_cog
 from metaflood.flood.change import (
     DRY,
     EXTENT_NODATA,
@@ -19,7 +18,7 @@ from metaflood.flood.change import (
     joined_probability,
     map_flood,
 )
-from tests.helpers.flood_inputs import FLOOD, write_inputs
+from tests.helpers.flood_inputs import FLOOD, write_inputs, write_network
 from tests.helpers.flood_inputs import class_maps as product_class_maps
 
 TRANSFORM = from_origin(600000, 3630000, 2.0, 2.0)
@@ -206,13 +205,7 @@ def test_the_flood_network_adds_flood_the_evidence_missed_and_nothing_it_cannot_
     network[:8] = 95  # the sea
     network[FLOOD] = 10  # the flood the evidence found, which the network doubts
     network[0:64, 60:64] = NETWORK_NODATA
-    paths["network"] = write_cog(
-        tmp_path / "in" / "network.tif",
-        network,
-        crs="EPSG:32634",
-        transform=TRANSFORM,
-        nodata=NETWORK_NODATA,
-    )
+    paths["network"] = write_network(tmp_path / "in" / "network.tif", network)
     joined = tmp_path / "joined"
     summary = run_change(paths, joined, network=paths["network"])
     assert summary["flood_network"] is True

@@ -135,3 +135,10 @@ def write_inputs(tmp_path: Path) -> dict[str, Path]:
     valid[:, 32:] = 1
     paths["valid"] = cog("valid.tif", valid, 255)
     return paths
+
+
+def write_network(path: Path, percent: np.ndarray, tags: dict | None = None) -> Path:
+    """A flood/network.tif on the inputs' grid (percent, 255 nodata)."""
+    from metaflood.flood.change import NETWORK_NODATA
+
+    return write_cog(path, percent, crs=CRS, transform=TRANSFORM, nodata=NETWORK_NODATA, tags=tags)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from metaflood.cli import main
 from metaflood.core.errors import ConfigError, InputError
+from metaflood.flood.calibrate import NETWORK_FIELD
 from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
 from metaflood.training.flood import FloodRecipe, train_flood
 from tests.helpers.realdata_sets import write_etci, write_ombria, write_sen1floods11
@@ -151,7 +152,10 @@ def test_a_flood_network_is_scored_alone_and_only_adds_to_the_extent(tmp_path, v
     rows = {}
     for name, flood_network in (("alone", None), ("joined", network)):
         settings = settings_from(vv_checkpoint, None, threads=1, flood_network=flood_network)
-        run_benchmark(BenchmarkRun(root, "ombria", "test", tmp_path / name, settings))
+        dump = tmp_path / f"{name}.npz"
+        run_benchmark(
+            BenchmarkRun(root, "ombria", "test", tmp_path / name, settings, None, None, dump)
+        )
         rows[name] = _rows(tmp_path / name / "benchmark.csv")
     extent = "flood extent (confidence >= 50)"
     for condition in ("both", "sar_only", "post_sar_only"):
@@ -163,6 +167,52 @@ def test_a_flood_network_is_scored_alone_and_only_adds_to_the_extent(tmp_path, v
     assert "flood network: `" in (tmp_path / "joined" / "benchmark.md").read_text()
     with pytest.raises(ConfigError, match="flood network .*missing.pt: no such file"):
         settings_from(vv_checkpoint, None, flood_network=tmp_path / "missing.pt")
+    # The dump keeps the network's probability beside the evidence, for fit-flood-join.
+    with np.load(tmp_path / "joined.npz") as joined, np.load(tmp_path / "alone.npz") as alone:
+        assert NETWORK_FIELD not in alone
+        percent = joined[NETWORK_FIELD]
+        assert percent.shape == joined["flood_label"].shape and percent.dtype == np.uint8
+        assert ((percent <= 100) | (percent == 255)).all()
+
+
+def test_a_fitted_join_runs_through_the_benchmark_for_its_network(tmp_path, vv_checkpoint):
+    """fit-flood-join on a dump of the validation part, then the held-out sample scored
+    with that join; another network's join is refused naming the product."""
+    root = write_ombria(tmp_path / "ombria", [1, 2, 101, 102, 150])
+    network = tmp_path / "flood.pt"
+    train_flood(root, network, FloodRecipe(iterations=2), log=lambda _: None, split="fit")
+    settings = settings_from(vv_checkpoint, None, threads=1, flood_network=network)
+    dump = tmp_path / "validation.npz"
+    run_benchmark(
+        BenchmarkRun(root, "ombria", "validation", tmp_path / "v", settings, None, None, dump)
+    )
+    main(
+        [
+            "fit-flood-join",
+            str(dump),
+            "--flood-network",
+            str(network),
+            "--out",
+            str(tmp_path / "cal.json"),
+        ]
+    )
+    joined = dataclasses.replace(settings, calibration=tmp_path / "cal.json")
+    board = run_benchmark(BenchmarkRun(root, "ombria", "test", tmp_path / "t", joined))
+    assert board.samples == 1
+    other = tmp_path / "other.pt"
+    train_flood(root, other, FloodRecipe(iterations=2, seed=1), log=lambda _: None, split="fit")
+    with pytest.raises(InputError, match="network.tif: written by the flood network with sha256"):
+        run_benchmark(
+            BenchmarkRun(
+                root,
+                "ombria",
+                "test",
+                tmp_path / "o",
+                dataclasses.replace(
+                    joined, change=dataclasses.replace(joined.change, flood_network=str(other))
+                ),
+            )
+        )
 
 
 def test_adapting_per_condition_learns_only_from_the_periods_allowed_to_teach(

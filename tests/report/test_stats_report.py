@@ -14,6 +14,7 @@ from metaflood.core.raster import write_cog
 from metaflood.core.reliability import HIGH_CONFIDENCE
 from metaflood.core.settings import ExclusionSettings, section_defaults
 from metaflood.flood.change import FLOODED_MIN_CONFIDENCE_TAG, map_flood
+from metaflood.flood.confidence import JOIN_FEATURES, load_calibration
 from metaflood.flood.reference_water import write_reference_water
 from metaflood.flood.stats import flooded_from, write_stats
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
@@ -140,7 +141,7 @@ def make_stats(p, tmp_path, **kwargs):
         sar_summary=p["sar_summary"],
         water=[p["pre_water_summary"], p["post_water_summary"]],
         checkpoint=p["checkpoint"],
-        calibration=None,
+        calibration=kwargs.pop("calibration", None),
         validation=None,
         out=tmp_path / "stats.json",
         out_impact=tmp_path / "impact.csv",
@@ -263,6 +264,18 @@ def test_the_statistics_and_report_say_when_a_flood_network_was_joined(products,
     assert stats["flood_network"]["checkpoint"] == "models/flood.pt"
     html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
     assert "A flood network trained on flood masks\n(models/flood.pt) is joined" in html
+    assert stats["flood_network"]["joined_by"] == "the higher of the two"
+    assert "where its probability is the higher" in html
+    # A calibration with a join fitted for the network (metaflood fit-flood-join).
+    calibration = load_calibration() | {"network_join": {"features": list(JOIN_FEATURES)}}
+    (tmp_path / "cal.json").write_text(json.dumps(calibration))
+    stats = make_stats(
+        products, tmp_path, network_summary=summary, calibration=tmp_path / "cal.json"
+    )
+    assert stats["flood_network"]["joined_by"] == "fitted join"
+    html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
+    assert "by a join fitted on real flood masks" in html
+    assert "where its probability is the higher" not in html
 
 
 def test_report_says_where_pre_event_water_is_not_counted(products, tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from metaflood.core.errors import ConfigError
+from metaflood.flood.confidence import JOIN_FEATURES
 from metaflood.workflow import (
     check_config_file,
     job_memory_mb,
@@ -222,3 +223,20 @@ def test_a_bad_flood_network_stops_the_run_at_start_naming_the_key(tmp_path):
         check_config(config, tmp_path)
     _flood_network(tmp_path / "flood.pt")
     check_config(config, tmp_path)  # a flood network checkpoint passes
+    # A calibration whose join was fitted for another network is refused at start too.
+    import json
+
+    from metaflood.core.hashing import file_sha256
+    from metaflood.flood.confidence import load_calibration
+
+    calibration = load_calibration()
+    calibration["network_join"] = {"features": list(JOIN_FEATURES), "network_sha256": "0" * 64}
+    (tmp_path / "cal.json").write_text(json.dumps(calibration))
+    config["change"]["calibration"] = "cal.json"
+    with pytest.raises(
+        ConfigError, match=r"change.calibration: cal.json's network_join was fitted for another"
+    ):
+        check_config(config, tmp_path)
+    calibration["network_join"]["network_sha256"] = file_sha256(tmp_path / "flood.pt")
+    (tmp_path / "cal.json").write_text(json.dumps(calibration))
+    check_config(config, tmp_path)

@@ -21,12 +21,18 @@ from metaflood.core.errors import InputError
 from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import atomic_path
 from metaflood.core.reliability import high_confidence_precision, reliability_table
+from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.confidence import (
+    JOIN_FEATURES,
+    NETWORK_JOIN,
     VARIANTS,
     WITH_SAR,
     Evidence,
     feature_matrix,
     flood_probability,
+    join_features,
+    load_calibration,
+    network_join_probability,
     read_evidence,
     variant_masks,
 )
@@ -39,6 +45,7 @@ class CalibrationEvent:
     evidence: Evidence
     flooded: np.ndarray  # bool truth on the grid
     known: np.ndarray  # truth defined and land cover mapped
+    network: np.ndarray | None = None  # the flood network's probability (NaN unknown)
 
 
 def load_event(event_dir: Path, truth_dir: Path) -> CalibrationEvent:
@@ -72,6 +79,11 @@ FLOOD_FIELDS = (
     "ratio_margin_db",
     "water_margin_db",
 )
+# The cuts (change.flooded_min_confidence, percent) at which the join's check scores the
+# extent: a calibrated confidence maps its best IoU below 50 where the evidence is weak.
+CHECKED_CUTS = (20, 25, 30, 35, 40, 45, 50)
+# The dump's flood network probability (percent, 255 unknown), where the benchmark ran one.
+NETWORK_FIELD = "flood_network"
 # A real set's dump is cut into this many runs of consecutive samples, scored as events of
 # their own (leave-one-event-out), so its reliability is measured on samples it did not fit.
 DUMP_PARTS = 4
@@ -84,6 +96,7 @@ def load_dump(path: Path) -> list[CalibrationEvent]:
         with np.load(path) as data:
             fields = {f: data[f"flood_{f}"] for f in FLOOD_FIELDS}
             label, sample = data["flood_label"], data["flood_sample"]
+            network = data.get(NETWORK_FIELD)
     except (OSError, KeyError, ValueError) as err:
         raise InputError(
             f"{path}: not a flood evidence dump of benchmark-real (a set with flood masks, "
@@ -96,10 +109,21 @@ def load_dump(path: Path) -> list[CalibrationEvent]:
         where = np.isin(sample, part)
         evidence = Evidence(**{f: v[where] for f, v in fields.items()})
         known = (label[where] <= 1) & evidence.mapped
+        name = f"{Path(path).stem}#{i + 1}"
         events.append(
-            CalibrationEvent(f"{Path(path).stem}#{i + 1}", evidence, label[where] == 1, known)
+            CalibrationEvent(
+                name, evidence, label[where] == 1, known, network_probability(network, where)
+            )
         )
     return events
+
+
+def network_probability(percent: np.ndarray | None, where: np.ndarray) -> np.ndarray | None:
+    """A dump's flood network percent (255 unknown) as a probability, NaN where unknown."""
+    if percent is None:
+        return None
+    picked = percent[where]
+    return np.where(picked == NETWORK_NODATA, np.nan, picked / 100.0)
 
 
 def fit_variant(X: np.ndarray, y: np.ndarray) -> dict:
@@ -190,6 +214,101 @@ def calibrate(
         },
         "variants": fit_models(events),
         "leave_one_event_out": leave_one_event_out(events),
+    }
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(calibration, indent=1))
+    return calibration
+
+
+# --- the flood network's join ------------------------------------------------------------
+
+
+def _join_sample(events: list[CalibrationEvent], base: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The join's features and truth over the events' pixels where the calibrated
+    probability (by `base`) and the network's are both known."""
+    X, y = [], []
+    for event in events:
+        if event.network is None:
+            raise InputError(
+                f"{event.name}: no flood network probability in this dump (run "
+                "benchmark-real with --flood-network and --dump-evidence)"
+            )
+        probability = flood_probability(event.evidence, base)
+        where = event.known & np.isfinite(probability) & np.isfinite(event.network)
+        X.append(
+            join_features(
+                probability[where], event.network[where], event.evidence.optical_post[where]
+            )
+        )
+        y.append(event.flooded[where])
+    return np.concatenate(X), np.concatenate(y)
+
+
+def fit_join(events: list[CalibrationEvent], base: dict) -> dict:
+    """The join (logistic, then isotonic) of `base`'s calibrated probability and the
+    network's, fitted on every pixel of the events where both are known."""
+    return {"features": list(JOIN_FEATURES)} | fit_variant(*_join_sample(events, base))
+
+
+def join_leave_one_event_out(events: list[CalibrationEvent], base: dict) -> dict:
+    """Each event joined by a fit on the others: its reliability, and the flood IoU at
+    each of CHECKED_CUTS of the calibrated probability alone, of the higher of the two
+    (the default join), of the fitted join and of the network alone, on the same pixels."""
+    percents, truths = [], []
+    lines = ("calibrated", "higher", "fitted", "network")
+    counts = {(line, cut): np.zeros(3, np.int64) for line in lines for cut in CHECKED_CUTS}
+    for i, event in enumerate(events):
+        join = fit_join(events[:i] + events[i + 1 :], base)
+        probability = flood_probability(event.evidence, base)
+        where = event.known & np.isfinite(probability) & np.isfinite(event.network)
+        calibrated, network = probability[where], event.network[where]
+        fitted = network_join_probability(
+            join, calibrated, network, event.evidence.optical_post[where]
+        )
+        flooded = event.flooded[where]
+        joined = (calibrated, np.fmax(calibrated, network), fitted, network)
+        for line, p in zip(lines, joined, strict=True):
+            for cut in CHECKED_CUTS:
+                mapped = np.rint(100 * p) >= cut  # as the extent is cut from the percent
+                hits = (mapped & flooded).sum()
+                counts[line, cut] += [hits, mapped.sum() - hits, flooded.sum() - hits]
+        percents.append(np.rint(100 * fitted))
+        truths.append(flooded)
+    percent, flooded = np.concatenate(percents), np.concatenate(truths)
+    return {
+        "reliability": reliability_table(percent, flooded),
+        "high_confidence": high_confidence_precision(percent, flooded),
+        "flood_iou_by_cut": {
+            str(cut): {line: _iou(*counts[line, cut]) for line in lines} for cut in CHECKED_CUTS
+        },
+    }
+
+
+def _iou(hits: int, false_alarms: int, misses: int) -> float:
+    return round(float(hits / max(hits + false_alarms + misses, 1)), 4)
+
+
+def calibrate_network_join(
+    dumps: list[Path], network: Path, out: Path, *, base: Path | None = None
+) -> dict:
+    """Add to a confidence calibration (`base`; the shipped one by default) the join of its
+    probability to the flood network's, fitted on real sets' evidence dumps that were
+    mapped with that network (on samples it did not train on), and write it to `out`."""
+    calibration = load_calibration(base)
+    events = [event for path in dumps for event in load_dump(path)]
+    if len(events) < 2:
+        raise InputError("at least two parts of a dump are needed (the check is leave-one-out)")
+    if not Path(network).is_file():
+        raise InputError(f"{network}: flood network checkpoint not found")
+    calibration[NETWORK_JOIN] = fit_join(events, calibration) | {
+        "network_sha256": file_sha256(network),
+        "fitted_on": {
+            "dumps": [str(p) for p in dumps],
+            "events": [e.name for e in events],
+            "pixels": int(sum(e.known.sum() for e in events)),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+        "leave_one_event_out": join_leave_one_event_out(events, calibration),
     }
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(calibration, indent=1))

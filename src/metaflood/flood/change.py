@@ -30,9 +30,11 @@ from metaflood.core.exclusion_codes import EXCLUDING
 from metaflood.core.raster import atomic_path, open_georeferenced, read_window, write_cog
 from metaflood.flood.confidence import (
     CONFIDENCE_NODATA,
+    NETWORK_JOIN,
     EvidenceSource,
     flood_probability,
     load_calibration,
+    network_join_probability,
     to_percent,
 )
 from metaflood.flood.mmu import drop_small_patches
@@ -54,6 +56,12 @@ NETWORK_NODATA = 255  # of flood/network.tif (percent)
 NETWORK_DEFINITION = (
     "; where the flood network's probability (not calibrated) is higher, that probability"
 )
+NETWORK_JOIN_DEFINITION = (
+    ", joined to the flood network's probability by a fit on real flood masks (network_join)"
+)
+# The tag of flood/network.tif that names the checkpoint's content, which a fitted join
+# must have been fitted for.
+NETWORK_SHA256_TAG = "checkpoint_sha256"
 
 # The confidence product's tag that records where the extent was cut (percent).
 FLOODED_MIN_CONFIDENCE_TAG = "flooded_min_confidence"
@@ -176,6 +184,9 @@ def map_flood(
                 *((p, src.profile) for p, src in extra_src.items()),
             ]
         )
+        join = None
+        if network is not None:
+            join = network_join(calibration_model, extra_src[network], network)
         transform, crs = pre_src.transform, pre_src.crs
         shape = (pre_src.height, pre_src.width)
         pre = np.empty(shape, np.uint8)
@@ -191,7 +202,10 @@ def map_flood(
             probability = flood_probability(block, calibration_model)
             if network is not None:
                 probability = joined_probability(
-                    probability, read_window(extra_src[network], window, 1)
+                    probability,
+                    read_window(extra_src[network], window, 1),
+                    join=join,
+                    optical_post=block.optical_post,
                 )
             reference = None
             if reference_water is not None:
@@ -230,7 +244,7 @@ def map_flood(
         units=("percent",),
         tags={
             "definition": "calibrated probability (percent) that the pixel is newly flooded"
-            + (NETWORK_DEFINITION if network is not None else ""),
+            + _network_definition(network, join),
             "flooded_at": f"{flooded_min_confidence} and above",
             FLOODED_MIN_CONFIDENCE_TAG: str(flooded_min_confidence),
         },
@@ -248,14 +262,49 @@ def map_flood(
     }
 
 
-def joined_probability(probability: np.ndarray, network_percent: np.ndarray) -> np.ndarray:
-    """The calibrated probability, or the flood network's (percent, 255 nodata) where that
-    is higher: on new events each finds flood the other misses, and joining them this way
-    was measured to map more of it (docs/realdata.md). Pixels the calibrated evidence
-    cannot weigh stay unknown."""
+def joined_probability(
+    probability: np.ndarray,
+    network_percent: np.ndarray,
+    *,
+    join: dict | None = None,
+    optical_post: np.ndarray | None = None,
+) -> np.ndarray:
+    """The calibrated probability joined to the flood network's (percent, 255 nodata).
+
+    With a fitted `join` (the calibration's network_join), the two weighed as it was
+    fitted on real flood masks; without, the higher of the two: on new events each finds
+    flood the other misses, and taking the higher was measured to map more of it
+    (docs/realdata.md). Pixels the calibrated evidence cannot weigh stay unknown."""
     known = np.isfinite(probability) & (network_percent != NETWORK_NODATA)
-    network = network_percent.astype(np.float32) / 100
+    network = np.where(network_percent == NETWORK_NODATA, np.nan, network_percent / 100.0)
+    if join is not None:
+        if optical_post is None:
+            raise ValueError("a fitted join needs where the post-event optical image was seen")
+        return network_join_probability(join, probability, network, optical_post)
     return np.where(known, np.fmax(probability, network), probability)
+
+
+def network_join(calibration: dict, network_src: rasterio.DatasetReader, path: Path) -> dict | None:
+    """The calibration's fitted join, if it has one; an InputError when it was fitted for
+    another flood network than the one that wrote `path`."""
+    join = calibration.get(NETWORK_JOIN)
+    if join is None:
+        return None
+    fitted_for = join.get("network_sha256")
+    made_by = network_src.tags().get(NETWORK_SHA256_TAG)
+    if fitted_for != made_by:
+        raise InputError(
+            f"{path}: written by the flood network with sha256 {made_by}, but the confidence "
+            f"calibration's {NETWORK_JOIN} was fitted for {fitted_for}: refit it for this "
+            "network (`metaflood fit-flood-join`), or use a calibration without a join"
+        )
+    return join
+
+
+def _network_definition(network: Path | None, join: dict | None) -> str:
+    if network is None:
+        return ""
+    return NETWORK_JOIN_DEFINITION if join is not None else NETWORK_DEFINITION
 
 
 def excluded_pixels(codes: np.ndarray) -> np.ndarray:

@@ -139,10 +139,16 @@ def load_calibration(path: Path | None = None) -> dict:
                 f"{path}: variant {variant!r} is missing or was fitted on other features; "
                 "refit it with `metaflood calibrate-confidence`"
             )
+    join = calibration.get(NETWORK_JOIN)
+    if join is not None and tuple(join.get("features", ())) != JOIN_FEATURES:
+        raise InputError(
+            f"{path}: its {NETWORK_JOIN} was fitted on other features; refit it with "
+            "`metaflood fit-flood-join`"
+        )
     return calibration
 
 
-def _apply_variant(model: dict, X: np.ndarray) -> np.ndarray:
+def apply_variant(model: dict, X: np.ndarray) -> np.ndarray:
     score = X @ np.asarray(model["coef"]) + model["intercept"]
     raw = 1.0 / (1.0 + np.exp(-score))
     iso = model["isotonic"]
@@ -155,8 +161,48 @@ def flood_probability(evidence: Evidence, calibration: dict) -> np.ndarray:
     for variant, where in variant_masks(evidence).items():
         if where.any():
             X = feature_matrix(evidence, where, variant)
-            probability[where] = _apply_variant(calibration["variants"][variant], X)
+            probability[where] = apply_variant(calibration["variants"][variant], X)
     return probability
+
+
+# --- the flood network's join ---------------------------------------------------------
+# Where a flood network is configured, the calibrated probability and the network's are
+# joined. By default the higher of the two is taken (change.joined_probability). A join
+# fitted on real flood masks (`metaflood fit-flood-join`, stored in the calibration as
+# "network_join" for one network, whose sha256 it records) weighs them instead: the
+# default keeps the calibrated evidence's false alarms where the network is sure there
+# is no flood. The network reads the optical images only where both are clear, so whether
+# the post-event image was seen is a feature, alone and with the network's logit.
+NETWORK_JOIN = "network_join"
+JOIN_FEATURES = (
+    "calibrated",
+    "network",
+    "calibrated_x_network",
+    "optical_post",
+    "network_x_optical",
+)
+
+
+def join_features(
+    probability: np.ndarray, network: np.ndarray, optical_post: np.ndarray
+) -> np.ndarray:
+    """(pixels, JOIN_FEATURES) of 1-D arrays of known probabilities."""
+    calibrated, net = _logit(probability), _logit(network)
+    optical = optical_post.astype(np.float64)
+    return np.column_stack([calibrated, net, calibrated * net, optical, net * optical])
+
+
+def network_join_probability(
+    join: dict, probability: np.ndarray, network: np.ndarray, optical_post: np.ndarray
+) -> np.ndarray:
+    """The fitted join where both probabilities are known (NaN unknown); elsewhere the
+    calibrated probability, as it is."""
+    known = np.isfinite(probability) & np.isfinite(network)
+    out = probability.astype(np.float64, copy=True)
+    if known.any():
+        X = join_features(probability[known], network[known], optical_post[known])
+        out[known] = apply_variant(join, X)
+    return out
 
 
 def to_percent(probability: np.ndarray) -> np.ndarray:

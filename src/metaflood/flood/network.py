@@ -27,6 +27,7 @@ import torch
 
 from metaflood.core.blockwise import block_windows, with_halo
 from metaflood.core.errors import InputError
+from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import (
     atomic_path,
     band_index,
@@ -34,7 +35,7 @@ from metaflood.core.raster import (
     open_georeferenced,
     read_sampled,
 )
-from metaflood.flood.change import NETWORK_NODATA
+from metaflood.flood.change import NETWORK_NODATA, NETWORK_SHA256_TAG
 from metaflood.flood.sar_change import SAR_VALID_BIT, VALID_NODATA, same_grid
 from metaflood.model.checkpoint import resolve_device
 from metaflood.model.flood_network import (
@@ -149,6 +150,7 @@ def map_flood_network(
                     "definition": "probability (percent) that the flood network calls the "
                     "pixel flooded; not calibrated",
                     "checkpoint": Path(checkpoint).name,
+                    NETWORK_SHA256_TAG: file_sha256(checkpoint),
                     "network": inputs.network,
                 },
                 smooth=True,

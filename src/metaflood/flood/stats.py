@@ -34,7 +34,7 @@ from metaflood.flood.change import (
     FLOODED_MIN_CONFIDENCE_TAG,
     PERMANENT,
 )
-from metaflood.flood.confidence import DEFAULT_CALIBRATION
+from metaflood.flood.confidence import DEFAULT_CALIBRATION, NETWORK_JOIN, load_calibration
 
 ROUTES = {1: "both", 2: "sar_only", 3: "optical_only", 0: "none"}
 ROUTE_OUTSIDE = 255
@@ -122,6 +122,17 @@ def _shares(by_route: xr.DataArray, total: int) -> dict:
     return {
         name: round(int(n) / total, 6)
         for name, n in zip(ROUTES.values(), by_route.values, strict=True)
+    }
+
+
+def network_provenance(network_summary: Path | None, calibration: Path | None) -> dict | None:
+    """What the flood network read (flood/network.json) and how it was joined to the
+    calibrated confidence: by the calibration's fitted join, or the higher of the two."""
+    if network_summary is None:
+        return None
+    fitted = load_calibration(calibration).get(NETWORK_JOIN) is not None
+    return json.loads(Path(network_summary).read_text()) | {
+        "joined_by": "fitted join" if fitted else "the higher of the two"
     }
 
 
@@ -297,9 +308,7 @@ def write_stats(
             for period, p in zip(("pre", "post"), water, strict=True)
         },
         "confidence_calibration": calibration_provenance(calibration, checkpoint_sha),
-        "flood_network": json.loads(Path(network_summary).read_text())
-        if network_summary is not None
-        else None,
+        "flood_network": network_provenance(network_summary, calibration),
         "transitions_km2": pd.read_csv(transitions, index_col=0).to_dict(orient="index"),
         "coverage": {
             period: _shares(counts["by_route"][i], counts["inside"][i])

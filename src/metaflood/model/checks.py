@@ -84,3 +84,17 @@ def check_flood_network(config: dict, base_dir: Path | str = ".") -> None:
         load_flood_network(path)
     except InputError as err:
         raise ConfigError(f"change.flood_network: {err}") from err
+    calibration = config["change"].get("calibration")
+    if calibration and (Path(base_dir) / calibration).is_file():
+        from metaflood.flood.confidence import NETWORK_JOIN, load_calibration
+
+        try:
+            join = load_calibration(Path(base_dir) / calibration).get(NETWORK_JOIN)
+        except InputError as err:
+            raise ConfigError(f"change.calibration: {err}") from err
+        if join is not None and join.get("network_sha256") != file_sha256(path):
+            raise ConfigError(
+                f"change.calibration: {calibration}'s {NETWORK_JOIN} was fitted for another "
+                f"flood network than change.flood_network ({checkpoint}): refit it for this "
+                "network (`metaflood fit-flood-join`), or use a calibration without a join"
+            )

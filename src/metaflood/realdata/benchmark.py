@@ -27,7 +27,7 @@ from metaflood.core.settings import (
     CoregisterSettings,
     apply_defaults,
 )
-from metaflood.flood.calibrate import FLOOD_FIELDS
+from metaflood.flood.calibrate import FLOOD_FIELDS, NETWORK_FIELD
 from metaflood.realdata.pipeline import PipelineSettings, SampleOutputs, run_sample
 from metaflood.realdata.scores import KEY_FIELDS, SCORE_FIELDS, Scoreboard
 from metaflood.training.layouts import LABEL_NONE, discover, layout, partial_water_labels
@@ -123,6 +123,9 @@ def collect_evidence(
             for field in FLOOD_FIELDS:
                 values = getattr(evidence, field).ravel()[picked]
                 dump.setdefault(f"flood_{field}", []).append(values)
+            if result.flood[condition]["network"] is not None:  # for fit-flood-join
+                network = result.flood[condition]["network"].ravel()[picked]
+                dump.setdefault(NETWORK_FIELD, []).append(network)
             dump.setdefault("flood_label", []).append(result.flood_label.ravel()[picked])
             dump.setdefault("flood_sample", []).append(np.full(picked.size, seed, np.int32))
 

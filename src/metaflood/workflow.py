@@ -22,7 +22,8 @@ from metaflood.core.config import (
 from metaflood.core.errors import ConfigError
 from metaflood.core.raster import GDAL_CACHE_MB
 from metaflood.core.settings import schema_error
-from metaflood.model.checks import check_flood_network, check_model_sections
+from metaflood.flood.checks import check_flood_network
+from metaflood.model.checks import check_model_sections
 
 
 def prepare_job_environment(src_dir: str | Path) -> None:

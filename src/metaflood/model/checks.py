@@ -1,5 +1,4 @@
-"""Start-up checks of the `model:` and `train:` sections, and of the flood network the
-`change:` section names, that a schema cannot express."""
+"""Start-up checks of the `model:` and `train:` sections that a schema cannot express."""
 
 from __future__ import annotations
 
@@ -62,39 +61,3 @@ def check_model_sections(config: dict, base_dir: Path | str = ".") -> None:
             raise ConfigError("train.earthmiss_root: required when train.dataset is earthmiss")
         if not (base / root).is_dir():
             raise ConfigError(f"train.earthmiss_root: {root} is not a directory")
-
-
-def check_flood_network(config: dict, base_dir: Path | str = ".") -> None:
-    """Raise ConfigError naming `change.flood_network` when the file is missing or is not a
-    flood network checkpoint, so a bad path fails before acquisition, not at the rule."""
-    checkpoint = config.get("change", {}).get("flood_network")
-    if not checkpoint:
-        return
-    path = Path(base_dir) / checkpoint
-    if not path.is_file():
-        raise ConfigError(
-            f"change.flood_network: {checkpoint} does not exist (train one with "
-            "`metaflood train-flood`, or set it to null)"
-        )
-    # torch only when a flood network is configured, as for model.checkpoint.
-    from metaflood.core.errors import InputError
-    from metaflood.model.flood_network import load_flood_network
-
-    try:
-        load_flood_network(path)
-    except InputError as err:
-        raise ConfigError(f"change.flood_network: {err}") from err
-    calibration = config["change"].get("calibration")
-    if calibration and (Path(base_dir) / calibration).is_file():
-        from metaflood.flood.confidence import NETWORK_JOIN, load_calibration
-
-        try:
-            join = load_calibration(Path(base_dir) / calibration).get(NETWORK_JOIN)
-        except InputError as err:
-            raise ConfigError(f"change.calibration: {err}") from err
-        if join is not None and join.get("network_sha256") != file_sha256(path):
-            raise ConfigError(
-                f"change.calibration: {calibration}'s {NETWORK_JOIN} was fitted for another "
-                f"flood network than change.flood_network ({checkpoint}): refit it for this "
-                "network (`metaflood fit-flood-join`), or use a calibration without a join"
-            )

@@ -6,6 +6,10 @@ output is calibrated) and its reliability measured: per confidence bin, the shar
 pixels that were flooded. The reliability reported is leave-one-event-out: each event
 is scored by a model fitted on the others, so the table shows how the confidence
 behaves on a scene it has not seen.
+
+The flood network's join to that confidence (`fit-flood-join`) is fitted the same way, on
+a real set's evidence dumps mapped with the network on samples it did not train on, and
+checked leave-one-out over runs of the dump.
 """
 
 from __future__ import annotations
@@ -294,12 +298,12 @@ def calibrate_network_join(
     """Add to a confidence calibration (`base`; the shipped one by default) the join of its
     probability to the flood network's, fitted on real sets' evidence dumps that were
     mapped with that network (on samples it did not train on), and write it to `out`."""
+    if not Path(network).is_file():
+        raise InputError(f"{network}: flood network checkpoint not found")
     calibration = load_calibration(base)
     events = [event for path in dumps for event in load_dump(path)]
     if len(events) < 2:
         raise InputError("at least two parts of a dump are needed (the check is leave-one-out)")
-    if not Path(network).is_file():
-        raise InputError(f"{network}: flood network checkpoint not found")
     calibration[NETWORK_JOIN] = fit_join(events, calibration) | {
         "network_sha256": file_sha256(network),
         "fitted_on": {

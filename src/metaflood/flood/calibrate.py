@@ -32,11 +32,11 @@ from metaflood.flood.confidence import (
     VARIANTS,
     WITH_SAR,
     Evidence,
+    apply_variant,
     feature_matrix,
     flood_probability,
     join_features,
     load_calibration,
-    network_join_probability,
     read_evidence,
     variant_masks,
 )
@@ -227,49 +227,56 @@ def calibrate(
 # --- the flood network's join ------------------------------------------------------------
 
 
-def _join_sample(events: list[CalibrationEvent], base: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The join's features and truth over the events' pixels where the calibrated
-    probability (by `base`) and the network's are both known."""
-    X, y = [], []
-    for event in events:
-        if event.network is None:
-            raise InputError(
-                f"{event.name}: no flood network probability in this dump (run "
-                "benchmark-real with --flood-network and --dump-evidence)"
-            )
-        probability = flood_probability(event.evidence, base)
-        where = event.known & np.isfinite(probability) & np.isfinite(event.network)
-        X.append(
-            join_features(
-                probability[where], event.network[where], event.evidence.optical_post[where]
-            )
+@dataclass
+class JoinPixels:
+    """One event's pixels where the calibrated probability (by the base calibration) and
+    the network's are both known: what the join is fitted on and checked with."""
+
+    calibrated: np.ndarray
+    network: np.ndarray
+    optical_post: np.ndarray
+    flooded: np.ndarray
+
+    @property
+    def features(self) -> np.ndarray:
+        return join_features(self.calibrated, self.network, self.optical_post)
+
+
+def join_pixels(event: CalibrationEvent, base: dict) -> JoinPixels:
+    if event.network is None:
+        raise InputError(
+            f"{event.name}: no flood network probability in this dump (run "
+            "benchmark-real with --flood-network and --dump-evidence)"
         )
-        y.append(event.flooded[where])
-    return np.concatenate(X), np.concatenate(y)
+    probability = flood_probability(event.evidence, base)
+    where = event.known & np.isfinite(probability) & np.isfinite(event.network)
+    return JoinPixels(
+        probability[where],
+        event.network[where],
+        event.evidence.optical_post[where],
+        event.flooded[where],
+    )
 
 
-def fit_join(events: list[CalibrationEvent], base: dict) -> dict:
-    """The join (logistic, then isotonic) of `base`'s calibrated probability and the
-    network's, fitted on every pixel of the events where both are known."""
-    return {"features": list(JOIN_FEATURES)} | fit_variant(*_join_sample(events, base))
+def fit_join(pixels: list[JoinPixels]) -> dict:
+    """The join (logistic, then isotonic) of the calibrated probability and the
+    network's, fitted on every pixel of the events."""
+    X = np.concatenate([p.features for p in pixels])
+    y = np.concatenate([p.flooded for p in pixels])
+    return {"features": list(JOIN_FEATURES)} | fit_variant(X, y)
 
 
-def join_leave_one_event_out(events: list[CalibrationEvent], base: dict) -> dict:
+def join_leave_one_event_out(pixels: list[JoinPixels]) -> dict:
     """Each event joined by a fit on the others: its reliability, and the flood IoU at
     each of CHECKED_CUTS of the calibrated probability alone, of the higher of the two
     (the default join), of the fitted join and of the network alone, on the same pixels."""
     percents, truths = [], []
     lines = ("calibrated", "higher", "fitted", "network")
     counts = {(line, cut): np.zeros(3, np.int64) for line in lines for cut in CHECKED_CUTS}
-    for i, event in enumerate(events):
-        join = fit_join(events[:i] + events[i + 1 :], base)
-        probability = flood_probability(event.evidence, base)
-        where = event.known & np.isfinite(probability) & np.isfinite(event.network)
-        calibrated, network = probability[where], event.network[where]
-        fitted = network_join_probability(
-            join, calibrated, network, event.evidence.optical_post[where]
-        )
-        flooded = event.flooded[where]
+    for i, event in enumerate(pixels):
+        join = fit_join(pixels[:i] + pixels[i + 1 :])
+        fitted = apply_variant(join, event.features)
+        calibrated, network, flooded = event.calibrated, event.network, event.flooded
         joined = (calibrated, np.fmax(calibrated, network), fitted, network)
         for line, p in zip(lines, joined, strict=True):
             for cut in CHECKED_CUTS:
@@ -304,7 +311,8 @@ def calibrate_network_join(
     events = [event for path in dumps for event in load_dump(path)]
     if len(events) < 2:
         raise InputError("at least two parts of a dump are needed (the check is leave-one-out)")
-    calibration[NETWORK_JOIN] = fit_join(events, calibration) | {
+    pixels = [join_pixels(event, calibration) for event in events]
+    calibration[NETWORK_JOIN] = fit_join(pixels) | {
         "network_sha256": file_sha256(network),
         "fitted_on": {
             "dumps": [str(p) for p in dumps],
@@ -312,7 +320,7 @@ def calibrate_network_join(
             "pixels": int(sum(e.known.sum() for e in events)),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
-        "leave_one_event_out": join_leave_one_event_out(events, calibration),
+        "leave_one_event_out": join_leave_one_event_out(pixels),
     }
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(calibration, indent=1))

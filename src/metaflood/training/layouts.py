@@ -165,8 +165,13 @@ def _paired(first: dict[str, Path], others: Mapping[str, dict[str, Path]], what:
 _ETCI_TILE = re.compile(r"^(?P<id>.+_x-(?P<x>\d+)_y-(?P<y>\d+))_vv\.png$")
 
 
+def etci_block_class(x: int, y: int) -> int:
+    """0, 1 or 2 for the tile's block of 8 x 8 tiles: 0 measures, 1 validates."""
+    return (x // 8 + y // 8) % 3
+
+
 def etci_split(x: int, y: int) -> str:
-    return TEST if (x // 8 + y // 8) % 3 == 0 else TRAIN
+    return TEST if etci_block_class(x, y) == 0 else TRAIN
 
 
 # Each tile's files beside its VV image: role -> (folder, file name).
@@ -265,11 +270,20 @@ OMBRIA_OPTICAL_BANDS = ("swir16", "nir", "green")
 OMBRIA_TRAIN_FOLDER = "train"
 
 
+def ombria_run_class(number: int) -> int:
+    """0 to 3 for the triplet's run of 50 numbers: 3 measures, 2 validates."""
+    return (number // 50) % 4
+
+
+def ombria_number(ref: SampleRef) -> int:
+    return int(ref.id.rsplit("_", 1)[1])
+
+
 def ombria_split(number: int, folder: str = OMBRIA_TRAIN_FOLDER) -> str:
     """Only the dataset's own train folder may train, and a quarter of it measures."""
     if folder != OMBRIA_TRAIN_FOLDER:
         return TEST
-    return TEST if (number // 50) % 4 == 3 else TRAIN
+    return TEST if ombria_run_class(number) == 3 else TRAIN
 
 
 def discover_ombria(root: Path) -> list[SampleRef]:
@@ -306,7 +320,7 @@ def load_ombria(ref: SampleRef) -> Sample:
         | {ref.files[f"optical_{p}"]: optical[p] for p in ("pre", "post")},
         shape,
     )
-    number = int(ref.id.rsplit("_", 1)[1])
+    number = ombria_number(ref)
     left = NOMINAL_ORIGIN[0] + (number % 64) * 2 * shape[1] * NOMINAL_RESOLUTION
     top = NOMINAL_ORIGIN[1] - (number // 64) * 2 * shape[0] * NOMINAL_RESOLUTION
     return Sample(
@@ -473,18 +487,9 @@ def discover(root: str | Path, name: str, split: str | None = None) -> list[Samp
     return refs
 
 
-def _ombria_validates(ref: SampleRef) -> bool:
-    return (int(ref.id.rsplit("_", 1)[1]) // 50) % 4 == 2
-
-
-def _etci_validates(ref: SampleRef) -> bool:
-    x, y = ref.position
-    return (x // 8 + y // 8) % 3 == 1
-
-
 # Whether a training sample lies in the validation part of the training split (see the
 # module's docstring): runs and blocks, as the measuring split is cut.
 VALIDATION_PARTS: dict[str, Callable[[SampleRef], bool]] = {
-    "ombria": _ombria_validates,
-    "etci2021": _etci_validates,
+    "ombria": lambda ref: ombria_run_class(ombria_number(ref)) == 2,
+    "etci2021": lambda ref: etci_block_class(*ref.position) == 1,
 }

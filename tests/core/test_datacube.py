@@ -183,6 +183,7 @@ def test_the_water_and_flood_layers_are_read_when_they_exist(synthetic_event, tm
             tags={"values": ", ".join(f"{c} {n}" for c, n in names.items())} if names else None,
             **grid,
         )
+    record_flood_network(event)
     ds = metaflood.open_event(event)
     assert set(ds.metaflood.missing) == {"image"}
     assert ds["exclusion"].attrs["codes"] == exclusion_codes.NAMES
@@ -194,6 +195,32 @@ def test_the_water_and_flood_layers_are_read_when_they_exist(synthetic_event, tm
     assert list(ds["evidence"].values) == ["sar_margin_db", "water_index", "index_margin"]
     assert ds["water_evidence"].rio.nodata != ds["water_evidence"].rio.nodata  # NaN
     assert int(ds["water"].sel(period="post").max()) == 40
+
+
+def record_flood_network(event: Path) -> None:
+    """stats.json as a run with `change.flood_network` set writes it."""
+    stats_path = event / "flood" / "stats.json"
+    stats = json.loads(stats_path.read_text())
+    stats_path.write_text(json.dumps(stats | {"flood_network": {"joined_by": "fitted join"}}))
+
+
+def test_a_flood_network_left_by_an_earlier_run_is_not_this_runs(synthetic_event, tmp_path):
+    """A run with `change.flood_network` off leaves an earlier run's network.tif where it
+    was: it is not read, and asking for it says why; a run that made it and lost it
+    names it missing."""
+    event = tmp_path / "results" / "synth"
+    shutil.copytree(synthetic_event, event)
+    shutil.copy(event / "flood" / "confidence.tif", event / "flood" / "network.tif")
+    ds = metaflood.open_event(event)
+    assert "flood_network" not in ds and "flood_network" not in ds.metaflood.missing
+    with pytest.raises(KeyError, match=r"this run did not \(.*network\.tif is left from an ear"):
+        ds.metaflood["flood_network"]
+    record_flood_network(event)
+    assert "flood_network" in metaflood.open_event(event)
+    (event / "flood" / "network.tif").unlink()
+    ds = metaflood.open_event(event)
+    with pytest.raises(KeyError, match=r"network\.tif not found \(removed since the run\?\)"):
+        ds.metaflood["flood_network"]
 
 
 def test_a_product_off_the_grid_is_named(synthetic_event, tmp_path):

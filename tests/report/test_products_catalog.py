@@ -119,13 +119,19 @@ def test_catalog_is_valid_stac_with_projection_and_classification(products, tmp_
 
 def test_the_flood_network_is_described_where_the_run_made_it(products, tmp_path):
     """`change.flood_network` is off by default: its probability is an asset only when
-    the run wrote it, and its absence is no missing product."""
+    the run made it (stats.json records it), and its absence is no missing product."""
     event = event_folder(tmp_path, products)
     write_catalog("e", EVENT, event, event / "catalog.json")
     (item,) = pystac.Catalog.from_file(str(event / "catalog.json")).get_items()
     assert "flood_network" not in item.assets
     assert {"water_pre", "water_post"} <= set(item.assets)
+    # left by an earlier run with the option on: not this run's product
     shutil.copy(products["confidence.tif"], event / "flood" / "network.tif")
+    write_catalog("e", EVENT, event, event / "catalog.json")
+    (item,) = pystac.Catalog.from_file(str(event / "catalog.json")).get_items()
+    assert "flood_network" not in item.assets
+    # made by this run, as its stats.json records
+    (event / "flood" / "stats.json").write_text(json.dumps({"flood_network": {}}))
     write_catalog("e", EVENT, event, event / "catalog.json")
     (item,) = pystac.Catalog.from_file(str(event / "catalog.json")).get_items()
     network = item.assets["flood_network"]

@@ -50,7 +50,9 @@ class Product:
     what: str
     band_dim: str | None = None  # several bands: a dimension named so, labelled by them
     made_by: str = "the workflow"
-    option: str | None = None  # made only when this configuration key is set
+    # Made only when this configuration key is set; stats.json then records the product
+    # under its name (a file a run with the option on left behind is not this run's).
+    option: str | None = None
 
     @property
     def per_period(self) -> bool:
@@ -59,6 +61,11 @@ class Product:
     def files(self, event_dir: Path) -> list[Path]:
         periods = PERIODS if self.per_period else (None,)
         return [event_dir / self.path.format(period=p) for p in periods]
+
+    def made_by_run(self, stats: dict) -> bool:
+        """Whether the run whose stats.json is `stats` made this product: always for a
+        product of every run, and for an option's only where stats.json records it."""
+        return self.option is None or stats.get(self.name) is not None
 
 
 PRODUCTS: tuple[Product, ...] = (
@@ -288,13 +295,17 @@ def _read_product(
     return da.rename(product.name), grid
 
 
+def _not_set_message(product: Product, event_dir: Path) -> str:
+    stale = [str(p) for p in product.files(event_dir) if p.is_file()]
+    left = f" ({', '.join(stale)} is left from an earlier run)" if stale else ""
+    return (
+        f"{product.name}: made only when the configuration sets {product.option}, "
+        f"which this run did not{left}"
+    )
+
+
 def _missing_message(product: Product, absent: list[Path], event_dir: Path) -> str:
     what = ", ".join(str(p) for p in absent)
-    if product.option:
-        return (
-            f"{product.name}: {what} not found: made only when the configuration sets "
-            f"{product.option}, which this run did not"
-        )
     if product.made_by != "the workflow":
         return (
             f"{product.name}: {what} not found: made by {product.made_by}, which this "
@@ -366,18 +377,20 @@ def open_event(
     `da.rio.transform()`, `da.rio.nodata`) and its code meanings (`attrs["codes"]`).
     A product that is not there is left out and named in `ds.metaflood.missing`;
     `ds.metaflood["name"]` says why it is absent and how to make it. A product of an
-    option the run did not set (`flood_network`) is left out, and is not missing.
+    option the run did not set (`flood_network`) is left out, and is not missing, even
+    where an earlier run with the option on left its file.
     """
     event_dir = event_folder(results_dir, event).resolve()
+    stats = json.loads((event_dir / FINISHED).read_text())
     variables: dict[str, xr.DataArray] = {}
     missing: dict[str, str] = {}
     grid = None
     legend = class_legend(event_dir)
     for product in PRODUCTS:
+        if not product.made_by_run(stats):  # an option this run did not set
+            continue
         files = product.files(event_dir)
         absent = [f for f in files if not f.is_file()]
-        if absent and product.option:  # not configured: nothing is missing
-            continue
         if absent:
             missing[product.name] = _missing_message(product, absent, event_dir)
             continue
@@ -442,8 +455,7 @@ class EventAccessor:
             raise KeyError(self.missing[name])
         optional = {p.name: p for p in PRODUCTS if p.option}
         if name in optional:
-            product = optional[name]
-            raise KeyError(_missing_message(product, product.files(self.event_dir), self.event_dir))
+            raise KeyError(_not_set_message(optional[name], self.event_dir))
         known = ", ".join(p.name for p in PRODUCTS)
         raise KeyError(f"{name!r} is not a metaflood product (products: {known})")
 

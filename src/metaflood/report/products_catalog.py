@@ -23,6 +23,7 @@ from shapely.geometry import box, mapping, shape
 
 from metaflood.core import exclusion_codes
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, CLASS_NODATA
+from metaflood.core.datacube import PRODUCTS
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path
 from metaflood.flood import reference_water
@@ -166,7 +167,8 @@ ASSETS: dict[str, tuple[str, str, str, list[str], list | None]] = {
     "report": ("report.html", "Flood report", pystac.MediaType.HTML, ["overview"], None),
     "mapbook": ("mapbook.pdf", "Printable map book", "application/pdf", ["overview"], None),
 }
-# Products of an option that is off by default: described where the run made them.
+# Products of an option that is off by default: described where the run made them (as
+# its stats.json records; not where an earlier run with the option on left the file).
 OPTIONAL_ASSETS: dict[str, tuple[str, str, str, list[str], list | None]] = {
     "flood_network": (
         "flood/network.tif",
@@ -226,7 +228,7 @@ def build_catalog(event: str, event_config: dict, event_dir: Path) -> pystac.Cat
         bbox=projection["bbox"],
     )
     item_dir = event_dir / ITEM_DIR
-    optional = {k: v for k, v in OPTIONAL_ASSETS.items() if (event_dir / v[0]).exists()}
+    optional = {k: v for k, v in OPTIONAL_ASSETS.items() if _made_by_run(k, event_dir)}
     for key, (rel, title, media, roles, classes) in (ASSETS | optional).items():
         path = event_dir / rel
         if not path.exists():
@@ -246,6 +248,14 @@ def build_catalog(event: str, event_config: dict, event_dir: Path) -> pystac.Cat
     catalog.set_self_href(str(event_dir / "catalog.json"))
     item.set_self_href(str(item_dir / f"{item.id}.json"))
     return catalog
+
+
+def _made_by_run(name: str, event_dir: Path) -> bool:
+    stats = event_dir / ASSETS["stats"][0]
+    if not stats.is_file():
+        return False  # the loop over ASSETS names it missing
+    (product,) = (p for p in PRODUCTS if p.name == name)
+    return product.made_by_run(json.loads(stats.read_text()))
 
 
 def write_catalog(event: str, event_config: dict, event_dir: Path, out: Path) -> Path:

@@ -5,6 +5,8 @@
 #   chromium, chromium-driver  the report is opened in headless Chromium (tests/browser.py)
 #   slurm-wlm, munge           the SLURM profile runs on a real single-node cluster
 #                              (tests/slurm_cluster.py)
+#   python3-qgis               QGIS opens the products with their styles
+#                              (tests/helpers/qgis_drawing.py)
 #
 # Whatever is missing is installed when this can be done here (root, apt-get), without
 # questions. Otherwise it says which packages are missing, what that does to the tests,
@@ -12,7 +14,7 @@
 # instead (CI must not pass without them).
 set -euo pipefail
 
-PACKAGES=(chromium chromium-driver slurm-wlm munge)
+PACKAGES=(chromium chromium-driver slurm-wlm munge python3-qgis)
 
 # A package counts as present when the programs the tests run from it are found, so a
 # machine that has them from elsewhere is not asked to install them again.
@@ -23,6 +25,7 @@ present() {
         chromium-driver) have chromedriver ;;
         slurm-wlm) have slurmctld && have slurmd && have sbatch && have squeue && have sinfo && have srun ;;
         munge) have munged && have munge ;;
+        python3-qgis) /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 ;;
     esac
 }
 
@@ -62,6 +65,7 @@ for package in "${missing[@]}"; do
     case "$package" in
         chromium | chromium-driver) browser=missing ;;
         slurm-wlm | munge) slurm=missing ;;
+        python3-qgis) qgis=missing ;;
     esac
 done
 if [ "${browser:-}" = missing ]; then
@@ -71,6 +75,10 @@ fi
 if [ "${slurm:-}" = missing ]; then
     echo "  without slurm-wlm and munge, the SLURM tests (tests/test_slurm.py) are SKIPPED" \
         "(they also need root, to start the daemons)" >&2
+fi
+if [ "${qgis:-}" = missing ]; then
+    echo "  without python3-qgis, the tests that open the products in QGIS" \
+        "(tests/report/test_qgis_styles.py, tests/workflow/test_workflow.py) are SKIPPED" >&2
 fi
 echo "  to install them on Debian or Ubuntu: sudo apt-get install --no-install-recommends" \
     "${missing[*]} (or run \`make test\` as root); elsewhere, the same packages from the" \

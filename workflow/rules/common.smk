@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from metaflood.core.config import event_grid, event_tiles
 from metaflood.core.errors import ConfigError
 from metaflood.core.settings import apply_defaults
+from metaflood.report.qgis_styles import style_path, styled_products
 from metaflood.workflow import (
     blocked_output,
     job_memory_mb,
@@ -173,7 +174,20 @@ def final_products():
             f"results/{event}/flood/polygons.gpkg",
             f"results/{event}/catalog.json",
         ]
+        products += [
+            f"results/{event}/{style_path(product)}"
+            for product in styled_products(
+                flood_network=bool(config["change"]["flood_network"])
+            )
+        ]
     return products
+
+
+# The products the rule qgis_style styles (paths in the event folder, without .tif).
+QGIS_STYLED = "|".join(
+    re.escape(product.removesuffix(".tif"))
+    for product in styled_products(flood_network=True)
+)
 
 
 # Tiling: an event whose grid is larger than tiling.tile_px runs co-registration, land

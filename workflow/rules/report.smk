@@ -1,5 +1,5 @@
-# Report: one self-contained HTML page per event, a printable PDF map book, and a STAC
-# catalog of the products.
+# Report: one self-contained HTML page per event, a printable PDF map book, a STAC
+# catalog of the products, and QGIS styles for the continuous ones.
 
 
 rule report:
@@ -102,3 +102,24 @@ rule products_catalog:
         event=event_json,
     script:
         "../scripts/products_catalog.py"
+
+
+rule qgis_style:
+    input:
+        "results/{event}/{product}.tif",
+    output:
+        "results/{event}/{product}.qml",
+    log:
+        "results/{event}/logs/qgis_style/{product}.log",
+    benchmark:
+        "results/{event}/benchmarks/qgis_style/{product}.tsv"
+    wildcard_constraints:
+        product=QGIS_STYLED,
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/qgis_style.py"

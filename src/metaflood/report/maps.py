@@ -19,6 +19,7 @@ from metaflood.flood.sar_change import (
     polarisation_mean,
 )
 from metaflood.report.figures import classes_rgba, optical_composite, sar_image, scalar_rgba
+from metaflood.report.ramps import CONFIDENCE, LOG_RATIO, Ramp
 
 AVAILABILITY_COLORS = {
     3: (0, 153, 68, 255),  # both valid
@@ -144,16 +145,16 @@ def event_maps(layers: Layers) -> dict[str, dict]:
     }
     maps["confidence"] = {
         "image": scalar_rgba(
-            layers.confidence.astype(float), "magma_r", 0, 100, layers.confidence <= 100
+            layers.confidence.astype(float), *_scale(CONFIDENCE), layers.confidence <= 100
         ),
         "title": "Flood confidence (calibrated probability of new water)",
-        "colorbar": ("magma_r", 0, 100, "confidence (%)"),
+        "colorbar": (*_scale(CONFIDENCE), CONFIDENCE.label),
     }
     ratio = polarisation_mean(layers.sar_ratio[:2]) if layers.sar_ratio.size else None
     maps["sar_ratio"] = {
-        "image": scalar_rgba(ratio, "RdBu", -15, 15),
+        "image": scalar_rgba(ratio, *_scale(LOG_RATIO)),
         "title": "SAR change: log-ratio post / pre (VV and VH mean)",
-        "colorbar": ("RdBu", -15, 15, "change (dB)"),
+        "colorbar": (*_scale(LOG_RATIO), LOG_RATIO.label),
     }
     maps["sar_evidence"] = {
         "image": sar_image(layers.stacks[1], layers.stack_bands[1]),
@@ -185,6 +186,10 @@ def event_maps(layers: Layers) -> dict[str, dict]:
             "legend": AVAILABILITY_LEGEND,
         }
     return {key: spec | common for key, spec in maps.items()}
+
+
+def _scale(ramp: Ramp) -> tuple[str, float, float]:
+    return ramp.colormap, ramp.minimum, ramp.maximum
 
 
 def _post_background(stack: np.ndarray, bands: tuple[str, ...]) -> tuple[np.ndarray, str]:

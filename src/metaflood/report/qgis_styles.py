@@ -1,0 +1,123 @@
+"""QGIS layer styles (.qml) for the continuous products.
+
+Class rasters carry their colour table and open in QGIS coloured as they are; a
+probability or a change in dB would open in grey. QGIS applies `<name>.qml` beside a
+raster as the layer's default style when it loads the file, so a style written here
+colours its product as the report does, with a legend in the product's unit, without a
+project file.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from metaflood.core.errors import InputError
+from metaflood.report.ramps import CONFIDENCE, FLOOD_NETWORK, LOG_RATIO, WATER, Ramp
+
+PERIODS = ("pre", "post")
+# Each styled product (its path in the event folder, "{period}" for one per period), the
+# description of the band to colour, and its ramp.
+STYLED: dict[str, tuple[str, Ramp]] = {
+    "flood/confidence.tif": ("flood_confidence", CONFIDENCE),
+    "flood/sar_logratio.tif": ("VV_log_ratio", LOG_RATIO),
+    "water/{period}.tif": ("water_probability", WATER),
+    "flood/network.tif": ("flood_network_probability", FLOOD_NETWORK),
+}
+# Made only when the configuration sets change.flood_network.
+OPTIONAL = {"flood/network.tif"}
+
+
+def styled_products(*, flood_network: bool) -> list[str]:
+    """The paths (in the event folder) of the products a run styles."""
+    return [
+        pattern.format(period=period)
+        for pattern in STYLED
+        if flood_network or pattern not in OPTIONAL
+        for period in (PERIODS if "{period}" in pattern else (None,))
+    ]
+
+
+def style_path(raster: str | Path) -> Path:
+    """Where QGIS looks for a raster's default style."""
+    return Path(raster).with_suffix(".qml")
+
+
+def layer_style(ramp: Ramp, band: int) -> str:
+    """A QGIS style (QML) colouring `band` through `ramp`, values between the stops
+    interpolated; nodata stays transparent, as the raster declares it."""
+    qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
+    pipe = ET.SubElement(qgis, "pipe")
+    renderer = ET.SubElement(
+        pipe,
+        "rasterrenderer",
+        type="singlebandpseudocolor",
+        band=str(band),
+        opacity="1",
+        alphaBand="-1",
+        classificationMin=_number(ramp.minimum),
+        classificationMax=_number(ramp.maximum),
+        nodataColor="",
+    )
+    ET.SubElement(renderer, "rasterTransparency")
+    limits = ET.SubElement(renderer, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster")):
+        ET.SubElement(limits, tag).text = text
+    shader = ET.SubElement(
+        ET.SubElement(renderer, "rastershader"),
+        "colorrampshader",
+        colorRampType="INTERPOLATED",
+        classificationMode="2",  # equal interval: the stops are evenly spaced
+        clip="0",
+        minimumValue=_number(ramp.minimum),
+        maximumValue=_number(ramp.maximum),
+        labelPrecision="0",
+    )
+    for value, (red, green, blue, alpha) in ramp.stops():
+        ET.SubElement(
+            shader,
+            "item",
+            value=_number(value),
+            label=_number(value),
+            color=f"#{red:02x}{green:02x}{blue:02x}",
+            alpha=str(alpha),
+        )
+    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
+    ET.SubElement(qgis, "blendMode").text = "0"
+    ET.indent(qgis)
+    body = ET.tostring(qgis, encoding="unicode")
+    return f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{body}\n"
+
+
+def write_style(raster: str | Path, product: str) -> Path:
+    """The style of `product` (its path in the event folder, as `styled_products` gives
+    it) beside `raster`, written atomically. The band to colour is found by its
+    description, so a product whose bands change keeps the right one (an InputError
+    naming the file when it is not there)."""
+    import rasterio
+
+    from metaflood.core.raster import atomic_path
+
+    by_product = {
+        pattern.format(period=period): style
+        for pattern, style in STYLED.items()
+        for period in PERIODS
+    }
+    description, ramp = by_product[product]
+    raster = Path(raster)
+    with rasterio.open(raster) as src:
+        descriptions = list(src.descriptions)
+    if description not in descriptions:
+        raise InputError(
+            f"{raster}: no band '{description}' to style (bands: {descriptions}); "
+            "is it the product it is named for?"
+        )
+    out = style_path(raster)
+    with atomic_path(out) as tmp:
+        tmp.write_text(layer_style(ramp, descriptions.index(description) + 1))
+    return out
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"

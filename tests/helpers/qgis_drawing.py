@@ -1,0 +1,39 @@
+"""Ask the QGIS a user has (Debian's python3-qgis, under the system Python) how it draws
+rasters: tests/helpers/qgis_probe.py runs there, outside the project's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+PROBE = Path(__file__).with_name("qgis_probe.py")
+
+
+def qgis_draws(*rasters: Path) -> dict[Path, dict]:
+    """{raster: {valid, renderer, band, first_row_argb}} as QGIS opens each raster."""
+    has_qgis = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True, check=False
+    )
+    if has_qgis.returncode != 0:
+        pytest.skip(
+            "QGIS is not installed (Debian package python3-qgis; `make test` as root "
+            "installs it, .ci/system-packages.sh)"
+        )
+    done = subprocess.run(
+        [SYSTEM_PYTHON, str(PROBE), *map(str, rasters)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": "/tmp"},
+    )
+    assert done.returncode == 0, done.stderr
+    return {Path(path): drawn for path, drawn in json.loads(done.stdout).items()}
+
+
+def argb(red: int, green: int, blue: int, alpha: int = 255) -> int:
+    return alpha << 24 | red << 16 | green << 8 | blue

@@ -1,0 +1,39 @@
+"""Open rasters in QGIS as a user's QGIS opens them, and say how each is drawn.
+
+Run by the system Python that has QGIS (Debian's python3-qgis), not by the project's
+virtual environment: `python3 qgis_probe.py RASTER...` prints, as JSON, for each raster
+whether the layer is valid, its renderer's type, and the colour (ARGB, 0 transparent)
+QGIS draws each pixel of its first row in.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from qgis.core import QgsApplication, QgsRasterLayer  # noqa: E402
+
+
+def probe(path: str) -> dict:
+    layer = QgsRasterLayer(path, os.path.basename(path), "gdal")  # loads the default style
+    renderer = layer.renderer()
+    block = renderer.block(1, layer.extent(), layer.width(), layer.height())
+    return {
+        "valid": layer.isValid(),
+        "renderer": renderer.type(),
+        "band": getattr(renderer, "band", lambda: None)(),
+        "first_row_argb": [block.color(0, column) for column in range(layer.width())],
+    }
+
+
+def main() -> None:
+    app = QgsApplication([], False)
+    app.initQgis()
+    print(json.dumps({path: probe(path) for path in sys.argv[1:]}), flush=True)
+    # QGIS 3.22 can crash tearing down its application at exit: the answer is out.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""QGIS styles beside the continuous products: each colours its band as the report does,
+and QGIS, opening the raster, draws it so."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import colormaps
+from rasterio.transform import from_origin
+
+from metaflood.core.errors import InputError
+from metaflood.core.raster import write_cog
+from metaflood.report.qgis_styles import style_path, styled_products, write_style
+from metaflood.report.ramps import CONFIDENCE, LOG_RATIO
+from tests.helpers.qgis_drawing import argb, qgis_draws
+
+GRID = {"crs": "EPSG:32634", "transform": from_origin(500000, 3600000, 10, 10)}
+
+
+def percent_raster(path: Path, description: str) -> Path:
+    """A row of 0, 50 and 100 percent, then nodata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = np.array([[0, 50, 100, 255]], np.uint8)
+    write_cog(path, values, nodata=255, descriptions=(description,), **GRID)
+    return path
+
+
+def ratio_raster(path: Path) -> Path:
+    """The SAR ratio's bands, VV's log-ratio the second: -15, 0 and +15 dB, then nodata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vv = np.array([[-15, 0, 15, np.nan]], np.float32)
+    bands = np.stack([np.zeros_like(vv), vv, np.full_like(vv, -12)])
+    write_cog(
+        path,
+        bands,
+        nodata=np.nan,
+        descriptions=("VH_log_ratio", "VV_log_ratio", "VV_post_filtered"),
+        **GRID,
+    )
+    return path
+
+
+def rgb(colormap: str, position: float) -> tuple[int, int, int]:
+    return tuple(int(round(c * 255)) for c in colormaps[colormap](float(position))[:3])
+
+
+def test_a_run_styles_its_continuous_products():
+    assert styled_products(flood_network=False) == [
+        "flood/confidence.tif",
+        "flood/sar_logratio.tif",
+        "water/pre.tif",
+        "water/post.tif",
+    ]
+    assert "flood/network.tif" in styled_products(flood_network=True)
+    assert style_path("flood/confidence.tif") == Path("flood/confidence.qml")
+
+
+def test_the_style_colours_the_named_band_through_the_reports_ramp(tmp_path):
+    ratio = ratio_raster(tmp_path / "flood" / "sar_logratio.tif")
+    style = ET.parse(write_style(ratio, "flood/sar_logratio.tif")).getroot()
+    renderer = style.find("pipe/rasterrenderer")
+    assert renderer.get("type") == "singlebandpseudocolor"
+    assert renderer.get("band") == "2"  # found by its description, not its place
+    items = style.findall(".//colorrampshader/item")
+    assert [float(i.get("value")) for i in items] == list(np.linspace(-15, 15, 11))
+    assert items[0].get("color") == "#{:02x}{:02x}{:02x}".format(*rgb(LOG_RATIO.colormap, 0))
+    assert {i.get("alpha") for i in items} == {"255"}
+    confidence = percent_raster(tmp_path / "flood" / "confidence.tif", "flood_confidence")
+    items = ET.parse(write_style(confidence, "flood/confidence.tif")).findall(".//item")
+    assert items[0].get("alpha") == "0"  # no confidence fades into the base map
+    assert items[-1].get("color") == "#{:02x}{:02x}{:02x}".format(*rgb(CONFIDENCE.colormap, 1))
+
+
+def test_a_raster_without_the_band_is_refused(tmp_path):
+    wrong = percent_raster(tmp_path / "water" / "pre.tif", "flood_confidence")
+    with pytest.raises(InputError, match=r"pre\.tif: no band 'water_probability' to style"):
+        write_style(wrong, "water/pre.tif")
+    assert not style_path(wrong).exists()
+
+
+def test_qgis_draws_each_product_through_its_style(tmp_path):
+    """QGIS applies the style beside a raster when it opens it; without the style the
+    same raster is drawn in grey."""
+    confidence = percent_raster(tmp_path / "flood" / "confidence.tif", "flood_confidence")
+    water = percent_raster(tmp_path / "water" / "post.tif", "water_probability")
+    ratio = ratio_raster(tmp_path / "flood" / "sar_logratio.tif")
+    plain = percent_raster(tmp_path / "unstyled" / "confidence.tif", "flood_confidence")
+    for raster, product in (
+        (confidence, "flood/confidence.tif"),
+        (water, "water/post.tif"),
+        (ratio, "flood/sar_logratio.tif"),
+    ):
+        write_style(raster, product)
+    drawn = qgis_draws(confidence, water, ratio, plain)
+    assert all(layer["valid"] for layer in drawn.values())
+    assert drawn[confidence]["renderer"] == "singlebandpseudocolor"
+    transparent, half, full, nodata = drawn[confidence]["first_row_argb"]
+    assert transparent == 0 and nodata == 0
+    assert half == argb(*rgb("magma_r", 0.5)) and full == argb(*rgb("magma_r", 1.0))
+    assert drawn[water]["first_row_argb"][2] == argb(*rgb("Blues", 1.0))
+    assert drawn[ratio]["band"] == 2
+    low, middle, high, _ = drawn[ratio]["first_row_argb"]
+    assert (low, middle, high) == tuple(argb(*rgb("RdBu", p)) for p in (0.0, 0.5, 1.0))
+    assert drawn[plain]["renderer"] == "singlebandgray"

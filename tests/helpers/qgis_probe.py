@@ -1,9 +1,10 @@
-"""Open rasters in QGIS as a user's QGIS opens them, and say how each is drawn.
+"""Open files in QGIS as a user's QGIS opens them, and say how each is drawn.
 
 Run by the system Python that has QGIS (Debian's python3-qgis), not by the project's
-virtual environment: `python3 qgis_probe.py RASTER...` prints, as JSON, for each raster
-whether the layer is valid, its renderer's type, and the colour (ARGB, 0 transparent)
-QGIS draws each pixel of its first row in.
+virtual environment: `python3 qgis_probe.py FILE...` prints, as JSON, for each file
+whether the layer is valid and its renderer's type; for a raster, the band drawn and the
+colour (ARGB, 0 transparent) QGIS draws each pixel of its first row in; for a vector
+layer (a GeoPackage), the fill colour of its symbol.
 """
 
 import json
@@ -12,10 +13,28 @@ import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from qgis.core import QgsApplication, QgsRasterLayer  # noqa: E402
+from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer  # noqa: E402
 
 
 def probe(path: str) -> dict:
+    if path.endswith(".gpkg"):
+        return probe_vector(path)
+    return probe_raster(path)
+
+
+def probe_vector(path: str) -> dict:
+    layer = QgsVectorLayer(path, os.path.basename(path), "ogr")  # loads the default style
+    renderer = layer.renderer()
+    return {
+        "valid": layer.isValid(),
+        "renderer": renderer.type(),
+        "fill_argb": renderer.symbol().color().rgba()
+        if renderer.type() == "singleSymbol"
+        else None,
+    }
+
+
+def probe_raster(path: str) -> dict:
     layer = QgsRasterLayer(path, os.path.basename(path), "gdal")  # loads the default style
     renderer = layer.renderer()
     block = renderer.block(1, layer.extent(), layer.width(), layer.height())

@@ -1,5 +1,5 @@
-"""QGIS styles beside the continuous products: each colours its band as the report does,
-and QGIS, opening the raster, draws it so."""
+"""QGIS styles beside the continuous products and the polygons: each draws its product as
+the report does, and QGIS, opening the file, draws it so."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from rasterio.transform import from_origin
 
 from metaflood.core.errors import InputError
 from metaflood.core.raster import write_cog
+from metaflood.flood.change import EXTENT_COLORMAP, FLOODED
+from metaflood.flood.vector import flood_polygons, write_polygons
 from metaflood.report.qgis_styles import style_path, styled_products, write_style
 from metaflood.report.ramps import CONFIDENCE, LOG_RATIO
 from tests.helpers.qgis_drawing import argb, qgis_draws
@@ -53,6 +55,7 @@ def test_a_run_styles_its_continuous_products():
         "flood/sar_logratio.tif",
         "water/pre.tif",
         "water/post.tif",
+        "flood/polygons.gpkg",
     ]
     assert "flood/network.tif" in styled_products(flood_network=True)
     assert style_path("flood/confidence.tif") == Path("flood/confidence.qml")
@@ -105,3 +108,18 @@ def test_qgis_draws_each_product_through_its_style(tmp_path):
     low, middle, high, _ = drawn[ratio]["first_row_argb"]
     assert (low, middle, high) == tuple(argb(*rgb("RdBu", p)) for p in (0.0, 0.5, 1.0))
     assert drawn[plain]["renderer"] == "singlebandgray"
+
+
+def test_qgis_fills_the_flood_polygons_in_the_extents_colour(tmp_path):
+    flooded = np.zeros((40, 40), bool)
+    flooded[10:30, 10:30] = True
+    classes = np.zeros((40, 40), np.uint8)
+    confidence = np.full((40, 40), 90, np.uint8)
+    polygons = tmp_path / "flood" / "polygons.gpkg"
+    polygons.parent.mkdir()
+    frame = flood_polygons(flooded, classes, GRID["transform"], GRID["crs"], confidence)
+    write_polygons(frame, polygons)
+    write_style(polygons, "flood/polygons.gpkg")
+    drawn = qgis_draws(polygons)[polygons]
+    assert drawn["valid"] and drawn["renderer"] == "singleSymbol"
+    assert drawn["fill_argb"] == argb(*EXTENT_COLORMAP[FLOODED][:3], 140)

@@ -163,17 +163,19 @@ def test_flood_products_are_valid(tiny_run):
     assert [link["rel"] for link in catalog["links"]] == ["root", "item"]
 
 
-def test_the_continuous_products_open_in_qgis_with_their_styles(tiny_run):
+def test_the_products_open_in_qgis_with_their_styles(tiny_run):
     from metaflood.report.qgis_styles import style_path, styled_products
     from tests.helpers.qgis_drawing import qgis_draws
 
     event = tiny_run / "results" / "tiny"
-    rasters = [event / product for product in styled_products(flood_network=False)]
-    assert all(style_path(raster).is_file() for raster in rasters)
+    products = [event / product for product in styled_products(flood_network=False)]
+    assert all(style_path(product).is_file() for product in products)
     assert not (event / "flood" / "network.qml").exists()  # no flood network configured
-    drawn = qgis_draws(*rasters)
-    assert {r.relative_to(event).as_posix(): d["renderer"] for r, d in drawn.items()} == {
-        product: "singlebandpseudocolor" for product in styled_products(flood_network=False)
+    drawn = qgis_draws(*products)
+    renderers = {r.relative_to(event).as_posix(): d["renderer"] for r, d in drawn.items()}
+    assert renderers == {
+        product: "singleSymbol" if product.endswith(".gpkg") else "singlebandpseudocolor"
+        for product in styled_products(flood_network=False)
     }
     assert all(layer["valid"] for layer in drawn.values())
 

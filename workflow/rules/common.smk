@@ -183,11 +183,23 @@ def final_products():
     return products
 
 
-# The products the rule qgis_style styles (paths in the event folder, without .tif).
-QGIS_STYLED = "|".join(
-    re.escape(product.removesuffix(".tif"))
+# The products the rule qgis_style styles, by their path in the event folder without
+# the suffix (its wildcard).
+STYLED_PRODUCTS = {
+    product.rsplit(".", 1)[0]: product
     for product in styled_products(flood_network=True)
-)
+}
+QGIS_STYLED = "|".join(re.escape(stem) for stem in STYLED_PRODUCTS)
+
+
+def styled_product(wildcards):
+    """The product the rule qgis_style styles, its path in the event folder."""
+    return STYLED_PRODUCTS[wildcards.product]
+
+
+def styled_product_file(wildcards):
+    """The file of the product the rule qgis_style styles."""
+    return f"results/{wildcards.event}/{styled_product(wildcards)}"
 
 
 # Tiling: an event whose grid is larger than tiling.tile_px runs co-registration, land

@@ -1,5 +1,5 @@
 # Report: one self-contained HTML page per event, a printable PDF map book, a STAC
-# catalog of the products, and QGIS styles for the continuous ones.
+# catalog of the products, and QGIS styles for the continuous ones and the polygons.
 
 
 rule report:
@@ -106,7 +106,7 @@ rule products_catalog:
 
 rule qgis_style:
     input:
-        "results/{event}/{product}.tif",
+        styled_product_file,
     output:
         "results/{event}/{product}.qml",
     log:
@@ -121,5 +121,7 @@ rule qgis_style:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        product=styled_product,
     script:
         "../scripts/qgis_style.py"

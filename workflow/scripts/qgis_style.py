@@ -1,4 +1,4 @@
-"""Rule qgis_style: the QGIS style beside a continuous product."""
+"""Rule qgis_style: the QGIS style beside a product."""
 
 from metaflood.jobs import run_job
 
@@ -6,7 +6,7 @@ from metaflood.jobs import run_job
 def main(smk) -> None:
     from metaflood.report.qgis_styles import write_style
 
-    write_style(smk.input[0], f"{smk.wildcards.product}.tif")
+    write_style(smk.input[0], smk.params.product)
 
 
 run_job(snakemake, main)  # noqa: F821

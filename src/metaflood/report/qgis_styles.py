@@ -1,10 +1,10 @@
-"""QGIS layer styles (.qml) for the continuous products.
+"""QGIS layer styles (.qml) for the continuous products and the flood polygons.
 
 Class rasters carry their colour table and open in QGIS coloured as they are; a
-probability or a change in dB would open in grey. QGIS applies `<name>.qml` beside a
-raster as the layer's default style when it loads the file, so a style written here
-colours its product as the report does, with a legend in the product's unit, without a
-project file.
+probability or a change in dB would open in grey, and polygons in a colour QGIS picks at
+random. QGIS applies `<name>.qml` beside a file as the layer's default style when it
+loads the file, so a style written here draws its product as the report does, with a
+legend in the product's unit, without a project file.
 """
 
 from __future__ import annotations
@@ -26,24 +26,28 @@ STYLED: dict[str, tuple[str, Ramp]] = {
 }
 # Made only when the configuration sets change.flood_network.
 OPTIONAL = {"flood/network.tif"}
+# Filled in the extent's colour for flooded, outlined in its colour for permanent water.
+POLYGONS = "flood/polygons.gpkg"
+POLYGON_FILL_ALPHA = 140
 
 
 def styled_products(*, flood_network: bool) -> list[str]:
     """The paths (in the event folder) of the products a run styles."""
-    return [
+    rasters = [
         pattern.format(period=period)
         for pattern in STYLED
         if flood_network or pattern not in OPTIONAL
         for period in (PERIODS if "{period}" in pattern else (None,))
     ]
+    return [*rasters, POLYGONS]
 
 
-def style_path(raster: str | Path) -> Path:
-    """Where QGIS looks for a raster's default style."""
-    return Path(raster).with_suffix(".qml")
+def style_path(product: str | Path) -> Path:
+    """Where QGIS looks for a file's default style."""
+    return Path(product).with_suffix(".qml")
 
 
-def layer_style(ramp: Ramp, band: int) -> str:
+def raster_style(ramp: Ramp, band: int) -> str:
     """A QGIS style (QML) colouring `band` through `ramp`, values between the stops
     interpolated; nodata stays transparent, as the raster declares it."""
     qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
@@ -85,19 +89,60 @@ def layer_style(ramp: Ramp, band: int) -> str:
     ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
     ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
     ET.SubElement(qgis, "blendMode").text = "0"
-    ET.indent(qgis)
-    body = ET.tostring(qgis, encoding="unicode")
-    return f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{body}\n"
+    return _document(qgis)
 
 
-def write_style(raster: str | Path, product: str) -> Path:
+def polygon_style() -> str:
+    """A QGIS style (QML) filling the flood polygons half-transparent in the extent's
+    colour for flooded, outlined in its colour for permanent water."""
+    from metaflood.flood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
+
+    fill = (*EXTENT_COLORMAP[FLOODED][:3], POLYGON_FILL_ALPHA)
+    outline = EXTENT_COLORMAP[PERMANENT]
+    qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
+    renderer = ET.SubElement(qgis, "renderer-v2", type="singleSymbol", symbollevels="0")
+    symbol = ET.SubElement(
+        ET.SubElement(renderer, "symbols"),
+        "symbol",
+        type="fill",
+        name="0",
+        alpha="1",
+        clip_to_extent="1",
+        force_rhr="0",
+    )
+    layer = ET.SubElement(symbol, "layer", {"class": "SimpleFill", "enabled": "1", "pass": "0"})
+    options = ET.SubElement(layer, "Option", type="Map")
+    for name, value in (
+        ("color", ",".join(map(str, fill))),
+        ("style", "solid"),
+        ("outline_color", ",".join(map(str, outline))),
+        ("outline_style", "solid"),
+        ("outline_width", "0.3"),
+        ("outline_width_unit", "MM"),
+    ):
+        ET.SubElement(options, "Option", name=name, type="QString", value=value)
+    ET.SubElement(qgis, "blendMode").text = "0"
+    ET.SubElement(qgis, "featureBlendMode").text = "0"
+    return _document(qgis)
+
+
+def write_style(path: str | Path, product: str) -> Path:
     """The style of `product` (its path in the event folder, as `styled_products` gives
-    it) beside `raster`, written atomically. The band to colour is found by its
+    it) beside `path`, written atomically. A raster's band to colour is found by its
     description, so a product whose bands change keeps the right one (an InputError
     naming the file when it is not there)."""
-    import rasterio
-
     from metaflood.core.raster import atomic_path
+
+    path = Path(path)
+    style = polygon_style() if product == POLYGONS else _raster_style(path, product)
+    out = style_path(path)
+    with atomic_path(out) as tmp:
+        tmp.write_text(style)
+    return out
+
+
+def _raster_style(raster: Path, product: str) -> str:
+    import rasterio
 
     by_product = {
         pattern.format(period=period): style
@@ -105,7 +150,6 @@ def write_style(raster: str | Path, product: str) -> Path:
         for period in PERIODS
     }
     description, ramp = by_product[product]
-    raster = Path(raster)
     with rasterio.open(raster) as src:
         descriptions = list(src.descriptions)
     if description not in descriptions:
@@ -113,10 +157,13 @@ def write_style(raster: str | Path, product: str) -> Path:
             f"{raster}: no band '{description}' to style (bands: {descriptions}); "
             "is it the product it is named for?"
         )
-    out = style_path(raster)
-    with atomic_path(out) as tmp:
-        tmp.write_text(layer_style(ramp, descriptions.index(description) + 1))
-    return out
+    return raster_style(ramp, descriptions.index(description) + 1)
+
+
+def _document(qgis: ET.Element) -> str:
+    ET.indent(qgis)
+    body = ET.tostring(qgis, encoding="unicode")
+    return f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{body}\n"
 
 
 def _number(value: float) -> str:

@@ -70,11 +70,23 @@ def flood_polygons(
     return frame
 
 
+# Recent GDAL writes GeoPackage 1.4 by default, which QGIS on GDAL 3.6 (Debian 12's, for
+# one) opens with a warning that it "may only be partially supported"; the polygons need
+# nothing newer than 1.2.
+GEOPACKAGE_VERSION = "1.2"
+
+
 def write_polygons(frame: gpd.GeoDataFrame, path: Path) -> None:
     """GeoPackage written under a temporary name first, so a crash leaves nothing behind."""
     with atomic_path(path) as tmp:
         tmp.unlink()
-        frame.to_file(tmp, driver="GPKG", layer="flood", geometry_type="MultiPolygon")
+        frame.to_file(
+            tmp,
+            driver="GPKG",
+            layer="flood",
+            geometry_type="MultiPolygon",
+            dataset_options={"VERSION": GEOPACKAGE_VERSION},
+        )
 
 
 def _as_multipolygon(geometry) -> MultiPolygon:

@@ -185,7 +185,8 @@ def test_pointing_the_model_at_a_checkpoint_does_not_retrain():
 
 def test_a_flood_network_is_planned_only_when_the_configuration_names_one(tmp_path):
     """`change.flood_network` adds the flood_network job, whose probability the change
-    job reads; without it neither the job nor its checkpoint is asked for."""
+    job reads, and its QGIS style; without it neither the job nor its checkpoint is
+    asked for."""
     checkpoint = _flood_network(tmp_path / "flood.pt")
     plans = {}
     for name, network in (("with", str(checkpoint)), ("without", None)):
@@ -193,7 +194,9 @@ def test_a_flood_network_is_planned_only_when_the_configuration_names_one(tmp_pa
         plans[name] = _dry_run(config, tmp_path / f"{name}.yaml")
     assert "rule flood_network:" in plans["with"]
     assert "results/e/flood/network.tif" in plans["with"]
+    assert "output: results/e/flood/network.qml" in plans["with"]  # its QGIS style
     assert "rule flood_network:" not in plans["without"]
+    assert "network.qml" not in plans["without"]
 
 
 def _flood_network(path: Path) -> Path:

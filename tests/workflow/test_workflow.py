@@ -115,6 +115,15 @@ def test_report_is_self_contained(tiny_run):
     assert "Flood report: tiny" in html
 
 
+def test_the_reports_links_lead_to_the_products(tiny_run):
+    import re
+
+    event = tiny_run / "results" / "tiny"
+    links = re.findall(r'<a href="([^"]+)"', (event / "report.html").read_text())
+    assert "flood/extent.tif" in links and "catalog.json" in links
+    assert [link for link in links if not (event / link).is_file()] == []
+
+
 def test_the_reports_north_arrow_points_north(tiny_run):
     """Read from the pixels of a map in report.html (issue 21: it pointed south)."""
     import base64

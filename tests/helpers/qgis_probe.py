@@ -2,7 +2,7 @@
 
 Run by the system Python that has QGIS (Debian's python3-qgis), not by the project's
 virtual environment: `python3 qgis_probe.py FILE...` prints, as JSON, for each file
-whether the layer is valid and its renderer's type; for a raster, the band drawn and the
+whether the layer is valid and its renderer's type; for a raster, the bands drawn and the
 colour (ARGB, 0 transparent) QGIS draws each pixel of its first row in; for a vector
 layer (a GeoPackage), the fill colour of its symbol.
 """
@@ -41,7 +41,7 @@ def probe_raster(path: str) -> dict:
     return {
         "valid": layer.isValid(),
         "renderer": renderer.type(),
-        "band": getattr(renderer, "band", lambda: None)(),
+        "bands": renderer.usesBands(),
         "first_row_argb": [block.color(0, column) for column in range(layer.width())],
     }
 

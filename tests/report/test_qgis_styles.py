@@ -55,6 +55,8 @@ def test_a_run_styles_its_continuous_products():
         "flood/sar_logratio.tif",
         "water/pre.tif",
         "water/post.tif",
+        "aligned/pre.tif",
+        "aligned/post.tif",
         "flood/polygons.gpkg",
     ]
     assert "flood/network.tif" in styled_products(flood_network=True)
@@ -104,7 +106,7 @@ def test_qgis_draws_each_product_through_its_style(tmp_path):
     assert transparent == 0 and nodata == 0
     assert half == argb(*rgb("magma_r", 0.5)) and full == argb(*rgb("magma_r", 1.0))
     assert drawn[water]["first_row_argb"][2] == argb(*rgb("Blues", 1.0))
-    assert drawn[ratio]["band"] == 2
+    assert drawn[ratio]["bands"] == [2]
     low, middle, high, _ = drawn[ratio]["first_row_argb"]
     assert (low, middle, high) == tuple(argb(*rgb("RdBu", p)) for p in (0.0, 0.5, 1.0))
     assert drawn[plain]["renderer"] == "singlebandgray"
@@ -123,3 +125,33 @@ def test_qgis_fills_the_flood_polygons_in_the_extents_colour(tmp_path):
     drawn = qgis_draws(polygons)[polygons]
     assert drawn["valid"] and drawn["renderer"] == "singleSymbol"
     assert drawn["fill_argb"] == argb(*EXTENT_COLORMAP[FLOODED][:3], 140)
+
+
+def stack_raster(path: Path, optical: bool) -> Path:
+    """A co-registered stack's bands: VV and VH, then (`optical`) true colour and NIR;
+    its first row black, 0.2 reflectance and no value."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = ("VV", "VH", *(("blue", "green", "red", "nir") if optical else ()))
+    row = np.array([[0.0, 0.2, np.nan]], np.float32)
+    bands = np.stack(
+        [np.full_like(row, -20.0), np.full_like(row, -25.0)] + [row] * (len(names) - 2)
+    )
+    write_cog(path, bands, nodata=np.nan, descriptions=names, **GRID)
+    return path
+
+
+def test_qgis_draws_the_images_as_the_report_does(tmp_path):
+    """True colour over the red, green and blue bands, stretched to the image's own
+    reflectance; VV in grey where the stack has no optical band."""
+    optical = stack_raster(tmp_path / "aligned" / "post.tif", optical=True)
+    sar = stack_raster(tmp_path / "sar" / "post.tif", optical=False)
+    for stack in (optical, sar):
+        write_style(stack, "aligned/post.tif")
+    drawn = qgis_draws(optical, sar)
+    assert drawn[optical]["renderer"] == "multibandcolor"
+    assert drawn[optical]["bands"] == [5, 4, 3]  # red, green, blue
+    black, bright, empty = drawn[optical]["first_row_argb"]
+    assert black == argb(0, 0, 0) and bright == argb(255, 255, 255) and empty == 0
+    assert drawn[sar]["renderer"] == "singlebandgray" and drawn[sar]["bands"] == [1]
+    grey = round(255 * (-20 + 25) / 25)  # -20 dB on the report's -25..0 dB
+    assert drawn[sar]["first_row_argb"][0] == argb(grey, grey, grey)

@@ -1,14 +1,16 @@
-"""QGIS layer styles (.qml) for the continuous products and the flood polygons.
+"""QGIS layer styles (.qml) for the continuous products, the images and the polygons.
 
 Class rasters carry their colour table and open in QGIS coloured as they are; a
-probability or a change in dB would open in grey, and polygons in a colour QGIS picks at
-random. QGIS applies `<name>.qml` beside a file as the layer's default style when it
-loads the file, so a style written here draws its product as the report does, with a
-legend in the product's unit, without a project file.
+probability or a change in dB would open in grey, an image stack as its first three
+bands (VV, VH and blue), and polygons in a colour QGIS picks at random. QGIS applies
+`<name>.qml` beside a file as the layer's default style when it loads the file, so a
+style written here draws its product as the report does, with a legend in the product's
+unit, without a project file.
 """
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -26,6 +28,12 @@ STYLED: dict[str, tuple[str, Ramp]] = {
 }
 # Made only when the configuration sets change.flood_network.
 OPTIONAL = {"flood/network.tif"}
+# The co-registered images: the report's optical composite where the stack has its bands
+# and a clear pixel, else VV in grey over the report's range.
+IMAGES = "aligned/{period}.tif"
+SAR_GREY_DB = (-25.0, 0.0)
+# The composite's stretch is read from at most this many pixels a side (an overview).
+STRETCH_SAMPLE_PX = 1024
 # Filled in the extent's colour for flooded, outlined in its colour for permanent water.
 POLYGONS = "flood/polygons.gpkg"
 POLYGON_FILL_ALPHA = 140
@@ -35,7 +43,7 @@ def styled_products(*, flood_network: bool) -> list[str]:
     """The paths (in the event folder) of the products a run styles."""
     rasters = [
         pattern.format(period=period)
-        for pattern in STYLED
+        for pattern in (*STYLED, IMAGES)
         if flood_network or pattern not in OPTIONAL
         for period in (PERIODS if "{period}" in pattern else (None,))
     ]
@@ -52,21 +60,13 @@ def raster_style(ramp: Ramp, band: int) -> str:
     interpolated; nodata stays transparent, as the raster declares it."""
     qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
     pipe = ET.SubElement(qgis, "pipe")
-    renderer = ET.SubElement(
+    renderer = _renderer(
         pipe,
-        "rasterrenderer",
-        type="singlebandpseudocolor",
+        "singlebandpseudocolor",
         band=str(band),
-        opacity="1",
-        alphaBand="-1",
         classificationMin=_number(ramp.minimum),
         classificationMax=_number(ramp.maximum),
-        nodataColor="",
     )
-    ET.SubElement(renderer, "rasterTransparency")
-    limits = ET.SubElement(renderer, "minMaxOrigin")
-    for tag, text in (("limits", "None"), ("extent", "WholeRaster")):
-        ET.SubElement(limits, tag).text = text
     shader = ET.SubElement(
         ET.SubElement(renderer, "rastershader"),
         "colorrampshader",
@@ -126,6 +126,74 @@ def polygon_style() -> str:
     return _document(qgis)
 
 
+def image_style(stack: Path) -> str:
+    """A QGIS style (QML) drawing a co-registered stack as the report draws it: its
+    optical composite (true colour where red, green and blue are there), stretched from 0
+    to the 99th percentile of its clear pixels, or where it has no clear optical pixel,
+    VV in grey from -25 to 0 dB."""
+    import numpy as np
+    import rasterio
+
+    from metaflood.report.figures import COMPOSITES
+
+    with rasterio.open(stack) as src:
+        names = list(src.descriptions)
+        chosen = next((bands for _, bands in COMPOSITES if set(bands) <= set(names)), None)
+        values = np.empty(0)
+        if chosen:
+            factor = max(1, math.ceil(max(src.height, src.width) / STRETCH_SAMPLE_PX))
+            shape = (math.ceil(src.height / factor), math.ceil(src.width / factor))
+            indexes = [names.index(band) + 1 for band in chosen]
+            sample = src.read(indexes, out_shape=(len(indexes), *shape))
+            values = sample[:, np.isfinite(sample).all(axis=0)]
+    if "VV" not in names and not values.size:
+        raise InputError(f"{stack}: neither optical bands nor VV to draw (bands: {names})")
+    qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
+    pipe = ET.SubElement(qgis, "pipe")
+    if values.size:
+        high = float(np.percentile(values, 99))
+        red, green, blue = (str(names.index(band) + 1) for band in chosen)
+        renderer = _renderer(pipe, "multibandcolor", redBand=red, greenBand=green, blueBand=blue)
+        for colour in ("red", "green", "blue"):
+            _stretch(renderer, f"{colour}ContrastEnhancement", 0.0, high)
+    else:
+        renderer = _renderer(
+            pipe, "singlebandgray", grayBand=str(names.index("VV") + 1), gradient="BlackToWhite"
+        )
+        _stretch(renderer, "contrastEnhancement", *SAR_GREY_DB)
+    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
+    ET.SubElement(qgis, "blendMode").text = "0"
+    return _document(qgis)
+
+
+def _renderer(pipe: ET.Element, kind: str, **attributes: str) -> ET.Element:
+    renderer = ET.SubElement(
+        pipe,
+        "rasterrenderer",
+        type=kind,
+        opacity="1",
+        alphaBand="-1",
+        nodataColor="",
+        **attributes,
+    )
+    ET.SubElement(renderer, "rasterTransparency")
+    limits = ET.SubElement(renderer, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster")):
+        ET.SubElement(limits, tag).text = text
+    return renderer
+
+
+def _stretch(renderer: ET.Element, tag: str, low: float, high: float) -> None:
+    enhancement = ET.SubElement(renderer, tag)
+    for name, text in (
+        ("minValue", _number(low)),
+        ("maxValue", _number(high)),
+        ("algorithm", "StretchToMinimumMaximum"),
+    ):
+        ET.SubElement(enhancement, name).text = text
+
+
 def write_style(path: str | Path, product: str) -> Path:
     """The style of `product` (its path in the event folder, as `styled_products` gives
     it) beside `path`, written atomically. A raster's band to colour is found by its
@@ -134,7 +202,12 @@ def write_style(path: str | Path, product: str) -> Path:
     from metaflood.core.raster import atomic_path
 
     path = Path(path)
-    style = polygon_style() if product == POLYGONS else _raster_style(path, product)
+    if product == POLYGONS:
+        style = polygon_style()
+    elif product in {IMAGES.format(period=period) for period in PERIODS}:
+        style = image_style(path)
+    else:
+        style = _raster_style(path, product)
     out = style_path(path)
     with atomic_path(out) as tmp:
         tmp.write_text(style)

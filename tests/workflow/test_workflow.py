@@ -182,8 +182,10 @@ def test_the_products_open_in_qgis_with_their_styles(tiny_run):
     assert not (event / "flood" / "network.qml").exists()  # no flood network configured
     drawn = qgis_draws(*products)
     renderers = {r.relative_to(event).as_posix(): d["renderer"] for r, d in drawn.items()}
+    expected = {"flood/polygons.gpkg": "singleSymbol"}
+    expected |= {f"aligned/{period}.tif": "multibandcolor" for period in ("pre", "post")}
     assert renderers == {
-        product: "singleSymbol" if product.endswith(".gpkg") else "singlebandpseudocolor"
+        product: expected.get(product, "singlebandpseudocolor")
         for product in styled_products(flood_network=False)
     }
     assert all(layer["valid"] for layer in drawn.values())

@@ -16,6 +16,8 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import ListedColormap, Normalize  # noqa: E402
 from matplotlib.patches import Circle, Patch  # noqa: E402
 
+from metaflood.report.ramps import SAR_GREY_DB  # noqa: E402
+
 FIGURE_DPI = 110
 
 
@@ -50,9 +52,10 @@ def optical_composite(stack: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarr
 
 
 def sar_image(stack: np.ndarray, bands: Sequence[str]) -> np.ndarray:
-    """VV backscatter in dB, -25..0 dB to black..white."""
+    """VV backscatter in dB, SAR_GREY_DB (-25..0 dB) to black..white."""
     vv = stack[list(bands).index("VV")]
-    grey = np.clip((vv + 25.0) / 25.0, 0, 1)
+    low, high = SAR_GREY_DB
+    grey = np.clip((vv - low) / (high - low), 0, 1)
     alpha = np.isfinite(vv)
     return np.dstack([np.nan_to_num(grey)] * 3 + [alpha.astype(float)])
 

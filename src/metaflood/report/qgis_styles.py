@@ -15,7 +15,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from metaflood.core.errors import InputError
-from metaflood.report.ramps import CONFIDENCE, FLOOD_NETWORK, LOG_RATIO, WATER, Ramp
+from metaflood.report.ramps import (
+    CONFIDENCE,
+    FLOOD_NETWORK,
+    LOG_RATIO,
+    SAR_GREY_DB,
+    WATER,
+    Ramp,
+)
 
 PERIODS = ("pre", "post")
 # Each styled product (its path in the event folder, "{period}" for one per period), the
@@ -31,7 +38,6 @@ OPTIONAL = {"flood/network.tif"}
 # The co-registered images: the report's optical composite where the stack has its bands
 # and a clear pixel, else VV in grey over the report's range.
 IMAGES = "aligned/{period}.tif"
-SAR_GREY_DB = (-25.0, 0.0)
 # The composite's stretch is read from at most this many pixels a side (an overview).
 STRETCH_SAMPLE_PX = 1024
 # Filled in the extent's colour for flooded, outlined in its colour for permanent water.
@@ -128,9 +134,9 @@ def polygon_style() -> str:
 
 def image_style(stack: Path) -> str:
     """A QGIS style (QML) drawing a co-registered stack as the report draws it: its
-    optical composite (true colour where red, green and blue are there), stretched from 0
-    to the 99th percentile of its clear pixels, or where it has no clear optical pixel,
-    VV in grey from -25 to 0 dB."""
+    optical composite (true colour where red, green and blue are there), stretched
+    linearly from 0 to the 99th percentile of its clear pixels (the report also lifts
+    the dark tones), or where it has no clear optical pixel, VV in grey over SAR_GREY_DB."""
     import numpy as np
     import rasterio
 

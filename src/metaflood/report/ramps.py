@@ -38,3 +38,5 @@ CONFIDENCE = Ramp("magma_r", 0, 100, "flood confidence (%)", fade_minimum=True)
 LOG_RATIO = Ramp("RdBu", -15, 15, "SAR change, post / pre (dB)")
 WATER = Ramp("Blues", 0, 100, "water probability (%)", fade_minimum=True)
 FLOOD_NETWORK = Ramp("magma_r", 0, 100, "flood network probability (%)", fade_minimum=True)
+# VV backscatter drawn in grey: black at the first, white at the second (dB).
+SAR_GREY_DB = (-25.0, 0.0)

@@ -4,7 +4,9 @@ Run by the system Python that has QGIS (Debian's python3-qgis), not by the proje
 virtual environment: `python3 qgis_probe.py FILE...` prints, as JSON, for each file
 whether the layer is valid and its renderer's type; for a raster, the bands drawn and the
 colour (ARGB, 0 transparent) QGIS draws each pixel of its first row in; for a vector
-layer (a GeoPackage), the fill colour of its symbol.
+layer (a GeoPackage), the fill colour of its symbol; for a project (.qgs), whether it
+was read, its CRS, and its layers from the top of the list: name, whether drawn, valid,
+renderer, CRS and the file it reads.
 """
 
 import json
@@ -13,13 +15,36 @@ import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer  # noqa: E402
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer  # noqa: E402
 
 
 def probe(path: str) -> dict:
+    if path.endswith(".qgs"):
+        return probe_project(path)
     if path.endswith(".gpkg"):
         return probe_vector(path)
     return probe_raster(path)
+
+
+def probe_project(path: str) -> dict:
+    project = QgsProject.instance()
+    project.clear()
+    read = project.read(path)
+    return {
+        "read": read,
+        "crs": project.crs().authid(),
+        "layers": [
+            {
+                "name": node.name(),
+                "visible": node.isVisible(),
+                "valid": node.layer().isValid(),
+                "renderer": node.layer().renderer().type(),
+                "crs": node.layer().crs().authid(),
+                "source": node.layer().source(),
+            }
+            for node in project.layerTreeRoot().findLayers()
+        ],
+    }
 
 
 def probe_vector(path: str) -> dict:

@@ -191,6 +191,29 @@ def test_the_products_open_in_qgis_with_their_styles(tiny_run):
     assert all(layer["valid"] for layer in drawn.values())
 
 
+def test_the_qgis_project_opens_every_product_where_the_folder_is_moved(tiny_run, tmp_path):
+    """Read by QGIS from a copy of the event folder elsewhere: its paths are relative."""
+    from metaflood.report.qgis_project import LAYERS
+    from tests.helpers.qgis_drawing import qgis_draws
+
+    moved = tmp_path / "shared" / "tiny"
+    shutil.copytree(tiny_run / "results" / "tiny", moved)
+    project = qgis_draws(moved / "tiny.qgs")[moved / "tiny.qgs"]
+    assert project["read"] and project["crs"] == "EPSG:32634"
+    layers = project["layers"]
+    assert [layer["name"] for layer in layers] == [layer.name for layer in LAYERS]
+    assert all(layer["valid"] and layer["crs"] == "EPSG:32634" for layer in layers)
+    assert all(Path(layer["source"]).is_relative_to(moved) for layer in layers)
+    renderers = {layer["name"]: layer["renderer"] for layer in layers}
+    assert renderers["Flood extent"] == "paletted"  # its colour table
+    assert renderers["Flood confidence (%)"] == "singlebandpseudocolor"  # its style
+    assert renderers["Image after the event"] == "multibandcolor"
+    assert [layer["name"] for layer in layers if layer["visible"]] == [
+        "Flood polygons",
+        "Image after the event",
+    ]
+
+
 def test_a_second_run_has_nothing_to_do(tiny_run):
     # Validating by hand, as docs/products.md shows, leaves the workflow's outputs up to date.
     validation = tiny_run / "results/tiny/flood/validation.json"

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from metaflood.core.config import event_grid, event_tiles
 from metaflood.core.errors import ConfigError
 from metaflood.core.settings import apply_defaults
+from metaflood.report.qgis_project import LAYERS as QGIS_PROJECT_LAYERS
 from metaflood.report.qgis_styles import style_path, styled_products
 from metaflood.workflow import (
     blocked_output,
@@ -180,6 +181,7 @@ def final_products():
                 flood_network=bool(config["change"]["flood_network"])
             )
         ]
+        products.append(f"results/{event}/{event}.qgs")
     return products
 
 
@@ -200,6 +202,17 @@ def styled_product(wildcards):
 def styled_product_file(wildcards):
     """The file of the product the rule qgis_style styles."""
     return f"results/{wildcards.event}/{styled_product(wildcards)}"
+
+
+def qgis_project_inputs(wildcards):
+    """The products of the event's QGIS project, and the styles it takes from beside them."""
+    paths = [layer.path for layer in QGIS_PROJECT_LAYERS]
+    styled = set(styled_products(flood_network=False))
+    return [f"results/{wildcards.event}/{path}" for path in paths] + [
+        f"results/{wildcards.event}/{style_path(path)}"
+        for path in paths
+        if path in styled
+    ]
 
 
 # Tiling: an event whose grid is larger than tiling.tile_px runs co-registration, land

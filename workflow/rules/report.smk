@@ -1,5 +1,5 @@
 # Report: one self-contained HTML page per event, a printable PDF map book, a STAC
-# catalog of the products, and QGIS styles for the continuous ones and the polygons.
+# catalog of the products, QGIS styles beside the products, and a QGIS project of them.
 
 
 rule report:
@@ -125,3 +125,22 @@ rule qgis_style:
         product=styled_product,
     script:
         "../scripts/qgis_style.py"
+
+
+rule qgis_project:
+    input:
+        qgis_project_inputs,
+    output:
+        "results/{event}/{event}.qgs",
+    log:
+        "results/{event}/logs/qgis_project.log",
+    benchmark:
+        "results/{event}/benchmarks/qgis_project.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/qgis_project.py"

@@ -104,6 +104,13 @@ rule products_catalog:
         "../scripts/products_catalog.py"
 
 
+# A second or two each, mostly starting Python: on a cluster they run where Snakemake
+# runs rather than wait in the queue as jobs of their own.
+localrules:
+    qgis_style,
+    qgis_project,
+
+
 rule qgis_style:
     input:
         styled_product_file,

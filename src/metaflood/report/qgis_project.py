@@ -45,10 +45,6 @@ LAYERS: tuple[ProjectLayer, ...] = (
 GRID_PRODUCT = "flood/extent.tif"
 
 
-def project_path(event_dir: Path, event: str) -> Path:
-    return Path(event_dir) / f"{event}.qgs"
-
-
 def write_project(event_dir: str | Path, event: str, out: str | Path) -> Path:
     """The project of the products in `event_dir`, written atomically to `out` (beside
     them); an InputError naming the first product that is not there."""

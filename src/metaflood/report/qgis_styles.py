@@ -14,6 +14,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from metaflood.core.config import PERIODS
 from metaflood.core.errors import InputError
 from metaflood.report.ramps import (
     CONFIDENCE,
@@ -24,7 +25,6 @@ from metaflood.report.ramps import (
     Ramp,
 )
 
-PERIODS = ("pre", "post")
 # Each styled product (its path in the event folder, "{period}" for one per period), the
 # description of the band to colour, and its ramp.
 STYLED: dict[str, tuple[str, Ramp]] = {

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 # The package's source is on sys.path (the Snakefile put it there).
-from metaflood.core.config import event_grid, event_tiles
+from metaflood.core.config import PERIODS, event_grid, event_tiles
 from metaflood.core.errors import ConfigError
 from metaflood.core.settings import apply_defaults
 from metaflood.report.qgis_project import LAYERS as QGIS_PROJECT_LAYERS
@@ -32,7 +32,6 @@ if CONFIG_ERROR:
     raise WorkflowError(f"invalid configuration: {CONFIG_ERROR}")
 
 EVENTS = list(config["events"])
-PERIODS = ["pre", "post"]
 
 
 wildcard_constraints:

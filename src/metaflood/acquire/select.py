@@ -25,6 +25,7 @@ from shapely.geometry import Polygon, shape
 from shapely.ops import unary_union
 
 from metaflood.acquire.scene import SceneItem
+from metaflood.core.config import PERIODS
 
 CLOUD_STEP = 0.05  # cloud fractions closer than this count as equal
 CLOUD_CANDIDATES = 6  # candidates whose cloud over the AOI is measured
@@ -250,7 +251,7 @@ def choose_sar_pair(
             "post": Choice(post_choice, f"{len(usable['post'])} covering passes; {why}"),
         }
     choices = {}
-    for period in ("pre", "post"):
+    for period in PERIODS:
         cands = usable[period]
         if not cands:
             choices[period] = Choice(

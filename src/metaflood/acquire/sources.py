@@ -29,6 +29,7 @@ from metaflood.core.bands import (
     unknown_band,
     unknown_band_message,
 )
+from metaflood.core.config import PERIODS
 from metaflood.core.errors import ConfigError
 from metaflood.core.redact import redact_url, refuse_url_credentials
 from metaflood.demo.catalog import (
@@ -80,7 +81,7 @@ class SourceSpec:
 def _required(cfg: dict, modality: str) -> tuple[str, ...]:
     value = cfg.get("required", DEFAULT_REQUIRED[modality])
     if value is True:
-        return ("pre", "post")
+        return PERIODS
     if value is False:
         return ()
     return (value,)
@@ -212,7 +213,7 @@ def _static(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
 
 def _local(cfg: dict, modality: str, key: str, base_dir: Path) -> SourceSpec:
     files = {}
-    for period in ("pre", "post"):
+    for period in PERIODS:
         if cfg.get(period):
             path = Path(base_dir) / cfg[period]
             if not path.is_file():

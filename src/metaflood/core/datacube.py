@@ -29,9 +29,9 @@ import rioxarray
 import xarray as xr
 
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, CLASS_NODATA
+from metaflood.core.config import PERIODS
 from metaflood.core.errors import InputError, NotAnEventError, RunIncompleteError
 
-PERIODS = ("pre", "post")
 # Rows and columns of a dask chunk: 64 of the products' 256 px blocks, so a chunk is
 # whole blocks and an 8-band probability chunk is 32 MB.
 CHUNK_PX = 2048

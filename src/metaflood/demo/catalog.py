@@ -47,6 +47,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from rasterio.warp import transform as warp_points
 
 from metaflood.core import classes
+from metaflood.core.config import PERIODS
 from metaflood.core.grid import Grid
 from metaflood.core.hashing import multihash_sha256
 from metaflood.core.raster import remove_stale_staging, write_cog
@@ -75,7 +76,6 @@ GSW_START = datetime(1984, 3, 16, tzinfo=UTC)
 GSW_END = datetime(2021, 12, 31, tzinfo=UTC)
 TRUTH_DIR = "truth"
 
-PERIODS = ("pre", "post")
 # Sentinel-1 repeats its track every 12 days, so pre and post share the orbit geometry.
 SAR_RELATIVE_ORBIT = 102
 SAR_ORBIT_STATE = OrbitState.ASCENDING  # the simulator's radar looks east

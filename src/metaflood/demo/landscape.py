@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from metaflood.core.config import PERIODS
 from metaflood.demo.lookalikes import place_lookalikes
 from metaflood.demo.materials import (
     BUILDING,
@@ -19,7 +20,6 @@ from metaflood.demo.materials import (
     FOREST,
     GRAVEL,
     LAKE,
-    PERIODS,
     ROAD,
     RUBBLE,
     SAND,

@@ -7,7 +7,6 @@ import numpy as np
 
 from metaflood.core import classes as C
 
-PERIODS = ("pre", "post")
 SAR_BANDS = ("VV", "VH")
 OPTICAL_BANDS = ("blue", "green", "red", "nir", "swir16")
 

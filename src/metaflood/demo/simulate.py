@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metaflood.core.config import PERIODS
 from metaflood.demo.landscape import build_world, draw_looks
 from metaflood.demo.lookalikes import LAYOVER, SHADOW
 from metaflood.demo.materials import (
     MATERIAL_CLASS,
-    PERIODS,
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
     Array,

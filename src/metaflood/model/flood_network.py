@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from metaflood.core.config import PERIODS
 from metaflood.core.errors import InputError
 from metaflood.model.baselines import EarlyFusionNet
 from metaflood.model.metars import MetaRSConfig
 from metaflood.model.normalization import SCENE, SCENE_MOMENTS, scene_statistics
 
 FORMAT = "metaflood-flood-network/1"
-PERIODS = ("pre", "post")
 # How each image is standardised (the flood network's `statistics`) -> the scene
 # normalisation mode it matches.
 STATISTICS = {"robust": SCENE, "moments": SCENE_MOMENTS}

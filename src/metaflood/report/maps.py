@@ -10,6 +10,7 @@ import numpy as np
 
 from metaflood.core import exclusion_codes
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, colormap
+from metaflood.core.config import PERIODS
 from metaflood.core.raster import read_checked
 from metaflood.flood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
 from metaflood.flood.sar_change import (
@@ -114,9 +115,7 @@ def event_maps(layers: Layers) -> dict[str, dict]:
     maps: dict[str, dict] = {}
     class_legend = list(zip(CLASS_NAMES, CLASS_COLORS, strict=True))
     common = {"pixel_size": layers.pixel_size}
-    for period, stack, bands in zip(
-        ("pre", "post"), layers.stacks, layers.stack_bands, strict=True
-    ):
+    for period, stack, bands in zip(PERIODS, layers.stacks, layers.stack_bands, strict=True):
         label = "Pre-event" if period == "pre" else "Post-event"
         image, caption = optical_composite(stack, bands)
         maps[f"{period}_optical"] = {
@@ -127,7 +126,7 @@ def event_maps(layers: Layers) -> dict[str, dict]:
             "image": sar_image(stack, bands),
             "title": f"{label} SAR (VV, dB)",
         }
-    for period, classes in zip(("pre", "post"), layers.landcover, strict=True):
+    for period, classes in zip(PERIODS, layers.landcover, strict=True):
         label = "Pre-event" if period == "pre" else "Post-event"
         maps[f"{period}_landcover"] = {
             "image": classes_rgba(classes, colormap()),
@@ -178,7 +177,7 @@ def event_maps(layers: Layers) -> dict[str, dict]:
             "title": "Terrain exclusion over the post-event SAR (no flood is mapped there)",
             "legend": EXCLUSION_LEGEND,
         }
-    for period, valid in zip(("pre", "post"), layers.valid, strict=True):
+    for period, valid in zip(PERIODS, layers.valid, strict=True):
         label = "Pre-event" if period == "pre" else "Post-event"
         maps[f"{period}_coverage"] = {
             "image": classes_rgba(valid, AVAILABILITY_COLORS),

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from metaflood.core.classes import IGNORE_INDEX, NUM_CLASSES
+from metaflood.core.config import PERIODS
 from metaflood.core.sar import to_db
 from metaflood.demo.materials import OPTICAL_BANDS
 from metaflood.demo.simulate import simulate_event
@@ -21,7 +22,6 @@ from metaflood.demo.spec import SceneSpec
 from metaflood.model.normalization import Normalization, network_input
 
 Sample = dict[str, np.ndarray]  # sar (2, h, w) dB, optical (bands, h, w), label (h, w) uint8
-PERIODS = ("pre", "post")
 # Validation scenes use seeds far from the training seeds so the two never share a scene.
 VALIDATION_SEED_OFFSET = 100_000
 # The held-out test split of `metaflood evaluate`: seeds neither training nor validation use.

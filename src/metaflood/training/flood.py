@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metaflood.core.config import PERIODS
 from metaflood.core.errors import InputError
 from metaflood.model.baselines import EarlyFusionNet, drop_modalities
 from metaflood.model.flood_network import (
     FLOOD_NETWORKS,
-    PERIODS,
     STATISTICS,
     FloodNetworkInputs,
     build_flood_network,

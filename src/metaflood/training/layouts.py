@@ -47,6 +47,7 @@ from PIL import Image
 from rasterio.errors import RasterioError
 from rasterio.transform import Affine, from_origin
 
+from metaflood.core.config import PERIODS
 from metaflood.core.errors import InputError
 
 LABEL_DRY, LABEL_WATER, LABEL_NONE = 0, 1, 255
@@ -100,7 +101,7 @@ class Sample:
 
     @property
     def periods(self) -> tuple[str, ...]:
-        return tuple(p for p in ("pre", "post") if p in self.sar or p in self.optical)
+        return tuple(p for p in PERIODS if p in self.sar or p in self.optical)
 
 
 def nominal_db(dn: np.ndarray, nodata: int | None = None) -> np.ndarray:
@@ -311,13 +312,13 @@ def discover_ombria(root: Path) -> list[SampleRef]:
 
 
 def load_ombria(ref: SampleRef) -> Sample:
-    sar = {p: _png(ref.files[f"sar_{p}"]) for p in ("pre", "post")}
-    optical = {p: _png(ref.files[f"optical_{p}"], channels=3)[..., :3] for p in ("pre", "post")}
+    sar = {p: _png(ref.files[f"sar_{p}"]) for p in PERIODS}
+    optical = {p: _png(ref.files[f"optical_{p}"], channels=3)[..., :3] for p in PERIODS}
     mask = _png(ref.files["mask"])
     shape = sar["post"].shape
     _same_shape(
         {ref.files["sar_pre"]: sar["pre"], ref.files["mask"]: mask}
-        | {ref.files[f"optical_{p}"]: optical[p] for p in ("pre", "post")},
+        | {ref.files[f"optical_{p}"]: optical[p] for p in PERIODS},
         shape,
     )
     number = ombria_number(ref)
@@ -446,7 +447,7 @@ def partial_water_labels(
         flooded = flood == LABEL_WATER
         labels.setdefault("post", np.where(flooded, LABEL_WATER, LABEL_NONE).astype(np.uint8))
         labels.setdefault("pre", np.where(flooded, LABEL_DRY, LABEL_NONE).astype(np.uint8))
-    return {period: labels[period] for period in ("pre", "post") if period in labels}
+    return {period: labels[period] for period in PERIODS if period in labels}
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,7 @@ def style_path(product: str | Path) -> Path:
 def raster_style(ramp: Ramp, band: int) -> str:
     """A QGIS style (QML) colouring `band` through `ramp`, values between the stops
     interpolated; nodata stays transparent, as the raster declares it."""
-    qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
-    pipe = ET.SubElement(qgis, "pipe")
+    qgis, pipe = _raster_qml()
     renderer = _renderer(
         pipe,
         "singlebandpseudocolor",
@@ -92,10 +91,7 @@ def raster_style(ramp: Ramp, band: int) -> str:
             color=f"#{red:02x}{green:02x}{blue:02x}",
             alpha=str(alpha),
         )
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
-    ET.SubElement(qgis, "blendMode").text = "0"
-    return _document(qgis)
+    return _raster_document(qgis, pipe)
 
 
 def polygon_style() -> str:
@@ -154,8 +150,7 @@ def image_style(stack: Path) -> str:
             values = sample[:, np.isfinite(sample).all(axis=0)]
     if "VV" not in names and not values.size:
         raise InputError(f"{stack}: neither optical bands nor VV to draw (bands: {names})")
-    qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
-    pipe = ET.SubElement(qgis, "pipe")
+    qgis, pipe = _raster_qml()
     if values.size:
         high = float(np.percentile(values, 99))
         red, green, blue = (str(names.index(band) + 1) for band in chosen)
@@ -167,6 +162,17 @@ def image_style(stack: Path) -> str:
             pipe, "singlebandgray", grayBand=str(names.index("VV") + 1), gradient="BlackToWhite"
         )
         _stretch(renderer, "contrastEnhancement", *SAR_GREY_DB)
+    return _raster_document(qgis, pipe)
+
+
+def _raster_qml() -> tuple[ET.Element, ET.Element]:
+    """A raster style's document and its pipe, for a renderer to go in."""
+    qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
+    return qgis, ET.SubElement(qgis, "pipe")
+
+
+def _raster_document(qgis: ET.Element, pipe: ET.Element) -> str:
+    """The raster style as text, closed with QGIS's neutral colour and resampling."""
     ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
     ET.SubElement(pipe, "rasterresampler", maxOversampling="2")
     ET.SubElement(qgis, "blendMode").text = "0"

@@ -65,19 +65,15 @@ def coregister_period(
     settings: Settings,
 ) -> dict:
     with rasterio.Env(GDAL_CACHEMAX=COREGISTER_GDAL_CACHE_MB):
-        return _coregister(
-            event,
-            name,
-            period,
-            sar,
-            optical,
-            optical_mask,
-            reference,
-            out_stack,
-            out_valid,
-            out_report,
-            settings,
-        )
+        plan = plan_period(event, name, period, sar, optical, optical_mask, reference, settings)
+        report = plan.report
+        # 3. Products.
+        coverage = write_products(plan, settings, out_stack, out_valid, f"events.{name}.{period}")
+    report["coverage"] = coverage
+    with atomic_path(out_report) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    log.info("%s %s: %s", name, period, json.dumps(report["shifts"]))
+    return report
 
 
 def plan_period(
@@ -112,57 +108,46 @@ def plan_period(
         shifts = report["shifts"]
         sar_shift = _applied(shifts.get("sar_to_reference"))
         optical_shift = _applied(shifts.get("optical_to_sar"))
-        return Plan(
-            grid,
-            polygon,
-            sar_scene,
-            optical_scene,
-            mask_scene,
-            sar_shift,
-            optical_shift,
-            report,
-            optical_bands,
-            sar_bands,
-        )
-    reference_scene = None
-    if period == "post" and not sar_scene.absent:
-        reference_scene = inspect_scene(reference, scene_band_names(reference, "sar"), grid)
-        if reference_scene.absent:
-            reference_scene = None
+    else:
+        reference_scene = None
+        if period == "post" and not sar_scene.absent:
+            reference_scene = inspect_scene(reference, scene_band_names(reference, "sar"), grid)
+            if reference_scene.absent:
+                reference_scene = None
 
-    report = {
-        "grid": grid.to_dict(),
-        "period": period,
-        "shifts": {},
-        "speckle": {"filter": settings.speckle_filter, "window": settings.speckle_window},
-        "cloud_mask": cloud_mask_mode(settings, mask_scene),
-        "sar_bands": list(sar_bands),
-        "optical_bands": list(optical_bands),
-    }
-    if report["cloud_mask"] != "provided":
-        # Which spectral test flags cloud and shadow with these bands, or that none can.
-        report["cloud_mask_tests"] = cloudmask.spectral_tests(optical_bands)
+        report = {
+            "grid": grid.to_dict(),
+            "period": period,
+            "shifts": {},
+            "speckle": {"filter": settings.speckle_filter, "window": settings.speckle_window},
+            "cloud_mask": cloud_mask_mode(settings, mask_scene),
+            "sar_bands": list(sar_bands),
+            "optical_bands": list(optical_bands),
+        }
+        if report["cloud_mask"] != "provided":
+            # Which spectral test flags cloud and shadow with these bands, or that none can.
+            report["cloud_mask_tests"] = cloudmask.spectral_tests(optical_bands)
 
-    # 2. Shifts.
-    sar_shift = (0.0, 0.0)
-    if reference_scene is not None:
-        estimate = estimate_sar_shift(reference_scene, sar_scene, grid, settings)
-        if estimate.reliable:
-            sar_shift = estimate.shift
-        report["shifts"]["sar_to_reference"] = shift_record(
-            estimate, grid, sar_shift if estimate.reliable else estimate.shift, estimate.reliable
-        )
-    optical_shift = (0.0, 0.0)
-    if not sar_scene.absent and not optical_scene.absent:
-        estimate = estimate_optical_shift(
-            sar_scene, optical_scene, mask_scene, grid, settings, optical_bands
-        )
-        total = (estimate.shift[0] + sar_shift[0], estimate.shift[1] + sar_shift[1])
-        if estimate.reliable:
-            optical_shift = total
-        record = shift_record(estimate, grid, total, estimate.reliable)
-        record["sar_shift_included"] = [float(v) for v in sar_shift]
-        report["shifts"]["optical_to_sar"] = record
+        # 2. Shifts.
+        sar_shift = (0.0, 0.0)
+        if reference_scene is not None:
+            found = estimate_sar_shift(reference_scene, sar_scene, grid, settings)
+            if found.reliable:
+                sar_shift = found.shift
+            report["shifts"]["sar_to_reference"] = shift_record(
+                found, grid, found.shift, found.reliable
+            )
+        optical_shift = (0.0, 0.0)
+        if not sar_scene.absent and not optical_scene.absent:
+            found = estimate_optical_shift(
+                sar_scene, optical_scene, mask_scene, grid, settings, optical_bands
+            )
+            total = (found.shift[0] + sar_shift[0], found.shift[1] + sar_shift[1])
+            if found.reliable:
+                optical_shift = total
+            record = shift_record(found, grid, total, found.reliable)
+            record["sar_shift_included"] = [float(v) for v in sar_shift]
+            report["shifts"]["optical_to_sar"] = record
     return Plan(
         grid,
         polygon,
@@ -181,31 +166,6 @@ def _applied(record: dict | None) -> tuple[float, float]:
     if not record or not record["applied"]:
         return (0.0, 0.0)
     return (float(record["shift"][0]), float(record["shift"][1]))
-
-
-def _coregister(
-    event: dict,
-    name: str,
-    period: str,
-    sar: Path,
-    optical: Path,
-    optical_mask: Path,
-    reference: Path,
-    out_stack: Path,
-    out_valid: Path,
-    out_report: Path,
-    settings: Settings,
-) -> dict:
-    plan = plan_period(event, name, period, sar, optical, optical_mask, reference, settings)
-    report = plan.report
-
-    # 3. Products.
-    coverage = write_products(plan, settings, out_stack, out_valid, f"events.{name}.{period}")
-    report["coverage"] = coverage
-    with atomic_path(out_report) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
-    log.info("%s %s: %s", name, period, json.dumps(report["shifts"]))
-    return report
 
 
 def estimate_period(

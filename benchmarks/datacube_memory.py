@@ -98,7 +98,7 @@ def write_water(folder: Path, period: str, classes: np.ndarray, grid: dict) -> N
     drawn classes are water (percent 100, else 0; 255 outside)."""
     from metaflood.core.classes import CLASS_NODATA, WATER
     from metaflood.core.raster import write_cog
-    from metaflood.water.stage import PERCENT_NODATA
+    from metaflood.core.water_map import NODATA as PERCENT_NODATA
 
     folder.mkdir(parents=True, exist_ok=True)
     percent = np.where(classes == WATER, 100, 0).astype(np.uint8)

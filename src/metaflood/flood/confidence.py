@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from metaflood.core import water_map
 from metaflood.core.errors import InputError
 from metaflood.core.raster import open_georeferenced, read_window
 from metaflood.flood.sar_change import (
@@ -36,7 +37,6 @@ DEFAULT_CALIBRATION = Path(__file__).with_name("confidence_calibration.json")
 JOINT_ROUTE, OPTICAL_ROUTE = 1, 3
 EPS = 0.004  # probabilities are stored to 1/254; keep logits finite
 CONFIDENCE_NODATA = 255
-WATER_NODATA = 255  # of the water maps (percent)
 
 WATER_FEATURES = (
     "new_water",
@@ -260,7 +260,7 @@ class EvidenceSource:
 def _water_probability(stored: np.ndarray) -> np.ndarray:
     """A water map (percent, 255 nodata) as a probability, NaN where unknown."""
     water = stored.astype(np.float64) / 100.0
-    water[stored == WATER_NODATA] = np.nan
+    water[stored == water_map.NODATA] = np.nan
     return water
 
 

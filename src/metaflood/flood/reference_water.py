@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from metaflood.core import water_map
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path, read_checked, write_cog
 from metaflood.flood.sar_change import FLOOD_SIGNAL, same_grid
@@ -50,7 +51,6 @@ COLOURS = {
     PRE_ONLY: (0, 170, 200, 255),
     NODATA: (255, 255, 255, 0),
 }
-WATER_NODATA = 255  # water/{period}.tif: percent, 255 nodata
 LAYER_WATER, LAYER_NODATA = 1, 255  # acquisition's reference_water.tif
 
 
@@ -59,7 +59,7 @@ def reference_codes(
 ) -> np.ndarray:
     """The codes above from the reference layer (0/1, 255 nodata), the pre-event water
     map (percent, 255 nodata) and, where given, the SAR change evidence codes."""
-    pre_known = water_pre_percent != WATER_NODATA
+    pre_known = water_pre_percent != water_map.NODATA
     pre_water = pre_event_water(water_pre_percent)
     if sar_evidence is not None:
         pre_water &= sar_evidence != FLOOD_SIGNAL
@@ -74,7 +74,7 @@ def reference_codes(
 
 def pre_event_water(water_pre_percent: np.ndarray) -> np.ndarray:
     """Where the pre-event water map (percent, 255 nodata) says water."""
-    return (water_pre_percent != WATER_NODATA) & (water_pre_percent >= 50)
+    return water_map.is_water(water_pre_percent)
 
 
 def permanent_water(codes: np.ndarray) -> np.ndarray:

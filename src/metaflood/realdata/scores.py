@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.filters import threshold_otsu
 
+from metaflood.core import water_map
 from metaflood.core.classes import NUM_CLASSES, WATER
 from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
@@ -24,7 +25,6 @@ from metaflood.landcover.routing import ROUTE_NAMES
 from metaflood.realdata.pipeline import OPTICAL_BIT, SAR_BIT, PeriodOutputs, SampleOutputs
 from metaflood.training.layouts import LABEL_NONE, LABEL_WATER
 from metaflood.water.evidence import MNDWI, NDWI, normalised_difference
-from metaflood.water.stage import PERCENT_NODATA
 
 EVIDENCE, BASELINE, ROUTE = "evidence", "baseline", "route"
 EXTENT_FLOODED = 1
@@ -270,8 +270,8 @@ def water_lines(outputs: PeriodOutputs) -> dict[str, tuple[np.ndarray, np.ndarra
         "SAR water": (outputs.sar_water == 1, outputs.sar_water != 255),
         "optical water index (MNDWI, else NDWI)": (index_ok & (margins[2] > 0), index_ok),
         "fused water map": (
-            (outputs.water != PERCENT_NODATA) & (outputs.water >= 50),
-            outputs.water != PERCENT_NODATA,
+            water_map.is_water(outputs.water),
+            outputs.water != water_map.NODATA,
         ),
     }
 
@@ -346,7 +346,7 @@ def score_flood(board: Scoreboard, result: SampleOutputs) -> None:
         pre, post = (result.periods[condition][p] for p in ("pre", "post"))
         target = "flood"
         mapped = (pre.classes < NUM_CLASSES) & (post.classes < NUM_CLASSES)
-        water_known = (pre.water != PERCENT_NODATA) & (post.water != PERCENT_NODATA)
+        water_known = (pre.water != water_map.NODATA) & (post.water != water_map.NODATA)
         lines = {
             "land-cover change": (
                 mapped & (post.classes == WATER) & (pre.classes != WATER),
@@ -354,7 +354,7 @@ def score_flood(board: Scoreboard, result: SampleOutputs) -> None:
             ),
             "SAR change": (products["sar_change"] == FLOOD_SIGNAL, products["sar_change"] != 255),
             "fused water change": (
-                water_known & (post.water >= 50) & (pre.water < 50),
+                water_map.new_water(pre.water, post.water),
                 water_known,
             ),
             f"flood extent (confidence >= {products['flooded_min_confidence']})": (

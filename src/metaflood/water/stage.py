@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from metaflood.core import water_map
 from metaflood.core.blockwise import block_windows, with_halo
 from metaflood.core.classes import WATER, stored_probability
 from metaflood.core.errors import InputError
@@ -40,7 +41,6 @@ OPTICAL_VALID_BIT = 2
 BLOCK_PX = 2048
 DRY, WET = 0, 1
 CLASS_NODATA = 255
-PERCENT_NODATA = 255
 EVIDENCE_BANDS = ("sar_margin_db", "water_index", "index_margin")
 SAR_WATER_COLORMAP = {
     DRY: (235, 235, 235, 255),
@@ -149,7 +149,7 @@ def _writers(inputs: WaterInputs, exits: ExitStack, outputs: dict[str, Path], in
                 outputs["water"],
                 count=1,
                 dtype="uint8",
-                nodata=PERCENT_NODATA,
+                nodata=water_map.NODATA,
                 descriptions=("water_probability",),
                 units=("percent",),
                 tags={
@@ -207,7 +207,7 @@ def map_water(
             )
             probability = water_probability(evidence, model)
             known = np.isfinite(probability) & block.inside
-            percent = np.full(known.shape, PERCENT_NODATA, np.uint8)
+            percent = np.full(known.shape, water_map.NODATA, np.uint8)
             percent[known] = np.clip(np.rint(probability[known] * 100), 0, 100).astype(np.uint8)
             index = block.index if block.index is not None else np.full(known.shape, np.nan)
             bands = np.stack([evidence.sar_margin, index, evidence.index_margin])
@@ -221,7 +221,7 @@ def map_water(
             counts["index"] += int(np.isfinite(evidence.index_margin).sum())
             counts["index_water"] += int(index_wet.sum())
             counts["mapped"] += int(known.sum())
-            counts["water"] += int((percent[known] >= 50).sum())
+            counts["water"] += int(water_map.is_water(percent).sum())
     summary = {
         "settings": asdict(settings),
         "thresholds": {name: asdict(t) for name, t in found.items()},

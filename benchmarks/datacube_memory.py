@@ -243,6 +243,8 @@ def stats_stage(event_dir: Path, out: Path) -> dict:
         coregistration=[side / "coregistration.json"] * 2,
         sar_summary=flood / "sar_change.json",
         water=[event_dir / "water" / "pre.json", event_dir / "water" / "post.json"],
+        water_maps=[event_dir / "water" / "pre.tif", event_dir / "water" / "post.tif"],
+        sar_evidence=flood / "sar_change.tif",
         checkpoint=side / "checkpoint.pt",
         calibration=None,
         validation=None,

@@ -162,12 +162,23 @@ def test_validation_by_hand_gives_the_workflows_figures_when_pixels_are_excluded
             cog(truth / f"landcover_{period}.tif", src.read(1), 255)
     inputs = [out / "extent.tif", out / "confidence.tif", paths["sar_evidence"]]
     inputs += [paths["pre"], paths["post"], truth]
+    water = (paths["pre_water"], paths["post_water"])
     workflow = validate_against_truth(
-        *inputs, out / "validation.json", min_area_m2=0, unexcluded_path=out / "unexcluded.tif"
+        *inputs,
+        out / "validation.json",
+        water_paths=water,
+        min_area_m2=0,
+        unexcluded_path=out / "unexcluded.tif",
     )
-    by_hand = validate_against_truth(*inputs, out / "validation.json", min_area_m2=0)
+    by_hand = validate_against_truth(
+        *inputs, out / "validation.json", water_paths=water, min_area_m2=0
+    )
     assert by_hand == workflow
     assert workflow["flood"]["false_negative_px"] == 0  # the excluded part is no claim
+    # Every flooded pixel the product maps rests on both lines here, and is truly flooded.
+    by_evidence = workflow["flood_by_evidence"]
+    assert by_evidence["water_maps_and_sar_change"] == {"flooded_px": 18 * 20, "truly_flooded": 1.0}
+    assert by_evidence["sar_change_only"] == {"flooded_px": 0, "truly_flooded": None}
     effect = workflow["exclusion_effect"]["with_exclusion"]
     assert effect["false_negative_px"] == 18 * 8  # counted as not flooded there
 

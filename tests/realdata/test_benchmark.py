@@ -14,6 +14,7 @@ from PIL import Image
 from metaflood.cli import main
 from metaflood.core.errors import ConfigError, InputError
 from metaflood.flood.calibrate import NETWORK_FIELD
+from metaflood.flood.stats import SUPPORT
 from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
 from metaflood.training.flood import FloodRecipe, train_flood
 from tests.helpers.realdata_sets import write_etci, write_ombria, write_sen1floods11
@@ -118,6 +119,15 @@ def test_ombria_triplets_are_mapped_with_vv_alone_and_scored_for_flood(tmp_path,
             assert 0 <= float(rows[("flood", condition, line)]["iou"]) <= 1
         assert ("flood", condition, "log-ratio Otsu (VV, per sample)") in rows
     assert float(rows[("flood", "both", "water index change (Otsu, per sample)")]["iou"]) > 0.5
+    # The extent split by what it rests on: every flooded pixel in one case, so the
+    # cases' recalls add up to the extent's.
+    for condition in ("both", "sar_only"):
+        cases = [rows[("flood", condition, f"flood extent, {name}")] for name in SUPPORT]
+        assert {case["kind"] for case in cases} == {"support"}
+        extent = rows[("flood", condition, "flood extent (confidence >= 50)")]
+        assert sum(float(case["recall"]) for case in cases) == pytest.approx(
+            float(extent["recall"]), abs=3e-3
+        )
     assert not any(t.startswith("water") for t, _, _ in rows)  # OMBRIA labels flood only
     # Each sample's own scores, whose counts pool back to the table's figures.
     with (out / "samples.csv").open() as handle:

@@ -16,13 +16,14 @@ from metaflood.core.settings import ExclusionSettings, section_defaults
 from metaflood.flood.change import FLOODED_MIN_CONFIDENCE_TAG, map_flood
 from metaflood.flood.confidence import JOIN_FEATURES, load_calibration
 from metaflood.flood.reference_water import write_reference_water
-from metaflood.flood.stats import flooded_from, write_stats
+from metaflood.flood.sar_change import DARK_BEFORE, NO_SIGNAL
+from metaflood.flood.stats import SUPPORT, flooded_from, write_stats
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
 from metaflood.report.maps import ReportInputs
 from metaflood.report.page import write_report
 from metaflood.terrain.stage import terrain_exclusion
-from tests.helpers.flood_inputs import CRS, SIZE, TRANSFORM, write_inputs
+from tests.helpers.flood_inputs import CRS, FLOOD, SIZE, TRANSFORM, write_inputs
 
 EVENT = {
     "pre": {"start": "2023-09-01", "end": "2023-09-09"},
@@ -140,6 +141,8 @@ def make_stats(p, tmp_path, **kwargs):
         coregistration=[p["coreg_pre"], p["coreg_post"]],
         sar_summary=p["sar_summary"],
         water=[p["pre_water_summary"], p["post_water_summary"]],
+        water_maps=[p["pre_water"], p["post_water"]],
+        sar_evidence=p["sar_evidence"],
         checkpoint=p["checkpoint"],
         calibration=kwargs.pop("calibration", None),
         validation=None,
@@ -370,3 +373,43 @@ def test_report_inputs_from_a_rules_named_inputs():
     assert inputs.sar_ratio == Path("f/sar_logratio.tif")
     assert inputs.stats == Path("f/stats.json")
     assert inputs.exclusion == Path("f/exclusion.tif")
+
+
+def test_the_statistics_and_report_say_what_the_flooded_area_rests_on(products, tmp_path):
+    """Each flooded pixel is counted under one case of the two lines of evidence: the
+    flood block is cut into strips where the SAR and the water maps say different things."""
+    p = products
+    rows, cols = FLOOD
+    evidence = rasterio.open(p["sar_evidence"]).read(1)
+    post_water = rasterio.open(p["post_water"]).read(1)
+    evidence[rows, 16:20] = NO_SIGNAL  # the water maps alone, the SAR saw no fall
+    evidence[rows, 20:24] = DARK_BEFORE  # the water maps alone, the SAR blind there
+    post_water[rows, 24:28] = 10  # the SAR change alone
+    post_water[rows, 28:32] = 10
+    evidence[rows, 28:32] = NO_SIGNAL  # neither alone
+    grid = {"crs": CRS, "transform": TRANSFORM, "nodata": 255}
+    edited = {
+        "sar_evidence": write_cog(tmp_path / "evidence_edited.tif", evidence, **grid),
+        "post_water": write_cog(tmp_path / "post_water_edited.tif", post_water, **grid),
+    }
+    stats = make_stats(p | edited, tmp_path)
+    strip, flooded = 18 * 4, 18 * 28
+    assert stats["flood"]["flooded_by_evidence"] == pytest.approx(
+        {
+            "water_maps_and_sar_change": (flooded - 4 * strip) / flooded,
+            "sar_change_only": strip / flooded,
+            "water_maps_only_sar_blind": strip / flooded,
+            "water_maps_only_sar_disagrees": strip / flooded,
+            "neither_alone": strip / flooded,
+        },
+        abs=1e-6,
+    )
+    impact = pd.read_csv(tmp_path / "impact.csv")
+    by_evidence = impact[impact.section == "evidence of the flooded area"]
+    assert by_evidence.value.sum() == pytest.approx(1.0, abs=1e-5)
+    assert set(by_evidence.measure) == set(SUPPORT.values())
+    html = write_report("e", report_inputs(p, tmp_path), tmp_path / "r.html").read_text()
+    assert "What the flooded area rests on" in html
+    # the SAR-blind strip: its share and area (72 of 504 px at 4 m2)
+    assert f"{SUPPORT['water_maps_only_sar_blind']}</td><td>14.3%</td>" in html
+    assert "<td>0.0003</td>" in html

@@ -106,6 +106,13 @@ def test_flood_matches_the_truth(tiny_run):
     assert polygons.is_valid.all()
     assert polygons.crs.to_epsg() == 32634
     assert abs(polygons.area_m2.sum() / 1e6 - stats["flood"]["flooded_area_km2"]) < 1e-6
+    # What the flood rests on: every flooded pixel in one case, and where both lines of
+    # evidence agree (most of the flood) the map is right nearly everywhere.
+    by_evidence = stats["flood"]["flooded_by_evidence"]
+    assert sum(by_evidence.values()) == pytest.approx(1.0, abs=1e-5)
+    assert by_evidence["water_maps_and_sar_change"] > 0.5
+    both = stats["validation"]["flood_by_evidence"]["water_maps_and_sar_change"]
+    assert both["truly_flooded"] >= 0.9
 
 
 def test_report_is_self_contained(tiny_run):

@@ -147,6 +147,7 @@ rule validate_demo:
         sar_evidence="results/{event}/flood/sar_change.tif",
         pre="results/{event}/landcover/pre.tif",
         post="results/{event}/landcover/post.tif",
+        water=expand("results/{{event}}/water/{period}.tif", period=PERIODS),
         demo=demo_dir,
     output:
         report(
@@ -183,7 +184,9 @@ rule stats:
             "results/{{event}}/aligned/{period}_coregistration.json", period=PERIODS
         ),
         sar_summary="results/{event}/flood/sar_change.json",
+        sar_evidence="results/{event}/flood/sar_change.tif",
         water=expand("results/{{event}}/water/{period}.json", period=PERIODS),
+        water_maps=expand("results/{{event}}/water/{period}.tif", period=PERIODS),
         exclusion="results/{event}/flood/exclusion.json",
         reference_water="results/{event}/flood/reference_water.json",
         auxiliary="results/{event}/auxiliary/auxiliary.json",

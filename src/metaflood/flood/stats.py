@@ -12,6 +12,7 @@ import json
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypeVar
 
 import dask
 import numpy as np
@@ -22,12 +23,13 @@ from rasterio.errors import RasterioError
 
 from metaflood import __version__
 from metaflood.core.classes import BARREN, BUILDING, CLASS_NAMES, NUM_CLASSES
-from metaflood.core.config import config_hash
+from metaflood.core.config import PERIODS, config_hash
 from metaflood.core.datacube import open_raster
 from metaflood.core.errors import InputError
 from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import atomic_path
 from metaflood.core.reliability import HIGH_CONFIDENCE
+from metaflood.core.water_map import new_water
 from metaflood.flood.change import (
     FLOODED,
     FLOODED_MIN_CONFIDENCE_BEFORE_TAG,
@@ -35,8 +37,24 @@ from metaflood.flood.change import (
     PERMANENT,
 )
 from metaflood.flood.confidence import DEFAULT_CALIBRATION, NETWORK_JOIN, load_calibration
+from metaflood.flood.sar_change import FLOOD_SIGNAL, NO_SIGNAL
 
+Raster = TypeVar("Raster", np.ndarray, xr.DataArray)
 ROUTES = {1: "both", 2: "sar_only", 3: "optical_only", 0: "none"}
+# What a flooded pixel rests on: the two lines of evidence the confidence weighs, each
+# read alone (the water maps' new water; the SAR change's fall to water level). Where
+# only one line says flood, an analyst checks the map against the images.
+SUPPORT = {
+    "water_maps_and_sar_change": "both lines: new water in the water maps, and the SAR fell "
+    "to water level",
+    "sar_change_only": "the SAR change alone (the water maps show no new water)",
+    "water_maps_only_sar_blind": "the water maps alone, where the SAR cannot see a flood "
+    "(water-dark before the event, or no SAR in a period)",
+    "water_maps_only_sar_disagrees": "the water maps alone, where the SAR saw no fall to "
+    "water level",
+    "neither_alone": "neither line alone: their margins weighed together (or the flood "
+    "network, where one is joined)",
+}
 ROUTE_OUTSIDE = 255
 PACKAGES = (
     "numpy",
@@ -60,6 +78,8 @@ def pixel_counts(
     confidence: xr.DataArray,
     landcover: list[xr.DataArray],
     routes: list[xr.DataArray],
+    water: list[xr.DataArray],
+    sar_evidence: xr.DataArray,
 ) -> dict[str, xr.DataArray]:
     """Every pixel count behind stats.json's areas and shares, as lazy sums over (y, x):
     computed together, a chunk at a time, so the stage's memory does not grow with the
@@ -81,7 +101,24 @@ def pixel_counts(
         "flooded_by_post_route": (flooded & (routes[1] == codes)).sum(space),
         "by_route": [(route == codes).sum(space) for route in routes],
         "inside": [(route != ROUTE_OUTSIDE).sum(space) for route in routes],
+        "flooded_by_evidence": [
+            (flooded & line).sum(space) for line in support_lines(water, sar_evidence)
+        ],
     }
+
+
+def support_lines(water: list[Raster], sar_evidence: Raster) -> list[Raster]:
+    """Masks of the SUPPORT cases, in its order, from the water maps before and after and
+    the SAR change evidence (numpy arrays or lazy DataArrays): every pixel is in exactly one."""
+    water_change = new_water(*water)
+    sar_fell = sar_evidence == FLOOD_SIGNAL
+    return [
+        water_change & sar_fell,
+        ~water_change & sar_fell,
+        water_change & ~sar_fell & (sar_evidence != NO_SIGNAL),
+        water_change & (sar_evidence == NO_SIGNAL),
+        ~water_change & ~sar_fell,
+    ]
 
 
 def flood_figures(counts: dict, area: float, flooded_min_confidence: int) -> dict:
@@ -176,7 +213,7 @@ def impact_rows(stats: dict) -> list[tuple[str, str, float | None, str]]:
             "km2",
         ),
     ]
-    for period in ("pre", "post"):
+    for period in PERIODS:
         rows += [
             (f"coverage {period}", f"mapped with {name}", share, "share")
             for name, share in stats["coverage"][period].items()
@@ -184,6 +221,10 @@ def impact_rows(stats: dict) -> list[tuple[str, str, float | None, str]]:
     rows += [
         ("coverage of the flooded area", f"mapped with {name}", share, "share")
         for name, share in stats["flood"]["flooded_by_post_route"].items()
+    ]
+    rows += [
+        ("evidence of the flooded area", SUPPORT[name], share, "share")
+        for name, share in stats["flood"]["flooded_by_evidence"].items()
     ]
     return rows
 
@@ -267,6 +308,8 @@ def write_stats(
     coregistration: list[Path],
     sar_summary: Path,
     water: list[Path],
+    water_maps: list[Path],
+    sar_evidence: Path,
     checkpoint: Path,
     calibration: Path | None,
     validation: Path | None,
@@ -277,11 +320,15 @@ def write_stats(
     auxiliary: Path | None = None,
     network_summary: Path | None = None,
 ) -> dict:
-    """`network_summary` (flood/network.json) records the flood network the confidence
+    """`water` are the water stage's summaries (water/{period}.json), `water_maps` its
+    maps; `network_summary` (flood/network.json) records the flood network the confidence
     was joined to, where there was one."""
     with xr.set_options(arithmetic_join="exact"):  # one grid, or an error
-        cube = [open_raster(p) for p in (extent, confidence, *landcover, *routes)]
-        counts = pixel_counts(cube[0], cube[1], cube[2:4], cube[4:6])
+        cube = [
+            open_raster(p)
+            for p in (extent, confidence, *landcover, *routes, *water_maps, sar_evidence)
+        ]
+        counts = pixel_counts(cube[0], cube[1], cube[2:4], cube[4:6], cube[6:8], cube[8])
         try:
             (counts,) = dask.compute(counts, scheduler="synchronous")  # the rule's 1 thread
         except RasterioError as err:
@@ -301,27 +348,32 @@ def write_stats(
             "polygons": n_polygons,
             # the share of the flood whose post-event land cover came from each modality
             "flooded_by_post_route": _shares(counts["flooded_by_post_route"], counts["flooded"]),
+            # the share of the flood each line of evidence supports, alone or together
+            "flooded_by_evidence": {
+                name: round(int(n) / max(int(counts["flooded"]), 1), 6)
+                for name, n in zip(SUPPORT, counts["flooded_by_evidence"], strict=True)
+            },
         },
         "sar_change": json.loads(Path(sar_summary).read_text()),
         "water": {
             period: water_figures(json.loads(Path(p).read_text()), area)
-            for period, p in zip(("pre", "post"), water, strict=True)
+            for period, p in zip(PERIODS, water, strict=True)
         },
         "confidence_calibration": calibration_provenance(calibration, checkpoint_sha),
         "flood_network": network_provenance(network_summary, calibration),
         "transitions_km2": pd.read_csv(transitions, index_col=0).to_dict(orient="index"),
         "coverage": {
             period: _shares(counts["by_route"][i], counts["inside"][i])
-            for i, period in enumerate(("pre", "post"))
+            for i, period in enumerate(PERIODS)
         },
         "coregistration": {
             period: json.loads(Path(p).read_text())["shifts"]
-            for period, p in zip(("pre", "post"), coregistration, strict=True)
+            for period, p in zip(PERIODS, coregistration, strict=True)
         },
         "provenance": {
             "scenes": {
                 period: json.loads(Path(p).read_text())
-                for period, p in zip(("pre", "post"), scenes, strict=True)
+                for period, p in zip(PERIODS, scenes, strict=True)
             },
             "config_hash": config_hash(config),
             "event_config": config["events"][event],

@@ -14,12 +14,14 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
+from metaflood.core.config import PERIODS
 from metaflood.core.metrics import confusion_matrix, summarize
 from metaflood.core.raster import atomic_path, read_checked
 from metaflood.core.reliability import high_confidence_precision, reliability_table
 from metaflood.flood.change import EXTENT_NODATA, FLOODED, flood_extent
 from metaflood.flood.confidence import CONFIDENCE_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
+from metaflood.flood.stats import SUPPORT, support_lines
 
 
 def truth_on_grid(truth_path: Path, like: dict) -> np.ndarray:
@@ -65,6 +67,7 @@ def validate_against_truth(
     truth_dir: Path,
     out: Path,
     *,
+    water_paths: tuple[Path, Path],
     min_area_m2: float,
     unexcluded_path: Path | None = None,
 ) -> dict:
@@ -73,6 +76,8 @@ def validate_against_truth(
     Every score is taken over the pixels the extent maps: a pixel the terrain exclusion
     made nodata is no claim of the product, and the same pixels are left out of every
     line, so the workflow's record and `metaflood validate` run by hand give one figure.
+    `water_paths` (the water maps before and after) split the flooded pixels by what they
+    rest on (`stats.SUPPORT`), each case with the share of its pixels truly flooded.
     With `unexcluded_path` (the extent before the terrain exclusion), `exclusion_effect`
     compares the two extents over the pixels the unexcluded one knows, an excluded pixel
     counting as not flooded: IoU and false-positive area with the exclusion and without.
@@ -108,9 +113,14 @@ def validate_against_truth(
         },
         "landcover": {},
     }
+    water = [read_checked(p)[0][0] for p in water_paths]
+    result["flood_by_evidence"] = {
+        name: _share_truly_flooded((extent == FLOODED) & line, flood_truth)
+        for name, line in zip(SUPPORT, support_lines(water, sar), strict=True)
+    }
     if effect is not None:
         result["exclusion_effect"] = effect
-    for period, predicted in zip(("pre", "post"), classes, strict=True):
+    for period, predicted in zip(PERIODS, classes, strict=True):
         truth = truth_on_grid(truth_dir / f"landcover_{period}.tif", profile)
         result["landcover"][period] = summarize(confusion_matrix(truth, predicted))
     text = json.dumps(result, indent=2)
@@ -120,6 +130,12 @@ def validate_against_truth(
         with atomic_path(out) as tmp:
             tmp.write_text(text)
     return result
+
+
+def _share_truly_flooded(flooded: np.ndarray, truth: np.ndarray) -> dict:
+    n = int(flooded.sum())
+    right = int((flooded & truth).sum())
+    return {"flooded_px": n, "truly_flooded": round(right / n, 4) if n else None}
 
 
 def exclusion_effect(

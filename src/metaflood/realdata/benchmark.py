@@ -179,7 +179,12 @@ def plot(board: Scoreboard, path: Path, title: str) -> None:
     rows = [r for r in board.rows() if not np.isnan(r["iou"])]
     groups = sorted({(r["target"], r["condition"]) for r in rows})
     fig, axes = plt.subplots(len(groups), 1, figsize=(8, 1.2 + 0.35 * len(rows)), squeeze=False)
-    colours = {"evidence": "#1f6fb4", "baseline": "#999999", "route": "#7fb3e0"}
+    colours = {
+        "evidence": "#1f6fb4",
+        "baseline": "#999999",
+        "route": "#7fb3e0",
+        "support": "#b9d3ec",
+    }
     for ax, (target, condition) in zip(axes[:, 0], groups, strict=True):
         part = [r for r in rows if (r["target"], r["condition"]) == (target, condition)]
         ax.barh(

@@ -21,12 +21,17 @@ from metaflood.core import water_map
 from metaflood.core.classes import NUM_CLASSES, WATER
 from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
+from metaflood.flood.stats import SUPPORT, support_lines
 from metaflood.landcover.routing import ROUTE_NAMES
 from metaflood.realdata.pipeline import OPTICAL_BIT, SAR_BIT, PeriodOutputs, SampleOutputs
 from metaflood.training.layouts import LABEL_NONE, LABEL_WATER
 from metaflood.water.evidence import MNDWI, NDWI, normalised_difference
 
 EVIDENCE, BASELINE, ROUTE = "evidence", "baseline", "route"
+# The flood extent within each case of what it rests on (`flood.stats.SUPPORT`): its
+# precision is how right the extent is there, its recall the share of the true flood the
+# case holds (the cases' recalls add up to the extent's).
+SUPPORT_KIND = "support"
 EXTENT_FLOODED = 1
 
 
@@ -370,6 +375,12 @@ def score_flood(board: Scoreboard, result: SampleOutputs) -> None:
             )
         for line, (predicted, answered) in lines.items():
             board.tally(target, condition, EVIDENCE, line).add(predicted, answered, label)
+        flooded = products["extent"] == EXTENT_FLOODED
+        cases = support_lines([pre.water, post.water], products["sar_change"])
+        for name, case in zip(SUPPORT, cases, strict=True):
+            board.tally(target, condition, SUPPORT_KIND, f"flood extent, {name}").add(
+                flooded, case & (products["extent"] != 255), label
+            )
         for line, (predicted, answered) in flood_baselines(result, condition).items():
             board.tally(target, condition, BASELINE, line).add(predicted, answered, label)
         ratio = log_ratio(result, condition)

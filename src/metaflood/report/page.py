@@ -9,6 +9,7 @@ import jinja2
 
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES
 from metaflood.core.raster import atomic_path
+from metaflood.flood.stats import SUPPORT
 from metaflood.report.figures import coregistration_chart, map_png, reliability_chart
 from metaflood.report.maps import ReportInputs, event_maps, load_layers
 
@@ -69,6 +70,7 @@ def write_report(event: str, inputs: ReportInputs, out: Path) -> Path:
             class_colors=[f"rgb{c}" for c in CLASS_COLORS],
             json_dump=lambda obj: json.dumps(obj, indent=2),
             shape=layers.extent.shape,
+            support=SUPPORT,
         )
     )
     with atomic_path(out) as tmp:

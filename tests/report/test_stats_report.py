@@ -278,6 +278,7 @@ def test_the_statistics_and_report_say_when_a_flood_network_was_joined(products,
     assert stats["flood_network"]["joined_by"] == "fitted join"
     html = write_report("e", report_inputs(products, tmp_path), tmp_path / "r.html").read_text()
     assert "by a join fitted on real flood masks" in html
+    assert "their margins weighed together, or the flood network</td>" in html
     assert "where its probability is the higher" not in html
 
 

@@ -52,8 +52,8 @@ SUPPORT = {
     "(water-dark before the event, or no SAR in a period)",
     "water_maps_only_sar_disagrees": "the water maps alone, where the SAR saw no fall to "
     "water level",
-    "neither_alone": "neither line alone: their margins weighed together (or the flood "
-    "network, where one is joined)",
+    # (and the flood network, where one is joined: the report says so)
+    "neither_alone": "neither line alone: their margins weighed together",
 }
 ROUTE_OUTSIDE = 255
 PACKAGES = (

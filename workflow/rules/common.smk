@@ -98,7 +98,7 @@ def local_scene_files(wildcards):
     for modality in ("sar", "optical"):
         source = config["events"][wildcards.event][modality]
         if source["source"] == "local":
-            files += [source[p] for p in ("pre", "post") if source.get(p)]
+            files += [source[p] for p in PERIODS if source.get(p)]
     return files
 
 

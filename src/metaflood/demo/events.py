@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rasterio.transform import Affine, from_origin
 
-from metaflood.core.config import date_range, event_grid
+from metaflood.core.config import PERIODS, date_range, event_grid
 from metaflood.core.settings import event_section
 from metaflood.demo.catalog import publish_demo_catalog
 from metaflood.demo.simulate import simulate_event
@@ -48,7 +48,7 @@ def demo_dates(event: dict, key: str) -> dict[tuple[str, str], dt.datetime]:
     day after the window's middle."""
     n_pre = int(event_section(event, "demo")["pre_sar_scenes"])
     dates = {}
-    for period in ("pre", "post"):
+    for period in PERIODS:
         win = date_range(event, period, key)
         sar_day = win.middle
         optical_day = min(sar_day + dt.timedelta(days=1), win.end)

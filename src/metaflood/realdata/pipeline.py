@@ -22,6 +22,7 @@ from rasterio.warp import Resampling, reproject
 
 from metaflood.acquire.stage import acquire_period, search_scenes
 from metaflood.core.classes import WATER, stored_probability
+from metaflood.core.config import PERIODS
 from metaflood.core.raster import read_checked, write_cog
 from metaflood.core.settings import AdaptSettings, ChangeSettings, CoregisterSettings
 from metaflood.coregister.scenes import Settings
@@ -392,8 +393,8 @@ def run_sample(sample: Sample, folder: Path, settings: PipelineSettings) -> Samp
 def _map_flood(
     where: Path, folder: Path, paths: dict[str, dict[str, Path]], settings: PipelineSettings
 ) -> dict:
-    stacks = [folder / "aligned" / f"{p}.tif" for p in ("pre", "post")]
-    valid = [where / f"{p}_valid.tif" for p in ("pre", "post")]
+    stacks = [folder / "aligned" / f"{p}.tif" for p in PERIODS]
+    valid = [where / f"{p}_valid.tif" for p in PERIODS]
     out = {
         "evidence": where / "sar_change.tif",
         "ratio": where / "sar_logratio.tif",
@@ -421,8 +422,8 @@ def _map_flood(
             device=settings.model.get("device", "cpu"),
         )
     map_flood(
-        [paths[p]["class"] for p in ("pre", "post")],
-        [paths[p]["water"] for p in ("pre", "post")],
+        [paths[p]["class"] for p in PERIODS],
+        [paths[p]["water"] for p in PERIODS],
         post_route=paths["post"]["route"],
         sar_evidence=out["evidence"],
         sar_ratio=out["ratio"],
@@ -437,7 +438,7 @@ def _map_flood(
         network=network,
     )
     evidence, _ = read_evidence(
-        [paths[p]["water"] for p in ("pre", "post")],
+        [paths[p]["water"] for p in PERIODS],
         paths["post"]["route"],
         out["evidence"],
         out["ratio"],

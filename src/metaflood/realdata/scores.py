@@ -19,6 +19,7 @@ from skimage.filters import threshold_otsu
 
 from metaflood.core import water_map
 from metaflood.core.classes import NUM_CLASSES, WATER
+from metaflood.core.config import PERIODS
 from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
 from metaflood.flood.stats import SUPPORT, support_lines
@@ -310,7 +311,7 @@ def score_water(board: Scoreboard, result: SampleOutputs) -> None:
 
 def log_ratio(result: SampleOutputs, condition: str) -> tuple[np.ndarray, np.ndarray] | None:
     """Post- minus pre-event VV (dB), and where both periods have SAR."""
-    pre, post = (result.periods[condition][p] for p in ("pre", "post"))
+    pre, post = (result.periods[condition][p] for p in PERIODS)
     vv_pre = _band(result.stacks["pre"], result.bands["pre"], "VV")
     vv_post = _band(result.stacks["post"], result.bands["post"], "VV")
     if vv_pre is None or vv_post is None:
@@ -323,7 +324,7 @@ def log_ratio(result: SampleOutputs, condition: str) -> tuple[np.ndarray, np.nda
 def flood_baselines(
     result: SampleOutputs, condition: str
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    pre, post = (result.periods[condition][p] for p in ("pre", "post"))
+    pre, post = (result.periods[condition][p] for p in PERIODS)
     out = {}
     ratio = log_ratio(result, condition)
     if ratio is not None and ratio[1].any():
@@ -348,7 +349,7 @@ def score_flood(board: Scoreboard, result: SampleOutputs) -> None:
     if label is None:
         return
     for condition, products in result.flood.items():
-        pre, post = (result.periods[condition][p] for p in ("pre", "post"))
+        pre, post = (result.periods[condition][p] for p in PERIODS)
         target = "flood"
         mapped = (pre.classes < NUM_CLASSES) & (post.classes < NUM_CLASSES)
         water_known = (pre.water != water_map.NODATA) & (post.water != water_map.NODATA)

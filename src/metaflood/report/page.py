@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES
+from metaflood.core.config import PERIODS
 from metaflood.core.raster import atomic_path
 from metaflood.flood.stats import SUPPORT
 from metaflood.report.figures import coregistration_chart, map_png, reliability_chart
@@ -71,6 +72,7 @@ def write_report(event: str, inputs: ReportInputs, out: Path) -> Path:
             json_dump=lambda obj: json.dumps(obj, indent=2),
             shape=layers.extent.shape,
             support=SUPPORT,
+            periods=PERIODS,
         )
     )
     with atomic_path(out) as tmp:

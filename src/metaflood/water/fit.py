@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from metaflood.core.classes import NUM_CLASSES, WATER, stored_probability
+from metaflood.core.config import PERIODS
 from metaflood.core.errors import InputError
 from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import atomic_path, read_checked
@@ -65,7 +66,7 @@ def event_evidence(event_dir: Path, truth_dir: Path) -> tuple[WaterEvidence, np.
     """Both periods of a demo event run through the workflow: the evidence its water
     stage weighed and the simulator's water (from its true land cover), 255 off the truth."""
     parts, labels = [], []
-    for period in ("pre", "post"):
+    for period in PERIODS:
         paths = [
             event_dir / "water" / f"{period}_evidence.tif",
             event_dir / "landcover" / f"{period}_proba.tif",

@@ -10,15 +10,15 @@ NODATA = 255
 # A pixel is water from this probability on: the map read as "where the water is".
 WATER_FROM_PERCENT = 50
 
-Array = TypeVar("Array")  # a numpy array or an xarray DataArray of the stored percent
+Raster = TypeVar("Raster")  # a numpy array or an xarray DataArray of the stored percent
 
 
-def is_water(percent: Array) -> Array:
+def is_water(percent: Raster) -> Raster:
     """Where the map says water (False where it is nodata)."""
     return (percent != NODATA) & (percent >= WATER_FROM_PERCENT)
 
 
-def new_water(pre: Array, post: Array) -> Array:
+def new_water(pre: Raster, post: Raster) -> Raster:
     """Where the maps say water after the event and not before (False where either is
     nodata): the water maps' own line of flood evidence."""
     return is_water(post) & (pre != NODATA) & ~is_water(pre)

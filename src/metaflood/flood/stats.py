@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TypeVar
 
 import dask
 import numpy as np
@@ -29,7 +29,7 @@ from metaflood.core.errors import InputError
 from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import atomic_path
 from metaflood.core.reliability import HIGH_CONFIDENCE
-from metaflood.core.water_map import new_water
+from metaflood.core.water_map import Raster, new_water
 from metaflood.flood.change import (
     FLOODED,
     FLOODED_MIN_CONFIDENCE_BEFORE_TAG,
@@ -39,7 +39,6 @@ from metaflood.flood.change import (
 from metaflood.flood.confidence import DEFAULT_CALIBRATION, NETWORK_JOIN, load_calibration
 from metaflood.flood.sar_change import FLOOD_SIGNAL, NO_SIGNAL
 
-Raster = TypeVar("Raster", np.ndarray, xr.DataArray)
 ROUTES = {1: "both", 2: "sar_only", 3: "optical_only", 0: "none"}
 # What a flooded pixel rests on: the two lines of evidence the confidence weighs, each
 # read alone (the water maps' new water; the SAR change's fall to water level). Where
@@ -154,12 +153,10 @@ def flooded_from(confidence: xr.DataArray) -> int:
     return int(confidence.attrs.get(FLOODED_MIN_CONFIDENCE_TAG, FLOODED_MIN_CONFIDENCE_BEFORE_TAG))
 
 
-def _shares(by_route: xr.DataArray, total: int) -> dict:
+def _shares(names: Iterable[str], counts: Iterable, total: int) -> dict:
+    """Each named count as a share of `total` (every share 0 where the total is 0)."""
     total = max(int(total), 1)
-    return {
-        name: round(int(n) / total, 6)
-        for name, n in zip(ROUTES.values(), by_route.values, strict=True)
-    }
+    return {name: round(int(n) / total, 6) for name, n in zip(names, counts, strict=True)}
 
 
 def network_provenance(network_summary: Path | None, calibration: Path | None) -> dict | None:
@@ -347,12 +344,13 @@ def write_stats(
         | {
             "polygons": n_polygons,
             # the share of the flood whose post-event land cover came from each modality
-            "flooded_by_post_route": _shares(counts["flooded_by_post_route"], counts["flooded"]),
+            "flooded_by_post_route": _shares(
+                ROUTES.values(), counts["flooded_by_post_route"].values, counts["flooded"]
+            ),
             # the share of the flood each line of evidence supports, alone or together
-            "flooded_by_evidence": {
-                name: round(int(n) / max(int(counts["flooded"]), 1), 6)
-                for name, n in zip(SUPPORT, counts["flooded_by_evidence"], strict=True)
-            },
+            "flooded_by_evidence": _shares(
+                SUPPORT, counts["flooded_by_evidence"], counts["flooded"]
+            ),
         },
         "sar_change": json.loads(Path(sar_summary).read_text()),
         "water": {
@@ -363,7 +361,7 @@ def write_stats(
         "flood_network": network_provenance(network_summary, calibration),
         "transitions_km2": pd.read_csv(transitions, index_col=0).to_dict(orient="index"),
         "coverage": {
-            period: _shares(counts["by_route"][i], counts["inside"][i])
+            period: _shares(ROUTES.values(), counts["by_route"][i].values, counts["inside"][i])
             for i, period in enumerate(PERIODS)
         },
         "coregistration": {

@@ -21,9 +21,11 @@ of overlapping windows (`blending`), reading the stack (`reading`), the products
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import closing
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import rasterio.windows
@@ -32,7 +34,7 @@ from rasterio.windows import Window
 
 from metaflood.core.pyramid import MeanPyramid
 from metaflood.core.raster import cog_writer, overview_writers
-from metaflood.landcover.blending import WindowStats, model_predictor, stream_blend
+from metaflood.landcover.blending import Rows, WindowStats, model_predictor, stream_blend
 from metaflood.landcover.reading import SceneReader, open_inputs, reads_ahead, start_inference
 from metaflood.landcover.routing import (
     ROUTE_NAMES,
@@ -59,6 +61,37 @@ def optical_summary(loaded: InferenceModel) -> dict:
     return summary
 
 
+class Windowing(NamedTuple):
+    """How a scene is cut into model windows and batched."""
+
+    window_px: int
+    overlap: int
+    batch_size: int
+
+
+def model_strips(
+    loaded: InferenceModel,
+    reader: SceneReader,
+    shape: tuple[int, int],
+    dev: torch.device,
+    stats: WindowStats,
+    threads: int,
+    read_ahead: bool | None,
+    windowing: Windowing,
+) -> Iterator[tuple[int, torch.Tensor, Rows]]:
+    """The model's blended probabilities over `shape`, strip by strip (`stream_blend`)."""
+    return stream_blend(
+        model_predictor(loaded, dev),
+        reader,
+        shape,
+        **windowing._asdict(),
+        num_classes=loaded.config.num_classes,
+        stats=stats,
+        read_ahead=reads_ahead(read_ahead, dev, threads),
+        device=dev,
+    )
+
+
 def predict_scene(
     aligned_path: str | os.PathLike,
     valid_path: str | os.PathLike,
@@ -82,6 +115,7 @@ def predict_scene(
     windows per head combination (under `tiles`), and whether the model could use the optical image.
     """
     dev = start_inference(window_px, overlap, threads, device)
+    windowing = Windowing(window_px, overlap, batch_size)
     with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
         src,
         vsrc,
@@ -103,19 +137,8 @@ def predict_scene(
             # The probabilities' overviews are averaged from the strips as they pass
             # (`pyramid`), in float, instead of read back and averaged by GDAL.
             pyramid = MeanPyramid(len(proba_levels), partial(write_proba_level, proba_levels))
-            blend = stream_blend(
-                model_predictor(loaded, dev),
-                reader,
-                shape,
-                window_px=window_px,
-                overlap=overlap,
-                batch_size=batch_size,
-                num_classes=loaded.config.num_classes,
-                stats=stats,
-                read_ahead=reads_ahead(read_ahead, dev, threads),
-                device=dev,
-            )
-            with closing(blend) as strips:  # before the datasets close
+            strips = model_strips(loaded, reader, shape, dev, stats, threads, read_ahead, windowing)
+            with closing(strips):  # before the datasets close
                 for y, proba, read in strips:
                     n = proba.shape[1]
                     valid, sar_ok, opt_ok = (m[:n] for m in read.masks)
@@ -156,6 +179,7 @@ def predict_tile(
     """One tile of a tiled run: unquantised probabilities (float32, 0 where unmapped) and
     routes over `window` of the scene, for the gather to blend with the tile's neighbours."""
     dev = start_inference(window_px, overlap, threads, device)
+    windowing = Windowing(window_px, overlap, batch_size)
     with open_inputs(aligned_path, valid_path, checkpoint_path, threads, dev) as (
         src,
         vsrc,
@@ -187,19 +211,8 @@ def predict_tile(
             ) as w_proba,
             route_writer(out_route, {}, **grid) as w_route,
         ):
-            blend = stream_blend(
-                model_predictor(loaded, dev),
-                reader,
-                shape,
-                window_px=window_px,
-                overlap=overlap,
-                batch_size=batch_size,
-                num_classes=loaded.config.num_classes,
-                stats=stats,
-                read_ahead=reads_ahead(read_ahead, dev, threads),
-                device=dev,
-            )
-            with closing(blend) as strips:  # before the datasets close
+            strips = model_strips(loaded, reader, shape, dev, stats, threads, read_ahead, windowing)
+            with closing(strips):  # before the datasets close
                 for y, strip_proba, read in strips:
                     proba = strip_proba.cpu().numpy()
                     n = proba.shape[1]

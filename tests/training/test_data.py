@@ -12,8 +12,8 @@ from metaflood.training.data import (
     augment,
     block_mean,
     block_mode,
+    make_held_out_pool,
     make_synthetic_pool,
-    make_validation_pool,
     resample_factor,
     sar_to_model_grid,
 )
@@ -115,7 +115,7 @@ def test_synthetic_pool_from_simulator():
         assert s["label"].shape == (48, 48) and s["label"].dtype == np.uint8
         assert s["label"].max() < 8
         assert -40 < np.median(s["sar"]) < 10  # decibels, not linear power
-    val = make_validation_pool(1, 96.0, 1.0, 2.0, seed=7, optical_bands=four)
+    val = make_held_out_pool("validation", 1, 96.0, 1.0, 2.0, seed=7, optical_bands=four)
     assert not np.array_equal(val[0]["sar"], pool[0]["sar"])
     # The bands a model names, by name: green, NIR and SWIR are the simulator's 2, 4, 5.
     ombria = make_synthetic_pool(

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from metaflood.cli import main
-from metaflood.training.data import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
+from metaflood.training.data import HELD_OUT_SEED_OFFSETS
 from metaflood.training.evaluate import MODELS
 from tests.helpers.events import demo_event_config
 
@@ -56,4 +56,5 @@ def test_rerun_reuses_the_trained_models(evaluation, capsys):
 
 
 def test_test_split_is_apart_from_training_and_validation():
-    assert TEST_SEED_OFFSET > VALIDATION_SEED_OFFSET > 10_000  # no run uses so many scenes
+    offsets = HELD_OUT_SEED_OFFSETS
+    assert offsets["test"] > offsets["validation"] > 10_000  # no run uses so many scenes

@@ -8,6 +8,7 @@ so the model is trained on inputs that look like what it will be given.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,10 +23,9 @@ from metaflood.demo.spec import SceneSpec
 from metaflood.model.normalization import Normalization, network_input
 
 Sample = dict[str, np.ndarray]  # sar (2, h, w) dB, optical (bands, h, w), label (h, w) uint8
-# Validation scenes use seeds far from the training seeds so the two never share a scene.
-VALIDATION_SEED_OFFSET = 100_000
-# The held-out test split of `metaflood evaluate`: seeds neither training nor validation use.
-TEST_SEED_OFFSET = 200_000
+# Held-out scenes use seeds far from the training seeds so the splits never share a scene:
+# validation for training, test for `metaflood evaluate` (neither training nor validation).
+HELD_OUT_SEED_OFFSETS = {"validation": 100_000, "test": 200_000}
 
 
 # --- resampling to the model grid ------------------------------------------------------
@@ -132,7 +132,8 @@ def make_synthetic_pool(
     return pool
 
 
-def make_validation_pool(
+def make_held_out_pool(
+    split: Literal["validation", "test"],
     n_scenes: int,
     scene_size_m: float,
     native_resolution: float,
@@ -141,33 +142,14 @@ def make_validation_pool(
     *,
     optical_bands: Sequence[str],
 ) -> list[Sample]:
-    """A held-out pool from seeds no training pool of a sane size reaches."""
+    """A held-out pool, `validation` (training's) or `test` (the model comparison's), from
+    seeds no training pool of a sane size reaches and the other split does not use."""
     return make_synthetic_pool(
         n_scenes,
         scene_size_m,
         native_resolution,
         model_resolution,
-        seed + VALIDATION_SEED_OFFSET,
-        optical_bands=optical_bands,
-    )
-
-
-def make_test_pool(
-    n_scenes: int,
-    scene_size_m: float,
-    native_resolution: float,
-    model_resolution: float,
-    seed: int,
-    *,
-    optical_bands: Sequence[str],
-) -> list[Sample]:
-    """The held-out test pool of the model comparison, apart from training and validation."""
-    return make_synthetic_pool(
-        n_scenes,
-        scene_size_m,
-        native_resolution,
-        model_resolution,
-        seed + TEST_SEED_OFFSET,
+        seed + HELD_OUT_SEED_OFFSETS[split],
         optical_bands=optical_bands,
     )
 

@@ -22,7 +22,7 @@ from metaflood.core.metrics import mean_iou
 from metaflood.model.checkpoint import build_model, load_checkpoint, resolve_device, write_atomic
 from metaflood.model.metars import MetaRSConfig
 from metaflood.model.normalization import Normalization
-from metaflood.training.data import make_test_pool
+from metaflood.training.data import make_held_out_pool
 from metaflood.training.train import CONDITION_HEADS, evaluate, train_model, training_config
 
 # name -> (label, training overrides)
@@ -75,8 +75,8 @@ def run_evaluation(
 
     grid = (cfg["scene_size_m"], cfg["native_resolution"], cfg["model_resolution"])
     bands = MetaRSConfig.from_dict(dict(model_cfg), ignore_unknown=True).optical_bands
-    test_pool = make_test_pool(
-        int(ecfg["test_scenes"]), *grid, int(cfg["seed"]), optical_bands=bands
+    test_pool = make_held_out_pool(
+        "test", int(ecfg["test_scenes"]), *grid, int(cfg["seed"]), optical_bands=bands
     )
     log(f"test split: {len(test_pool)} samples from {ecfg['test_scenes']} held-out scenes")
 

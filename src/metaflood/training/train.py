@@ -46,8 +46,8 @@ from metaflood.training import earthmiss
 from metaflood.training.data import (
     Sample,
     SyntheticCrops,
+    make_held_out_pool,
     make_synthetic_pool,
-    make_validation_pool,
 )
 from metaflood.training.pools import RESOLUTION as REAL_RESOLUTION
 from metaflood.training.pools import training_samples
@@ -215,7 +215,10 @@ def prepare_data(cfg: Mapping[str, Any], model_cfg: MetaRSConfig) -> TrainingDat
         make_synthetic_pool(cfg["scenes"], *grid, cfg["seed"], optical_bands=optical), sar
     )
     val = _with_sar_bands(
-        make_validation_pool(cfg["val_scenes"], *grid, cfg["seed"], optical_bands=optical), sar
+        make_held_out_pool(
+            "validation", cfg["val_scenes"], *grid, cfg["seed"], optical_bands=optical
+        ),
+        sar,
     )
     h, w = pool[0]["label"].shape
     description = (

@@ -127,6 +127,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     from metaflood.flood.change import map_flood
     from metaflood.flood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA, EVIDENCE_VALUES
     from metaflood.flood.sar_tiled import RATIO_BANDS
+    from metaflood.flood.support import write_support
     from metaflood.landcover.writers import landcover_writers
 
     out = results / event
@@ -221,6 +222,12 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     (side / "scenes.json").write_text(json.dumps({"note": "synthetic, no scene"}))
     (side / "coregistration.json").write_text(json.dumps({"shifts": {}}))
     (side / "checkpoint.pt").write_bytes(b"synthetic")
+    write_support(
+        flood / "extent.tif",
+        [out / "water" / "pre.tif", out / "water" / "post.tif"],
+        flood / "sar_change.tif",
+        flood / "support.tif",
+    )
     stats_stage(out, flood / "stats.json")
     return out
 
@@ -243,8 +250,7 @@ def stats_stage(event_dir: Path, out: Path) -> dict:
         coregistration=[side / "coregistration.json"] * 2,
         sar_summary=flood / "sar_change.json",
         water=[event_dir / "water" / "pre.json", event_dir / "water" / "post.json"],
-        water_maps=[event_dir / "water" / "pre.tif", event_dir / "water" / "post.tif"],
-        sar_evidence=flood / "sar_change.tif",
+        support=flood / "support.tif",
         checkpoint=side / "checkpoint.pt",
         calibration=None,
         validation=None,

@@ -14,7 +14,7 @@ from PIL import Image
 from metaflood.cli import main
 from metaflood.core.errors import ConfigError, InputError
 from metaflood.flood.calibrate import NETWORK_FIELD
-from metaflood.flood.stats import SUPPORT
+from metaflood.flood.support import SUPPORT
 from metaflood.realdata.benchmark import BenchmarkRun, run_benchmark, settings_from
 from metaflood.training.flood import FloodRecipe, train_flood
 from tests.helpers.realdata_sets import write_etci, write_ombria, write_sen1floods11

@@ -14,6 +14,7 @@ from pystac.extensions.classification import ClassificationExtension
 from pystac.extensions.projection import ProjectionExtension
 
 from metaflood.core.errors import InputError
+from metaflood.flood.support import write_support
 from metaflood.report.products_catalog import ASSETS, write_catalog
 from tests.report import test_stats_report
 
@@ -63,8 +64,17 @@ def event_folder(tmp_path: Path, products: dict) -> Path:
         "water/pre.tif": products["pre_water"],
         "water/post.tif": products["post_water"],
     }
+    support = event / "flood" / "support.tif"
+    write_support(
+        products["extent.tif"],
+        [products["pre_water"], products["post_water"]],
+        products["sar_evidence"],
+        support,
+    )
     for rel, _title, *_ in ASSETS.values():
         target = event / rel
+        if target == support:
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if rel in sources:
             shutil.copy(sources[rel], target)
@@ -104,6 +114,12 @@ def test_catalog_is_valid_stac_with_projection_and_classification(products, tmp_
         "radar_shadow",
         "radar_layover",
         "nodata",
+    ]
+    support = ClassificationExtension.ext(item.assets["support"]).classes
+    assert [(c.value, c.name) for c in support][:3] == [
+        (0, "not_flooded"),
+        (1, "water_maps_and_sar_change"),
+        (2, "sar_change_only"),
     ]
     water = ClassificationExtension.ext(item.assets["reference_water"]).classes
     assert water[2].name == "water_in_the_reference_layer_only"

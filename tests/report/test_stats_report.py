@@ -17,7 +17,8 @@ from metaflood.flood.change import FLOODED_MIN_CONFIDENCE_TAG, map_flood
 from metaflood.flood.confidence import JOIN_FEATURES, load_calibration
 from metaflood.flood.reference_water import write_reference_water
 from metaflood.flood.sar_change import DARK_BEFORE, NO_SIGNAL
-from metaflood.flood.stats import SUPPORT, flooded_from, write_stats
+from metaflood.flood.stats import flooded_from, write_stats
+from metaflood.flood.support import CODES, SUPPORT, write_support
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
 from metaflood.report.maps import ReportInputs
@@ -128,6 +129,8 @@ def write_terrain(paths, tmp_path):
 
 
 def make_stats(p, tmp_path, **kwargs):
+    support = tmp_path / "support.tif"
+    write_support(p["extent.tif"], [p["pre_water"], p["post_water"]], p["sar_evidence"], support)
     return write_stats(
         "e",
         {"events": {"e": EVENT}},
@@ -141,8 +144,7 @@ def make_stats(p, tmp_path, **kwargs):
         coregistration=[p["coreg_pre"], p["coreg_post"]],
         sar_summary=p["sar_summary"],
         water=[p["pre_water_summary"], p["post_water_summary"]],
-        water_maps=[p["pre_water"], p["post_water"]],
-        sar_evidence=p["sar_evidence"],
+        support=support,
         checkpoint=p["checkpoint"],
         calibration=kwargs.pop("calibration", None),
         validation=None,
@@ -165,6 +167,7 @@ def report_inputs(p, tmp_path) -> ReportInputs:
         sar_ratio=p["sar_ratio"],
         stats=tmp_path / "stats.json",
         exclusion=p["exclusion.tif"],
+        support=tmp_path / "support.tif",  # make_stats writes it
     )
 
 
@@ -211,7 +214,7 @@ def test_stats_impact_and_report(products, tmp_path):
 
     out = write_report("e", report_inputs(p, tmp_path), tmp_path / "report.html")
     html = out.read_text()
-    assert html.count('src="data:image/png;base64,') == 14  # 13 maps, 1 chart
+    assert html.count('src="data:image/png;base64,') == 15  # 14 maps, 1 chart
     assert "http" not in html.replace("http-equiv", "")
     assert "0.0020 km&sup2;" in html  # flooded area, as the key figure
     assert "mapped as flooded where the confidence reaches 50%" in html
@@ -367,6 +370,7 @@ def test_report_inputs_from_a_rules_named_inputs():
         sar_ratio="f/sar_logratio.tif",
         stats="f/stats.json",
         exclusion="f/exclusion.tif",
+        support="f/support.tif",
     )
     inputs = ReportInputs.from_named(named)
     assert inputs.stacks == [Path("a/pre.tif"), Path("a/post.tif")]
@@ -405,12 +409,23 @@ def test_the_statistics_and_report_say_what_the_flooded_area_rests_on(products, 
         },
         abs=1e-6,
     )
+    # flood/support.tif maps each strip's case where the statistics count it
+    support = rasterio.open(tmp_path / "support.tif").read(1)
+    for first, case in [
+        (16, "water_maps_only_sar_disagrees"),
+        (20, "water_maps_only_sar_blind"),
+        (24, "sar_change_only"),
+        (28, "neither_alone"),
+        (32, "water_maps_and_sar_change"),
+    ]:
+        assert (support[rows, first : first + 4] == CODES[case]).all()
     impact = pd.read_csv(tmp_path / "impact.csv")
     by_evidence = impact[impact.section == "evidence of the flooded area"]
     assert by_evidence.value.sum() == pytest.approx(1.0, abs=1e-5)
     assert set(by_evidence.measure) == set(SUPPORT.values())
     html = write_report("e", report_inputs(p, tmp_path), tmp_path / "r.html").read_text()
     assert "What the flooded area rests on" in html
+    assert 'alt="what the flooded area rests on"' in html  # the map of where each case lies
     # the SAR-blind strip: its share and area (72 of 504 px at 4 m2)
     assert f"{SUPPORT['water_maps_only_sar_blind']}</td><td>14.3%</td>" in html
     assert "<td>0.0003</td>" in html

@@ -14,6 +14,8 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
+from metaflood.flood.change import FLOODED
+from metaflood.flood.support import CODES
 from tests.helpers.workflow_runs import ROOT, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.integration
@@ -38,6 +40,7 @@ def test_every_product_exists_and_is_georeferenced(tiny_run):
         event / "flood/extent.tif",
         event / "flood/exclusion.tif",
         event / "flood/reference_water.tif",
+        event / "flood/support.tif",
         event / "auxiliary/reference_water.tif",
     ]
     profiles = []
@@ -111,6 +114,13 @@ def test_flood_matches_the_truth(tiny_run):
     by_evidence = stats["flood"]["flooded_by_evidence"]
     assert sum(by_evidence.values()) == pytest.approx(1.0, abs=1e-5)
     assert by_evidence["water_maps_and_sar_change"] > 0.5
+    # flood/support.tif maps those cases: the statistics count the product
+    flood = tiny_run / "results/tiny/flood"
+    with rasterio.open(flood / "support.tif") as support, rasterio.open(flood / "extent.tif") as e:
+        codes, flooded = support.read(1), e.read(1) == FLOODED
+    assert ((codes >= 1) & (codes <= len(CODES)) == flooded).all()
+    for name, code in CODES.items():
+        assert (codes == code).sum() / flooded.sum() == pytest.approx(by_evidence[name], abs=1e-5)
     both = stats["validation"]["flood_by_evidence"]["water_maps_and_sar_change"]
     assert both["truly_flooded"] >= 0.9
 

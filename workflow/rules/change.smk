@@ -171,6 +171,31 @@ rule validate_demo:
         "../scripts/validate_demo.py"
 
 
+rule support:
+    input:
+        extent="results/{event}/flood/extent.tif",
+        water=expand("results/{{event}}/water/{period}.tif", period=PERIODS),
+        sar_evidence="results/{event}/flood/sar_change.tif",
+    output:
+        report(
+            "results/{event}/flood/support.tif",
+            caption="../report/support.rst",
+            category="Flood products",
+        ),
+    log:
+        "results/{event}/logs/support.log",
+    benchmark:
+        "results/{event}/benchmarks/support.tsv"
+    conda:
+        "../../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/support.py"
+
+
 rule stats:
     input:
         extent="results/{event}/flood/extent.tif",
@@ -184,9 +209,8 @@ rule stats:
             "results/{{event}}/aligned/{period}_coregistration.json", period=PERIODS
         ),
         sar_summary="results/{event}/flood/sar_change.json",
-        sar_evidence="results/{event}/flood/sar_change.tif",
         water=expand("results/{{event}}/water/{period}.json", period=PERIODS),
-        water_maps=expand("results/{{event}}/water/{period}.tif", period=PERIODS),
+        support="results/{event}/flood/support.tif",
         exclusion="results/{event}/flood/exclusion.json",
         reference_water="results/{event}/flood/reference_water.json",
         auxiliary="results/{event}/auxiliary/auxiliary.json",

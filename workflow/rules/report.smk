@@ -13,6 +13,7 @@ rule report:
         sar_ratio="results/{event}/flood/sar_logratio.tif",
         stats="results/{event}/flood/stats.json",
         exclusion="results/{event}/flood/exclusion.tif",
+        support="results/{event}/flood/support.tif",
     output:
         report(
             "results/{event}/report.html",
@@ -44,6 +45,7 @@ rule mapbook:
         sar_ratio="results/{event}/flood/sar_logratio.tif",
         stats="results/{event}/flood/stats.json",
         exclusion="results/{event}/flood/exclusion.tif",
+        support="results/{event}/flood/support.tif",
     output:
         report(
             "results/{event}/mapbook.pdf",
@@ -72,6 +74,7 @@ rule products_catalog:
         "results/{event}/flood/sar_logratio.tif",
         "results/{event}/flood/exclusion.tif",
         "results/{event}/flood/reference_water.tif",
+        "results/{event}/flood/support.tif",
         "results/{event}/flood/polygons.gpkg",
         "results/{event}/flood/transitions.csv",
         "results/{event}/flood/impact.csv",

@@ -12,7 +12,7 @@ def main(smk) -> None:
     calibration = ChangeSettings.from_section(section(smk, "full_config")["change"]).calibration
     paths = {
         name: [Path(p) for p in smk.input[name]]
-        for name in ("landcover", "routes", "scenes", "coregistration", "water", "water_maps")
+        for name in ("landcover", "routes", "scenes", "coregistration", "water")
     }
     write_stats(
         smk.wildcards.event,
@@ -23,7 +23,7 @@ def main(smk) -> None:
         transitions=Path(smk.input.transitions),
         **paths,
         sar_summary=Path(smk.input.sar_summary),
-        sar_evidence=Path(smk.input.sar_evidence),
+        support=Path(smk.input.support),
         checkpoint=Path(smk.input.checkpoint),
         calibration=Path(calibration) if calibration else None,
         validation=Path(smk.input.validation) if smk.input.validation else None,

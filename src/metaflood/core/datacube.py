@@ -117,6 +117,7 @@ PRODUCTS: tuple[Product, ...] = (
     ),
     Product("extent", "flood/extent.tif", "flood extent"),
     Product("confidence", "flood/confidence.tif", "calibrated flood confidence (percent)"),
+    Product("support", "flood/support.tif", "what each flooded pixel rests on"),
 )
 # Tags holding "<code> <meaning>, ..." lists (a "bits" tag holds "bit <n> <meaning>").
 CODE_TAGS = ("values", "codes")

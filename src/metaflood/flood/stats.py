@@ -29,7 +29,6 @@ from metaflood.core.errors import InputError
 from metaflood.core.hashing import file_sha256
 from metaflood.core.raster import atomic_path
 from metaflood.core.reliability import HIGH_CONFIDENCE
-from metaflood.core.water_map import Raster, new_water
 from metaflood.flood.change import (
     FLOODED,
     FLOODED_MIN_CONFIDENCE_BEFORE_TAG,
@@ -37,23 +36,9 @@ from metaflood.flood.change import (
     PERMANENT,
 )
 from metaflood.flood.confidence import DEFAULT_CALIBRATION, NETWORK_JOIN, load_calibration
-from metaflood.flood.sar_change import FLOOD_SIGNAL, NO_SIGNAL
+from metaflood.flood.support import CODES, SUPPORT
 
 ROUTES = {1: "both", 2: "sar_only", 3: "optical_only", 0: "none"}
-# What a flooded pixel rests on: the two lines of evidence the confidence weighs, each
-# read alone (the water maps' new water; the SAR change's fall to water level). Where
-# only one line says flood, an analyst checks the map against the images.
-SUPPORT = {
-    "water_maps_and_sar_change": "both lines: new water in the water maps, and the SAR fell "
-    "to water level",
-    "sar_change_only": "the SAR change alone (the water maps show no new water)",
-    "water_maps_only_sar_blind": "the water maps alone, where the SAR cannot see a flood "
-    "(water-dark before the event, or no SAR in a period)",
-    "water_maps_only_sar_disagrees": "the water maps alone, where the SAR saw no fall to "
-    "water level",
-    # (and the flood network, where one is joined: the report says so)
-    "neither_alone": "neither line alone: their margins weighed together",
-}
 ROUTE_OUTSIDE = 255
 PACKAGES = (
     "numpy",
@@ -77,8 +62,7 @@ def pixel_counts(
     confidence: xr.DataArray,
     landcover: list[xr.DataArray],
     routes: list[xr.DataArray],
-    water: list[xr.DataArray],
-    sar_evidence: xr.DataArray,
+    support: xr.DataArray,
 ) -> dict[str, xr.DataArray]:
     """Every pixel count behind stats.json's areas and shares, as lazy sums over (y, x):
     computed together, a chunk at a time, so the stage's memory does not grow with the
@@ -100,24 +84,8 @@ def pixel_counts(
         "flooded_by_post_route": (flooded & (routes[1] == codes)).sum(space),
         "by_route": [(route == codes).sum(space) for route in routes],
         "inside": [(route != ROUTE_OUTSIDE).sum(space) for route in routes],
-        "flooded_by_evidence": [
-            (flooded & line).sum(space) for line in support_lines(water, sar_evidence)
-        ],
+        "flooded_by_evidence": [(support == code).sum(space) for code in CODES.values()],
     }
-
-
-def support_lines(water: list[Raster], sar_evidence: Raster) -> list[Raster]:
-    """Masks of the SUPPORT cases, in its order, from the water maps before and after and
-    the SAR change evidence (numpy arrays or lazy DataArrays): every pixel is in exactly one."""
-    water_change = new_water(*water)
-    sar_fell = sar_evidence == FLOOD_SIGNAL
-    return [
-        water_change & sar_fell,
-        ~water_change & sar_fell,
-        water_change & ~sar_fell & (sar_evidence != NO_SIGNAL),
-        water_change & (sar_evidence == NO_SIGNAL),
-        ~water_change & ~sar_fell,
-    ]
 
 
 def flood_figures(counts: dict, area: float, flooded_min_confidence: int) -> dict:
@@ -305,8 +273,7 @@ def write_stats(
     coregistration: list[Path],
     sar_summary: Path,
     water: list[Path],
-    water_maps: list[Path],
-    sar_evidence: Path,
+    support: Path,
     checkpoint: Path,
     calibration: Path | None,
     validation: Path | None,
@@ -317,15 +284,12 @@ def write_stats(
     auxiliary: Path | None = None,
     network_summary: Path | None = None,
 ) -> dict:
-    """`water` are the water stage's summaries (water/{period}.json), `water_maps` its
-    maps; `network_summary` (flood/network.json) records the flood network the confidence
-    was joined to, where there was one."""
+    """`water` are the water stage's summaries (water/{period}.json), `support` what the
+    flood rests on (flood/support.tif); `network_summary` (flood/network.json) records
+    the flood network the confidence was joined to, where there was one."""
     with xr.set_options(arithmetic_join="exact"):  # one grid, or an error
-        cube = [
-            open_raster(p)
-            for p in (extent, confidence, *landcover, *routes, *water_maps, sar_evidence)
-        ]
-        counts = pixel_counts(cube[0], cube[1], cube[2:4], cube[4:6], cube[6:8], cube[8])
+        cube = [open_raster(p) for p in (extent, confidence, *landcover, *routes, support)]
+        counts = pixel_counts(cube[0], cube[1], cube[2:4], cube[4:6], cube[6])
         try:
             (counts,) = dask.compute(counts, scheduler="synchronous")  # the rule's 1 thread
         except RasterioError as err:

@@ -21,7 +21,7 @@ from metaflood.core.reliability import high_confidence_precision, reliability_ta
 from metaflood.flood.change import EXTENT_NODATA, FLOODED, flood_extent
 from metaflood.flood.confidence import CONFIDENCE_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
-from metaflood.flood.stats import SUPPORT, support_lines
+from metaflood.flood.support import SUPPORT, support_lines
 
 
 def truth_on_grid(truth_path: Path, like: dict) -> np.ndarray:
@@ -77,7 +77,7 @@ def validate_against_truth(
     made nodata is no claim of the product, and the same pixels are left out of every
     line, so the workflow's record and `metaflood validate` run by hand give one figure.
     `water_paths` (the water maps before and after) split the flooded pixels by what they
-    rest on (`stats.SUPPORT`), each case with the share of its pixels truly flooded.
+    rest on (`flood.support.SUPPORT`), each case with the share of its pixels truly flooded.
     With `unexcluded_path` (the extent before the terrain exclusion), `exclusion_effect`
     compares the two extents over the pixels the unexcluded one knows, an excluded pixel
     counting as not flooded: IoU and false-positive area with the exclusion and without.

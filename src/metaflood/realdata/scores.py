@@ -22,14 +22,14 @@ from metaflood.core.classes import NUM_CLASSES, WATER
 from metaflood.core.config import PERIODS
 from metaflood.flood.change import NETWORK_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
-from metaflood.flood.stats import SUPPORT, support_lines
+from metaflood.flood.support import SUPPORT, support_lines
 from metaflood.landcover.routing import ROUTE_NAMES
 from metaflood.realdata.pipeline import OPTICAL_BIT, SAR_BIT, PeriodOutputs, SampleOutputs
 from metaflood.training.layouts import LABEL_NONE, LABEL_WATER
 from metaflood.water.evidence import MNDWI, NDWI, normalised_difference
 
 EVIDENCE, BASELINE, ROUTE = "evidence", "baseline", "route"
-# The flood extent within each case of what it rests on (`flood.stats.SUPPORT`): its
+# The flood extent within each case of what it rests on (`flood.support.SUPPORT`): its
 # precision is how right the extent is there, its recall the share of the true flood the
 # case holds (the cases' recalls add up to the extent's).
 SUPPORT_KIND = "support"

@@ -12,6 +12,7 @@ from metaflood.core import exclusion_codes
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, colormap
 from metaflood.core.config import PERIODS
 from metaflood.core.raster import read_checked
+from metaflood.flood import support
 from metaflood.flood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
 from metaflood.flood.sar_change import (
     DARK_BEFORE,
@@ -43,6 +44,16 @@ EVIDENCE_LEGEND = [
     ("excluded: water-dark before", EVIDENCE_COLORMAP[DARK_BEFORE][:3]),
 ]
 
+SUPPORT_LEGEND = [
+    (label, support.COLOURS[support.CODES[name]][:3])
+    for name, label in {
+        "water_maps_and_sar_change": "both lines",
+        "sar_change_only": "the SAR change alone",
+        "water_maps_only_sar_blind": "water maps alone, SAR blind",
+        "water_maps_only_sar_disagrees": "water maps alone, against the SAR",
+        "neither_alone": "neither line alone",
+    }.items()
+]
 EXCLUSION_LEGEND = [
     (exclusion_codes.NAMES[code], exclusion_codes.COLOURS[code][:3])
     for code in exclusion_codes.EXCLUDING
@@ -62,6 +73,7 @@ class ReportInputs:
     sar_ratio: Path
     stats: Path
     exclusion: Path | None = None
+    support: Path | None = None
 
     @classmethod
     def from_named(cls, named: Any) -> ReportInputs:
@@ -76,6 +88,7 @@ class ReportInputs:
             sar_ratio=Path(named.sar_ratio),
             stats=Path(named.stats),
             exclusion=Path(named.exclusion),
+            support=Path(named.support),
         )
 
 
@@ -91,6 +104,7 @@ class Layers:
     sar_ratio: np.ndarray
     pixel_size: float
     exclusion: np.ndarray | None = None
+    support: np.ndarray | None = None
 
 
 def load_layers(inputs: ReportInputs) -> Layers:
@@ -107,6 +121,7 @@ def load_layers(inputs: ReportInputs) -> Layers:
         sar_ratio=read_checked(inputs.sar_ratio)[0],
         pixel_size=abs(profile["transform"].a),
         exclusion=read_checked(inputs.exclusion)[0][0] if inputs.exclusion else None,
+        support=read_checked(inputs.support)[0][0] if inputs.support else None,
     )
 
 
@@ -149,6 +164,15 @@ def event_maps(layers: Layers) -> dict[str, dict]:
         "title": "Flood confidence (calibrated probability of new water)",
         "colorbar": (*_scale(CONFIDENCE), CONFIDENCE.label),
     }
+    if layers.support is not None:
+        maps["support"] = {
+            "image": background,
+            "overlay": classes_rgba(
+                layers.support, {code: support.COLOURS[code] for code in support.CODES.values()}
+            ),
+            "title": "What the flood rests on: both lines of evidence, or one (check those first)",
+            "legend": SUPPORT_LEGEND,
+        }
     ratio = polarisation_mean(layers.sar_ratio[:2]) if layers.sar_ratio.size else None
     maps["sar_ratio"] = {
         "image": scalar_rgba(ratio, *_scale(LOG_RATIO)),

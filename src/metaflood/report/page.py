@@ -10,7 +10,7 @@ import jinja2
 from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES
 from metaflood.core.config import PERIODS
 from metaflood.core.raster import atomic_path
-from metaflood.flood.stats import SUPPORT
+from metaflood.flood.support import SUPPORT
 from metaflood.report.figures import coregistration_chart, map_png, reliability_chart
 from metaflood.report.maps import ReportInputs, event_maps, load_layers
 

@@ -26,7 +26,7 @@ from metaflood.core.classes import CLASS_COLORS, CLASS_NAMES, CLASS_NODATA
 from metaflood.core.datacube import PRODUCTS
 from metaflood.core.errors import InputError
 from metaflood.core.raster import atomic_path
-from metaflood.flood import reference_water
+from metaflood.flood import reference_water, support
 from metaflood.flood.change import EXTENT_COLORMAP, EXTENT_NODATA
 from metaflood.flood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA
 
@@ -72,6 +72,13 @@ REFERENCE_WATER_CLASSES = [
     for code, name in reference_water.NAMES.items()
     if code != reference_water.NODATA
 ]
+SUPPORT_CLASSES = [
+    (support.NOT_FLOODED, "not_flooded", "not flooded", support.COLOURS[support.NOT_FLOODED]),
+    *(
+        (code, name, support.SUPPORT[name], support.COLOURS[code])
+        for name, code in support.CODES.items()
+    ),
+]
 LANDCOVER_CLASSES = [
     (i, name, name.capitalize(), CLASS_COLORS[i]) for i, name in enumerate(CLASS_NAMES)
 ]
@@ -112,6 +119,13 @@ ASSETS: dict[str, tuple[str, str, str, list[str], list | None]] = {
         COG,
         ["data"],
         _classes(EXCLUSION_CLASSES, exclusion_codes.NODATA),
+    ),
+    "support": (
+        "flood/support.tif",
+        "What each flooded pixel rests on: both lines of evidence, or one",
+        COG,
+        ["data"],
+        _classes(SUPPORT_CLASSES, support.NODATA),
     ),
     "reference_water": (
         "flood/reference_water.tif",

@@ -35,6 +35,7 @@ LAYERS: tuple[ProjectLayer, ...] = (
     ProjectLayer("flood/polygons.gpkg", "Flood polygons", visible=True),
     ProjectLayer("flood/extent.tif", "Flood extent"),
     ProjectLayer("flood/confidence.tif", "Flood confidence (%)"),
+    ProjectLayer("flood/support.tif", "What the flood rests on"),
     ProjectLayer("water/post.tif", "Water after the event (%)"),
     ProjectLayer("water/pre.tif", "Water before the event (%)"),
     ProjectLayer("flood/sar_logratio.tif", "SAR change, post / pre (dB)"),

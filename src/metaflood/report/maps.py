@@ -170,7 +170,7 @@ def event_maps(layers: Layers) -> dict[str, dict]:
             "overlay": classes_rgba(
                 layers.support, {code: support.COLOURS[code] for code in support.CODES.values()}
             ),
-            "title": "What the flood rests on: both lines of evidence, or one (check those first)",
+            "title": "What the flood rests on (check the single-line cases first)",
             "legend": SUPPORT_LEGEND,
         }
     ratio = polarisation_mean(layers.sar_ratio[:2]) if layers.sar_ratio.size else None

@@ -127,7 +127,6 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     from metaflood.flood.change import map_flood
     from metaflood.flood.sar_change import EVIDENCE_COLORMAP, EVIDENCE_NODATA, EVIDENCE_VALUES
     from metaflood.flood.sar_tiled import RATIO_BANDS
-    from metaflood.flood.support import write_support
     from metaflood.landcover.writers import landcover_writers
 
     out = results / event
@@ -204,6 +203,7 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
         "confidence": flood / "confidence.tif",
         "polygons": flood / "polygons.gpkg",
         "transitions": flood / "transitions.csv",
+        "support": flood / "support.tif",
     }
     map_flood(
         landcover,
@@ -222,12 +222,6 @@ def write_event(results: Path, event: str, size: int, seed: int = 0) -> Path:
     (side / "scenes.json").write_text(json.dumps({"note": "synthetic, no scene"}))
     (side / "coregistration.json").write_text(json.dumps({"shifts": {}}))
     (side / "checkpoint.pt").write_bytes(b"synthetic")
-    write_support(
-        flood / "extent.tif",
-        [out / "water" / "pre.tif", out / "water" / "post.tif"],
-        flood / "sar_change.tif",
-        flood / "support.tif",
-    )
     stats_stage(out, flood / "stats.json")
     return out
 

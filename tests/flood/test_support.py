@@ -1,18 +1,18 @@
-"""flood/support.tif: what each flooded pixel rests on, written block by block."""
+"""flood/support.tif: what each flooded pixel rests on, from the change stage, and each
+flood polygon's share resting on both lines of evidence."""
 
+import geopandas as gpd
 import numpy as np
-import pytest
 import rasterio
-from affine import Affine
 
 from metaflood.core.datacube import parse_codes
-from metaflood.core.errors import InputError
 from metaflood.core.raster import write_cog
-from metaflood.flood import support
+from metaflood.flood import change
 from metaflood.flood.change import DRY, EXTENT_NODATA, FLOODED, PERMANENT
 from metaflood.flood.sar_change import DARK_BEFORE, EVIDENCE_NODATA, FLOOD_SIGNAL, NO_SIGNAL
-from metaflood.flood.support import CODES, NODATA, NOT_FLOODED, support_codes, write_support
-from tests.helpers.flood_inputs import CRS, TRANSFORM
+from metaflood.flood.support import CODES, NODATA, NOT_FLOODED, case_codes, support_codes
+from tests.flood.test_change import run_change
+from tests.helpers.flood_inputs import CRS, FLOOD, TRANSFORM, write_inputs
 
 
 def test_each_flooded_pixel_gets_the_case_of_its_evidence():
@@ -26,7 +26,9 @@ def test_each_flooded_pixel_gets_the_case_of_its_evidence():
         ],
         np.uint8,
     )
-    codes = support_codes(extent, [pre, post], sar)
+    cases = case_codes([pre, post], sar)
+    assert set(np.unique(cases)) <= set(CODES.values())  # every pixel in one case
+    codes = support_codes(cases, extent == FLOODED, extent == EXTENT_NODATA)
     assert codes.tolist() == [
         [
             CODES["water_maps_and_sar_change"],
@@ -42,36 +44,34 @@ def test_each_flooded_pixel_gets_the_case_of_its_evidence():
     ]
 
 
-def _write(path, data, nodata=255, transform=TRANSFORM):
-    return write_cog(path, data, crs=CRS, transform=transform, nodata=nodata)
-
-
-def test_the_product_block_by_block_is_the_whole_grid_computed_at_once(tmp_path, monkeypatch):
-    rng = np.random.default_rng(3)
-    shape = (70, 90)  # blocks of 32 px: the last row and column of blocks are partial
-    extent = rng.choice([DRY, FLOODED, PERMANENT, EXTENT_NODATA], shape).astype(np.uint8)
-    pre, post = (rng.choice([0, 30, 60, 100, 255], shape).astype(np.uint8) for _ in "ab")
-    sar = rng.choice([NO_SIGNAL, FLOOD_SIGNAL, DARK_BEFORE, 255], shape).astype(np.uint8)
-    arrays = {"extent": extent, "pre": pre, "post": post, "sar": sar}
-    paths = [_write(tmp_path / f"{name}.tif", a) for name, a in arrays.items()]
-    monkeypatch.setattr(support, "BLOCK_PX", 32)
-    out = tmp_path / "flood" / "support.tif"
-    pixels = write_support(paths[0], paths[1:3], paths[3], out)
-    expected = support_codes(extent, [pre, post], sar)
-    with rasterio.open(out) as src:
+def test_the_change_stage_writes_it_block_by_block_with_the_polygons_share(tmp_path, monkeypatch):
+    """The stage weighs the evidence in blocks: its product is the codes computed on the
+    whole grid at once, and each polygon says how much of it rests on both lines."""
+    paths = write_inputs(tmp_path / "in")
+    rows, cols = FLOOD
+    # a strip of the flood where the SAR saw no fall: the water maps alone say flood there
+    evidence = rasterio.open(paths["sar_evidence"]).read(1)
+    evidence[rows, cols.start : cols.start + 7] = NO_SIGNAL
+    paths["sar_evidence"] = write_cog(
+        tmp_path / "in" / "evidence_edited.tif", evidence, crs=CRS, transform=TRANSFORM, nodata=255
+    )
+    monkeypatch.setattr(change, "BLOCK_PX", 24)  # blocks that cut the flood
+    out = tmp_path / "out"
+    run_change(paths, out, out_support=out / "support.tif")
+    with rasterio.open(out / "extent.tif") as src:
+        extent = src.read(1)
+    water = [rasterio.open(paths[k]).read(1) for k in ("pre_water", "post_water")]
+    expected = support_codes(
+        case_codes(water, evidence), extent == FLOODED, extent == EXTENT_NODATA
+    )
+    with rasterio.open(out / "support.tif") as src:
         np.testing.assert_array_equal(src.read(1), expected)
         assert src.nodata == NODATA and src.descriptions == ("flood_support",)
         assert src.colormap(1)[CODES["water_maps_only_sar_disagrees"]] == (215, 48, 39, 255)
         meanings = parse_codes(src.tags()["values"])
     assert meanings[CODES["neither_alone"]] == "neither_alone" and meanings[0] == "not flooded"
-    assert pixels == {name: int((expected == code).sum()) for name, code in CODES.items()}
-    assert sum(pixels.values()) == int((extent == FLOODED).sum())  # each in one case
-
-
-def test_inputs_on_other_grids_are_refused_naming_them(tmp_path):
-    block = np.zeros((8, 8), np.uint8)
-    extent = _write(tmp_path / "extent.tif", block)
-    moved = _write(tmp_path / "post.tif", block, transform=TRANSFORM * Affine.translation(1, 0))
-    with pytest.raises(InputError, match="extent.tif and .*post.tif are not on the same grid"):
-        write_support(extent, [extent, moved], extent, tmp_path / "support.tif")
-    assert not (tmp_path / "support.tif").exists()
+    flooded = expected[extent == FLOODED]
+    both = (flooded == CODES["water_maps_and_sar_change"]).mean()
+    assert 0 < both < 1
+    (polygon,) = gpd.read_file(out / "polygons.gpkg").itertuples()
+    assert polygon.both_lines_share == round(both, 4)

@@ -14,7 +14,6 @@ from pystac.extensions.classification import ClassificationExtension
 from pystac.extensions.projection import ProjectionExtension
 
 from metaflood.core.errors import InputError
-from metaflood.flood.support import write_support
 from metaflood.report.products_catalog import ASSETS, write_catalog
 from tests.report import test_stats_report
 
@@ -61,20 +60,12 @@ def event_folder(tmp_path: Path, products: dict) -> Path:
         "flood/transitions.csv": products["transitions.csv"],
         "flood/exclusion.tif": products["exclusion.tif"],
         "flood/reference_water.tif": products["reference_water.tif"],
+        "flood/support.tif": products["support.tif"],
         "water/pre.tif": products["pre_water"],
         "water/post.tif": products["post_water"],
     }
-    support = event / "flood" / "support.tif"
-    write_support(
-        products["extent.tif"],
-        [products["pre_water"], products["post_water"]],
-        products["sar_evidence"],
-        support,
-    )
     for rel, _title, *_ in ASSETS.values():
         target = event / rel
-        if target == support:
-            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if rel in sources:
             shutil.copy(sources[rel], target)

@@ -13,12 +13,17 @@ from metaflood.core.grid import Grid
 from metaflood.core.raster import write_cog
 from metaflood.core.reliability import HIGH_CONFIDENCE
 from metaflood.core.settings import ExclusionSettings, section_defaults
-from metaflood.flood.change import FLOODED_MIN_CONFIDENCE_TAG, map_flood
+from metaflood.flood.change import (
+    EXTENT_NODATA,
+    FLOODED,
+    FLOODED_MIN_CONFIDENCE_TAG,
+    map_flood,
+)
 from metaflood.flood.confidence import JOIN_FEATURES, load_calibration
 from metaflood.flood.reference_water import write_reference_water
 from metaflood.flood.sar_change import DARK_BEFORE, NO_SIGNAL
 from metaflood.flood.stats import flooded_from, write_stats
-from metaflood.flood.support import CODES, SUPPORT, write_support
+from metaflood.flood.support import CODES, SUPPORT, case_codes, support_codes, write_support
 from metaflood.report.figures import _nice_length, map_figure, map_png, optical_composite
 from metaflood.report.mapbook import write_mapbook
 from metaflood.report.maps import ReportInputs
@@ -35,7 +40,7 @@ EVENT = {
 @pytest.fixture
 def products(tmp_path):
     paths = write_inputs(tmp_path)
-    for name in ("extent.tif", "confidence.tif", "polygons.gpkg", "transitions.csv"):
+    for name in ("extent.tif", "confidence.tif", "polygons.gpkg", "transitions.csv", "support.tif"):
         paths[name] = tmp_path / name
     map_flood(
         [paths["pre"], paths["post"]],
@@ -49,6 +54,7 @@ def products(tmp_path):
         out_confidence=paths["confidence.tif"],
         out_polygons=paths["polygons.gpkg"],
         out_transitions=paths["transitions.csv"],
+        out_support=paths["support.tif"],
         min_area_m2=0,
         flooded_min_confidence=50,
     )
@@ -129,8 +135,6 @@ def write_terrain(paths, tmp_path):
 
 
 def make_stats(p, tmp_path, **kwargs):
-    support = tmp_path / "support.tif"
-    write_support(p["extent.tif"], [p["pre_water"], p["post_water"]], p["sar_evidence"], support)
     return write_stats(
         "e",
         {"events": {"e": EVENT}},
@@ -144,7 +148,7 @@ def make_stats(p, tmp_path, **kwargs):
         coregistration=[p["coreg_pre"], p["coreg_post"]],
         sar_summary=p["sar_summary"],
         water=[p["pre_water_summary"], p["post_water_summary"]],
-        support=support,
+        support=p["support.tif"],
         checkpoint=p["checkpoint"],
         calibration=kwargs.pop("calibration", None),
         validation=None,
@@ -167,7 +171,7 @@ def report_inputs(p, tmp_path) -> ReportInputs:
         sar_ratio=p["sar_ratio"],
         stats=tmp_path / "stats.json",
         exclusion=p["exclusion.tif"],
-        support=tmp_path / "support.tif",  # make_stats writes it
+        support=p["support.tif"],
     )
 
 
@@ -392,10 +396,15 @@ def test_the_statistics_and_report_say_what_the_flooded_area_rests_on(products, 
     post_water[rows, 24:28] = 10  # the SAR change alone
     post_water[rows, 28:32] = 10
     evidence[rows, 28:32] = NO_SIGNAL  # neither alone
-    grid = {"crs": CRS, "transform": TRANSFORM, "nodata": 255}
+    extent = rasterio.open(p["extent.tif"]).read(1)
+    pre_water = rasterio.open(p["pre_water"]).read(1)
+    cases = case_codes([pre_water, post_water], evidence)
+    support = support_codes(cases, extent == FLOODED, extent == EXTENT_NODATA)
+    grid = {"crs": CRS, "transform": TRANSFORM}
     edited = {
-        "sar_evidence": write_cog(tmp_path / "evidence_edited.tif", evidence, **grid),
-        "post_water": write_cog(tmp_path / "post_water_edited.tif", post_water, **grid),
+        "sar_evidence": write_cog(tmp_path / "evidence_edited.tif", evidence, nodata=255, **grid),
+        "post_water": write_cog(tmp_path / "post_water_edited.tif", post_water, nodata=255, **grid),
+        "support.tif": write_support(tmp_path / "support_edited.tif", support, **grid),
     }
     stats = make_stats(p | edited, tmp_path)
     strip, flooded = 18 * 4, 18 * 28
@@ -410,7 +419,6 @@ def test_the_statistics_and_report_say_what_the_flooded_area_rests_on(products, 
         abs=1e-6,
     )
     # flood/support.tif maps each strip's case where the statistics count it
-    support = rasterio.open(tmp_path / "support.tif").read(1)
     for first, case in [
         (16, "water_maps_only_sar_disagrees"),
         (20, "water_maps_only_sar_blind"),
@@ -423,7 +431,7 @@ def test_the_statistics_and_report_say_what_the_flooded_area_rests_on(products, 
     by_evidence = impact[impact.section == "evidence of the flooded area"]
     assert by_evidence.value.sum() == pytest.approx(1.0, abs=1e-5)
     assert set(by_evidence.measure) == set(SUPPORT.values())
-    html = write_report("e", report_inputs(p, tmp_path), tmp_path / "r.html").read_text()
+    html = write_report("e", report_inputs(p | edited, tmp_path), tmp_path / "r.html").read_text()
     assert "What the flooded area rests on" in html
     assert 'alt="what the flooded area rests on"' in html  # the map of where each case lies
     # the SAR-blind strip: its share and area (72 of 504 px at 4 m2)

@@ -66,6 +66,11 @@ rule change:
             caption="../report/transitions.rst",
             category="Flood statistics",
         ),
+        support=report(
+            "results/{event}/flood/support.tif",
+            caption="../report/support.rst",
+            category="Flood products",
+        ),
         # the extent as it would be without the terrain exclusion, for validation
         unexcluded=temp("results/{event}/flood/extent_unexcluded.tif"),
     log:
@@ -169,31 +174,6 @@ rule validate_demo:
         min_area_m2=config["change"]["min_area_m2"],
     script:
         "../scripts/validate_demo.py"
-
-
-rule support:
-    input:
-        extent="results/{event}/flood/extent.tif",
-        water=expand("results/{{event}}/water/{period}.tif", period=PERIODS),
-        sar_evidence="results/{event}/flood/sar_change.tif",
-    output:
-        report(
-            "results/{event}/flood/support.tif",
-            caption="../report/support.rst",
-            category="Flood products",
-        ),
-    log:
-        "results/{event}/logs/support.log",
-    benchmark:
-        "results/{event}/benchmarks/support.tsv"
-    conda:
-        "../../envs/geo.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    script:
-        "../scripts/support.py"
 
 
 rule stats:

@@ -1,4 +1,4 @@
-"""Rule change: flood extent, confidence, polygons and transitions of an event."""
+"""Rule change: flood extent, confidence, polygons, transitions and what the flood rests on."""
 
 import json
 from pathlib import Path
@@ -24,6 +24,7 @@ def main(smk) -> None:
         out_confidence=Path(smk.output.confidence),
         out_polygons=Path(smk.output.polygons),
         out_transitions=Path(smk.output.transitions),
+        out_support=Path(smk.output.support),
         min_area_m2=change.min_area_m2,
         flooded_min_confidence=change.flooded_min_confidence,
         reference_water=Path(smk.input.reference_water),

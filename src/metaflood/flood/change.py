@@ -40,6 +40,7 @@ from metaflood.flood.confidence import (
 from metaflood.flood.mmu import drop_small_patches
 from metaflood.flood.reference_water import permanent_water
 from metaflood.flood.sar_change import FLOOD_SIGNAL, same_grid
+from metaflood.flood.support import case_codes, support_codes, write_support
 from metaflood.flood.vector import flood_polygons, write_polygons
 
 DRY, FLOODED, PERMANENT = 0, 1, 2
@@ -156,8 +157,10 @@ def map_flood(
     exclusion: Path | None = None,
     out_unexcluded: Path | None = None,
     network: Path | None = None,
+    out_support: Path | None = None,
 ) -> dict:
-    """The change stage: extent, confidence, polygons and transitions of one event.
+    """The change stage: extent, confidence, polygons and transitions of one event, and
+    what each flooded pixel rests on (`out_support`, flood/support.tif, where given).
 
     A pixel is flooded where its confidence (percent) reaches `flooded_min_confidence`.
 
@@ -168,7 +171,7 @@ def map_flood(
     network's probability: where it is the higher, it is the pixel's confidence (see
     joined_probability). The evidence is read and weighed block by block; only the uint8
     grids that the minimum mapping unit and the polygons need whole (pre-event classes,
-    extent, confidence, exclusion) are held for the full grid.
+    extent, confidence, exclusion, what the flood rests on) are held for the full grid.
     """
     calibration_model = load_calibration(calibration)
     with ExitStack() as stack:
@@ -192,6 +195,7 @@ def map_flood(
         pre = np.empty(shape, np.uint8)
         extent = np.empty(shape, np.uint8)
         confidence = np.empty(shape, np.uint8)
+        support = np.empty(shape, np.uint8)
         excluded = np.zeros(shape, bool)
         counts = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
         for window in block_windows(*shape, BLOCK_PX):
@@ -223,6 +227,7 @@ def map_flood(
                 sar_flood=block.sar == FLOOD_SIGNAL,
             )
             confidence[cut] = to_percent(probability)
+            support[cut] = case_codes(evidence.water_maps(window), block.sar)
             counts += transition_counts(pre[cut], post)
     pixel_area = abs(transform.a * transform.e)
     min_pixels = int(np.ceil(min_area_m2 / pixel_area))
@@ -249,7 +254,12 @@ def map_flood(
             FLOODED_MIN_CONFIDENCE_TAG: str(flooded_min_confidence),
         },
     )
-    polygons = flood_polygons(extent == FLOODED, pre, transform, crs.to_string(), confidence)
+    support_codes(support, extent == FLOODED, extent == EXTENT_NODATA)
+    if out_support is not None:
+        write_support(out_support, support, crs=crs, transform=transform)
+    polygons = flood_polygons(
+        extent == FLOODED, pre, transform, crs.to_string(), confidence, support=support
+    )
     write_polygons(polygons, out_polygons)
     with atomic_path(out_transitions) as tmp:
         transition_matrix(counts, pixel_area).to_csv(tmp, float_format="%.6f")

@@ -241,6 +241,10 @@ class EvidenceSource:
         self.ratio_threshold = summary["ratio_threshold_db"]["value"]
         self.water_threshold = summary["water_threshold_db"]["value"]
 
+    def water_maps(self, window: Window | None = None) -> list[np.ndarray]:
+        """The water maps before and after as stored (percent, 255 nodata) over `window`."""
+        return [read_window(src, window, 1) for src in self.sources[:2]]
+
     def read(self, window: Window | None = None) -> Evidence:
         pre_water, post_water, route, sar, ratio = self.sources
         water_pre, water_post = (

@@ -5,8 +5,9 @@ The lines are the water maps' new water (`core.water_map.new_water`) and the SAR
 change's fall to water level (`flood.sar_change`). A flooded pixel rests on both, on one
 of them, or on neither alone (their margins weighed together, and the flood network where
 one is joined). Where only one line says flood, an analyst checks the map against the
-images. The statistics count the product; the demo validation and `benchmark-real` score
-the same cases from `support_lines`.
+images. The change stage writes the product and each flood polygon's share resting on
+both lines; the statistics count the product; the demo validation and `benchmark-real`
+score the same cases from `support_lines`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
 
-from metaflood.core.blockwise import block_windows
-from metaflood.core.raster import cog_writer, open_georeferenced, read_window
+from metaflood.core.raster import write_cog
 from metaflood.core.water_map import Raster, new_water
-from metaflood.flood.change import EXTENT_NODATA, FLOODED
-from metaflood.flood.sar_change import FLOOD_SIGNAL, NO_SIGNAL, same_grid
+from metaflood.flood.sar_change import FLOOD_SIGNAL, NO_SIGNAL
 
 # The cases, in the order of their codes (1 to 5) in flood/support.tif.
 SUPPORT = {
@@ -45,7 +46,6 @@ COLOURS: dict[int, tuple[int, int, int, int]] = {
     CODES["neither_alone"]: (153, 112, 171, 255),
     NODATA: (0, 0, 0, 0),
 }
-BLOCK_PX = 1024
 
 
 def support_lines(water: list[Raster], sar_evidence: Raster) -> list[Raster]:
@@ -62,54 +62,33 @@ def support_lines(water: list[Raster], sar_evidence: Raster) -> list[Raster]:
     ]
 
 
-def support_codes(extent: np.ndarray, water: list[np.ndarray], sar_evidence: np.ndarray):
-    """flood/support.tif's codes: the case of each flooded pixel, NOT_FLOODED elsewhere,
-    NODATA where the extent is nodata."""
-    codes = np.where(extent == EXTENT_NODATA, NODATA, NOT_FLOODED).astype(np.uint8)
-    flooded = extent == FLOODED
+def case_codes(water: list[np.ndarray], sar_evidence: np.ndarray) -> np.ndarray:
+    """Every pixel's case (1 to 5, SUPPORT's order), flooded or not: the change stage
+    keeps it where the extent says flooded (`support_codes`)."""
+    codes = np.zeros(sar_evidence.shape, np.uint8)
     for code, line in zip(CODES.values(), support_lines(water, sar_evidence), strict=True):
-        codes[flooded & line] = code
+        codes[line] = code
     return codes
 
 
-def write_support(
-    extent: Path, water: list[Path], sar_evidence: Path, out: Path, *, threads: int = 1
-) -> dict[str, int]:
-    """Write flood/support.tif block by block (memory does not grow with the grid) from the
-    extent, the water maps before and after and the SAR change evidence, which must share
-    one grid (an InputError naming them); returns the flooded pixels of each case."""
-    paths = [Path(extent), *map(Path, water), Path(sar_evidence)]
-    sources = [open_georeferenced(p) for p in paths]
-    try:
-        same_grid([(p, src.profile) for p, src in zip(paths, sources, strict=True)])
-        grid = sources[0]
-        pixels = dict.fromkeys(SUPPORT, 0)
-        with cog_writer(
-            out,
-            count=1,
-            dtype="uint8",
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            nodata=NODATA,
-            descriptions=("flood_support",),
-            colormap=COLOURS,
-            tags={"values": ", ".join(f"{c} {n}" for c, n in _code_names().items())},
-            threads=threads,
-        ) as dst:
-            for window in block_windows(grid.height, grid.width, BLOCK_PX):
-                ext, pre, post, sar = (read_window(src, window, 1) for src in sources)
-                codes = support_codes(ext, [pre, post], sar)
-                dst.write(codes, 1, window=window)
-                counts = np.bincount(codes.ravel(), minlength=NODATA + 1)
-                for name, code in CODES.items():
-                    pixels[name] += int(counts[code])
-    finally:
-        for src in sources:
-            src.close()
-    return pixels
+def support_codes(cases: np.ndarray, flooded: np.ndarray, unmapped: np.ndarray) -> np.ndarray:
+    """flood/support.tif's codes, in place: the case of each flooded pixel, NOT_FLOODED
+    elsewhere, NODATA where the extent is nodata (`unmapped`)."""
+    cases[~flooded] = NOT_FLOODED
+    cases[unmapped] = NODATA
+    return cases
 
 
-def _code_names() -> dict[int, str]:
-    return {NOT_FLOODED: "not flooded", **{c: n for n, c in CODES.items()}, NODATA: "nodata"}
+def write_support(path: Path, codes: np.ndarray, *, crs: CRS, transform: Affine) -> Path:
+    """flood/support.tif: the codes as a COG with their colour table and meanings."""
+    names = {NOT_FLOODED: "not flooded", **{c: n for n, c in CODES.items()}, NODATA: "nodata"}
+    return write_cog(
+        path,
+        codes,
+        crs=crs,
+        transform=transform,
+        nodata=NODATA,
+        descriptions=("flood_support",),
+        colormap=COLOURS,
+        tags={"values": ", ".join(f"{code} {name}" for code, name in names.items())},
+    )

@@ -14,6 +14,7 @@ from skimage.measure import label
 
 from metaflood.core.classes import CLASS_NAMES, NUM_CLASSES
 from metaflood.core.raster import atomic_path
+from metaflood.flood.support import CODES
 
 COLUMNS = [
     "flood_id",
@@ -21,6 +22,7 @@ COLUMNS = [
     "mean_confidence",
     "dominant_pre_class",
     "dominant_pre_share",
+    "both_lines_share",
 ]
 
 
@@ -30,9 +32,11 @@ def flood_polygons(
     transform: Affine,
     crs: str,
     confidence: np.ndarray | None = None,
+    support: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
-    """One polygon per 8-connected flooded region, with the pre-event class it replaced
-    and its mean confidence (percent; NaN when no confidence raster is given)."""
+    """One polygon per 8-connected flooded region, with the pre-event class it replaced,
+    its mean confidence (percent) and the share of it resting on both lines of evidence
+    (`support`: flood/support.tif's codes); NaN where that raster is not given."""
     regions = label(flooded, connectivity=2).astype(np.int32)
     n = int(regions.max())
     pixel_area = abs(transform.a * transform.e)
@@ -45,7 +49,12 @@ def flood_polygons(
             counts = np.bincount(regions[scored], minlength=n + 1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean_confidence = sums / counts
-        areas = np.bincount(regions.ravel(), minlength=n + 1) * pixel_area
+        pixels = np.bincount(regions.ravel(), minlength=n + 1)
+        areas = pixels * pixel_area
+        both_share = np.full(n + 1, np.nan)
+        if support is not None:
+            both = (support == CODES["water_maps_and_sar_change"]).ravel()
+            both_share = np.bincount(regions.ravel(), both, minlength=n + 1) / np.maximum(pixels, 1)
         valid_pre = pre_class < NUM_CLASSES
         pairs = regions[valid_pre].astype(np.int64) * NUM_CLASSES + pre_class[valid_pre]
         counts = np.bincount(pairs, minlength=(n + 1) * NUM_CLASSES).reshape(n + 1, NUM_CLASSES)
@@ -63,6 +72,7 @@ def flood_polygons(
                     "mean_confidence": round(float(mean_confidence[region]), 2),
                     "dominant_pre_class": CLASS_NAMES[dominant] if total else "unknown",
                     "dominant_pre_share": float(counts[region, dominant] / total) if total else 0.0,
+                    "both_lines_share": round(float(both_share[region]), 4),
                 }
             )
             geometries.append(geometry)

@@ -83,14 +83,15 @@ def plan_period(
     sar: Path,
     optical: Path,
     optical_mask: Path,
-    reference: Path,
+    reference: Path | None,
     settings: Settings,
     *,
     estimate: bool = True,
     report: dict | None = None,
 ) -> Plan:
-    """Check the scenes and estimate the shifts; with `estimate=False`, take the shifts
-    (and the speckle looks) from an earlier `report` instead."""
+    """Check the scenes and estimate the shifts (the post-event SAR's against the
+    `reference`, the pre-event SAR); with `estimate=False`, take the shifts (and the
+    speckle looks) from an earlier `report` instead, and no reference is read."""
     key = f"events.{name}"
     grid = event_grid(event, key)
     polygon = to_crs(aoi_polygon(event, key), grid.crs)
@@ -110,7 +111,7 @@ def plan_period(
         optical_shift = _applied(shifts.get("optical_to_sar"))
     else:
         reference_scene = None
-        if period == "post" and not sar_scene.absent:
+        if period == "post" and not sar_scene.absent and reference is not None:
             reference_scene = inspect_scene(reference, scene_band_names(reference, "sar"), grid)
             if reference_scene.absent:
                 reference_scene = None
@@ -226,7 +227,7 @@ def coregister_tile(
             sar,
             optical,
             optical_mask,
-            sar,
+            None,
             settings,
             estimate=False,
             report=report,

@@ -4,9 +4,10 @@ Run by the system Python that has QGIS (Debian's python3-qgis), not by the proje
 virtual environment: `python3 qgis_probe.py FILE...` prints, as JSON, for each file
 whether the layer is valid and its renderer's type; for a raster, the bands drawn and the
 colour (ARGB, 0 transparent) QGIS draws each pixel of its first row in; for a vector
-layer (a GeoPackage), the fill colour of its symbol; for a project (.qgs), whether it
-was read, its CRS, and its layers from the top of the list: name, whether drawn, valid,
-renderer, CRS and the file it reads.
+layer (a GeoPackage), the fill colour of its symbol, or for a rule-based renderer each
+rule's label, colours and the features (by `flood_id`) it draws; for a project (.qgs),
+whether it was read, its CRS, and its layers from the top of the list: name, whether
+drawn, valid, renderer, CRS and the file it reads.
 """
 
 import json
@@ -15,7 +16,15 @@ import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer  # noqa: E402
+from qgis.core import (  # noqa: E402
+    QgsApplication,
+    QgsExpression,
+    QgsExpressionContext,
+    QgsExpressionContextUtils,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 
 
 def probe(path: str) -> dict:
@@ -50,12 +59,35 @@ def probe_project(path: str) -> dict:
 def probe_vector(path: str) -> dict:
     layer = QgsVectorLayer(path, os.path.basename(path), "ogr")  # loads the default style
     renderer = layer.renderer()
+    drawn = {"valid": layer.isValid(), "renderer": renderer.type()}
+    if renderer.type() == "singleSymbol":
+        drawn["fill_argb"] = renderer.symbol().color().rgba()
+    if renderer.type() == "RuleRenderer":
+        drawn["rules"] = [rule_drawing(layer, rule) for rule in renderer.rootRule().children()]
+    return drawn
+
+
+def rule_drawing(layer: QgsVectorLayer, rule) -> dict:
+    """A rule's label and colours, and the features it draws (an ELSE rule: those no
+    other rule draws)."""
+    context = QgsExpressionContext(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
+    siblings = [r for r in rule.parent().children() if not r.isElse()]
+    drawn = []
+    for feature in layer.getFeatures():
+        context.setFeature(feature)
+        if rule.isElse():
+            hit = not any(QgsExpression(r.filterExpression()).evaluate(context) for r in siblings)
+        else:
+            hit = bool(QgsExpression(rule.filterExpression()).evaluate(context))
+        if hit:
+            drawn.append(feature["flood_id"])
+    fill = rule.symbol().symbolLayer(0)
     return {
-        "valid": layer.isValid(),
-        "renderer": renderer.type(),
-        "fill_argb": renderer.symbol().color().rgba()
-        if renderer.type() == "singleSymbol"
-        else None,
+        "label": rule.label(),
+        "fill_argb": fill.fillColor().rgba(),
+        "outline_argb": fill.strokeColor().rgba(),
+        "outline_width_mm": fill.strokeWidth(),
+        "flood_ids": drawn,
     }
 
 

@@ -14,6 +14,7 @@ from rasterio.transform import from_origin
 from metaflood.core.errors import InputError
 from metaflood.core.raster import write_cog
 from metaflood.flood.change import EXTENT_COLORMAP, FLOODED
+from metaflood.flood.support import CODES, COLOURS
 from metaflood.flood.vector import flood_polygons, write_polygons
 from metaflood.report.qgis_styles import style_path, styled_products, write_style
 from metaflood.report.ramps import CONFIDENCE, LOG_RATIO
@@ -112,19 +113,30 @@ def test_qgis_draws_each_product_through_its_style(tmp_path):
     assert drawn[plain]["renderer"] == "singlebandgray"
 
 
-def test_qgis_fills_the_flood_polygons_in_the_extents_colour(tmp_path):
+def test_qgis_outlines_in_red_the_polygons_to_check_first(tmp_path):
+    """Polygons fill in the extent's colour; one that rests less than half on both lines
+    of evidence (flood/support.tif's code 1) gets a thick red outline."""
     flooded = np.zeros((40, 40), bool)
-    flooded[10:30, 10:30] = True
+    flooded[5:15, 5:15] = flooded[25:35, 25:35] = True
+    support = np.where(flooded, CODES["water_maps_and_sar_change"], 0).astype(np.uint8)
+    support[25:35, 25:32] = CODES["water_maps_only_sar_disagrees"]  # 30% on both lines
     classes = np.zeros((40, 40), np.uint8)
     confidence = np.full((40, 40), 90, np.uint8)
     polygons = tmp_path / "flood" / "polygons.gpkg"
     polygons.parent.mkdir()
-    frame = flood_polygons(flooded, classes, GRID["transform"], GRID["crs"], confidence)
+    frame = flood_polygons(flooded, classes, GRID["transform"], GRID["crs"], confidence, support)
+    assert frame.both_lines_share.tolist() == [1.0, 0.3]
     write_polygons(frame, polygons)
     write_style(polygons, "flood/polygons.gpkg")
     drawn = qgis_draws(polygons)[polygons]
-    assert drawn["valid"] and drawn["renderer"] == "singleSymbol"
-    assert drawn["fill_argb"] == argb(*EXTENT_COLORMAP[FLOODED][:3], 140)
+    assert drawn["valid"] and drawn["renderer"] == "RuleRenderer"
+    check, flooded_rule = drawn["rules"]
+    assert check["flood_ids"] == [2] and flooded_rule["flood_ids"] == [1]
+    assert "check first" in check["label"]
+    for rule in (check, flooded_rule):
+        assert rule["fill_argb"] == argb(*EXTENT_COLORMAP[FLOODED][:3], 140)
+    assert check["outline_argb"] == argb(*COLOURS[CODES["water_maps_only_sar_disagrees"]][:3])
+    assert check["outline_width_mm"] > flooded_rule["outline_width_mm"]
 
 
 def stack_raster(path: Path, optical: bool) -> Path:

@@ -199,7 +199,7 @@ def test_the_products_open_in_qgis_with_their_styles(tiny_run):
     assert not (event / "flood" / "network.qml").exists()  # no flood network configured
     drawn = qgis_draws(*products)
     renderers = {r.relative_to(event).as_posix(): d["renderer"] for r, d in drawn.items()}
-    expected = {"flood/polygons.gpkg": "singleSymbol"}
+    expected = {"flood/polygons.gpkg": "RuleRenderer"}
     expected |= {f"aligned/{period}.tif": "multibandcolor" for period in ("pre", "post")}
     assert renderers == {
         product: expected.get(product, "singlebandpseudocolor")
@@ -223,6 +223,8 @@ def test_the_qgis_project_opens_every_product_where_the_folder_is_moved(tiny_run
     assert all(Path(layer["source"]).is_relative_to(moved) for layer in layers)
     renderers = {layer["name"]: layer["renderer"] for layer in layers}
     assert renderers["Flood extent"] == "paletted"  # its colour table
+    assert renderers["What the flood rests on"] == "paletted"
+    assert renderers["Flood polygons"] == "RuleRenderer"  # the ones to check outlined
     assert renderers["Flood confidence (%)"] == "singlebandpseudocolor"  # its style
     assert renderers["Image after the event"] == "multibandcolor"
     assert [layer["name"] for layer in layers if layer["visible"]] == [

@@ -43,6 +43,9 @@ STRETCH_SAMPLE_PX = 1024
 # Filled in the extent's colour for flooded, outlined in its colour for permanent water.
 POLYGONS = "flood/polygons.gpkg"
 POLYGON_FILL_ALPHA = 140
+# A polygon of which less than this share rests on both lines of evidence is outlined in
+# red, to be checked against the images first.
+CHECK_BELOW_BOTH_LINES = 0.5
 
 
 def styled_products(*, flood_network: bool) -> list[str]:
@@ -96,36 +99,61 @@ def raster_style(ramp: Ramp, band: int) -> str:
 
 def polygon_style() -> str:
     """A QGIS style (QML) filling the flood polygons half-transparent in the extent's
-    colour for flooded, outlined in its colour for permanent water."""
+    colour, outlined in its permanent-water colour; a polygon less than half of which
+    rests on both lines of evidence (`both_lines_share`) is outlined thick in red, to be
+    checked against the images first."""
     from metaflood.flood.change import EXTENT_COLORMAP, FLOODED, PERMANENT
+    from metaflood.flood.support import CODES, COLOURS
 
     fill = (*EXTENT_COLORMAP[FLOODED][:3], POLYGON_FILL_ALPHA)
-    outline = EXTENT_COLORMAP[PERMANENT]
+    check = COLOURS[CODES["water_maps_only_sar_disagrees"]]
     qgis = ET.Element("qgis", version="3.22.0", styleCategories="Symbology")
-    renderer = ET.SubElement(qgis, "renderer-v2", type="singleSymbol", symbollevels="0")
+    renderer = ET.SubElement(qgis, "renderer-v2", type="RuleRenderer", symbollevels="0")
+    rules = ET.SubElement(renderer, "rules", key="{flood}")
+    symbols = ET.SubElement(renderer, "symbols")
+    for name, (label, expression, outline, width) in enumerate(
+        [
+            (
+                f"less than {CHECK_BELOW_BOTH_LINES:.0%} on both lines of evidence: check first",
+                f'"both_lines_share" < {CHECK_BELOW_BOTH_LINES}',
+                check,
+                "0.8",
+            ),
+            ("flooded", "ELSE", EXTENT_COLORMAP[PERMANENT], "0.3"),
+        ]
+    ):
+        ET.SubElement(
+            rules, "rule", key=f"{{rule{name}}}", symbol=str(name), label=label, filter=expression
+        )
+        _fill_symbol(symbols, str(name), fill, outline, width)
+    ET.SubElement(qgis, "blendMode").text = "0"
+    ET.SubElement(qgis, "featureBlendMode").text = "0"
+    return _document(qgis)
+
+
+def _fill_symbol(
+    symbols: ET.Element, name: str, fill: tuple[int, ...], outline: tuple[int, ...], width: str
+) -> None:
     symbol = ET.SubElement(
-        ET.SubElement(renderer, "symbols"),
+        symbols,
         "symbol",
         type="fill",
-        name="0",
+        name=name,
         alpha="1",
         clip_to_extent="1",
         force_rhr="0",
     )
     layer = ET.SubElement(symbol, "layer", {"class": "SimpleFill", "enabled": "1", "pass": "0"})
     options = ET.SubElement(layer, "Option", type="Map")
-    for name, value in (
+    for key, value in (
         ("color", ",".join(map(str, fill))),
         ("style", "solid"),
         ("outline_color", ",".join(map(str, outline))),
         ("outline_style", "solid"),
-        ("outline_width", "0.3"),
+        ("outline_width", width),
         ("outline_width_unit", "MM"),
     ):
-        ET.SubElement(options, "Option", name=name, type="QString", value=value)
-    ET.SubElement(qgis, "blendMode").text = "0"
-    ET.SubElement(qgis, "featureBlendMode").text = "0"
-    return _document(qgis)
+        ET.SubElement(options, "Option", name=key, type="QString", value=value)
 
 
 def image_style(stack: Path) -> str:

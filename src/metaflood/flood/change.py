@@ -254,7 +254,7 @@ def map_flood(
             FLOODED_MIN_CONFIDENCE_TAG: str(flooded_min_confidence),
         },
     )
-    support_codes(support, extent == FLOODED, extent == EXTENT_NODATA)
+    support = support_codes(support, extent == FLOODED, extent == EXTENT_NODATA)
     if out_support is not None:
         write_support(out_support, support, crs=crs, transform=transform)
     polygons = flood_polygons(

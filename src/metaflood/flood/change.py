@@ -202,7 +202,8 @@ def map_flood(
             cut = window.toslices()
             pre[cut] = read_window(pre_src, window, 1)
             post = read_window(post_src, window, 1)
-            block = evidence.read(window)
+            stored_water = evidence.water_maps(window)  # as stored: what the flood rests on
+            block = evidence.read(window, stored_water)
             probability = flood_probability(block, calibration_model)
             if network is not None:
                 probability = joined_probability(
@@ -227,7 +228,7 @@ def map_flood(
                 sar_flood=block.sar == FLOOD_SIGNAL,
             )
             confidence[cut] = to_percent(probability)
-            support[cut] = case_codes(evidence.water_maps(window), block.sar)
+            support[cut] = case_codes(stored_water, block.sar)
             counts += transition_counts(pre[cut], post)
     pixel_area = abs(transform.a * transform.e)
     min_pixels = int(np.ceil(min_area_m2 / pixel_area))

@@ -245,11 +245,14 @@ class EvidenceSource:
         """The water maps before and after as stored (percent, 255 nodata) over `window`."""
         return [read_window(src, window, 1) for src in self.sources[:2]]
 
-    def read(self, window: Window | None = None) -> Evidence:
-        pre_water, post_water, route, sar, ratio = self.sources
-        water_pre, water_post = (
-            _water_probability(read_window(src, window, 1)) for src in (pre_water, post_water)
-        )
+    def read(
+        self, window: Window | None = None, water_maps: list[np.ndarray] | None = None
+    ) -> Evidence:
+        """The evidence over `window`; `water_maps`, where the caller has read them over it
+        already (`water_maps`), are taken as they are rather than read again."""
+        _, _, route, sar, ratio = self.sources
+        stored = water_maps if water_maps is not None else self.water_maps(window)
+        water_pre, water_post = (_water_probability(percent) for percent in stored)
         ratio_bands = read_window(ratio, window)
         return Evidence(
             water_pre=water_pre,

@@ -199,8 +199,7 @@ def _validate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resources", default="resources")
     for name in ("--extent", "--confidence", "--sar-evidence", "--pre", "--post"):
         p.add_argument(name)
-    for name in ("--water-pre", "--water-post"):
-        p.add_argument(name)
+    p.add_argument("--support", help="what the flood rests on (default: flood/support.tif)")
     p.add_argument("--truth-dir")
     p.add_argument("--out")
     p.add_argument("--min-area-m2", type=float, help="default: change.min_area_m2 of --config")
@@ -243,10 +242,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
         path(args.post, "landcover/post.tif"),
         truth_dir,
         path(args.out, "flood/validation.json"),
-        water_paths=(
-            path(args.water_pre, "water/pre.tif"),
-            path(args.water_post, "water/post.tif"),
-        ),
+        support_path=path(args.support, "flood/support.tif"),
         min_area_m2=min_area_m2,
     )
     print("\n".join(summary_lines(args.event or "(paths given)", result)))

@@ -151,7 +151,13 @@ def test_validation_by_hand_gives_the_workflows_figures_when_pixels_are_excluded
     codes[FLOOD[0], 16:24] = SHADOW
     exclusion = cog(tmp_path / "exclusion.tif", codes, NODATA)
     out = tmp_path / "out"
-    run_change(paths, out, exclusion=exclusion, out_unexcluded=out / "unexcluded.tif")
+    run_change(
+        paths,
+        out,
+        exclusion=exclusion,
+        out_unexcluded=out / "unexcluded.tif",
+        out_support=out / "support.tif",
+    )
     truth = tmp_path / "truth"
     truth.mkdir()
     flood = np.zeros((SIZE, SIZE), np.uint8)
@@ -162,16 +168,15 @@ def test_validation_by_hand_gives_the_workflows_figures_when_pixels_are_excluded
             cog(truth / f"landcover_{period}.tif", src.read(1), 255)
     inputs = [out / "extent.tif", out / "confidence.tif", paths["sar_evidence"]]
     inputs += [paths["pre"], paths["post"], truth]
-    water = (paths["pre_water"], paths["post_water"])
     workflow = validate_against_truth(
         *inputs,
         out / "validation.json",
-        water_paths=water,
+        support_path=out / "support.tif",
         min_area_m2=0,
         unexcluded_path=out / "unexcluded.tif",
     )
     by_hand = validate_against_truth(
-        *inputs, out / "validation.json", water_paths=water, min_area_m2=0
+        *inputs, out / "validation.json", support_path=out / "support.tif", min_area_m2=0
     )
     assert by_hand == workflow
     assert workflow["flood"]["false_negative_px"] == 0  # the excluded part is no claim

@@ -152,7 +152,7 @@ rule validate_demo:
         sar_evidence="results/{event}/flood/sar_change.tif",
         pre="results/{event}/landcover/pre.tif",
         post="results/{event}/landcover/post.tif",
-        water=expand("results/{{event}}/water/{period}.tif", period=PERIODS),
+        support="results/{event}/flood/support.tif",
         demo=demo_dir,
     output:
         report(

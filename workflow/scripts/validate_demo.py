@@ -16,7 +16,7 @@ def main(smk) -> None:
         Path(smk.input.post),
         Path(smk.input.demo) / "truth",
         Path(smk.output[0]),
-        water_paths=tuple(Path(p) for p in smk.input.water),
+        support_path=Path(smk.input.support),
         min_area_m2=smk.params.min_area_m2,
         unexcluded_path=Path(smk.input.unexcluded),
     )

@@ -6,8 +6,9 @@ change's fall to water level (`flood.sar_change`). A flooded pixel rests on both
 of them, or on neither alone (their margins weighed together, and the flood network where
 one is joined). Where only one line says flood, an analyst checks the map against the
 images. The change stage writes the product and each flood polygon's share resting on
-both lines; the statistics count the product; the demo validation and `benchmark-real`
-score the same cases from `support_lines`.
+both lines; the statistics and the demo validation count the product; `benchmark-real`,
+which also needs the case of the flood the extent missed, scores the same cases from
+`support_lines`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from metaflood.core.reliability import high_confidence_precision, reliability_ta
 from metaflood.flood.change import EXTENT_NODATA, FLOODED, flood_extent
 from metaflood.flood.confidence import CONFIDENCE_NODATA
 from metaflood.flood.sar_change import FLOOD_SIGNAL
-from metaflood.flood.support import SUPPORT, support_lines
+from metaflood.flood.support import CODES
 
 
 def truth_on_grid(truth_path: Path, like: dict) -> np.ndarray:
@@ -67,7 +67,7 @@ def validate_against_truth(
     truth_dir: Path,
     out: Path,
     *,
-    water_paths: tuple[Path, Path],
+    support_path: Path,
     min_area_m2: float,
     unexcluded_path: Path | None = None,
 ) -> dict:
@@ -76,8 +76,8 @@ def validate_against_truth(
     Every score is taken over the pixels the extent maps: a pixel the terrain exclusion
     made nodata is no claim of the product, and the same pixels are left out of every
     line, so the workflow's record and `metaflood validate` run by hand give one figure.
-    `water_paths` (the water maps before and after) split the flooded pixels by what they
-    rest on (`flood.support.SUPPORT`), each case with the share of its pixels truly flooded.
+    `support_path` (flood/support.tif) splits the flooded pixels by what they rest on
+    (`flood.support.SUPPORT`), each case with the share of its pixels truly flooded.
     With `unexcluded_path` (the extent before the terrain exclusion), `exclusion_effect`
     compares the two extents over the pixels the unexcluded one knows, an excluded pixel
     counting as not flooded: IoU and false-positive area with the exclusion and without.
@@ -113,10 +113,9 @@ def validate_against_truth(
         },
         "landcover": {},
     }
-    water = [read_checked(p)[0][0] for p in water_paths]
+    support = read_checked(support_path)[0][0]
     result["flood_by_evidence"] = {
-        name: _share_truly_flooded((extent == FLOODED) & line, flood_truth)
-        for name, line in zip(SUPPORT, support_lines(water, sar), strict=True)
+        name: _share_truly_flooded(support == code, flood_truth) for name, code in CODES.items()
     }
     if effect is not None:
         result["exclusion_effect"] = effect
